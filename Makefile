@@ -1,0 +1,66 @@
+# kubevox: `make run` for the demo, `make test` for the test suite. Everything else is set up on
+# first use: a local virtualenv (.venv) and, cached under ~/.cache/kubevox, a Kubernetes control
+# plane built from its Go modules.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STATE := .kubevox
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml hack/install-python.sh
+	@bash hack/install-python.sh "$(PYTHON)" "$(VENV)"
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv with kubevox and its development tools
+
+.PHONY: controlplane
+controlplane: ## Build (once) and cache kube-apiserver, kube-controller-manager, kubectl and etcd
+	@bash hack/controlplane/build.sh >/dev/null
+
+.PHONY: crds
+crds: $(STAMP) ## Regenerate crds/ from the pydantic models
+	@$(PY) -m kubevox_operator.api.crd crds
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (lint and format check) and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format and fix what ruff can
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+.PHONY: test
+test: $(STAMP) controlplane ## Run every test, against the real local components
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: cluster-up
+cluster-up: $(STAMP) controlplane ## Start a local control plane in the background (.kubevox/kubeconfig)
+	@$(PY) -m kubevox_devenv.controlplane up --dir $(STATE)
+	@$(STATE)/kubectl --kubeconfig $(STATE)/kubeconfig apply --server-side -f crds/ >/dev/null
+	@$(STATE)/kubectl --kubeconfig $(STATE)/kubeconfig wait --for=condition=Established \
+		crd/voiceagents.kubevox.dev crd/knowledgebases.kubevox.dev >/dev/null
+	@echo "CRDs installed. Try: $(STATE)/kubectl --kubeconfig $(STATE)/kubeconfig get crd"
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane; leaves nothing running
+	@if [ -x $(PY) ]; then $(PY) -m kubevox_devenv.controlplane down --dir $(STATE); fi
+
+.PHONY: run
+run: $(STAMP) controlplane ## The demo: local control plane, CRDs, samples, and what kubectl shows
+	@$(PY) -m kubevox_devenv.demo
+
+.PHONY: clean
+clean: cluster-down ## Remove .venv and local state (keeps the ~/.cache/kubevox build cache)
+	rm -rf $(VENV) $(STATE) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,354 @@
+"""A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver (RBAC on, audit log of
+writes) and kube-controller-manager (garbage collection, Deployments, Jobs, HPA).
+
+There is no scheduler and no kubelet: pods are created but never run.
+
+    python -m kubevox_devenv.controlplane up --dir .kubevox     # start in the background
+    python -m kubevox_devenv.controlplane down --dir .kubevox   # stop, leave nothing running
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .certs import LocalPKI
+from .procs import ManagedProcess, free_port, stop_process_group, wait_for
+
+REPO = Path(__file__).resolve().parents[3]
+BUILD_SCRIPT = REPO / "hack" / "controlplane" / "build.sh"
+SERVICE_CIDR = "10.0.0.0/24"
+
+# Writes only: the operator tests count them to prove an idle resync writes nothing.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted", "Panic"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
+
+
+def binaries() -> Path:
+    """Directory with kube-apiserver, kube-controller-manager, kubectl and etcd (built and
+    cached on first use, or taken from KUBEBUILDER_ASSETS)."""
+    out = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+@dataclass
+class Endpoints:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+
+
+class ControlPlane:
+    """etcd + kube-apiserver + kube-controller-manager under ``workdir``."""
+
+    def __init__(self, workdir: Path, bin_dir: Path | None = None) -> None:
+        self.dir = workdir.resolve()
+        self.bin = bin_dir or binaries()
+        self.pki_dir = self.dir / "pki"
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.audit_log = self.dir / "audit.log"
+        self.ports = Endpoints(free_port(), free_port(), free_port(), free_port())
+        self.processes: list[ManagedProcess] = []
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports.apiserver}"
+
+    @property
+    def kubectl(self) -> Path:
+        return self.bin / "kubectl"
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        pki = LocalPKI(self.pki_dir)
+        serving = pki.issue(
+            "apiserver",
+            "kube-apiserver",
+            server_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+            ),
+            server_ips=("127.0.0.1", "10.0.0.1"),
+        )
+        admin = pki.issue("admin", "kubevox-admin", organization="system:masters")
+        kcm = pki.issue("controller-manager", "system:kube-controller-manager")
+        sa_key, sa_pub = pki.service_account_keys()
+        (self.dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
+
+        self._etcd()
+        self._apiserver(pki, serving, sa_key, sa_pub)
+        self._write_kubeconfig(self.kubeconfig, pki, admin, "kubevox-admin")
+        kcm_config = self.dir / "controller-manager.kubeconfig"
+        self._write_kubeconfig(kcm_config, pki, kcm, "system:kube-controller-manager")
+        self._controller_manager(pki, kcm_config, sa_key)
+
+    def _run(self, name: str, argv: list[str]) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.dir / "logs" / f"{name}.log")
+        proc.start()
+        self.processes.append(proc)
+        return proc
+
+    def _etcd(self) -> None:
+        client = f"http://127.0.0.1:{self.ports.etcd_client}"
+        peer = f"http://127.0.0.1:{self.ports.etcd_peer}"
+        proc = self._run(
+            "etcd",
+            [
+                str(self.bin / "etcd"),
+                "--name=default",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=default={peer}",
+                "--listen-metrics-urls=",
+                "--unsafe-no-fsync",  # a throw-away test store: durability buys nothing here
+                "--log-level=warn",
+            ],
+        )
+        wait_for("etcd", lambda: _http_ok(f"{client}/health"), 60, proc.alive)
+
+    def _apiserver(
+        self, pki: LocalPKI, serving: tuple[Path, Path], sa_key: Path, sa_pub: Path
+    ) -> None:
+        proc = self._run(
+            "kube-apiserver",
+            [
+                str(self.bin / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
+                f"--cert-dir={self.pki_dir}",
+                f"--tls-cert-file={serving[0]}",
+                f"--tls-private-key-file={serving[1]}",
+                f"--client-ca-file={pki.ca_cert}",
+                f"--secure-port={self.ports.apiserver}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={sa_pub}",
+                f"--service-account-signing-key-file={sa_key}",
+                f"--audit-policy-file={self.dir / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",  # an entry is on disk when the request returns
+                "--v=0",
+            ],
+        )
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        wait_for(
+            "kube-apiserver",
+            lambda: _http_ok(f"{self.server}/readyz", context, pki.dir / "admin"),
+            120,
+            proc.alive,
+        )
+
+    def _controller_manager(self, pki: LocalPKI, kubeconfig: Path, sa_key: Path) -> None:
+        proc = self._run(
+            "kube-controller-manager",
+            [
+                str(self.bin / "kube-controller-manager"),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                f"--secure-port={self.ports.controller_manager}",
+                "--bind-address=127.0.0.1",
+                "--leader-elect=false",
+                f"--service-account-private-key-file={sa_key}",
+                f"--root-ca-file={pki.ca_cert}",
+                "--use-service-account-credentials=false",
+                # Fast garbage collection and HPA loops make tests short.
+                "--horizontal-pod-autoscaler-sync-period=5s",
+                "--concurrent-gc-syncs=20",
+                "--v=0",
+            ],
+        )
+        # The service-account controller creating "default" proves the controllers run.
+        wait_for(
+            "kube-controller-manager",
+            lambda: (
+                self.kubectl_run("get", "serviceaccount", "default", "-n", "default").returncode
+                == 0
+            ),
+            120,
+            proc.alive,
+        )
+
+    def _write_kubeconfig(
+        self, path: Path, pki: LocalPKI, cert: tuple[Path, Path], user: str
+    ) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "kubevox-local",
+                    "cluster": {"server": self.server, "certificate-authority": str(pki.ca_cert)},
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {"client-certificate": str(cert[0]), "client-key": str(cert[1])},
+                }
+            ],
+            "contexts": [
+                {"name": "kubevox-local", "context": {"cluster": "kubevox-local", "user": user}}
+            ],
+            "current-context": "kubevox-local",
+        }
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+
+    def kubectl_run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    def state(self) -> dict[str, object]:
+        return {
+            "kubeconfig": str(self.kubeconfig),
+            "server": self.server,
+            "bin": str(self.bin),
+            "pids": {p.name: p.pid for p in self.processes},
+        }
+
+
+def _http_ok(url: str, context: ssl.SSLContext | None = None, client: Path | None = None) -> bool:
+    if context is not None and client is not None:
+        context.load_cert_chain(f"{client}.crt", f"{client}.key")
+    with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+        return bool(resp.status == 200)
+
+
+# --- make cluster-up / cluster-down -------------------------------------------------------------
+
+
+def _state_file(directory: Path) -> Path:
+    return directory / "controlplane" / "state.json"
+
+
+def _running(directory: Path) -> dict[str, object] | None:
+    path = _state_file(directory)
+    if not path.exists():
+        return None
+    state: dict[str, object] = json.loads(path.read_text())
+    pids = state.get("pids", {})
+    assert isinstance(pids, dict)
+    if pids and all(_is_alive(int(pid)) for pid in pids.values()):
+        return state
+    return None
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def up(directory: Path) -> int:
+    state = _running(directory)
+    if state:
+        print(f"control plane already running: {state['server']}")
+    else:
+        down(directory, quiet=True)
+        plane = ControlPlane(directory / "controlplane")
+        plane.start()
+        _state_file(directory).write_text(json.dumps(plane.state(), indent=2))
+        state = plane.state()
+        print(f"control plane running: {plane.server}")
+        # Detach: the processes live in their own sessions and outlive this command.
+        plane.processes.clear()
+    kubeconfig = directory / "kubeconfig"
+    shutil.copyfile(str(state["kubeconfig"]), kubeconfig)
+    kubeconfig.chmod(0o600)
+    kubectl = directory / "kubectl"
+    if kubectl.is_symlink() or kubectl.exists():
+        kubectl.unlink()
+    kubectl.symlink_to(Path(str(state["bin"])) / "kubectl")
+    print(f"export KUBECONFIG={kubeconfig.resolve()}")
+    return 0
+
+
+def down(directory: Path, quiet: bool = False) -> int:
+    path = _state_file(directory)
+    if path.exists():
+        state = json.loads(path.read_text())
+        for name, pid in reversed(list(state.get("pids", {}).items())):
+            if _is_alive(int(pid)) and name in _cmdline(int(pid)):
+                stop_process_group(int(pid))
+    shutil.rmtree(directory / "controlplane", ignore_errors=True)
+    for leftover in ("kubeconfig", "kubectl"):
+        p = directory / leftover
+        if p.is_symlink() or p.exists():
+            p.unlink()
+    if not quiet:
+        print("control plane stopped")
+    return 0
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kubevox_devenv.controlplane")
+    parser.add_argument("command", choices=["up", "down", "binaries"])
+    parser.add_argument("--dir", type=Path, default=Path(".kubevox"))
+    args = parser.parse_args(argv)
+    if args.command == "binaries":
+        print(binaries())
+        return 0
+    args.dir.mkdir(parents=True, exist_ok=True)
+    return up(args.dir) if args.command == "up" else down(args.dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

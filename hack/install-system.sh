@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages kubevox's builds and tests use. Idempotent; needs root (or sudo) only when
+# something is missing.
+set -euo pipefail
+
+packages=(git make python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null; then
+  echo "Go >= 1.24 is required to build the local Kubernetes control plane (https://go.dev/dl)" >&2
+  exit 1
+fi

@@ -1,0 +1,205 @@
+"""KnowledgeBase: documents that ground a VoiceAgent's answers, indexed in Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, StringConstraints
+
+from .base import KubeModel, Rule
+from .common import (
+    Condition,
+    ConfigMapKeySelector,
+    Credentials,
+    SecretKeySelector,
+    ShortString,
+    UniqueByName,
+)
+
+HTTP_URL = r"^https?://[^\s/$.?#][^\s]*$"
+DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"
+INDEX_NAME = r"^[a-zA-Z][a-zA-Z0-9_-]{0,62}$"
+
+SOURCE_KINDS = ("inline", "configMap", "secret", "url")
+
+
+class Source(KubeModel):
+    """One document source: exactly one of inline, configMap, secret or url."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][-_.a-zA-Z0-9]{0,62}$")]
+    """Identifier of the source in status, errors and citations; unique in the KnowledgeBase."""
+    title: Annotated[str, StringConstraints(max_length=256)] | None = None
+    """Human title of the document (default: taken from the document itself)."""
+    format: Literal["auto", "text", "markdown", "html", "pdf"] = "auto"
+    """How to read the content; ``auto`` decides from the file name or content type."""
+    inline: Annotated[str, StringConstraints(min_length=1, max_length=262144)] | None = None
+    """The document's text, written in the manifest."""
+    config_map: ConfigMapKeySelector | None = None
+    """A ConfigMap key (or all its keys), one document per key."""
+    secret: SecretKeySelector | None = None
+    """A Secret key, for documents that must not be readable by everyone in the namespace."""
+    url: Annotated[str, StringConstraints(pattern=HTTP_URL, max_length=2048)] | None = None
+    """An http(s) URL fetched at ingestion time."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="[has(self.inline), has(self.configMap), has(self.secret), has(self.url)]"
+            ".filter(x, x).size() == 1",
+            message="each source must set exactly one of inline, configMap, secret or url",
+            check=lambda s: (
+                sum(v is not None for v in (s.inline, s.config_map, s.secret, s.url)) == 1
+            ),
+        ),
+    )
+
+
+class Chunking(KubeModel):
+    """How documents are cut into the passages the agent retrieves."""
+
+    size_tokens: int = Field(default=256, ge=32, le=2048)
+    """Passage length, in tokens. Short passages keep spoken answers focused."""
+    overlap_tokens: int = Field(default=32, ge=0, le=512)
+    """Tokens shared by consecutive passages, so no sentence is cut off from its context."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.overlapTokens < self.sizeTokens",
+            message="overlapTokens must be smaller than sizeTokens",
+            check=lambda s: s.overlap_tokens < s.size_tokens,
+            field_path=".overlapTokens",
+        ),
+    )
+
+
+class Embedding(KubeModel):
+    """The model that turns passages and questions into vectors."""
+
+    provider: Literal["local", "openai"] = "local"
+    """``local``: all-MiniLM-L6-v2 bundled in the image, no network (384 dimensions);
+    ``openai``: the OpenAI embeddings API or a compatible server."""
+    model: ShortString | None = None
+    """Embedding model (openai default: text-embedding-3-small)."""
+    dimensions: int | None = Field(default=None, ge=8, le=4096)
+    """Vector size, for models that can shorten their vectors."""
+    base_url: Annotated[str, StringConstraints(pattern=HTTP_URL, max_length=2048)] | None = Field(
+        default=None, alias="baseURL"
+    )
+    """Override of the embeddings API endpoint."""
+    credentials: Credentials | None = None
+    """API key of the embeddings provider, from a Secret."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.provider != 'openai' || has(self.credentials) || has(self.baseURL)",
+            message="embedding.credentials is required for provider openai",
+            check=lambda s: (
+                s.provider != "openai" or s.credentials is not None or s.base_url is not None
+            ),
+            field_path=".credentials",
+        ),
+        Rule(
+            cel="self.provider != 'local' || (!has(self.model) && !has(self.dimensions))",
+            message="embedding: the local provider has one fixed model; unset model and dimensions",
+            check=lambda s: s.provider != "local" or (s.model is None and s.dimensions is None),
+            field_path=".provider",
+        ),
+    )
+
+
+class Store(KubeModel):
+    """Where the index lives: Redis with the search module (Redis Stack, Redis 8)."""
+
+    redis_url_secret_ref: SecretKeySelector
+    """Secret key holding the Redis URL (``redis://user:password@host:6379/0``)."""
+    index_name: Annotated[str, StringConstraints(pattern=INDEX_NAME)] | None = None
+    """Name agents query (a Redis search alias; each content version gets its own index behind
+    it). Default: ``kb-<namespace>-<name>``."""
+
+
+class Limits(KubeModel):
+    """Bounds that keep one bad source from hurting the ingestion."""
+
+    max_source_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    """Sources larger than this are rejected (and named in status)."""
+    fetch_timeout_seconds: int = Field(default=30, ge=1, le=600)
+    """Timeout of each URL fetch."""
+
+
+class KnowledgeBaseSpec(KubeModel):
+    """The desired state of a KnowledgeBase."""
+
+    sources: UniqueByName[Source] = Field(min_length=1, max_length=256)
+    """The documents to index."""
+    chunking: Chunking = Field(default_factory=Chunking)
+    """Passage size and overlap."""
+    embedding: Embedding = Field(default_factory=Embedding)
+    """Embedding model."""
+    store: Store
+    """The Redis index."""
+    refresh_interval: Annotated[str, StringConstraints(pattern=DURATION, max_length=32)] | None = (
+        None
+    )
+    """Re-read the sources this often (e.g. ``6h``) and re-index when they changed. URLs are
+    otherwise only read when the spec changes."""
+    limits: Limits = Field(default_factory=Limits)
+    """Ingestion limits."""
+
+
+class SourceError(KubeModel):
+    """Why one source could not be indexed."""
+
+    source: ShortString
+    """The source's name."""
+    message: Annotated[str, StringConstraints(max_length=4096)]
+    """What went wrong."""
+
+
+class KnowledgeBaseStatus(KubeModel):
+    """The observed state of a KnowledgeBase."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The .metadata.generation this status was computed from."""
+    phase: Literal["Pending", "Indexing", "Ready", "Failed"] | None = None
+    """Pending (waiting for its inputs), Indexing (a Job runs), Ready (the index answers),
+    Failed (the last ingestion failed; a previous version may still answer)."""
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    """Ready, Indexing and Failed, with reasons."""
+    documents: int | None = Field(default=None, ge=0)
+    """Documents in the live index."""
+    chunks: int | None = Field(default=None, ge=0)
+    """Passages in the live index."""
+    content_hash: ShortString | None = None
+    """Hash of the indexed content; unchanged content is not re-indexed."""
+    index_name: ShortString | None = None
+    """The alias agents query."""
+    active_index: ShortString | None = None
+    """The versioned index the alias points at."""
+    last_indexed_time: datetime | None = None
+    """When the live index was built."""
+    duration_seconds: float | None = Field(default=None, ge=0)
+    """How long the last ingestion took."""
+    source_errors: list[SourceError] = Field(default_factory=list, max_length=256)
+    """Sources that could not be indexed in the last ingestion."""
+    job_name: ShortString | None = None
+    """The ingestion Job of the current content."""
+
+
+class KnowledgeBase(KubeModel):
+    """A set of documents, chunked and embedded into a Redis vector index, that grounds the
+    answers of the VoiceAgents referencing it."""
+
+    model_config = KubeModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["kubevox.dev/v1alpha1"] = "kubevox.dev/v1alpha1"
+    kind: Literal["KnowledgeBase"] = "KnowledgeBase"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: KnowledgeBaseSpec
+    status: KnowledgeBaseStatus | None = None
+
+    @property
+    def index_name(self) -> str:
+        """The Redis search alias agents query."""
+        return self.spec.store.index_name or (
+            f"kb-{self.metadata.get('namespace', 'default')}-{self.metadata.get('name', '')}"
+        )

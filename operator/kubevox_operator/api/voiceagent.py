@@ -1,0 +1,440 @@
+"""VoiceAgent: a real-time voice AI agent, run as LiveKit Agents worker pods."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, StringConstraints
+
+from .base import KubeModel, Rule
+from .common import (
+    DNS_LABEL,
+    Condition,
+    Credentials,
+    PodOptions,
+    ResourceName,
+    ResourceRequirements,
+    SecretKeySelector,
+    ShortString,
+    UniqueByName,
+)
+
+HTTP_URL = r"^https?://[^\s/$.?#][^\s]*$"
+LIVEKIT_URL = r"^(wss?|https?)://[^\s/$.?#][^\s]*$"
+LANGUAGE_TAG = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+E164 = r"^\+[1-9][0-9]{6,14}$"
+SIP_OR_TEL_URI = r"^(sip:|sips:|tel:\+)[^\s]+$"
+CIDR_OR_IP = r"^[0-9a-fA-F:.]+(/[0-9]{1,3})?$"
+
+AgentName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+ProviderOptions = Annotated[
+    dict[str, str | int | float | bool],
+    Field(
+        max_length=32,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    ),
+]
+"""Extra provider settings passed to the provider's client as keyword arguments."""
+
+
+class LiveKitConnection(KubeModel):
+    """The LiveKit server the agent's workers register with."""
+
+    url: Annotated[str, StringConstraints(pattern=LIVEKIT_URL, max_length=2048)]
+    """WebSocket (or HTTP) URL of the LiveKit server, e.g. ``wss://livekit.example.com``."""
+    credentials_secret_ref: LiveKitCredentials
+    """Secret holding the LiveKit API key and secret the workers authenticate with."""
+
+
+class LiveKitCredentials(KubeModel):
+    """A Secret with the LiveKit API key and API secret."""
+
+    name: ResourceName
+    """Name of the Secret, in the VoiceAgent's namespace."""
+    api_key_key: ShortString = "apiKey"
+    """Key of the Secret that holds the LiveKit API key."""
+    api_secret_key: ShortString = "apiSecret"
+    """Key of the Secret that holds the LiveKit API secret."""
+
+
+class ProviderBase(KubeModel):
+    """Fields every speech or language provider has."""
+
+    model: ShortString | None = None
+    """Provider model. Defaults to the provider's recommended model."""
+    base_url: Annotated[str, StringConstraints(pattern=HTTP_URL, max_length=2048)] | None = Field(
+        default=None, alias="baseURL"
+    )
+    """Override of the provider's API endpoint (a proxy, a regional endpoint, or a compatible
+    self-hosted server)."""
+    credentials: Credentials | None = None
+    """API key of the provider, from a Secret. Required by the cloud providers."""
+    options: ProviderOptions = Field(default_factory=dict)
+    """Extra provider settings passed to its client; unknown ones are reported at start-up."""
+
+
+class STTSpec(ProviderBase):
+    """Speech-to-text: turns the caller's audio into text."""
+
+    provider: Literal["deepgram", "whisper"]
+    """``deepgram`` (streaming, cloud) or ``whisper`` (offline, bundled tiny.en weights,
+    English only)."""
+    language: Annotated[str, StringConstraints(pattern=LANGUAGE_TAG, max_length=35)] | None = None
+    """Language of the caller's speech when it differs from the agent's ``language``."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.provider != 'deepgram' || has(self.credentials)",
+            message="stt.credentials is required for provider deepgram",
+            check=lambda s: s.provider != "deepgram" or s.credentials is not None,
+            field_path=".credentials",
+        ),
+        Rule(
+            cel="self.provider != 'whisper' || !has(self.model) || self.model == 'tiny.en'",
+            message="stt.model: whisper ships only the bundled 'tiny.en' model",
+            check=lambda s: s.provider != "whisper" or s.model in (None, "tiny.en"),
+            field_path=".model",
+        ),
+    )
+
+
+class LLMEndpoint(ProviderBase):
+    """One language model endpoint."""
+
+    provider: Literal["openai"]
+    """``openai``: the OpenAI API or any OpenAI-compatible server (vLLM, Ollama, LiteLLM)
+    reached through ``baseURL``."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature; lower is more predictable."""
+    max_tokens: int | None = Field(default=None, ge=1, le=32768)
+    """Upper bound on the tokens of one reply. Spoken replies should stay short."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """How long to wait for the endpoint before it counts as failed (and a fallback takes over)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.credentials) || has(self.baseURL)",
+            message="credentials is required unless baseURL points at a self-hosted server",
+            check=lambda s: s.credentials is not None or s.base_url is not None,
+            field_path=".credentials",
+        ),
+    )
+
+
+class LLMSpec(LLMEndpoint):
+    """The language model that writes the agent's replies, and its fallbacks."""
+
+    fallbacks: list[LLMEndpoint] = Field(default_factory=list, max_length=4)
+    """Endpoints tried in order when the primary errors or times out (an LLM router)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        *LLMEndpoint.rules,
+        Rule(
+            cel=(
+                "self.fallbacks.all(f, f.provider != self.provider"
+                " || (has(f.model) ? f.model : '') != (has(self.model) ? self.model : '')"
+                " || (has(f.baseURL) ? f.baseURL : '') != (has(self.baseURL) ? self.baseURL : ''))"
+            ),
+            message="each of llm.fallbacks must differ from the primary (model or baseURL)",
+            check=lambda s: all(
+                (f.provider, f.model, f.base_url) != (s.provider, s.model, s.base_url)
+                for f in s.fallbacks
+            ),
+            field_path=".fallbacks",
+        ),
+    )
+
+
+class TTSSpec(ProviderBase):
+    """Text-to-speech: the agent's voice."""
+
+    provider: Literal["cartesia", "piper"]
+    """``cartesia`` (streaming, cloud) or ``piper`` (offline, bundled en_US voice)."""
+    voice: ShortString | None = None
+    """Voice identifier of the provider. Defaults to the provider's default voice."""
+    speed: float | None = Field(default=None, ge=0.5, le=2.0)
+    """Speaking rate relative to normal."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.provider != 'cartesia' || has(self.credentials)",
+            message="tts.credentials is required for provider cartesia",
+            check=lambda s: s.provider != "cartesia" or s.credentials is not None,
+            field_path=".credentials",
+        ),
+        Rule(
+            cel="self.provider != 'piper' || !has(self.voice) || self.voice == 'en_US-joe-medium'",
+            message="tts.voice: piper ships only the bundled 'en_US-joe-medium' voice",
+            check=lambda s: s.provider != "piper" or s.voice in (None, "en_US-joe-medium"),
+            field_path=".voice",
+        ),
+    )
+
+
+class TurnDetection(KubeModel):
+    """How the agent decides the caller has finished speaking."""
+
+    mode: Literal["model", "vad", "stt"] = "model"
+    """``model``: local end-of-turn model on top of voice activity (most natural);
+    ``vad``: silence only; ``stt``: the speech-to-text provider's end-of-speech events."""
+    min_endpointing_delay_seconds: float = Field(default=0.5, ge=0, le=5)
+    """Silence to wait at least before answering."""
+    max_endpointing_delay_seconds: float = Field(default=3.0, ge=0.1, le=10)
+    """Silence after which the agent answers even if the model expects more."""
+    preemptive_generation: bool = True
+    """Start the reply while the end of turn is still being confirmed (lower latency)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.minEndpointingDelaySeconds <= self.maxEndpointingDelaySeconds",
+            message="minEndpointingDelaySeconds must not exceed maxEndpointingDelaySeconds",
+            check=lambda s: s.min_endpointing_delay_seconds <= s.max_endpointing_delay_seconds,
+            field_path=".minEndpointingDelaySeconds",
+        ),
+    )
+
+
+class Interruptions(KubeModel):
+    """Barge-in: whether and when the caller may interrupt the agent."""
+
+    enabled: bool = True
+    """Let the caller interrupt the agent while it speaks."""
+    min_duration_seconds: float = Field(default=0.5, ge=0, le=5)
+    """Speech shorter than this does not interrupt (coughs, "mm-hm")."""
+    min_words: int = Field(default=0, ge=0, le=20)
+    """Words the caller must say before the agent stops (0: any speech)."""
+
+
+class KnowledgeBaseRef(KubeModel):
+    """A KnowledgeBase whose content grounds the agent's answers."""
+
+    name: ResourceName
+    """Name of the KnowledgeBase, in the VoiceAgent's namespace."""
+    top_k: int = Field(default=4, ge=1, le=20)
+    """Chunks retrieved for each caller turn."""
+    min_score: float = Field(default=0.0, ge=0, le=1)
+    """Chunks scoring below this are not given to the model."""
+
+
+class SIPTrunkAuth(KubeModel):
+    """Digest credentials callers' SIP providers must present."""
+
+    secret_ref: ResourceName
+    """Secret in the VoiceAgent's namespace holding the credentials."""
+    username_key: ShortString = "username"
+    """Key of the Secret that holds the username."""
+    password_key: ShortString = "password"
+    """Key of the Secret that holds the password."""
+
+
+class SIPTelephony(KubeModel):
+    """Phone calls through LiveKit SIP: the operator keeps an inbound trunk and a dispatch rule
+    in step with this."""
+
+    phone_numbers: list[Annotated[str, StringConstraints(pattern=E164)]] = Field(
+        min_length=1, max_length=100
+    )
+    """Phone numbers (E.164, e.g. ``+15551234567``) whose calls this agent answers."""
+    allowed_addresses: list[
+        Annotated[str, StringConstraints(pattern=CIDR_OR_IP, max_length=64)]
+    ] = Field(default_factory=list, max_length=100)
+    """IP addresses or CIDR ranges the SIP provider calls from; empty allows any."""
+    auth: SIPTrunkAuth | None = None
+    """Digest authentication required from the SIP provider."""
+    room_prefix: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_-]{1,32}$")] = "call-"
+    """Prefix of the room created for each call (one room per call)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.allowedAddresses.size() > 0 || has(self.auth)",
+            message="set allowedAddresses or auth: an open trunk would accept anyone's calls",
+            check=lambda s: bool(s.allowed_addresses) or s.auth is not None,
+            field_path=".allowedAddresses",
+        ),
+    )
+
+
+class Telephony(KubeModel):
+    """How phone callers reach the agent."""
+
+    sip: SIPTelephony | None = None
+    """Inbound phone calls through LiveKit SIP."""
+
+
+class TransferTool(KubeModel):
+    """Hand the call to a human."""
+
+    to: Annotated[str, StringConstraints(pattern=SIP_OR_TEL_URI, max_length=512)]
+    """Where phone callers are transferred: a ``tel:+1555...`` or ``sip:`` URI."""
+    description: Annotated[str, StringConstraints(max_length=1024)] = (
+        "Transfer the caller to a human agent when they ask for one or you cannot help."
+    )
+    """When the model should transfer; shown to the model as the tool's description."""
+
+
+class Tools(KubeModel):
+    """Actions the model may take during a call."""
+
+    end_call: bool = True
+    """Let the agent end the call once the conversation is over."""
+    transfer: TransferTool | None = None
+    """Let the agent transfer phone callers to a human."""
+
+
+class Scaling(KubeModel):
+    """How many worker pods run: the HorizontalPodAutoscaler follows active calls, not CPU."""
+
+    min_replicas: int = Field(default=1, ge=0, le=1000)
+    """Fewest worker pods, even with no calls (0 is allowed, but LiveKit has no cold-start
+    activator: the first call waits for a pod)."""
+    max_replicas: int = Field(default=10, ge=1, le=1000)
+    """Most worker pods."""
+    target_calls_per_pod: int = Field(default=4, ge=1, le=500)
+    """Average active calls per pod the autoscaler aims for; keep it below maxCallsPerPod for
+    headroom while new pods start."""
+    max_calls_per_pod: int = Field(default=6, ge=1, le=500)
+    """Hard capacity of one pod: LiveKit assigns no more calls to a pod that has this many."""
+    scale_down_stabilization_seconds: int = Field(default=600, ge=0, le=3600)
+    """How long call volume must stay low before pods are removed."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="minReplicas must be less than or equal to maxReplicas",
+            check=lambda s: s.min_replicas <= s.max_replicas,
+            field_path=".minReplicas",
+        ),
+        Rule(
+            cel="self.targetCallsPerPod <= self.maxCallsPerPod",
+            message="targetCallsPerPod must be less than or equal to maxCallsPerPod",
+            check=lambda s: s.target_calls_per_pod <= s.max_calls_per_pod,
+            field_path=".targetCallsPerPod",
+        ),
+    )
+
+
+class VoiceAgentSpec(KubeModel):
+    """The desired state of a VoiceAgent."""
+
+    agent_name: AgentName | None = None
+    """Name the workers register under in LiveKit (explicit dispatch). Defaults to the
+    VoiceAgent's metadata.name."""
+    instructions: Annotated[str, StringConstraints(min_length=1, max_length=32768)]
+    """The persona and rules of the agent: the system prompt of the language model."""
+    greeting: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    """What the agent says when a call starts. Omit to let the caller speak first."""
+    language: Annotated[str, StringConstraints(pattern=LANGUAGE_TAG, max_length=35)] = "en"
+    """Language of the conversation (BCP 47, e.g. ``en``, ``fr-FR``)."""
+    livekit: LiveKitConnection
+    """The LiveKit server and its credentials."""
+    stt: STTSpec
+    """Speech-to-text provider."""
+    llm: LLMSpec
+    """Language model provider, with its fallbacks."""
+    tts: TTSSpec
+    """Text-to-speech provider."""
+    turn_detection: TurnDetection = Field(default_factory=TurnDetection)
+    """End-of-turn detection."""
+    interruptions: Interruptions = Field(default_factory=Interruptions)
+    """Barge-in settings."""
+    knowledge_bases: UniqueByName[KnowledgeBaseRef] = Field(default_factory=list, max_length=8)
+    """KnowledgeBases that ground the agent's answers; the agent is Ready only when all are."""
+    telephony: Telephony | None = None
+    """Phone access to the agent."""
+    tools: Tools = Field(default_factory=Tools)
+    """Actions the agent may take during a call."""
+    scaling: Scaling = Field(default_factory=Scaling)
+    """Worker pod count and per-pod call capacity."""
+    drain_timeout_seconds: int = Field(default=3600, ge=0, le=86400)
+    """On shutdown (rollout, scale-down, node drain) a worker takes no new calls and waits this
+    long for live calls to end. The pods' termination grace period is derived from it."""
+    max_call_duration_seconds: int = Field(default=3600, ge=30, le=86400)
+    """Calls are ended politely after this long."""
+    log_transcripts: bool = False
+    """Include the conversation's text in the call-end log record."""
+    resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
+    """CPU and memory of each worker pod."""
+    image: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    """Worker image; defaults to the operator's runtime image of the same version."""
+    pod: PodOptions = Field(default_factory=PodOptions)
+    """Scheduling and metadata of the worker pods."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.stt.provider != 'whisper' || self.language.startsWith('en')"
+            " || (has(self.stt.language) && self.stt.language.startsWith('en'))",
+            message="stt.provider whisper understands English only: set language to en",
+            check=lambda s: (
+                s.stt.provider != "whisper"
+                or s.language.startswith("en")
+                or (s.stt.language or "").startswith("en")
+            ),
+            field_path=".stt.provider",
+        ),
+        Rule(
+            cel="!has(self.tools.transfer) || has(self.telephony)",
+            message="tools.transfer needs telephony: only phone callers can be transferred",
+            check=lambda s: s.tools.transfer is None or s.telephony is not None,
+            field_path=".tools.transfer",
+        ),
+    )
+
+
+class VoiceAgentStatus(KubeModel):
+    """The observed state of a VoiceAgent."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The .metadata.generation this status was computed from."""
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    """Ready, Progressing and Degraded, with reasons."""
+    agent_name: AgentName | None = None
+    """The name the workers register under in LiveKit."""
+    replicas: int | None = Field(default=None, ge=0)
+    """Worker pods that exist."""
+    ready_replicas: int | None = Field(default=None, ge=0)
+    """Worker pods ready to take calls."""
+    active_calls: int | None = Field(default=None, ge=0)
+    """Calls in progress across all worker pods."""
+    config_hash: ShortString | None = None
+    """Hash of the runtime configuration the workers run."""
+    sip_trunk_id: ShortString | None = None
+    """ID of the LiveKit SIP inbound trunk kept in step with spec.telephony.sip."""
+    sip_dispatch_rule_id: ShortString | None = None
+    """ID of the LiveKit SIP dispatch rule kept in step with spec.telephony.sip."""
+
+
+class VoiceAgent(KubeModel):
+    """A real-time voice AI agent: LiveKit Agents workers that answer browser and phone callers
+    with a streaming speech-to-text, language model, text-to-speech loop."""
+
+    model_config = KubeModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["kubevox.dev/v1alpha1"] = "kubevox.dev/v1alpha1"
+    kind: Literal["VoiceAgent"] = "VoiceAgent"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: VoiceAgentSpec
+    status: VoiceAgentStatus | None = None
+
+    @property
+    def effective_agent_name(self) -> str:
+        """The LiveKit agent name: spec.agentName, else metadata.name."""
+        return self.spec.agent_name or str(self.metadata.get("name", ""))
+
+
+# Forward references between classes of this module.
+LiveKitConnection.model_rebuild()
+
+
+def secret_refs(spec: VoiceAgentSpec) -> list[SecretKeySelector]:
+    """Every Secret key the VoiceAgent's pods need (the operator checks they exist)."""
+    refs = [
+        SecretKeySelector(name=spec.livekit.credentials_secret_ref.name, key=k)
+        for k in (
+            spec.livekit.credentials_secret_ref.api_key_key,
+            spec.livekit.credentials_secret_ref.api_secret_key,
+        )
+    ]
+    for provider in (spec.stt, spec.llm, *spec.llm.fallbacks, spec.tts):
+        if provider.credentials is not None:
+            refs.append(provider.credentials.secret_key_ref)
+    return refs

@@ -1,0 +1,220 @@
+"""Valid base objects and a table of invalid variants, shared by the model tests (pydantic) and
+the admission tests (the real API server): both must reject every case and name the field."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+VOICE_AGENT = yaml.safe_load(
+    """
+apiVersion: kubevox.dev/v1alpha1
+kind: VoiceAgent
+metadata: {name: case}
+spec:
+  instructions: You are a helpful clinic receptionist.
+  livekit:
+    url: ws://livekit.example:7880
+    credentialsSecretRef: {name: livekit}
+  stt: {provider: whisper}
+  llm: {provider: openai, model: m, baseURL: "http://llm.example:8000/v1"}
+  tts: {provider: piper}
+"""
+)
+
+KNOWLEDGE_BASE = yaml.safe_load(
+    """
+apiVersion: kubevox.dev/v1alpha1
+kind: KnowledgeBase
+metadata: {name: case}
+spec:
+  sources:
+    - name: hours
+      inline: The clinic opens at 8 am.
+  store:
+    redisUrlSecretRef: {name: redis, key: url}
+"""
+)
+
+_DELETE = object()
+
+
+@dataclass(frozen=True)
+class BadCase:
+    id: str
+    base: dict[str, Any]
+    changes: dict[str, Any]
+    """Dotted paths (list indexes as numbers) to new values; ``_DELETE`` removes the key."""
+    field: str
+    """The field path the API server's message must name."""
+
+    def manifest(self, name: str) -> dict[str, Any]:
+        obj = copy.deepcopy(self.base)
+        obj["metadata"]["name"] = name
+        for path, value in self.changes.items():
+            *parents, leaf = path.split(".")
+            node: Any = obj
+            for part in parents:
+                node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+            if value is _DELETE:
+                del node[leaf]
+            elif leaf.isdigit():
+                node[int(leaf)] = value
+            else:
+                node[leaf] = value
+        return obj
+
+
+def va(id: str, field: str, **changes: Any) -> BadCase:
+    return BadCase(id, VOICE_AGENT, {k.replace("__", "."): v for k, v in changes.items()}, field)
+
+
+def kb(id: str, field: str, **changes: Any) -> BadCase:
+    return BadCase(id, KNOWLEDGE_BASE, {k.replace("__", "."): v for k, v in changes.items()}, field)
+
+
+SIP_OPEN = {"phoneNumbers": ["+15550100100"]}
+
+BAD_CASES = [
+    va("missing-instructions", "spec.instructions", spec__instructions=_DELETE),
+    va("empty-instructions", "spec.instructions", spec__instructions=""),
+    va("missing-livekit", "spec.livekit", spec__livekit=_DELETE),
+    va("livekit-url-scheme", "spec.livekit.url", spec__livekit__url="ftp://livekit.example"),
+    va("unknown-stt-provider", "spec.stt.provider", spec__stt__provider="google"),
+    va("missing-tts-provider", "spec.tts.provider", spec__tts={}),
+    va("negative-min-replicas", "spec.scaling.minReplicas", spec__scaling={"minReplicas": -1}),
+    va("zero-max-replicas", "spec.scaling.maxReplicas", spec__scaling={"maxReplicas": 0}),
+    va(
+        "min-above-max",
+        "spec.scaling.minReplicas",
+        spec__scaling={"minReplicas": 5, "maxReplicas": 2},
+    ),
+    va(
+        "target-above-capacity",
+        "spec.scaling.targetCallsPerPod",
+        spec__scaling={"targetCallsPerPod": 10, "maxCallsPerPod": 4},
+    ),
+    va("agent-name-not-dns", "spec.agentName", spec__agentName="Front_Desk"),
+    va("unknown-field", "spec.persona", spec__persona="cheerful"),
+    va(
+        "deepgram-without-key",
+        "spec.stt.credentials",
+        spec__stt={"provider": "deepgram", "model": "nova-3"},
+    ),
+    va("whisper-in-french", "spec.stt.provider", spec__language="fr"),
+    va(
+        "whisper-other-model",
+        "spec.stt.model",
+        spec__stt={"provider": "whisper", "model": "large-v3"},
+    ),
+    va(
+        "fallback-same-as-primary",
+        "spec.llm.fallbacks",
+        spec__llm__fallbacks=[
+            {"provider": "openai", "model": "m", "baseURL": "http://llm.example:8000/v1"}
+        ],
+    ),
+    va(
+        "openai-without-key-or-url",
+        "spec.llm.credentials",
+        spec__llm={"provider": "openai", "model": "gpt-4.1-mini"},
+    ),
+    va(
+        "fallback-wrong-family",
+        "spec.llm.fallbacks[0].provider",
+        spec__llm__fallbacks=[{"provider": "cartesia", "baseURL": "http://other:8000/v1"}],
+    ),
+    va("drain-too-long", "spec.drainTimeoutSeconds", spec__drainTimeoutSeconds=100000),
+    va(
+        "endpointing-min-above-max",
+        "spec.turnDetection.minEndpointingDelaySeconds",
+        spec__turnDetection={"minEndpointingDelaySeconds": 4, "maxEndpointingDelaySeconds": 1},
+    ),
+    va("open-sip-trunk", "spec.telephony.sip.allowedAddresses", spec__telephony={"sip": SIP_OPEN}),
+    va(
+        "sip-number-not-e164",
+        "spec.telephony.sip.phoneNumbers[0]",
+        spec__telephony={
+            "sip": {"phoneNumbers": ["555-0100"], "allowedAddresses": ["203.0.113.7"]}
+        },
+    ),
+    va(
+        "duplicate-knowledge-base",
+        "spec.knowledgeBases",
+        spec__knowledgeBases=[{"name": "faq"}, {"name": "faq"}],
+    ),
+    va(
+        "top-k-zero",
+        "spec.knowledgeBases[0].topK",
+        spec__knowledgeBases=[{"name": "faq", "topK": 0}],
+    ),
+    va(
+        "transfer-without-telephony",
+        "spec.tools.transfer",
+        spec__tools={"transfer": {"to": "tel:+15550100199"}},
+    ),
+    va(
+        "cpu-not-a-quantity",
+        "spec.resources.requests.cpu",
+        spec__resources={"requests": {"cpu": "lots"}},
+    ),
+    va(
+        "piper-unknown-voice",
+        "spec.tts.voice",
+        spec__tts={"provider": "piper", "voice": "en_GB-alan"},
+    ),
+    va(
+        "toleration-bad-operator",
+        "spec.pod.tolerations[0].operator",
+        spec__pod={"tolerations": [{"key": "k", "operator": "Matches"}]},
+    ),
+    kb("missing-sources", "spec.sources", spec__sources=_DELETE),
+    kb("empty-sources", "spec.sources", spec__sources=[]),
+    kb(
+        "two-kinds-in-one-source",
+        "spec.sources[0]",
+        spec__sources=[{"name": "s", "inline": "text", "url": "https://docs.example/faq.html"}],
+    ),
+    kb("no-kind-in-source", "spec.sources[0]", spec__sources=[{"name": "s", "title": "Nothing"}]),
+    kb(
+        "file-url",
+        "spec.sources[0].url",
+        spec__sources=[{"name": "s", "url": "file:///etc/passwd"}],
+    ),
+    kb(
+        "overlap-not-below-size",
+        "spec.chunking.overlapTokens",
+        spec__chunking={"sizeTokens": 64, "overlapTokens": 64},
+    ),
+    kb(
+        "unknown-embedding-provider",
+        "spec.embedding.provider",
+        spec__embedding={"provider": "cohere"},
+    ),
+    kb(
+        "openai-embedding-without-key",
+        "spec.embedding.credentials",
+        spec__embedding={"provider": "openai"},
+    ),
+    kb("missing-store", "spec.store", spec__store=_DELETE),
+    kb("refresh-interval-not-duration", "spec.refreshInterval", spec__refreshInterval="tomorrow"),
+    kb(
+        "configmap-name-not-dns",
+        "spec.sources[0].configMap.name",
+        spec__sources=[{"name": "s", "configMap": {"name": "Support FAQ"}}],
+    ),
+    kb(
+        "duplicate-source-names",
+        "spec.sources",
+        spec__sources=[{"name": "a", "inline": "x"}, {"name": "a", "inline": "y"}],
+    ),
+    kb("source-without-name", "spec.sources[0].name", spec__sources=[{"inline": "x"}]),
+    kb(
+        "unknown-format",
+        "spec.sources[0].format",
+        spec__sources=[{"name": "s", "inline": "x", "format": "docx"}],
+    ),
+]

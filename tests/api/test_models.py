@@ -1,0 +1,85 @@
+"""The pydantic models: samples parse, defaults apply, and every bad case is refused with the
+field named (the same table the API server must refuse, see test_admission.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kubevox_operator.api import (
+    AgentRuntimeConfig,
+    KnowledgeBase,
+    VoiceAgent,
+    credential_env,
+    render_runtime_config,
+    secret_refs,
+)
+from pydantic import ValidationError
+
+from .cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
+
+SAMPLES = sorted((Path(__file__).parents[2] / "manifests" / "samples").glob("*.yaml"))
+MODELS = {"VoiceAgent": VoiceAgent, "KnowledgeBase": KnowledgeBase}
+
+
+def _parse(obj: dict) -> VoiceAgent | KnowledgeBase:  # type: ignore[type-arg]
+    return MODELS[obj["kind"]].model_validate(obj)
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_samples_parse(path: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"] in MODELS]
+    assert docs
+    for doc in docs:
+        assert _parse(doc).spec is not None
+
+
+def test_defaults_fill_in() -> None:
+    agent = VoiceAgent.model_validate(VOICE_AGENT)
+    assert agent.spec.language == "en"
+    assert agent.spec.drain_timeout_seconds == 3600
+    assert agent.spec.scaling.min_replicas == 1
+    assert agent.spec.scaling.max_calls_per_pod >= agent.spec.scaling.target_calls_per_pod
+    assert agent.spec.turn_detection.mode == "model"
+    assert agent.spec.resources.requests.cpu == "1"
+    assert agent.effective_agent_name == "case"
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=lambda c: c.id)
+def test_bad_input_is_refused_naming_the_field(case: BadCase) -> None:
+    with pytest.raises(ValidationError) as err:
+        _parse(case.manifest("case"))
+    leaf = case.field.rsplit(".", 1)[-1].split("[")[0]
+    assert leaf in str(err.value), str(err.value)
+
+
+def test_runtime_config_round_trips_without_secrets() -> None:
+    agent = VoiceAgent.model_validate(
+        yaml.safe_load_all(
+            (Path(__file__).parents[2] / "manifests/samples/support-agent.yaml").read_text()
+        ).__next__()
+    )
+    kb_doc = list(
+        yaml.safe_load_all(
+            (Path(__file__).parents[2] / "manifests/samples/support-agent.yaml").read_text()
+        )
+    )[1]
+    kb_doc["metadata"]["namespace"] = "clinic"
+    kb = KnowledgeBase.model_validate(kb_doc)
+    agent.metadata["namespace"] = "clinic"
+    config = render_runtime_config(agent, {"support-docs": kb})
+    text = config.model_dump_json(by_alias=True)
+    assert AgentRuntimeConfig.model_validate_json(text) == config
+    assert config.knowledge_bases[0].index_name == "kb-clinic-support-docs"
+    assert config.knowledge_bases[0].redis_url_env == "KUBEVOX_KB_0_REDIS_URL"
+    # Only references to Secrets, never a value: the config names keys, not contents.
+    assert {r.name for r in secret_refs(agent.spec)} == {"livekit-credentials", "voice-providers"}
+    assert credential_env("llm", 1) == "KUBEVOX_LLM_FALLBACK_1_API_KEY"
+
+
+def test_knowledge_base_defaults() -> None:
+    kb = KnowledgeBase.model_validate(KNOWLEDGE_BASE)
+    assert kb.spec.chunking.size_tokens > kb.spec.chunking.overlap_tokens
+    assert kb.spec.embedding.provider == "local"
+    assert kb.index_name == "kb-default-case"

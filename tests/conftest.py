@@ -1,0 +1,48 @@
+"""Session fixtures shared by every test suite: the real local Kubernetes control plane."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[object]:
+    """etcd + kube-apiserver + kube-controller-manager on free loopback ports, for the session.
+
+    Set KUBEVOX_TEST_KEEP=1 to keep its directory (logs, audit log) after the run.
+    """
+    from kubevox_devenv.controlplane import ControlPlane
+
+    workdir = Path(tempfile.mkdtemp(prefix="kubevox-cp-"))
+    plane = ControlPlane(workdir)
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+        if not os.environ.get("KUBEVOX_TEST_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def crds_installed(control_plane: object) -> object:
+    """The committed CRDs, installed and Established."""
+    from kubevox_devenv.controlplane import ControlPlane
+
+    assert isinstance(control_plane, ControlPlane)
+    out = control_plane.kubectl_run("apply", "--server-side", "-f", str(REPO / "crds"))
+    assert out.returncode == 0, out.stderr
+    for crd in ("voiceagents.kubevox.dev", "knowledgebases.kubevox.dev"):
+        wait = control_plane.kubectl_run(
+            "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s"
+        )
+        assert wait.returncode == 0, wait.stderr
+    return control_plane
