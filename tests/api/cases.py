@@ -127,6 +127,21 @@ BAD_CASES = [
         "spec.llm.fallbacks[0].provider",
         spec__llm__fallbacks=[{"provider": "cartesia", "baseURL": "http://other:8000/v1"}],
     ),
+    va(
+        "local-llm-with-base-url",
+        "spec.llm.provider",
+        spec__llm={"provider": "local", "baseURL": "http://llm.example:8000/v1"},
+    ),
+    va(
+        "local-llm-other-model",
+        "spec.llm.model",
+        spec__llm={"provider": "local", "model": "llama-70b"},
+    ),
+    va(
+        "guard-support-above-one",
+        "spec.groundingGuard.minSupport",
+        spec__groundingGuard={"minSupport": 1.5},
+    ),
     va("drain-too-long", "spec.drainTimeoutSeconds", spec__drainTimeoutSeconds=100000),
     va(
         "endpointing-min-above-max",

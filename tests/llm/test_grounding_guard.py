@@ -1,0 +1,94 @@
+"""The grounding guard on real answers a small model gives: supported sentences pass, invented
+facts are replaced, honest refusals pass."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from agent_runtime.grounding_guard import GroundingGuard, best_sentence, key_terms
+
+PASSAGES = [
+    "# Pharmacy hours\nThe in-house pharmacy is open on weekdays from 8:30 am to 6:00 pm and on "
+    "Saturdays from 9:00 am to 12:30 pm. Outside these hours, the duty pharmacy of the district "
+    "is listed on the door.",
+    "# Home delivery\nPatients over 70 can have their medicines delivered at home. Deliveries "
+    "take place on Tuesdays and Fridays in the afternoon.",
+]
+QUESTION = "When is the pharmacy open on Saturday?"
+
+
+def test_key_terms_drop_function_words_and_fold_plurals() -> None:
+    assert key_terms("The pharmacy opens on Saturdays at 9:00 am.") == {
+        "pharmacy",
+        "open",
+        "saturday",
+        "9:00",
+    }
+
+
+def test_supported_answer_is_kept() -> None:
+    guard = GroundingGuard()
+    answer = "The pharmacy is open on Saturdays from 9:00 am to 12:30 pm."
+    assert guard.review(answer, QUESTION, PASSAGES) == answer
+
+
+def test_invented_time_is_replaced_by_the_best_passage_sentence() -> None:
+    guard = GroundingGuard()
+    said = guard.review("The pharmacy opens on Saturdays at 10:00 am.", QUESTION, PASSAGES)
+    assert "10:00" not in said
+    assert said.startswith("The in-house pharmacy is open on weekdays")
+
+
+def test_invented_service_is_refused_when_nothing_matches() -> None:
+    guard = GroundingGuard(fallback="refuse", refusal="I don't have that information.")
+    said = guard.review(
+        "Yes, we offer free dental implants for everyone.", "Do you do dental implants?", PASSAGES
+    )
+    assert said == "I don't have that information."
+
+
+def test_quote_falls_back_to_refusal_when_no_sentence_shares_a_word() -> None:
+    guard = GroundingGuard(fallback="quote", refusal="Sorry, I can't say.")
+    said = guard.review("We do dental implants.", "dental implants?", PASSAGES)
+    assert said == "Sorry, I can't say."
+
+
+def test_honest_refusal_passes() -> None:
+    guard = GroundingGuard()
+    answer = "I don't know whether the clinic offers dental implants."
+    assert guard.review(answer, "Do you do implants?", PASSAGES) == answer
+
+
+def test_supported_sentences_before_an_invented_one_are_kept() -> None:
+    guard = GroundingGuard()
+    said = guard.review(
+        "Deliveries take place on Tuesdays and Fridays. The driver also brings groceries.",
+        "When do you deliver?",
+        PASSAGES,
+    )
+    assert said.startswith("Deliveries take place on Tuesdays and Fridays.")
+    assert "groceries" not in said
+
+
+def test_best_sentence_skips_headings() -> None:
+    assert best_sentence("pharmacy hours", PASSAGES) is not None
+    assert not best_sentence("pharmacy hours", PASSAGES).startswith("#")  # type: ignore[union-attr]
+
+
+async def _deltas(text: str, size: int = 3) -> AsyncIterator[str]:
+    for i in range(0, len(text), size):
+        yield text[i : i + size]
+
+
+async def test_streaming_guard_releases_sentence_by_sentence() -> None:
+    guard = GroundingGuard()
+    answer = "Deliveries take place on Tuesdays and Fridays. They are in the afternoon."
+    out = [piece async for piece in guard.guard(_deltas(answer), "When?", PASSAGES)]
+    assert out == ["Deliveries take place on Tuesdays and Fridays.", " They are in the afternoon."]
+
+
+async def test_streaming_guard_stops_at_the_first_unsupported_sentence() -> None:
+    guard = GroundingGuard(fallback="refuse", refusal="I'm not sure about that.")
+    answer = "Deliveries are on Tuesdays. Deliveries cost 15 euros. More text follows here."
+    out = [piece async for piece in guard.guard(_deltas(answer), "Delivery cost?", PASSAGES)]
+    assert out == ["Deliveries are on Tuesdays.", " I'm not sure about that."]

@@ -1,0 +1,93 @@
+"""The offline LLM provider: a real livekit LLM running SmolLM2-135M in-process."""
+
+from __future__ import annotations
+
+import pytest
+from livekit.agents import llm
+
+from agent_runtime.plugins.local_llm import LocalLLM, load_local_model
+
+pytestmark = pytest.mark.voice
+
+CONTEXT = (
+    "Answer in one short sentence using only this information:\n"
+    "The pharmacy opens on Saturdays at 9 am and closes at noon."
+)
+
+
+def _chat(question: str) -> llm.ChatContext:
+    ctx = llm.ChatContext()
+    ctx.add_message(role="system", content=CONTEXT)
+    ctx.add_message(role="user", content=question)
+    return ctx
+
+
+async def test_streams_a_grounded_answer_token_by_token() -> None:
+    load_local_model()
+    model = LocalLLM(temperature=0, max_tokens=40)
+    chunks: list[str] = []
+    usage = None
+    async with model.chat(chat_ctx=_chat("When does the pharmacy open on Saturday?")) as stream:
+        async for chunk in stream:
+            if chunk.delta and chunk.delta.content:
+                chunks.append(chunk.delta.content)
+            if chunk.usage:
+                usage = chunk.usage
+    answer = "".join(chunks)
+    assert len(chunks) > 3, "tokens must arrive as they are generated, not in one piece"
+    assert "9" in answer
+    assert "pharmacy" in answer.lower()
+    assert usage is not None
+    assert usage.completion_tokens > 0
+
+
+def test_request_carries_instructions_and_history_in_order() -> None:
+    # A 135M model's memory of a conversation is weak; what we own is that the whole
+    # conversation reaches it, in order, in the form its chat template expects.
+    ctx = llm.ChatContext()
+    ctx.add_message(role="system", content="You are the clinic's assistant.")
+    ctx.add_message(role="user", content="My name is Marguerite.")
+    ctx.add_message(role="assistant", content="Nice to meet you, Marguerite.")
+    ctx.add_message(role="user", content="What is my name?")
+    request = LocalLLM(temperature=0.2, max_tokens=30).request(ctx)
+    assert [(m["role"], m["content"]) for m in request["messages"]] == [
+        ("system", "You are the clinic's assistant."),
+        ("user", "My name is Marguerite."),
+        ("assistant", "Nice to meet you, Marguerite."),
+        ("user", "What is my name?"),
+    ]
+    assert request["temperature"] == 0.2
+    assert request["max_tokens"] == 30
+    assert request["stream"] is True
+
+
+async def test_interrupting_the_stream_frees_the_model_for_the_next_turn() -> None:
+    model = LocalLLM(temperature=0, max_tokens=200)
+    stream = model.chat(chat_ctx=_chat("Describe the pharmacy in great detail."))
+    async for _chunk in stream:
+        break  # the caller barged in after the first token
+    await stream.aclose()
+    text = ""
+    async with model.chat(chat_ctx=_chat("When does the pharmacy close on Saturday?")) as again:
+        async for chunk in again:
+            if chunk.delta and chunk.delta.content:
+                text += chunk.delta.content
+    assert text.strip()
+
+
+async def test_works_as_a_fallback_target() -> None:
+    # The primary is an unreachable OpenAI-compatible server: livekit's FallbackAdapter must
+    # hand the turn to the local model.
+    from livekit.agents.llm import FallbackAdapter
+    from livekit.plugins import openai
+
+    primary = openai.LLM(model="x", base_url="http://127.0.0.1:9/v1", api_key="unused")
+    adapter = FallbackAdapter(
+        [primary, LocalLLM(temperature=0, max_tokens=30)], attempt_timeout=2.0, max_retry_per_llm=0
+    )
+    text = ""
+    async with adapter.chat(chat_ctx=_chat("When does the pharmacy open on Saturday?")) as s:
+        async for chunk in s:
+            if chunk.delta and chunk.delta.content:
+                text += chunk.delta.content
+    assert "9" in text
