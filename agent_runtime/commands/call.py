@@ -1,0 +1,119 @@
+"""``kubevox-agent call``: place simulated calls to a deployed agent through LiveKit.
+
+A smoke test after a deploy, and the tool kubevox's end-to-end tests and benchmarks use: the
+caller dispatches the agent into a new room, speaks its turns (offline TTS, or WAV files),
+transcribes what the agent says (offline STT) and prints, per turn, what it said, what it heard
+and the voice-to-voice latency measured on the audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from ..caller import CallOptions, run_calls
+from ..caller.audio import Utterance, read_wav, synthesize
+from ..caller.report import table
+from ..errors import ConfigError
+
+NAME = "call"
+HELP = "Place simulated calls to an agent through LiveKit and measure voice-to-voice latency."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("LIVEKIT_URL"),
+        help="LiveKit server URL (default: $LIVEKIT_URL)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("LIVEKIT_API_KEY"),
+        help="LiveKit API key (default: $LIVEKIT_API_KEY)",
+    )
+    parser.add_argument(
+        "--api-secret",
+        default=os.environ.get("LIVEKIT_API_SECRET"),
+        help="LiveKit API secret (default: $LIVEKIT_API_SECRET)",
+    )
+    parser.add_argument("--agent", required=True, help="the VoiceAgent's agentName")
+    parser.add_argument(
+        "--say",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a caller turn, spoken with the offline voice (repeatable)",
+    )
+    parser.add_argument(
+        "--wav",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a caller turn from a mono 16-bit WAV file (repeatable)",
+    )
+    parser.add_argument(
+        "--script",
+        type=Path,
+        metavar="FILE",
+        help="YAML list of turns: strings, or {say: TEXT} / {wav: FILE}",
+    )
+    parser.add_argument("--calls", type=int, default=1, help="simultaneous calls (default 1)")
+    parser.add_argument(
+        "--reply-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for each reply (default 30)",
+    )
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+
+
+def _turns(args: argparse.Namespace) -> list[Utterance]:
+    turns: list[Utterance] = [synthesize(text) for text in args.say]
+    turns += [read_wav(path) for path in args.wav]
+    if args.script:
+        script = yaml.safe_load(args.script.read_text())
+        if not isinstance(script, list):
+            raise ConfigError(f"--script {args.script}: expected a YAML list of turns")
+        for i, turn in enumerate(script):
+            if isinstance(turn, str):
+                turns.append(synthesize(turn))
+            elif isinstance(turn, dict) and "say" in turn:
+                turns.append(synthesize(str(turn["say"])))
+            elif isinstance(turn, dict) and "wav" in turn:
+                path = args.script.parent / str(turn["wav"])
+                turns.append(read_wav(path, str(turn.get("text", ""))))
+            else:
+                raise ConfigError(f"--script {args.script}: turn {i} must be text, say: or wav:")
+    return turns
+
+
+def run(args: argparse.Namespace) -> int:
+    for flag, value, env in (
+        ("--url", args.url, "LIVEKIT_URL"),
+        ("--api-key", args.api_key, "LIVEKIT_API_KEY"),
+        ("--api-secret", args.api_secret, "LIVEKIT_API_SECRET"),
+    ):
+        if not value:
+            raise ConfigError(f"{flag} (or ${env}) is required")
+    if args.calls < 1:
+        raise ConfigError("--calls must be at least 1")
+    options = CallOptions(
+        url=args.url,
+        api_key=args.api_key,
+        api_secret=args.api_secret,
+        agent_name=args.agent,
+        reply_timeout=args.reply_timeout,
+    )
+    results = asyncio.run(run_calls(options, _turns(args), args.calls))
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        print(table(results))
+    failed = any(r.error or any(t.latency_ms is None for t in r.turns) for r in results)
+    return 1 if failed else 0

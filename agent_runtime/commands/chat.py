@@ -1,0 +1,97 @@
+"""``kubevox-agent chat``: talk to a VoiceAgent in text, before applying it.
+
+The same Agent as in a call (instructions, knowledge grounding, tools, LLM fallbacks), with
+user turns read from stdin and the agent's replies printed to stdout; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import uuid
+
+from kubevox_operator.api import AgentRuntimeConfig
+from livekit.agents.voice.run_result import (
+    ChatMessageEvent,
+    FunctionCallEvent,
+    RunEvent,
+    RunResult,
+)
+
+from ..callrecord import CallRecord
+from ..controls import TextControls
+from ..knowledge_hook import build_grounding
+from ..logs import setup_json_logging
+from ..providers import check_providers
+from ..session import build_call
+from ._common import add_config_arguments, load_from_args
+
+NAME = "chat"
+HELP = "Chat with a VoiceAgent in text over stdin/stdout (no audio)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL"),
+        help="knowledge store of the agent's knowledge bases (default: $REDIS_URL)",
+    )
+    parser.add_argument(
+        "--phone",
+        action="store_true",
+        help="behave as if the caller were on a phone line (transfers allowed)",
+    )
+    parser.add_argument("--log-level", default="WARNING")
+
+
+def _print_events(events: list[RunEvent]) -> None:
+    for ev in events:
+        if isinstance(ev, ChatMessageEvent) and ev.item.role == "assistant":
+            print(f"agent> {ev.item.text_content}", flush=True)
+        elif isinstance(ev, FunctionCallEvent):
+            print(f"[tool {ev.item.name}]", flush=True)
+
+
+async def chat(config: AgentRuntimeConfig, *, phone: bool) -> int:
+    record = CallRecord(
+        call_id=f"chat-{uuid.uuid4().hex[:8]}",
+        room="chat",
+        agent=config.name,
+        namespace=config.namespace,
+        log_transcripts=config.spec.log_transcripts,
+    )
+    controls = TextControls(pretend_phone=phone)
+    call = build_call(
+        config, record=record, controls=controls, grounding=build_grounding(config), audio=False
+    )
+    closed = asyncio.Event()
+    call.session.on("close", lambda _ev: closed.set())
+    loop = asyncio.get_running_loop()
+    async with call.session as session:
+        greeting = await session.start(call.agent, capture_run=True)
+        _print_events(greeting.events)
+        while not closed.is_set():
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            if not line.strip():
+                continue
+            result: RunResult[None] = await session.run(user_input=line.strip())
+            _print_events(result.events)
+            for to in controls.transfers:
+                print(f"[transferred to {to}]", flush=True)
+            controls.transfers.clear()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_json_logging(args.log_level)
+    config = load_from_args(args)
+    if args.redis_url:
+        for kb in config.knowledge_bases:
+            os.environ.setdefault(kb.redis_url_env, args.redis_url)
+    check_providers(config, os.environ)
+    return asyncio.run(chat(config, phone=args.phone))

@@ -1,0 +1,85 @@
+"""``kubevox-agent start``: the production worker.
+
+Everything that can be wrong with the config or the environment is checked before anything
+connects; then livekit's own production run loop takes over (SIGTERM drains: no new calls,
+live calls finish within drainTimeoutSeconds, exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from kubevox_operator.api import CONFIG_ENV, AgentRuntimeConfig
+from kubevox_operator.api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV
+from kubevox_operator.contract import HEALTH_PORT, METRICS_PORT
+
+from ..config import load_runtime_config, resolve_config_path
+from ..errors import ConfigError
+from ..providers import check_providers
+
+NAME = "start"
+HELP = "Run the LiveKit worker for the VoiceAgent in --config / $KUBEVOX_CONFIG."
+
+METRICS_PORT_ENV = "KUBEVOX_METRICS_PORT"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="rendered runtime config (default: $KUBEVOX_CONFIG)")
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=HEALTH_PORT,
+        help=f"LiveKit's health server: / and /worker (default {HEALTH_PORT})",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get(METRICS_PORT_ENV, METRICS_PORT)),
+        help=f"Prometheus /metrics (default ${METRICS_PORT_ENV} or {METRICS_PORT})",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("LIVEKIT_LOG_LEVEL", "INFO"))
+
+
+def preflight(path: str, env: dict[str, str] | os._Environ[str]) -> AgentRuntimeConfig:
+    """Config, provider keys and LiveKit credentials: a ConfigError names what is wrong."""
+    config = load_runtime_config(path)
+    check_providers(config, env)
+    for var in (LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV):
+        if not env.get(var):
+            raise ConfigError(
+                f"{var}: not set (from spec.livekit.credentialsSecretRef "
+                f"{config.spec.livekit.credentials_secret_ref.name!r})"
+            )
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    path = str(Path(resolve_config_path(args.config)).resolve())
+    config = preflight(path, os.environ)
+
+    # Job processes read the config themselves, and write their metrics to files the parent
+    # aggregates: both must be in the environment before the first process is started.
+    os.environ[CONFIG_ENV] = path
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="kubevox-metrics-"))
+
+    from livekit.agents.cli import proto
+    from livekit.agents.cli.cli import _run_worker
+    from prometheus_client import start_http_server
+
+    from .. import metrics, worker
+
+    server = worker.make_server(config, health_port=args.health_port)
+    parent = metrics.ParentCollector(
+        config.name,
+        config.namespace,
+        active_calls=lambda: worker.active_calls(server),
+        load=lambda: worker.LAST_LOAD.value,
+        registered=lambda: server.id not in ("", "unregistered"),
+    )
+    start_http_server(args.metrics_port, registry=metrics.scrape_registry(parent))
+    # livekit's production loop: JSON logs, SIGTERM -> drain(drain_timeout) -> exit 0.
+    _run_worker(server, proto.CliArgs(log_level=args.log_level, log_format="json"))
+    return 0

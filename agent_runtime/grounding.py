@@ -1,0 +1,121 @@
+"""Knowledge grounding: retrieve the chunks for a caller's turn and hand them to the LLM.
+
+The runtime depends only on the small :class:`Retriever` protocol; the knowledge-base package
+provides the real one. A store that is down never blocks an answer: the agent answers without
+grounding, and the outage is counted and logged once, not on every turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from livekit.agents import llm
+
+from . import metrics
+
+log = logging.getLogger("kubevox.grounding")
+
+RETRIEVAL_TIMEOUT = 1.0
+"""A turn waits at most this long for the store; a slower store counts as down."""
+
+
+class RetrievedChunk(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+
+
+class Retriever(Protocol):
+    async def retrieve(self, query: str, top_k: int) -> Sequence[RetrievedChunk]: ...
+
+
+@dataclass(frozen=True)
+class KnowledgeSource:
+    name: str
+    retriever: Retriever
+    top_k: int
+    min_score: float = 0.0
+
+
+class Grounding:
+    def __init__(
+        self,
+        sources: Sequence[KnowledgeSource],
+        *,
+        agent: str,
+        namespace: str,
+        timeout: float = RETRIEVAL_TIMEOUT,
+    ) -> None:
+        self._sources = list(sources)
+        self._labels = (agent, namespace)
+        self._timeout = timeout
+        self._down: set[str] = set()  # sources currently in an outage
+
+    @property
+    def outages(self) -> frozenset[str]:
+        return frozenset(self._down)
+
+    async def _one(self, src: KnowledgeSource, query: str) -> list[RetrievedChunk]:
+        try:
+            chunks = await asyncio.wait_for(src.retriever.retrieve(query, src.top_k), self._timeout)
+        except Exception as e:  # any store failure: answer without this source
+            if src.name not in self._down:
+                self._down.add(src.name)
+                metrics.retrieval_failures.labels(*self._labels).inc()
+                log.warning(
+                    "knowledge base unavailable; answering without grounding until it recovers",
+                    extra={"knowledge_base": src.name, "error": repr(e)},
+                )
+            return []
+        if src.name in self._down:
+            self._down.discard(src.name)
+            log.info("knowledge base recovered", extra={"knowledge_base": src.name})
+        return [c for c in chunks if c.score >= src.min_score]
+
+    async def retrieve(self, query: str) -> list[RetrievedChunk]:
+        if not self._sources or not query.strip():
+            return []
+        start = time.perf_counter()
+        results = await asyncio.gather(*(self._one(s, query) for s in self._sources))
+        metrics.retrieval_latency.labels(*self._labels).observe(time.perf_counter() - start)
+        chunks = [c for r in results for c in r]
+        return sorted(chunks, key=lambda c: c.score, reverse=True)
+
+    async def ground(self, chat_ctx: llm.ChatContext) -> llm.ChatContext:
+        """A copy of ``chat_ctx`` with the retrieved context after the last user message
+        (the session's own history is not modified)."""
+        query = _last_user_text(chat_ctx)
+        if query is None:
+            return chat_ctx
+        chunks = await self.retrieve(query)
+        if not chunks:
+            return chat_ctx
+        grounded = chat_ctx.copy()
+        grounded.add_message(role="system", content=format_context(chunks))
+        return grounded
+
+
+def _last_user_text(chat_ctx: llm.ChatContext) -> str | None:
+    for item in reversed(chat_ctx.items):
+        if item.type == "message" and item.role == "user":
+            return item.text_content or ""
+        if item.type == "message" and item.role == "assistant":
+            return None  # the turn after a tool call: already grounded
+    return None
+
+
+def format_context(chunks: Sequence[RetrievedChunk]) -> str:
+    lines = [
+        "Use the following excerpts from the knowledge base to answer the caller's last "
+        "question. If they do not contain the answer, say you don't know.",
+    ]
+    lines += [f"[{i}] ({c.source}) {c.text}" for i, c in enumerate(chunks, 1)]
+    return "\n".join(lines)

@@ -1,0 +1,31 @@
+"""Knowledge bases: ingestion (sources → chunks → vectors → Redis) and hybrid retrieval.
+
+The runtime calls :class:`Retriever` at every user turn; ``kubevox-agent ingest`` (run by the
+operator's Job) calls :func:`ingest`.
+"""
+
+from .embedders import Embedder, LocalEmbedder, OpenAIEmbedder, make_embedder
+from .errors import EmbeddingError, KnowledgeError, RetrievalError, SourceError, StoreError
+from .ingest import IngestResult, ingest
+from .models import Chunk
+from .redis_conn import connect
+from .retriever import Retriever
+from .runtime import build_retriever
+
+__all__ = [
+    "Chunk",
+    "Embedder",
+    "EmbeddingError",
+    "IngestResult",
+    "KnowledgeError",
+    "LocalEmbedder",
+    "OpenAIEmbedder",
+    "RetrievalError",
+    "Retriever",
+    "SourceError",
+    "StoreError",
+    "build_retriever",
+    "connect",
+    "ingest",
+    "make_embedder",
+]

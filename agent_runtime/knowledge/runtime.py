@@ -1,0 +1,35 @@
+"""The runtime's entry point: one :class:`Retriever` per knowledge base an agent uses.
+
+``agent_runtime.knowledge_hook`` looks up ``build_retriever`` here. The Redis URL and the
+embeddings key come from the environment variables the operator named in the rendered config.
+Embedders are shared between knowledge bases with the same model, so the local model loads once
+per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kubevox_operator.api import ResolvedKnowledgeBase
+
+from .embedders import Embedder, make_embedder
+from .errors import KnowledgeError
+from .manifest import API_KEY_ENVS
+from .retriever import Retriever
+
+_embedders: dict[str, Embedder] = {}
+
+
+def build_retriever(kb: ResolvedKnowledgeBase, env: Mapping[str, str]) -> Retriever:
+    url = env.get(kb.redis_url_env)
+    if not url:
+        raise KnowledgeError(f"knowledge base {kb.name}: ${kb.redis_url_env} (Redis URL) is unset")
+    key_envs = [kb.embedding_api_key_env] if kb.embedding_api_key_env else []
+    key = next((env[e] for e in [*key_envs, *API_KEY_ENVS] if env.get(e)), None)
+    spec_key = kb.embedding.model_dump_json()
+    embedder = _embedders.get(spec_key)
+    if embedder is None:
+        embedder = _embedders[spec_key] = make_embedder(kb.embedding, key)
+    return Retriever.from_url(
+        url, kb.index_name, embedder, default_top_k=kb.top_k, default_min_score=kb.min_score
+    )

@@ -1,0 +1,148 @@
+"""Assembling one call: providers from the registry, the AgentSession with the spec's turn
+handling, the Agent, and the observers that feed metrics and the call record."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubevox_operator.api import AgentRuntimeConfig
+from livekit.agents import (
+    AgentSession,
+    APIConnectOptions,
+    APIStatusError,
+    APITimeoutError,
+    inference,
+    llm,
+    stt,
+    tts,
+    vad,
+)
+from livekit.agents.types import NOT_GIVEN
+from livekit.agents.voice.agent_session import SessionConnectOptions
+from livekit.agents.voice.events import CloseEvent, CloseReason, ConversationItemAddedEvent
+from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
+
+from . import metrics
+from .agent import KubevoxAgent
+from .callrecord import CallRecord
+from .controls import CallControls
+from .grounding import Grounding
+from .providers import BuildContext, build_llm, build_stt, build_tts
+
+
+def turn_handling(config: AgentRuntimeConfig, *, audio: bool = True) -> TurnHandlingOptions:
+    spec = config.spec
+    td = spec.turn_detection
+    detection: TurnDetectionMode
+    if not audio:
+        detection = "manual"  # text turns end when the line is sent
+    elif td.mode == "model":
+        # The local model only, never LiveKit's cloud detector.
+        detection = inference.TurnDetector(version="v1-mini")
+    else:
+        detection = td.mode
+    return {
+        "turn_detection": detection,
+        "endpointing": {
+            "min_delay": td.min_endpointing_delay_seconds,
+            "max_delay": td.max_endpointing_delay_seconds,
+        },
+        "interruption": {
+            "enabled": spec.interruptions.enabled,
+            "mode": "vad",  # "adaptive" is a LiveKit cloud model
+            "min_duration": spec.interruptions.min_duration_seconds,
+            "min_words": spec.interruptions.min_words,
+        },
+        "preemptive_generation": {"enabled": td.preemptive_generation},
+    }
+
+
+def _error_kind(error: BaseException) -> str:
+    if isinstance(error, APITimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(error, APIStatusError):
+        return f"http_{error.status_code}"
+    return type(error).__name__.removeprefix("API").lower() or "other"
+
+
+def watch_provider_errors(
+    provider: str, plugin: stt.STT[Any] | llm.LLM[Any] | tts.TTS[Any], labels: tuple[str, str]
+) -> None:
+    def on_error(ev: Any) -> None:
+        metrics.provider_errors.labels(*labels, provider, _error_kind(ev.error)).inc()
+
+    plugin.on("error", on_error)
+
+
+@dataclass
+class Call:
+    session: AgentSession[None]
+    agent: KubevoxAgent
+    record: CallRecord
+    llm: llm.LLM[Any]
+    stt: stt.STT[Any] | None = None
+    tts: tts.TTS[Any] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_call(
+    config: AgentRuntimeConfig,
+    *,
+    record: CallRecord,
+    controls: CallControls,
+    grounding: Grounding | None = None,
+    audio: bool = True,
+    vad_model: vad.VAD | None = None,
+    http_session: Any = None,
+    env: Mapping[str, str] = os.environ,
+) -> Call:
+    spec = config.spec
+    labels = (config.name, config.namespace)
+    ctx = BuildContext(language=spec.language, vad=vad_model, http_session=http_session)
+
+    the_llm = build_llm(spec.llm, ctx, env)
+    endpoints = the_llm._llm_instances if isinstance(the_llm, llm.FallbackAdapter) else [the_llm]
+    for endpoint in endpoints:
+        watch_provider_errors(spec.llm.provider, endpoint, labels)
+    if isinstance(the_llm, llm.FallbackAdapter):
+
+        def on_availability(ev: llm.AvailabilityChangedEvent) -> None:
+            if not ev.available:
+                metrics.llm_fallbacks.labels(*labels).inc()
+
+        the_llm.on("llm_availability_changed", on_availability)
+
+    the_stt = build_stt(spec.stt, ctx, env) if audio else None
+    the_tts = build_tts(spec.tts, ctx, env) if audio else None
+    if the_stt is not None:
+        watch_provider_errors(spec.stt.provider, the_stt, labels)
+    if the_tts is not None:
+        watch_provider_errors(spec.tts.provider, the_tts, labels)
+
+    session: AgentSession[None] = AgentSession(
+        stt=the_stt if the_stt is not None else NOT_GIVEN,
+        llm=the_llm,
+        tts=the_tts if the_tts is not None else NOT_GIVEN,
+        vad=vad_model if audio else None,
+        turn_handling=turn_handling(config, audio=audio),
+        # The FallbackAdapter does its own failover; one retry covers a single endpoint's blip.
+        conn_options=SessionConnectOptions(
+            llm_conn_options=APIConnectOptions(max_retry=1, retry_interval=0.5),
+        ),
+    )
+    agent = KubevoxAgent(config, record=record, controls=controls, grounding=grounding)
+
+    def on_item(ev: ConversationItemAddedEvent) -> None:
+        if isinstance(ev.item, llm.ChatMessage):
+            record.on_message(ev.item)
+
+    def on_close(ev: CloseEvent) -> None:
+        outcome = "error" if ev.reason == CloseReason.ERROR else "completed"
+        record.finish(outcome)
+
+    session.on("conversation_item_added", on_item)
+    session.on("close", on_close)
+    return Call(session=session, agent=agent, record=record, llm=the_llm, stt=the_stt, tts=the_tts)

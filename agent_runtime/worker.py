@@ -1,0 +1,172 @@
+"""The LiveKit worker: an AgentServer in production mode serving one VoiceAgent.
+
+The parent process registers with LiveKit, reports load and serves health (:8081) and
+metrics; each call runs in a pre-warmed child process (``prewarm`` loads the config and the
+local models once per process, ``entrypoint`` runs one call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from typing import Any
+
+from kubevox_operator import contract
+from kubevox_operator.api import CONFIG_ENV, AgentRuntimeConfig
+from kubevox_operator.api.runtime_config import LIVEKIT_URL_ENV
+from livekit import rtc
+from livekit.agents import AgentServer, JobContext, JobProcess, inference, room_io
+from livekit.agents.utils.hw import get_cpu_monitor
+
+from .callrecord import CallRecord
+from .config import load_runtime_config
+from .knowledge_hook import build_grounding
+from .providers import prewarm_providers
+from .session import build_call
+
+log = logging.getLogger("kubevox.worker")
+
+HEALTH_PORT = contract.HEALTH_PORT
+LOAD_THRESHOLD = 1.0
+"""With load = max(calls / maxCallsPerPod, cpu), the pod is full exactly at maxCallsPerPod
+calls (or a saturated CPU)."""
+
+
+def compute_load(active_calls: int, max_calls: int, cpu: float, cpu_weight: float = 1.0) -> float:
+    """max(active/maxCallsPerPod, cpu) kept within 0..1 (LiveKit breaks on loads above 1).
+
+    ``cpu_weight`` scales the CPU part: 0 on a shared development machine, where the CPU is
+    busy with everything else (the caller, the tests) and the call count is the capacity.
+    """
+    return min(max(active_calls / max(max_calls, 1), cpu * cpu_weight, 0.0), 1.0)
+
+
+class _LastLoad:
+    value: float = 0.0
+
+
+LAST_LOAD = _LastLoad()
+"""The load last reported to LiveKit (exported as a gauge)."""
+
+
+def active_calls(server: AgentServer) -> int:
+    """Calls in progress: jobs running in this worker's processes (0 before it starts)."""
+    try:
+        return len(server.active_jobs)
+    except AttributeError:  # the process pool exists only once the server runs
+        return 0
+
+
+PREWARM_TIMEOUT = 120.0
+"""Seconds a job process may take to load its models before livekit gives up on it."""
+
+
+CPU_WEIGHT_ENV = "KUBEVOX_CPU_LOAD_WEIGHT"
+"""How much CPU counts in the load (0..1, default 1); see :func:`compute_load`."""
+
+
+def load_fnc(max_calls: int, cpu_weight: float, server: AgentServer) -> float:
+    # Runs in a thread every 0.5 s; cpu_percent blocks for its short sampling interval.
+    cpu = get_cpu_monitor().cpu_percent(interval=0.2) if cpu_weight > 0 else 0.0
+    LAST_LOAD.value = compute_load(active_calls(server), max_calls, cpu, cpu_weight)
+    return LAST_LOAD.value
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Once per job process, before any call: config, VAD, turn detector, offline models."""
+    config = load_runtime_config(os.environ[CONFIG_ENV])
+    proc.userdata["config"] = config
+    proc.userdata["vad"] = inference.VAD()
+    if config.spec.turn_detection.mode == "model":
+        inference.TurnDetector(version="v1-mini")
+    prewarm_providers(config)
+
+
+class RoomControls:
+    """Call controls in a LiveKit room."""
+
+    def __init__(self, ctx: JobContext, caller: rtc.RemoteParticipant) -> None:
+        self._ctx = ctx
+        self._caller = caller
+
+    def caller_is_phone(self) -> bool:
+        return self._caller.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+
+    async def transfer(self, to: str) -> None:
+        await self._ctx.transfer_sip_participant(self._caller, to)
+
+
+HANG_UP_OUTCOMES = ("agent_ended", "max_duration")
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    config: AgentRuntimeConfig = ctx.proc.userdata["config"]
+    await ctx.connect()
+    caller = await ctx.wait_for_participant()
+    record = CallRecord(
+        call_id=ctx.job.id,
+        room=ctx.room.name,
+        agent=config.name,
+        namespace=config.namespace,
+        log_transcripts=config.spec.log_transcripts,
+    )
+    call = build_call(
+        config,
+        record=record,
+        controls=RoomControls(ctx, caller),
+        grounding=build_grounding(config),
+        vad_model=ctx.proc.userdata["vad"],
+    )
+    done = asyncio.Event()
+
+    def on_close(_ev: Any) -> None:
+        if record.outcome in HANG_UP_OUTCOMES:
+            # Deleting the room hangs up phone callers too.
+            ctx.add_shutdown_callback(lambda: _delete_room(ctx))
+        done.set()
+
+    call.session.on("close", on_close)
+    ctx.add_shutdown_callback(lambda: _finish(record))
+    await call.session.start(
+        agent=call.agent,
+        room=ctx.room,
+        room_options=room_io.RoomOptions(participant_identity=caller.identity),
+    )
+    await done.wait()
+    ctx.shutdown(reason=record.outcome or "session closed")
+
+
+async def _finish(record: CallRecord) -> None:
+    record.finish("completed")
+
+
+async def _delete_room(ctx: JobContext) -> None:
+    try:
+        await ctx.delete_room()
+    except Exception:
+        log.exception("could not delete the room", extra={"room": ctx.room.name})
+
+
+def make_server(config: AgentRuntimeConfig, *, health_port: int = HEALTH_PORT) -> AgentServer:
+    spec = config.spec
+    server = AgentServer(
+        drain_timeout=spec.drain_timeout_seconds,
+        load_threshold=LOAD_THRESHOLD,
+        load_fnc=functools.partial(
+            load_fnc,
+            spec.scaling.max_calls_per_pod,
+            min(max(float(os.environ.get(CPU_WEIGHT_ENV, "1")), 0.0), 1.0),
+        ),
+        setup_fnc=prewarm,
+        port=health_port,
+        num_idle_processes=min(spec.scaling.max_calls_per_pod, os.cpu_count() or 1),
+        # $LIVEKIT_URL (set by the operator from the same spec) lets a local run point
+        # the worker elsewhere, as every LiveKit SDK allows.
+        ws_url=os.environ.get(LIVEKIT_URL_ENV) or spec.livekit.url,
+        # Offline models load in prewarm: a process may need longer than livekit's 10 s.
+        initialize_process_timeout=PREWARM_TIMEOUT,
+    )
+    server.rtc_session(entrypoint, agent_name=config.agent_name)
+    return server

@@ -1,0 +1,87 @@
+"""Retrieval quality of the knowledge base with the local embedder (tests/knowledge/eval/).
+
+    python bench/knowledge_eval.py [--redis-url URL] [--size 96 --overlap 16]
+
+Starts its own Redis with search (kubevox_devenv) unless --redis-url/REDIS_URL is given,
+ingests the evaluation documents, and prints recall@k and MRR for text-only, vector-only and
+hybrid retrieval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL_DIR = ROOT / "tests" / "knowledge" / "eval"
+for extra in (ROOT, ROOT / "operator", ROOT / "hack" / "devenv"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from kubevox_operator.api import KnowledgeBase  # noqa: E402
+
+from agent_runtime.knowledge import LocalEmbedder, Retriever, connect, ingest  # noqa: E402
+from agent_runtime.knowledge.evaluation import (  # noqa: E402
+    ModeScore,
+    evaluate,
+    load_questions,
+    table,
+)
+
+
+def eval_knowledge_base(size: int = 96, overlap: int = 16, index: str = "kb-eval") -> KnowledgeBase:
+    """One inline source per document, named after the file (the questions' labels)."""
+    sources: list[dict[str, Any]] = [
+        {"name": p.stem, "inline": p.read_text()} for p in sorted((EVAL_DIR / "docs").iterdir())
+    ]
+    return KnowledgeBase.model_validate(
+        {
+            "metadata": {"name": "eval", "namespace": "default"},
+            "spec": {
+                "sources": sources,
+                "chunking": {"sizeTokens": size, "overlapTokens": overlap},
+                "store": {"redisUrlSecretRef": {"name": "r", "key": "url"}, "indexName": index},
+            },
+        }
+    )
+
+
+async def run_eval(url: str, embedder: LocalEmbedder, size: int, overlap: int) -> list[ModeScore]:
+    kb = eval_knowledge_base(size, overlap)
+    client = connect(url)
+    try:
+        result = await ingest(kb, client, embedder)
+        if not result.ok:
+            raise SystemExit(f"ingestion failed: {result.message}")
+        retriever = Retriever(client, kb.index_name, embedder)
+        return await evaluate(retriever, load_questions(EVAL_DIR / "questions.yaml"))
+    finally:
+        await client.aclose()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    ap.add_argument("--size", type=int, default=96)
+    ap.add_argument("--overlap", type=int, default=16)
+    args = ap.parse_args()
+    embedder = LocalEmbedder()
+    if args.redis_url:
+        scores = asyncio.run(run_eval(args.redis_url, embedder, args.size, args.overlap))
+    else:
+        from kubevox_devenv.redis import RedisSearchServer
+
+        with RedisSearchServer() as server:
+            scores = asyncio.run(run_eval(server.url, embedder, args.size, args.overlap))
+    n = scores[0].questions
+    print(f"{n} questions, chunks of {args.size} tokens (overlap {args.overlap}), local embedder")
+    print(table(scores))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""Operator benchmark: N VoiceAgents applied at once against the local control plane.
+
+    .venv/bin/python bench/operator_bench.py --sizes 1 100 500
+
+For each N: time until every VoiceAgent has all its children and an up-to-date status (per agent
+p50/p95, and total), the operator's CPU seconds and peak RSS, its API writes per agent, its
+writes during idle resyncs; and, in the same run, the lower bound: the very same child objects
+applied directly by one client (same concurrency), with the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kopf._cogs.structs.credentials import ConnectionInfo
+from kubevox_devenv.controlplane import ControlPlane
+from kubevox_devenv.procs import free_port
+from kubevox_operator.api import VoiceAgent
+from kubevox_operator.builders import OperatorDefaults, build_agent_children
+from kubevox_operator.kube import Kube
+
+REPO = Path(__file__).resolve().parents[1]
+SA_USER = "system:serviceaccount:kubevox-system:kubevox-operator"
+RESYNC = 5.0
+
+
+def agent(name: str, ns: str) -> dict[str, Any]:
+    cred = {"secretKeyRef": {"name": "providers", "key": "k"}}
+    return {
+        "apiVersion": "kubevox.dev/v1alpha1",
+        "kind": "VoiceAgent",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "instructions": "You are a benchmark agent.",
+            "livekit": {"url": "ws://livekit:7880", "credentialsSecretRef": {"name": "livekit"}},
+            "stt": {"provider": "deepgram", "credentials": cred},
+            "llm": {"provider": "openai", "credentials": cred},
+            "tts": {"provider": "cartesia", "credentials": cred},
+        },
+    }
+
+
+def secrets(ns: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "livekit", "namespace": ns},
+            "stringData": {"apiKey": "a", "apiSecret": "b"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "providers", "namespace": ns},
+            "stringData": {"k": "v"},
+        },
+    ]
+
+
+def info(kubeconfig: Path) -> ConnectionInfo:
+    cfg = yaml.safe_load(kubeconfig.read_text())
+    user = cfg["users"][0]["user"]
+    return ConnectionInfo(
+        server=cfg["clusters"][0]["cluster"]["server"],
+        ca_path=cfg["clusters"][0]["cluster"]["certificate-authority"],
+        certificate_path=user.get("client-certificate"),
+        private_key_path=user.get("client-key"),
+        token=user.get("token"),
+    )
+
+
+def proc_stats(pid: int) -> tuple[float, int]:
+    """(CPU seconds, peak RSS bytes) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / tick
+    hwm = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmHWM")
+    )
+    return cpu, hwm * 1024
+
+
+def writes(audit: Path, user: str, since: float, ns: str) -> int:
+    n = 0
+    for line in audit.read_text().splitlines():
+        e = json.loads(line)
+        if e.get("stage") != "ResponseComplete" or e["user"]["username"] != user:
+            continue
+        if e["objectRef"].get("namespace") != ns:
+            continue
+        t = datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00"))
+        n += t.timestamp() >= since
+    return n
+
+
+async def create_all(kube: Kube, objs: list[dict[str, Any]]) -> dict[str, float]:
+    """POST every object concurrently; returns name → time its create returned."""
+    done: dict[str, float] = {}
+
+    async def one(o: dict[str, Any]) -> None:
+        res = await kube.request(
+            "POST",
+            f"/apis/kubevox.dev/v1alpha1/namespaces/{o['metadata']['namespace']}/voiceagents",
+            o,
+        )
+        done[res["metadata"]["name"]] = time.monotonic()
+
+    await asyncio.gather(*(one(o) for o in objs))
+    return done
+
+
+async def wait_statuses(kube: Kube, ns: str, n: int, limit: float) -> dict[str, float]:
+    """name → first time (monotonic) its status is up to date, by polling lists at 10 Hz."""
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + limit
+    while len(seen) < n and time.monotonic() < deadline:
+        items = (
+            await kube.request("GET", f"/apis/kubevox.dev/v1alpha1/namespaces/{ns}/voiceagents")
+        )["items"]
+        now = time.monotonic()
+        for va in items:
+            st = va.get("status") or {}
+            if (
+                st.get("observedGeneration") == va["metadata"]["generation"]
+                and st.get("configHash")
+                and va["metadata"]["name"] not in seen
+            ):
+                seen[va["metadata"]["name"]] = now
+        await asyncio.sleep(0.1)
+    return seen
+
+
+def pct(values: list[float], p: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+async def direct_apply(kube: Kube, ns: str, n: int) -> float:
+    """Lower bound: the same children, applied by one client, from VoiceAgents that exist."""
+    await create_all(kube, [agent(f"d{i}", ns) for i in range(n)])
+    items = (await kube.request("GET", f"/apis/kubevox.dev/v1alpha1/namespaces/{ns}/voiceagents"))[
+        "items"
+    ]
+    objs = []
+    for body in items:
+        kids = build_agent_children(VoiceAgent.model_validate(body), body, {}, OperatorDefaults())
+        objs.extend(kids.objects)
+    start = time.monotonic()
+    await asyncio.gather(*(kube.apply(o) for o in objs))
+    return time.monotonic() - start
+
+
+async def wait_live(url: str) -> None:
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: ASYNC210 - a probe
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("operator did not become live")
+
+
+async def wait_quiet(audit: Path, ns: str, quiet: float = RESYNC + 1) -> None:
+    for _ in range(600):
+        if writes(audit, SA_USER, time.time() - quiet, ns) == 0:
+            return
+        await asyncio.sleep(0.5)
+
+
+def run_operator(kubeconfig: Path, ns: str, log: Path, liveness: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubevox_operator",
+            "--standalone",
+            "--namespace",
+            ns,
+            "--metrics-port",
+            "0",
+            "--liveness",
+            liveness,
+            "--resync-seconds",
+            str(RESYNC),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+
+
+async def bench(plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path) -> dict[str, Any]:
+    admin = Kube(info(plane.kubeconfig))
+    ns_op, ns_direct = f"op-{n}", f"direct-{n}"
+    for ns in (ns_op, ns_direct):
+        plane.kubectl_run("create", "namespace", ns)
+        for s in secrets(ns):
+            await admin.request("POST", f"/api/v1/namespaces/{ns}/secrets", s)
+    direct = await direct_apply(admin, ns_direct, n)
+
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
+    proc = run_operator(sa_kubeconfig, ns_op, out / f"operator-{n}.log", liveness)
+    try:
+        await wait_live(liveness)
+        await asyncio.sleep(1)  # watching, idle
+        cpu0, _ = proc_stats(proc.pid)
+        t0 = time.time()
+        start = time.monotonic()
+        created, seen = await asyncio.gather(
+            create_all(admin, [agent(f"a{i}", ns_op) for i in range(n)]),
+            wait_statuses(admin, ns_op, n, limit=300),
+        )
+        total = max(seen.values()) - start if len(seen) == n else float("nan")
+        per_agent = [seen[k] - created[k] for k in seen if k in created]
+        cpu1, rss = proc_stats(proc.pid)
+        await wait_quiet(plane.audit_log, ns_op)  # the rollout's status updates settle
+        run_writes = writes(plane.audit_log, SA_USER, t0, ns_op)
+        idle_from = time.time()
+        await asyncio.sleep(2 * RESYNC + 1)
+        idle = writes(plane.audit_log, SA_USER, idle_from, ns_op)
+        _, rss = proc_stats(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        await admin.close()
+    return {
+        "n": n,
+        "ready": len(seen),
+        "total_s": round(total, 3),
+        "p50_s": round(pct(per_agent, 50), 3),
+        "p95_s": round(pct(per_agent, 95), 3),
+        "direct_s": round(direct, 3),
+        "ratio": round(total / direct, 2),
+        "cpu_s": round(cpu1 - cpu0, 2),
+        "peak_rss_mb": round(rss / 2**20, 1),
+        "writes_per_agent": round(run_writes / n, 2),
+        "idle_resync_writes": idle,
+    }
+
+
+def setup(plane: ControlPlane, workdir: Path) -> Path:
+    plane.kubectl_run("apply", "--server-side", "-f", str(REPO / "crds"))
+    for crd in ("voiceagents.kubevox.dev", "knowledgebases.kubevox.dev"):
+        while plane.kubectl_run(
+            "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=10s"
+        ).returncode:
+            time.sleep(0.5)
+    plane.kubectl_run(
+        "create",
+        "clusterrolebinding",
+        "bench-controller-manager",
+        "--clusterrole=cluster-admin",
+        "--user=system:kube-controller-manager",
+    )
+    plane.kubectl_run("apply", "--server-side", "-f", str(REPO / "manifests/base/rbac.yaml"))
+    token = plane.kubectl_run(
+        "create", "token", "kubevox-operator", "-n", "kubevox-system", "--duration=2h"
+    ).stdout.strip()
+    cfg = yaml.safe_load(plane.kubeconfig.read_text())
+    cfg["users"] = [{"name": "sa", "user": {"token": token}}]
+    cfg["contexts"] = [
+        {"name": "sa", "context": {"cluster": cfg["clusters"][0]["name"], "user": "sa"}}
+    ]
+    cfg["current-context"] = "sa"
+    path = workdir / "operator.kubeconfig"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 500])
+    args = p.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="kubevox-bench-"))
+    plane = ControlPlane(workdir / "cp")
+    plane.start()
+    results = []
+    try:
+        sa = setup(plane, workdir)
+        for n in args.sizes:
+            r = asyncio.run(bench(plane, sa, n, workdir))
+            print(json.dumps(r), flush=True)
+            results.append(r)
+    finally:
+        plane.stop()
+    print(
+        "\n| N | total s | p50 s | p95 s | direct apply s | ratio | operator CPU s | peak RSS MB "
+        "| writes/agent | idle-resync writes |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['n']} | {r['total_s']} | {r['p50_s']} | {r['p95_s']} | {r['direct_s']} | "
+            f"{r['ratio']} | {r['cpu_s']} | {r['peak_rss_mb']} | {r['writes_per_agent']} | "
+            f"{r['idle_resync_writes']} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Run `kubevox-agent start` as a real worker process for tests, benchmarks and `make run`."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .procs import ManagedProcess, free_port, wait_for
+
+_REGISTERED = re.compile(r"^kubevox_worker_registered\{[^}]*\} 1\.0$", re.M)
+_ACTIVE = re.compile(r"^kubevox_active_calls\{[^}]*\} ([0-9.]+)$", re.M)
+
+
+@dataclass
+class AgentWorker:
+    """One worker process: registered with LiveKit once :meth:`start` returns."""
+
+    config: Path
+    env: dict[str, str]
+    log: Path
+    health_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    process: ManagedProcess | None = None
+
+    def start(self, timeout: float = 180.0) -> AgentWorker:
+        argv = [
+            sys.executable,
+            "-m",
+            "agent_runtime",
+            "start",
+            "--config",
+            str(self.config),
+            "--health-port",
+            str(self.health_port),
+            "--metrics-port",
+            str(self.metrics_port),
+        ]
+        env = {**os.environ, **self.env}
+        self.process = ManagedProcess("kubevox-agent", argv, self.log, env=env)
+        self.process.start()
+        try:
+            wait_for("kubevox-agent worker", self.registered, timeout, self.process.alive)
+        except BaseException:
+            tail = self.process.log_tail(20)
+            self.stop()
+            raise RuntimeError(f"worker did not register with LiveKit:\n{tail}") from None
+        return self
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return str(resp.read().decode())
+
+    def registered(self) -> bool:
+        return bool(_REGISTERED.search(self.metrics()))
+
+    def active_calls(self) -> int:
+        match = _ACTIVE.search(self.metrics())
+        return int(float(match.group(1))) if match else 0
+
+    def terminate(self) -> None:
+        """SIGTERM, as the kubelet sends on a rollout: the worker drains."""
+        if self.process is not None and self.process.popen is not None:
+            self.process.popen.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        assert self.process.popen is not None
+        return self.process.popen.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=30)

@@ -1,0 +1,42 @@
+"""Retrieval quality on the evaluation set (tests/knowledge/eval/): hybrid is not worse than
+text-only or vector-only where it matters for a voice turn (the few chunks given to the LLM)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from kubevox_devenv.redis import RedisSearchServer
+
+from agent_runtime.knowledge import LocalEmbedder
+
+pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "knowledge_eval", ROOT / "bench/knowledge_eval.py"
+    )
+    assert spec
+    assert spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+async def test_hybrid_not_worse_than_text_or_vector(
+    redis_server: RedisSearchServer, embedder: LocalEmbedder
+) -> None:
+    mod = bench_module()
+    assert len(mod.load_questions(mod.EVAL_DIR / "questions.yaml")) >= 50
+    scores = {s.mode: s for s in await mod.run_eval(redis_server.url, embedder, 96, 16)}
+    text, vector, hybrid = scores["text"], scores["vector"], scores["hybrid"]
+    for k in (3, 5):
+        assert hybrid.recall[k] >= max(text.recall[k], vector.recall[k]), (k, scores)
+    assert hybrid.mrr >= text.mrr
+    assert vector.recall[5] >= 0.9
+    assert hybrid.recall[5] >= 0.95

@@ -1,0 +1,58 @@
+"""Cartesia's ``/tts/websocket``: records each request (query, headers, JSON messages) and
+answers every transcript chunk with base64 PCM of the requested sample rate, then ``done``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .base import LocalServer
+
+
+def tone(sample_rate: int, seconds: float, freq: float = 220.0) -> bytes:
+    n = int(sample_rate * seconds)
+    return struct.pack(
+        f"<{n}h", *(int(8000 * math.sin(2 * math.pi * freq * i / sample_rate)) for i in range(n))
+    )
+
+
+class CartesiaServer(LocalServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.connections: list[dict[str, Any]] = []
+        self.app.router.add_get("/tts/websocket", self._ws)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for c in self.connections for m in c["messages"]]
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        conn: dict[str, Any] = {
+            "query": dict(request.query), "headers": dict(request.headers), "messages": []
+        }
+        self.connections.append(conn)
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            conn["messages"].append(data)
+            ctx = data.get("context_id")
+            if data.get("cancel"):
+                continue
+            rate = int(data.get("output_format", {}).get("sample_rate", 24000))
+            if data.get("transcript", "").strip():
+                pcm = tone(rate, 0.2)
+                await ws.send_str(json.dumps(
+                    {"type": "chunk", "context_id": ctx, "data": base64.b64encode(pcm).decode(),
+                     "done": False}))
+            if data.get("continue") is False:
+                await ws.send_str(json.dumps({"type": "done", "context_id": ctx, "done": True}))
+        return ws

@@ -1,0 +1,263 @@
+"""Text-mode sessions of the real Agent (livekit's session.run / RunResult), with the LLM
+served by local OpenAI-compatible servers."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from livekit.agents import AgentSession
+
+from agent_runtime import metrics
+from agent_runtime.agent import APOLOGY
+from agent_runtime.callrecord import CallRecord
+from agent_runtime.controls import TextControls
+from agent_runtime.grounding import Grounding, KnowledgeSource
+from agent_runtime.session import Call, build_call
+
+from .helpers import make_config
+from .knowledge_stub import KeywordStore, RedisDownStore
+from .servers.openai_server import OpenAIServer, Reply
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def primary() -> AsyncIterator[OpenAIServer]:
+    async with OpenAIServer("primary") as s:
+        yield s
+
+
+@pytest.fixture
+async def secondary() -> AsyncIterator[OpenAIServer]:
+    async with OpenAIServer("secondary") as s:
+        yield s
+
+
+def llm_spec(server: OpenAIServer, model: str = "primary-model", timeout: float = 5,
+             fallbacks: list[OpenAIServer] | None = None) -> dict[str, Any]:
+    return {"llm": {
+        "provider": "openai", "model": model, "baseURL": server.base_url,
+        "timeoutSeconds": timeout,
+        "fallbacks": [{"provider": "openai", "model": f"fallback-{i}", "baseURL": f.base_url,
+                       "timeoutSeconds": timeout} for i, f in enumerate(fallbacks or [])],
+    }}
+
+
+def make_call(spec: dict[str, Any], *, grounding: Grounding | None = None,
+              controls: TextControls | None = None) -> Call:
+    cfg = make_config(spec)
+    record = CallRecord(call_id="call-1", room="room-1", agent=cfg.name,
+                        namespace=cfg.namespace, log_transcripts=cfg.spec.log_transcripts)
+    return build_call(cfg, record=record, controls=controls or TextControls(),
+                      grounding=grounding, audio=False, env={})
+
+
+def text_of(msg: Any) -> str:
+    return str(msg.event().item.text_content).strip()
+
+
+def sample(name: str, **labels: str) -> float:
+    v = metrics.scrape_registry().get_sample_value(name, {"agent": "front-desk",
+                                                          "namespace": "clinic", **labels})
+    return v or 0.0
+
+
+async def test_greeting_then_answer(primary: OpenAIServer) -> None:
+    primary.script = [Reply(text="We open at nine.")]
+    call = make_call(llm_spec(primary))
+    async with call.session as session:
+        greet = await session.start(call.agent, capture_run=True)
+        assert text_of(greet.expect.contains_message(role="assistant")) == (
+            "Hello, Maple Street clinic, how can I help?")
+        result = await session.run(user_input="When do you open?")
+        assert text_of(result.expect.next_event().is_message(role="assistant")) == (
+            "We open at nine.")
+        result.expect.no_more_events()
+    body = primary.chat_requests[0].body
+    assert body["model"] == "primary-model"
+    assert body["messages"][0]["role"] == "system"
+    assert "Maple Street clinic" in body["messages"][0]["content"]
+
+
+def clinic_grounding(store: Any) -> Grounding:
+    return Grounding([KnowledgeSource("clinic-faq", store, top_k=2)], agent="front-desk",
+                     namespace="clinic")
+
+
+async def test_grounding_is_injected_for_the_user_turn(primary: OpenAIServer) -> None:
+    store = KeywordStore({
+        "hours.md": "The pharmacy opens on Saturdays at 9 am.",
+        "parking.md": "Parking is free behind the building.",
+    })
+    primary.script = [Reply(text="On Saturdays the pharmacy opens at 9 am.")]
+    call = make_call(llm_spec(primary), grounding=clinic_grounding(store))
+    async with call.session as session:
+        await session.start(call.agent)
+        result = await session.run(user_input="When does the pharmacy open on Saturdays?")
+        result.expect.next_event().is_message(role="assistant")
+    assert store.queries == ["When does the pharmacy open on Saturdays?"]
+    messages = primary.chat_requests[-1].body["messages"]
+    user_idx = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    injected = messages[user_idx + 1]
+    assert injected["role"] == "system"
+    assert "(hours.md) The pharmacy opens on Saturdays at 9 am." in injected["content"]
+    # grounding is per turn: the session's own history does not keep it
+    assert all("hours.md" not in str(i) for i in session.history.items)
+
+
+async def test_store_down_answers_ungrounded_and_counts_once(
+    primary: OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisDownStore(free_port())
+    primary.default = Reply(text="I can help with that.")
+    before = sample(metrics.RETRIEVAL_FAILURES)
+    call = make_call(llm_spec(primary), grounding=clinic_grounding(store))
+    with caplog.at_level("WARNING", logger="kubevox.grounding"):
+        async with call.session as session:
+            await session.start(call.agent)
+            for q in ("Are you open today?", "Do you take walk-ins?", "Where do I park?"):
+                result = await session.run(user_input=q)
+                assert text_of(result.expect.next_event().is_message(role="assistant")) == (
+                    "I can help with that.")
+    assert store.calls == 3
+    assert sample(metrics.RETRIEVAL_FAILURES) - before == 1
+    outage_logs = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(outage_logs) == 1
+    assert all(m["role"] != "system" or "knowledge base" not in m["content"]
+               for m in primary.chat_requests[-1].body["messages"][1:])
+
+
+async def test_end_call_tool_closes_the_session(primary: OpenAIServer) -> None:
+    primary.script = [Reply(tool_call=("end_call", {})), Reply(text="Goodbye!")]
+    call = make_call(llm_spec(primary))
+    async with call.session as session:
+        await session.start(call.agent)
+        closed = session_closed(session)
+        result = await session.run(user_input="That's all, thanks, bye.")
+        result.expect.next_event().is_function_call(name="end_call")
+        result.expect.next_event().is_function_call_output()
+        assert text_of(result.expect.next_event().is_message(role="assistant")) == "Goodbye!"
+        await closed
+    assert call.record.outcome == "agent_ended"
+    tool_names = [t["function"]["name"] for t in primary.chat_requests[0].body["tools"]]
+    assert tool_names == ["end_call"]  # no transfer tool without spec.tools.transfer
+
+
+def session_closed(session: AgentSession[None]) -> Any:
+    import asyncio
+
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    session.on("close", lambda _ev: fut.done() or fut.set_result(None))
+    return asyncio.wait_for(fut, 10)
+
+
+TRANSFER_SPEC = {
+    "telephony": {"sip": {"phoneNumbers": ["+15551234567"], "allowedAddresses": ["10.0.0.0/8"]}},
+    "tools": {"transfer": {"to": "tel:+15557654321"}},
+}
+
+
+async def test_transfer_to_human_on_a_phone_line(primary: OpenAIServer) -> None:
+    primary.script = [Reply(tool_call=("transfer_to_human", {}))]
+    controls = TextControls(pretend_phone=True)
+    call = make_call({**llm_spec(primary), **TRANSFER_SPEC}, controls=controls)
+    async with call.session as session:
+        await session.start(call.agent)
+        closed = session_closed(session)
+        result = await session.run(user_input="Let me talk to a person.")
+        result.expect.contains_function_call(name="transfer_to_human")
+        assert "Please hold while I transfer you" in " ".join(
+            i.text_content or "" for i in session.history.items if i.type == "message")
+        await closed
+    assert controls.transfers == ["tel:+15557654321"]
+    assert call.record.outcome == "transferred"
+
+
+async def test_transfer_refused_for_a_web_caller(primary: OpenAIServer) -> None:
+    primary.script = [Reply(tool_call=("transfer_to_human", {})),
+                      Reply(text="I can take a message instead.")]
+    controls = TextControls(pretend_phone=False)
+    call = make_call({**llm_spec(primary), **TRANSFER_SPEC}, controls=controls)
+    async with call.session as session:
+        await session.start(call.agent)
+        result = await session.run(user_input="Let me talk to a person.")
+        result.expect.next_event().is_function_call(name="transfer_to_human")
+        out = result.expect.next_event().is_function_call_output()
+        assert "only possible for phone callers" in out.event().item.output
+    assert controls.transfers == []
+    assert call.record.outcome == "completed"  # the call went on normally
+
+
+async def test_fallback_when_primary_returns_500(
+    primary: OpenAIServer, secondary: OpenAIServer
+) -> None:
+    primary.default = Reply(status=500)
+    secondary.default = Reply(text="Answer from the fallback.")
+    before = sample(metrics.LLM_FALLBACKS)
+    errors_before = sample(metrics.PROVIDER_ERRORS, provider="openai", kind="http_500")
+    call = make_call(llm_spec(primary, fallbacks=[secondary]))
+    async with call.session as session:
+        await session.start(call.agent)
+        result = await session.run(user_input="Hello?")
+        assert text_of(result.expect.next_event().is_message(role="assistant")) == (
+            "Answer from the fallback.")
+    assert len(primary.chat_requests) >= 1
+    assert secondary.chat_requests[0].body["model"] == "fallback-0"
+    assert sample(metrics.LLM_FALLBACKS) - before == 1
+    assert sample(metrics.PROVIDER_ERRORS, provider="openai", kind="http_500") > errors_before
+
+
+async def test_fallback_when_primary_hangs(primary: OpenAIServer, secondary: OpenAIServer) -> None:
+    primary.default = Reply(hang_seconds=5)
+    secondary.default = Reply(text="Fallback after a timeout.")
+    call = make_call(llm_spec(primary, timeout=0.5, fallbacks=[secondary]))
+    async with call.session as session:
+        await session.start(call.agent)
+        result = await session.run(user_input="Hello?")
+        assert text_of(result.expect.next_event().is_message(role="assistant")) == (
+            "Fallback after a timeout.")
+    assert sample(metrics.PROVIDER_ERRORS, provider="openai", kind="timeout") >= 1
+
+
+async def test_apology_when_every_llm_fails(
+    primary: OpenAIServer, secondary: OpenAIServer
+) -> None:
+    primary.default = Reply(status=500)
+    secondary.default = Reply(status=503)
+    call = make_call(llm_spec(primary, fallbacks=[secondary]))
+    async with call.session as session:
+        await session.start(call.agent)
+        result = await session.run(user_input="Hello?")
+        assert text_of(result.expect.next_event().is_message(role="assistant")) == APOLOGY
+
+
+async def test_call_record_logged_once_with_turns(
+    primary: OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    primary.default = Reply(text="Sure.")
+    before = sample(metrics.CALLS_TOTAL, outcome="completed")
+    call = make_call({**llm_spec(primary), "logTranscripts": True})
+    with caplog.at_level("INFO", logger="kubevox.call"):
+        async with call.session as session:
+            await session.start(call.agent)
+            await session.run(user_input="One.")
+            await session.run(user_input="Two.")
+    records = [r for r in caplog.records if r.getMessage() == "call ended"]
+    assert len(records) == 1
+    rec = records[0].call  # type: ignore[attr-defined]
+    assert rec["call_id"] == "call-1"
+    assert rec["room"] == "room-1"
+    assert rec["outcome"] == "completed"
+    assert rec["turns"] == 3  # greeting + two answers
+    assert [t["text"] for t in rec["transcript"] if t["role"] == "user"] == ["One.", "Two."]
+    assert rec["latencies"][1]["llm_ttft"] is not None
+    assert json.dumps(rec)  # serialisable as one JSON record
+    assert sample(metrics.CALLS_TOTAL, outcome="completed") - before == 1

@@ -1,0 +1,163 @@
+"""The real worker (`kubevox-agent start`, a subprocess) against a stand-in LiveKit /agent
+endpoint: registration with the agent name, health and metrics, load reporting with a job in
+progress, and drain on SIGTERM (no new jobs, the running job finishes, exit 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from livekit.protocol import agent
+
+from .helpers import make_config
+from .servers.livekit_server import LiveKitStandIn
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBEVOX_", "LIVEKIT_"))}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "operator")])
+    return env | extra
+
+
+def write_config(tmp: Path, url: str) -> Path:
+    cfg = make_config({
+        "livekit": {"url": url, "credentialsSecretRef": {"name": "lk"}},
+        "stt": {"provider": "deepgram", "credentials": {"secretKeyRef": {"name": "d", "key": "k"}}},
+        "tts": {"provider": "cartesia", "credentials": {"secretKeyRef": {"name": "c", "key": "k"}}},
+        "turnDetection": {"mode": "vad"},
+        "scaling": {"maxCallsPerPod": 2, "targetCallsPerPod": 1},
+        "drainTimeoutSeconds": 120,
+    })
+    path = tmp / "agent.json"
+    path.write_text(json.dumps(cfg.to_k8s()))
+    return path
+
+
+@pytest.fixture
+async def livekit() -> AsyncIterator[LiveKitStandIn]:
+    async with LiveKitStandIn() as lk:
+        yield lk
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent_runtime", *args, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_missing_livekit_secret_fails_before_connecting(
+    livekit: LiveKitStandIn, tmp_path: Path
+) -> None:
+    path = write_config(tmp_path, livekit.ws_url)
+    env = worker_env(LIVEKIT_API_KEY="k", DEEPGRAM_API_KEY="d", CARTESIA_API_KEY="c",
+                     OPENAI_API_KEY="o")
+    proc = await run_cli("start", "--config", str(path), env=env)
+    _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert lines == ["kubevox-agent: LIVEKIT_API_SECRET: not set (from "
+                     "spec.livekit.credentialsSecretRef 'lk')"]
+    assert livekit.agent_connections == 0
+
+
+async def test_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "ws://127.0.0.1:9")
+    env = worker_env(LIVEKIT_API_KEY="k", LIVEKIT_API_SECRET="s", CARTESIA_API_KEY="c",
+                     KUBEVOX_CONFIG=str(path))
+    proc = await run_cli("start", env=env)
+    _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert err.decode().strip() == (
+        "kubevox-agent: spec.stt.credentials: missing API key for deepgram: set "
+        "KUBEVOX_STT_API_KEY or DEEPGRAM_API_KEY")
+
+
+async def scrape(port: int) -> str:
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
+        return await r.text()
+
+
+def gauge(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not exported")
+
+
+@pytest.mark.voice
+async def test_register_load_and_drain_on_sigterm(
+    livekit: LiveKitStandIn, tmp_path: Path
+) -> None:
+    path = write_config(tmp_path, livekit.ws_url)
+    health, metrics_port = free_port(), free_port()
+    env = worker_env(LIVEKIT_API_KEY="devkey", LIVEKIT_API_SECRET="secret" * 6,
+                     DEEPGRAM_API_KEY="d", CARTESIA_API_KEY="c", OPENAI_API_KEY="o")
+    proc = await run_cli("start", "--config", str(path), "--health-port", str(health),
+                         "--metrics-port", str(metrics_port), env=env)
+    try:
+        async with asyncio.timeout(60):
+            await livekit.registered.wait()
+        reg = livekit.of("register")[0].register
+        assert reg.agent_name == "front-desk"
+        assert reg.type == agent.JobType.JT_ROOM
+
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{health}/") as r:
+                assert r.status == 200
+            async with s.get(f"http://127.0.0.1:{health}/worker") as r:
+                info = await r.json(content_type=None)
+                assert info["agent_name"] == "front-desk"
+        assert gauge(await scrape(metrics_port), "kubevox_active_calls") == 0
+
+        # start-up (idle processes loading) saturates 2 cores: the worker is rightly full
+        # until its load settles
+        await livekit.wait_for("update_worker", lambda m: m.update_worker.load < 0.5)
+        # one call in progress: exact active calls, load = 1/maxCallsPerPod at least
+        # (as LiveKit does, a request refused while CPU is still busy is dispatched again)
+        async with asyncio.timeout(60):
+            while True:
+                job_id = await livekit.request_job("front-desk", "call-1")
+                resp = await livekit.wait_for(
+                    "availability", lambda m, j=job_id: m.availability.job_id == j)
+                if resp.availability.available:
+                    break
+                await asyncio.sleep(1)
+        async with asyncio.timeout(30):
+            while gauge(await scrape(metrics_port), "kubevox_active_calls") != 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)  # polling another process's HTTP endpoint
+        await livekit.wait_for("update_worker", lambda m: m.update_worker.job_count == 1
+                               and m.update_worker.load >= 0.5)
+
+        # drain: SIGTERM -> WS_FULL, new requests refused, the running call continues
+        proc.send_signal(signal.SIGTERM)
+        await livekit.wait_for("update_worker", lambda m: m.update_worker.status
+                               == agent.WorkerStatus.WS_FULL)
+        second = await livekit.request_job("front-desk", "call-2")
+        refused = await livekit.wait_for("availability",
+                                         lambda m: m.availability.job_id == second)
+        assert not refused.availability.available
+        assert proc.returncode is None  # still serving the first call
+        rc = await asyncio.wait_for(proc.wait(), 90)
+        assert rc == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
