@@ -48,10 +48,7 @@ test: $(STAMP) controlplane ## Run every test, against the real local components
 .PHONY: cluster-up
 cluster-up: $(STAMP) controlplane ## Start a local control plane in the background (.kubevox/kubeconfig)
 	@$(PY) -m kubevox_devenv.controlplane up --dir $(STATE)
-	@$(STATE)/kubectl --kubeconfig $(STATE)/kubeconfig apply --server-side -f crds/ >/dev/null
-	@$(STATE)/kubectl --kubeconfig $(STATE)/kubeconfig wait --for=condition=Established \
-		crd/voiceagents.kubevox.dev crd/knowledgebases.kubevox.dev >/dev/null
-	@echo "CRDs installed. Try: $(STATE)/kubectl --kubeconfig $(STATE)/kubeconfig get crd"
+	@echo "Try: $(STATE)/kubectl --kubeconfig $(STATE)/kubeconfig get crd"
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane; leaves nothing running

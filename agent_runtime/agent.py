@@ -13,7 +13,8 @@ from livekit.agents.llm import Tool, Toolset
 
 from .callrecord import CallRecord
 from .controls import CallControls
-from .grounding import Grounding
+from .grounding import Grounding, with_context
+from .grounding_guard import GroundingGuard
 
 log = logging.getLogger("kubevox.agent")
 
@@ -37,6 +38,46 @@ def full_instructions(config: AgentRuntimeConfig) -> str:
     return spec.instructions
 
 
+def guard_for(config: AgentRuntimeConfig) -> GroundingGuard | None:
+    """The grounding guard the spec asks for, if any (only agents with knowledge bases)."""
+    spec = config.spec
+    mode = spec.grounding_guard.mode
+    if not config.knowledge_bases or mode == "disabled":
+        return None
+    if mode == "auto" and spec.llm.provider != "local":
+        return None
+    return GroundingGuard(
+        min_support=spec.grounding_guard.min_support,
+        fallback=spec.grounding_guard.fallback,
+        refusal=spec.grounding_guard.refusal,
+    )
+
+
+async def _guarded(
+    guard: GroundingGuard, stream: AsyncIterable[Any], question: str, passages: list[str]
+) -> AsyncIterator[Any]:
+    """Pass ``stream`` through the guard: its text is checked sentence by sentence; tool calls
+    (actions, not statements) go through untouched."""
+    passthrough: list[Any] = []
+
+    async def text() -> AsyncIterator[str]:
+        async for chunk in stream:
+            if isinstance(chunk, str):
+                yield chunk
+            elif isinstance(chunk, llm.ChatChunk) and chunk.delta and chunk.delta.tool_calls:
+                passthrough.append(chunk)
+            elif isinstance(chunk, llm.ChatChunk):
+                if chunk.delta and chunk.delta.content:
+                    yield chunk.delta.content
+            else:
+                passthrough.append(chunk)
+
+    async for sentence in guard.guard(text(), question, passages):
+        yield sentence
+    for chunk in passthrough:
+        yield chunk
+
+
 class KubevoxAgent(Agent):
     def __init__(
         self,
@@ -50,6 +91,7 @@ class KubevoxAgent(Agent):
         self._record = record
         self._controls = controls
         self._grounding = grounding
+        self._guard = guard_for(config) if grounding is not None else None
         self._timer: asyncio.Task[None] | None = None
         super().__init__(instructions=full_instructions(config), tools=self._spec_tools())
 
@@ -123,13 +165,18 @@ class KubevoxAgent(Agent):
         tools: list[Tool],
         model_settings: ModelSettings,
     ) -> AsyncIterator[llm.ChatChunk | str | Any]:
+        question, passages = None, []
         if self._grounding is not None:
-            chat_ctx = await self._grounding.ground(chat_ctx)
+            question, chunks = await self._grounding.context_for(chat_ctx)
+            chat_ctx = with_context(chat_ctx, chunks)
+            passages = [c.text for c in chunks]
         produced = False
         try:
             stream: AsyncIterable[Any] = Agent.default.llm_node(
                 self, chat_ctx, tools, model_settings
             )
+            if self._guard is not None and question is not None:
+                stream = _guarded(self._guard, stream, question, passages)
             async for chunk in stream:
                 produced = True
                 yield chunk

@@ -89,18 +89,29 @@ class Grounding:
         chunks = [c for r in results for c in r]
         return sorted(chunks, key=lambda c: c.score, reverse=True)
 
+    async def context_for(
+        self, chat_ctx: llm.ChatContext
+    ) -> tuple[str | None, list[RetrievedChunk]]:
+        """The caller's last question and the chunks retrieved for it (None: no new question,
+        e.g. the turn after a tool call)."""
+        query = _last_user_text(chat_ctx)
+        if query is None:
+            return None, []
+        return query, await self.retrieve(query)
+
     async def ground(self, chat_ctx: llm.ChatContext) -> llm.ChatContext:
         """A copy of ``chat_ctx`` with the retrieved context after the last user message
         (the session's own history is not modified)."""
-        query = _last_user_text(chat_ctx)
-        if query is None:
-            return chat_ctx
-        chunks = await self.retrieve(query)
-        if not chunks:
-            return chat_ctx
-        grounded = chat_ctx.copy()
-        grounded.add_message(role="system", content=format_context(chunks))
-        return grounded
+        _, chunks = await self.context_for(chat_ctx)
+        return with_context(chat_ctx, chunks)
+
+
+def with_context(chat_ctx: llm.ChatContext, chunks: Sequence[RetrievedChunk]) -> llm.ChatContext:
+    if not chunks:
+        return chat_ctx
+    grounded = chat_ctx.copy()
+    grounded.add_message(role="system", content=format_context(chunks))
+    return grounded
 
 
 def _last_user_text(chat_ctx: llm.ChatContext) -> str | None:

@@ -258,19 +258,7 @@ async def bench(plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path) -> 
 
 
 def setup(plane: ControlPlane, workdir: Path) -> Path:
-    plane.kubectl_run("apply", "--server-side", "-f", str(REPO / "crds"))
-    for crd in ("voiceagents.kubevox.dev", "knowledgebases.kubevox.dev"):
-        while plane.kubectl_run(
-            "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=10s"
-        ).returncode:
-            time.sleep(0.5)
-    plane.kubectl_run(
-        "create",
-        "clusterrolebinding",
-        "bench-controller-manager",
-        "--clusterrole=cluster-admin",
-        "--user=system:kube-controller-manager",
-    )
+    plane.install_crds()
     plane.kubectl_run("apply", "--server-side", "-f", str(REPO / "manifests/base/rbac.yaml"))
     token = plane.kubectl_run(
         "create", "token", "kubevox-operator", "-n", "kubevox-system", "--duration=2h"

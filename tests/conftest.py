@@ -38,11 +38,5 @@ def crds_installed(control_plane: object) -> object:
     from kubevox_devenv.controlplane import ControlPlane
 
     assert isinstance(control_plane, ControlPlane)
-    out = control_plane.kubectl_run("apply", "--server-side", "-f", str(REPO / "crds"))
-    assert out.returncode == 0, out.stderr
-    for crd in ("voiceagents.kubevox.dev", "knowledgebases.kubevox.dev"):
-        wait = control_plane.kubectl_run(
-            "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s"
-        )
-        assert wait.returncode == 0, wait.stderr
+    control_plane.install_crds()
     return control_plane

@@ -107,6 +107,7 @@ class SimulatedCall:
         self._to_say: asyncio.Queue[tuple[Utterance, asyncio.Future[float]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._agent: rtc.RemoteParticipant | None = None
+        self.result = CallResult(room=self.room_name)
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -210,36 +211,51 @@ class SimulatedCall:
 
     # --- the call --------------------------------------------------------------------------
 
+    async def start(self) -> CallResult:
+        """Dispatch the agent, join the room, and listen to the greeting (if any)."""
+        self.result = CallResult(room=self.room_name)
+        await self._dispatch()
+        await self._connect()
+        greeting = await self._reply_after(time.monotonic(), self.options.greeting_timeout)
+        if greeting is not None:
+            self.result.greeting = await self._heard_text(*greeting)
+        return self.result
+
+    async def turn(self, utterance: Utterance) -> TurnResult:
+        """Say ``utterance`` and wait for the agent's reply."""
+        turn = TurnResult(said=utterance.text)
+        self.result.turns.append(turn)
+        end_of_speech = await self.say(utterance)
+        reply = await self._reply_after(end_of_speech, self.options.reply_timeout)
+        if reply is not None:
+            onset, end = reply
+            turn.latency_ms = round((self.heard.times[onset] - end_of_speech) * 1000, 1)
+            turn.reply_seconds = round(self.heard.times[end] - self.heard.times[onset], 2)
+            turn.heard = await self._heard_text(onset, end)
+        return turn
+
+    async def hang_up(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.room.disconnect()
+
     async def run(self, utterances: list[Utterance]) -> CallResult:
-        result = CallResult(room=self.room_name)
+        """The whole call: greeting, every turn, hang up. Errors are reported, not raised, so
+        that N calls can run at once."""
+        self.result = CallResult(room=self.room_name)
         try:
-            await self._dispatch()
-            await self._connect()
-            started = time.monotonic()
-            greeting = await self._reply_after(started, self.options.greeting_timeout)
-            if greeting is not None:
-                result.greeting = await self._heard_text(*greeting)
+            await self.start()
             for utterance in utterances:
-                turn = TurnResult(said=utterance.text)
-                result.turns.append(turn)
-                end_of_speech = await self.say(utterance)
-                reply = await self._reply_after(end_of_speech, self.options.reply_timeout)
-                if reply is None:
-                    continue
-                onset, end = reply
-                turn.latency_ms = round((self.heard.times[onset] - end_of_speech) * 1000, 1)
-                turn.reply_seconds = round(self.heard.times[end] - self.heard.times[onset], 2)
-                turn.heard = await self._heard_text(onset, end)
-        except Exception as e:  # a broken call is reported, not raised: N calls run at once
-            result.error = f"{type(e).__name__}: {e}"
+                await self.turn(utterance)
+        except Exception as e:
+            self.result.error = f"{type(e).__name__}: {e}"
         finally:
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await self.room.disconnect()
-        return result
+            await self.hang_up()
+        return self.result
 
 
 async def _wait(event: asyncio.Event, at_most: float) -> None:

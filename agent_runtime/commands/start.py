@@ -18,6 +18,7 @@ from kubevox_operator.contract import HEALTH_PORT, METRICS_PORT
 
 from ..config import load_runtime_config, resolve_config_path
 from ..errors import ConfigError
+from ..pod_annotations import PodCallsAnnotator
 from ..providers import check_providers
 
 NAME = "start"
@@ -80,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
         registered=lambda: server.id not in ("", "unregistered"),
     )
     start_http_server(args.metrics_port, registry=metrics.scrape_registry(parent))
+    annotator = PodCallsAnnotator.in_cluster()
+    if annotator is not None:  # scale-down spares pods with live calls
+        annotator.start(lambda: worker.active_calls(server))
     # livekit's production loop: JSON logs, SIGTERM -> drain(drain_timeout) -> exit 0.
     _run_worker(server, proto.CliArgs(log_level=args.log_level, log_format="json"))
     return 0

@@ -33,7 +33,7 @@ class SpeechInput(io.AudioInput):
     def __init__(self, speech: rtc.AudioFrame) -> None:
         super().__init__(label="test-speech")
         pcm = bytes(speech.data) + b"\x00\x00" * SAMPLE_RATE  # + 1 s of silence
-        self._frames = [pcm[i:i + FRAME * 2] for i in range(0, len(pcm), FRAME * 2)]
+        self._frames = [pcm[i : i + FRAME * 2] for i in range(0, len(pcm), FRAME * 2)]
 
     async def __anext__(self) -> rtc.AudioFrame:
         await asyncio.sleep(0.01)
@@ -81,24 +81,29 @@ async def scripted_llm() -> AsyncIterator[OpenAIServer]:
 
 def count(name: str) -> float:
     v = metrics.scrape_registry().get_sample_value(
-        name + "_count", {"agent": "front-desk", "namespace": "clinic"})
+        name + "_count", {"agent": "front-desk", "namespace": "clinic"}
+    )
     return v or 0.0
 
 
 @pytest.mark.voice
 async def test_offline_audio_turn(scripted_llm: OpenAIServer) -> None:
     speech = await piper_speech("What time does the pharmacy open on Saturday?")
-    cfg = make_config({
-        "greeting": None,
-        "llm": {"baseURL": scripted_llm.base_url},
-        "turnDetection": {"mode": "vad", "minEndpointingDelaySeconds": 0.3},
-        "logTranscripts": True,
-    })
+    cfg = make_config(
+        {
+            "greeting": None,
+            "llm": {"baseURL": scripted_llm.base_url},
+            "turnDetection": {"mode": "vad", "minEndpointingDelaySeconds": 0.3},
+            "logTranscripts": True,
+        }
+    )
     before = {n: count(n) for n in (metrics.E2E, metrics.LLM_TTFT, metrics.TTS_TTFB)}
-    record = CallRecord(call_id="audio-1", room="r", agent=cfg.name, namespace=cfg.namespace,
-                        log_transcripts=True)
-    call = build_call(cfg, record=record, controls=TextControls(), vad_model=inference.VAD(),
-                      env={})
+    record = CallRecord(
+        call_id="audio-1", room="r", agent=cfg.name, namespace=cfg.namespace, log_transcripts=True
+    )
+    call = build_call(
+        cfg, record=record, controls=TextControls(), vad_model=inference.VAD(), env={}
+    )
     output = CapturedOutput()
     replied = asyncio.Event()
 

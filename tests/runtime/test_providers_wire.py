@@ -38,18 +38,26 @@ async def test_deepgram_stream_carries_model_language_and_key(
     http: aiohttp.ClientSession,
 ) -> None:
     async with DeepgramServer(transcript="I need an appointment") as dg:
-        cfg = make_config({
-            "language": "fr-FR",
-            "stt": {"provider": "deepgram", "model": "nova-2",
+        cfg = make_config(
+            {
+                "language": "fr-FR",
+                "stt": {
+                    "provider": "deepgram",
+                    "model": "nova-2",
                     "baseURL": f"{dg.url}/v1/listen",
-                    "credentials": {"secretKeyRef": {"name": "dg", "key": "k"}}},
-        })
-        stt = build_stt(cfg.spec.stt, BuildContext(language=cfg.spec.language, http_session=http),
-                        env={"KUBEVOX_STT_API_KEY": "dg-secret"})
+                    "credentials": {"secretKeyRef": {"name": "dg", "key": "k"}},
+                },
+            }
+        )
+        stt = build_stt(
+            cfg.spec.stt,
+            BuildContext(language=cfg.spec.language, http_session=http),
+            env={"KUBEVOX_STT_API_KEY": "dg-secret"},
+        )
         stream = stt.stream()
         pcm = tone(16000, 1.2)
         for i in range(0, len(pcm), 1600):
-            chunk = pcm[i:i + 1600]
+            chunk = pcm[i : i + 1600]
             stream.push_frame(rtc.AudioFrame(chunk, 16000, 1, len(chunk) // 2))
         stream.flush()
         final = None
@@ -71,12 +79,24 @@ async def test_deepgram_stream_carries_model_language_and_key(
 
 async def test_openai_chat_carries_model_key_and_sampling() -> None:
     async with OpenAIServer(default=Reply(text="We open at nine.")) as oa:
-        cfg = make_config({"llm": {
-            "provider": "openai", "model": "gpt-test", "baseURL": oa.base_url,
-            "temperature": 0.2, "maxTokens": 64, "timeoutSeconds": 3,
-            "credentials": {"secretKeyRef": {"name": "oa", "key": "k"}}}})
-        llm = build_llm(cfg.spec.llm, BuildContext(language="en"),
-                        env={"OPENAI_API_KEY": "sk-fallback", "KUBEVOX_LLM_API_KEY": "sk-kubevox"})
+        cfg = make_config(
+            {
+                "llm": {
+                    "provider": "openai",
+                    "model": "gpt-test",
+                    "baseURL": oa.base_url,
+                    "temperature": 0.2,
+                    "maxTokens": 64,
+                    "timeoutSeconds": 3,
+                    "credentials": {"secretKeyRef": {"name": "oa", "key": "k"}},
+                }
+            }
+        )
+        llm = build_llm(
+            cfg.spec.llm,
+            BuildContext(language="en"),
+            env={"OPENAI_API_KEY": "sk-fallback", "KUBEVOX_LLM_API_KEY": "sk-kubevox"},
+        )
         assert isinstance(llm, EndpointLLM)
         ctx = lk_llm.ChatContext()
         ctx.add_message(role="user", content="When do you open?")
@@ -111,15 +131,25 @@ async def test_cartesia_stream_carries_model_voice_language_and_key(
     http: aiohttp.ClientSession,
 ) -> None:
     async with CartesiaServer() as cs:
-        cfg = make_config({
-            "language": "de",
-            "stt": {"provider": "whisper", "language": "en"},
-            "tts": {"provider": "cartesia", "model": "sonic-2", "voice": "voice-123",
-                    "speed": 1.2, "baseURL": cs.url,
-                    "credentials": {"secretKeyRef": {"name": "c", "key": "k"}}},
-        })
-        tts = build_tts(cfg.spec.tts, BuildContext(language=cfg.spec.language, http_session=http),
-                        env={"CARTESIA_API_KEY": "cart-key"})
+        cfg = make_config(
+            {
+                "language": "de",
+                "stt": {"provider": "whisper", "language": "en"},
+                "tts": {
+                    "provider": "cartesia",
+                    "model": "sonic-2",
+                    "voice": "voice-123",
+                    "speed": 1.2,
+                    "baseURL": cs.url,
+                    "credentials": {"secretKeyRef": {"name": "c", "key": "k"}},
+                },
+            }
+        )
+        tts = build_tts(
+            cfg.spec.tts,
+            BuildContext(language=cfg.spec.language, http_session=http),
+            env={"CARTESIA_API_KEY": "cart-key"},
+        )
         stream = tts.stream()
         stream.push_text("Guten Tag. Wie kann ich helfen?")
         stream.end_input()
@@ -142,8 +172,14 @@ async def test_cartesia_stream_carries_model_voice_language_and_key(
 
 
 def test_missing_key_names_field_and_variables() -> None:
-    cfg = make_config({"tts": {"provider": "cartesia",
-                               "credentials": {"secretKeyRef": {"name": "c", "key": "k"}}}})
+    cfg = make_config(
+        {
+            "tts": {
+                "provider": "cartesia",
+                "credentials": {"secretKeyRef": {"name": "c", "key": "k"}},
+            }
+        }
+    )
     with pytest.raises(ConfigError) as e:
         check_providers(cfg, env={})
     assert str(e.value) == (
@@ -153,25 +189,57 @@ def test_missing_key_names_field_and_variables() -> None:
 
 
 def test_missing_fallback_key_names_its_index() -> None:
-    cfg = make_config({"llm": {"fallbacks": [{
-        "provider": "openai", "model": "other",
-        "credentials": {"secretKeyRef": {"name": "o", "key": "k"}}}]}})
-    with pytest.raises(ConfigError, match=r"spec\.llm\.fallbacks\[0\]\.credentials: .*"
-                                          r"KUBEVOX_LLM_FALLBACK_1_API_KEY or OPENAI_API_KEY"):
+    cfg = make_config(
+        {
+            "llm": {
+                "fallbacks": [
+                    {
+                        "provider": "openai",
+                        "model": "other",
+                        "credentials": {"secretKeyRef": {"name": "o", "key": "k"}},
+                    }
+                ]
+            }
+        }
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"spec\.llm\.fallbacks\[0\]\.credentials: .*"
+        r"KUBEVOX_LLM_FALLBACK_1_API_KEY or OPENAI_API_KEY",
+    ):
         check_providers(cfg, env={})
 
 
 def test_unknown_option_is_reported() -> None:
-    cfg = make_config({"stt": {"provider": "deepgram", "options": {"smartFormatt": True},
-                               "credentials": {"secretKeyRef": {"name": "d", "key": "k"}}}})
+    cfg = make_config(
+        {
+            "stt": {
+                "provider": "deepgram",
+                "options": {"smartFormatt": True},
+                "credentials": {"secretKeyRef": {"name": "d", "key": "k"}},
+            }
+        }
+    )
     with pytest.raises(ConfigError, match=r"spec\.stt\.options\.smartFormatt: not an option"):
         check_providers(cfg, env={"DEEPGRAM_API_KEY": "x"})
 
 
 def test_fallbacks_become_a_fallback_adapter_in_order() -> None:
-    cfg = make_config({"llm": {"timeoutSeconds": 2, "fallbacks": [
-        {"provider": "openai", "model": "second", "baseURL": "http://127.0.0.1:8/v1",
-         "timeoutSeconds": 4}]}})
+    cfg = make_config(
+        {
+            "llm": {
+                "timeoutSeconds": 2,
+                "fallbacks": [
+                    {
+                        "provider": "openai",
+                        "model": "second",
+                        "baseURL": "http://127.0.0.1:8/v1",
+                        "timeoutSeconds": 4,
+                    }
+                ],
+            }
+        }
+    )
     llm = build_llm(cfg.spec.llm, BuildContext(language="en"), env={})
     assert isinstance(llm, lk_llm.FallbackAdapter)
     models = [i.model for i in llm._llm_instances]

@@ -41,23 +41,53 @@ async def secondary() -> AsyncIterator[OpenAIServer]:
         yield s
 
 
-def llm_spec(server: OpenAIServer, model: str = "primary-model", timeout: float = 5,
-             fallbacks: list[OpenAIServer] | None = None) -> dict[str, Any]:
-    return {"llm": {
-        "provider": "openai", "model": model, "baseURL": server.base_url,
-        "timeoutSeconds": timeout,
-        "fallbacks": [{"provider": "openai", "model": f"fallback-{i}", "baseURL": f.base_url,
-                       "timeoutSeconds": timeout} for i, f in enumerate(fallbacks or [])],
-    }}
+def llm_spec(
+    server: OpenAIServer,
+    model: str = "primary-model",
+    timeout: float = 5,
+    fallbacks: list[OpenAIServer] | None = None,
+) -> dict[str, Any]:
+    return {
+        "llm": {
+            "provider": "openai",
+            "model": model,
+            "baseURL": server.base_url,
+            "timeoutSeconds": timeout,
+            "fallbacks": [
+                {
+                    "provider": "openai",
+                    "model": f"fallback-{i}",
+                    "baseURL": f.base_url,
+                    "timeoutSeconds": timeout,
+                }
+                for i, f in enumerate(fallbacks or [])
+            ],
+        }
+    }
 
 
-def make_call(spec: dict[str, Any], *, grounding: Grounding | None = None,
-              controls: TextControls | None = None) -> Call:
+def make_call(
+    spec: dict[str, Any],
+    *,
+    grounding: Grounding | None = None,
+    controls: TextControls | None = None,
+) -> Call:
     cfg = make_config(spec)
-    record = CallRecord(call_id="call-1", room="room-1", agent=cfg.name,
-                        namespace=cfg.namespace, log_transcripts=cfg.spec.log_transcripts)
-    return build_call(cfg, record=record, controls=controls or TextControls(),
-                      grounding=grounding, audio=False, env={})
+    record = CallRecord(
+        call_id="call-1",
+        room="room-1",
+        agent=cfg.name,
+        namespace=cfg.namespace,
+        log_transcripts=cfg.spec.log_transcripts,
+    )
+    return build_call(
+        cfg,
+        record=record,
+        controls=controls or TextControls(),
+        grounding=grounding,
+        audio=False,
+        env={},
+    )
 
 
 def text_of(msg: Any) -> str:
@@ -65,8 +95,9 @@ def text_of(msg: Any) -> str:
 
 
 def sample(name: str, **labels: str) -> float:
-    v = metrics.scrape_registry().get_sample_value(name, {"agent": "front-desk",
-                                                          "namespace": "clinic", **labels})
+    v = metrics.scrape_registry().get_sample_value(
+        name, {"agent": "front-desk", "namespace": "clinic", **labels}
+    )
     return v or 0.0
 
 
@@ -76,10 +107,12 @@ async def test_greeting_then_answer(primary: OpenAIServer) -> None:
     async with call.session as session:
         greet = await session.start(call.agent, capture_run=True)
         assert text_of(greet.expect.contains_message(role="assistant")) == (
-            "Hello, Maple Street clinic, how can I help?")
+            "Hello, Maple Street clinic, how can I help?"
+        )
         result = await session.run(user_input="When do you open?")
         assert text_of(result.expect.next_event().is_message(role="assistant")) == (
-            "We open at nine.")
+            "We open at nine."
+        )
         result.expect.no_more_events()
     body = primary.chat_requests[0].body
     assert body["model"] == "primary-model"
@@ -88,15 +121,18 @@ async def test_greeting_then_answer(primary: OpenAIServer) -> None:
 
 
 def clinic_grounding(store: Any) -> Grounding:
-    return Grounding([KnowledgeSource("clinic-faq", store, top_k=2)], agent="front-desk",
-                     namespace="clinic")
+    return Grounding(
+        [KnowledgeSource("clinic-faq", store, top_k=2)], agent="front-desk", namespace="clinic"
+    )
 
 
 async def test_grounding_is_injected_for_the_user_turn(primary: OpenAIServer) -> None:
-    store = KeywordStore({
-        "hours.md": "The pharmacy opens on Saturdays at 9 am.",
-        "parking.md": "Parking is free behind the building.",
-    })
+    store = KeywordStore(
+        {
+            "hours.md": "The pharmacy opens on Saturdays at 9 am.",
+            "parking.md": "Parking is free behind the building.",
+        }
+    )
     primary.script = [Reply(text="On Saturdays the pharmacy opens at 9 am.")]
     call = make_call(llm_spec(primary), grounding=clinic_grounding(store))
     async with call.session as session:
@@ -126,13 +162,16 @@ async def test_store_down_answers_ungrounded_and_counts_once(
             for q in ("Are you open today?", "Do you take walk-ins?", "Where do I park?"):
                 result = await session.run(user_input=q)
                 assert text_of(result.expect.next_event().is_message(role="assistant")) == (
-                    "I can help with that.")
+                    "I can help with that."
+                )
     assert store.calls == 3
     assert sample(metrics.RETRIEVAL_FAILURES) - before == 1
     outage_logs = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(outage_logs) == 1
-    assert all(m["role"] != "system" or "knowledge base" not in m["content"]
-               for m in primary.chat_requests[-1].body["messages"][1:])
+    assert all(
+        m["role"] != "system" or "knowledge base" not in m["content"]
+        for m in primary.chat_requests[-1].body["messages"][1:]
+    )
 
 
 async def test_end_call_tool_closes_the_session(primary: OpenAIServer) -> None:
@@ -175,15 +214,18 @@ async def test_transfer_to_human_on_a_phone_line(primary: OpenAIServer) -> None:
         result = await session.run(user_input="Let me talk to a person.")
         result.expect.contains_function_call(name="transfer_to_human")
         assert "Please hold while I transfer you" in " ".join(
-            i.text_content or "" for i in session.history.items if i.type == "message")
+            i.text_content or "" for i in session.history.items if i.type == "message"
+        )
         await closed
     assert controls.transfers == ["tel:+15557654321"]
     assert call.record.outcome == "transferred"
 
 
 async def test_transfer_refused_for_a_web_caller(primary: OpenAIServer) -> None:
-    primary.script = [Reply(tool_call=("transfer_to_human", {})),
-                      Reply(text="I can take a message instead.")]
+    primary.script = [
+        Reply(tool_call=("transfer_to_human", {})),
+        Reply(text="I can take a message instead."),
+    ]
     controls = TextControls(pretend_phone=False)
     call = make_call({**llm_spec(primary), **TRANSFER_SPEC}, controls=controls)
     async with call.session as session:
@@ -208,7 +250,8 @@ async def test_fallback_when_primary_returns_500(
         await session.start(call.agent)
         result = await session.run(user_input="Hello?")
         assert text_of(result.expect.next_event().is_message(role="assistant")) == (
-            "Answer from the fallback.")
+            "Answer from the fallback."
+        )
     assert len(primary.chat_requests) >= 1
     assert secondary.chat_requests[0].body["model"] == "fallback-0"
     assert sample(metrics.LLM_FALLBACKS) - before == 1
@@ -223,13 +266,12 @@ async def test_fallback_when_primary_hangs(primary: OpenAIServer, secondary: Ope
         await session.start(call.agent)
         result = await session.run(user_input="Hello?")
         assert text_of(result.expect.next_event().is_message(role="assistant")) == (
-            "Fallback after a timeout.")
+            "Fallback after a timeout."
+        )
     assert sample(metrics.PROVIDER_ERRORS, provider="openai", kind="timeout") >= 1
 
 
-async def test_apology_when_every_llm_fails(
-    primary: OpenAIServer, secondary: OpenAIServer
-) -> None:
+async def test_apology_when_every_llm_fails(primary: OpenAIServer, secondary: OpenAIServer) -> None:
     primary.default = Reply(status=500)
     secondary.default = Reply(status=503)
     call = make_call(llm_spec(primary, fallbacks=[secondary]))

@@ -37,14 +37,22 @@ def worker_env(**extra: str) -> dict[str, str]:
 
 
 def write_config(tmp: Path, url: str) -> Path:
-    cfg = make_config({
-        "livekit": {"url": url, "credentialsSecretRef": {"name": "lk"}},
-        "stt": {"provider": "deepgram", "credentials": {"secretKeyRef": {"name": "d", "key": "k"}}},
-        "tts": {"provider": "cartesia", "credentials": {"secretKeyRef": {"name": "c", "key": "k"}}},
-        "turnDetection": {"mode": "vad"},
-        "scaling": {"maxCallsPerPod": 2, "targetCallsPerPod": 1},
-        "drainTimeoutSeconds": 120,
-    })
+    cfg = make_config(
+        {
+            "livekit": {"url": url, "credentialsSecretRef": {"name": "lk"}},
+            "stt": {
+                "provider": "deepgram",
+                "credentials": {"secretKeyRef": {"name": "d", "key": "k"}},
+            },
+            "tts": {
+                "provider": "cartesia",
+                "credentials": {"secretKeyRef": {"name": "c", "key": "k"}},
+            },
+            "turnDetection": {"mode": "vad"},
+            "scaling": {"maxCallsPerPod": 2, "targetCallsPerPod": 1},
+            "drainTimeoutSeconds": 120,
+        }
+    )
     path = tmp / "agent.json"
     path.write_text(json.dumps(cfg.to_k8s()))
     return path
@@ -58,8 +66,14 @@ async def livekit() -> AsyncIterator[LiveKitStandIn]:
 
 async def run_cli(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent_runtime", *args, env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "agent_runtime",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -67,27 +81,31 @@ async def test_missing_livekit_secret_fails_before_connecting(
     livekit: LiveKitStandIn, tmp_path: Path
 ) -> None:
     path = write_config(tmp_path, livekit.ws_url)
-    env = worker_env(LIVEKIT_API_KEY="k", DEEPGRAM_API_KEY="d", CARTESIA_API_KEY="c",
-                     OPENAI_API_KEY="o")
+    env = worker_env(
+        LIVEKIT_API_KEY="k", DEEPGRAM_API_KEY="d", CARTESIA_API_KEY="c", OPENAI_API_KEY="o"
+    )
     proc = await run_cli("start", "--config", str(path), env=env)
     _out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
-    assert lines == ["kubevox-agent: LIVEKIT_API_SECRET: not set (from "
-                     "spec.livekit.credentialsSecretRef 'lk')"]
+    assert lines == [
+        "kubevox-agent: LIVEKIT_API_SECRET: not set (from spec.livekit.credentialsSecretRef 'lk')"
+    ]
     assert livekit.agent_connections == 0
 
 
 async def test_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
     path = write_config(tmp_path, "ws://127.0.0.1:9")
-    env = worker_env(LIVEKIT_API_KEY="k", LIVEKIT_API_SECRET="s", CARTESIA_API_KEY="c",
-                     KUBEVOX_CONFIG=str(path))
+    env = worker_env(
+        LIVEKIT_API_KEY="k", LIVEKIT_API_SECRET="s", CARTESIA_API_KEY="c", KUBEVOX_CONFIG=str(path)
+    )
     proc = await run_cli("start", env=env)
     _out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
     assert err.decode().strip() == (
         "kubevox-agent: spec.stt.credentials: missing API key for deepgram: set "
-        "KUBEVOX_STT_API_KEY or DEEPGRAM_API_KEY")
+        "KUBEVOX_STT_API_KEY or DEEPGRAM_API_KEY"
+    )
 
 
 async def scrape(port: int) -> str:
@@ -103,15 +121,26 @@ def gauge(text: str, name: str) -> float:
 
 
 @pytest.mark.voice
-async def test_register_load_and_drain_on_sigterm(
-    livekit: LiveKitStandIn, tmp_path: Path
-) -> None:
+async def test_register_load_and_drain_on_sigterm(livekit: LiveKitStandIn, tmp_path: Path) -> None:
     path = write_config(tmp_path, livekit.ws_url)
     health, metrics_port = free_port(), free_port()
-    env = worker_env(LIVEKIT_API_KEY="devkey", LIVEKIT_API_SECRET="secret" * 6,
-                     DEEPGRAM_API_KEY="d", CARTESIA_API_KEY="c", OPENAI_API_KEY="o")
-    proc = await run_cli("start", "--config", str(path), "--health-port", str(health),
-                         "--metrics-port", str(metrics_port), env=env)
+    env = worker_env(
+        LIVEKIT_API_KEY="devkey",
+        LIVEKIT_API_SECRET="secret" * 6,
+        DEEPGRAM_API_KEY="d",
+        CARTESIA_API_KEY="c",
+        OPENAI_API_KEY="o",
+    )
+    proc = await run_cli(
+        "start",
+        "--config",
+        str(path),
+        "--health-port",
+        str(health),
+        "--metrics-port",
+        str(metrics_port),
+        env=env,
+    )
     try:
         async with asyncio.timeout(60):
             await livekit.registered.wait()
@@ -136,23 +165,26 @@ async def test_register_load_and_drain_on_sigterm(
             while True:
                 job_id = await livekit.request_job("front-desk", "call-1")
                 resp = await livekit.wait_for(
-                    "availability", lambda m, j=job_id: m.availability.job_id == j)
+                    "availability", lambda m, j=job_id: m.availability.job_id == j
+                )
                 if resp.availability.available:
                     break
                 await asyncio.sleep(1)
         async with asyncio.timeout(30):
             while gauge(await scrape(metrics_port), "kubevox_active_calls") != 1:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)  # polling another process's HTTP endpoint
-        await livekit.wait_for("update_worker", lambda m: m.update_worker.job_count == 1
-                               and m.update_worker.load >= 0.5)
+        await livekit.wait_for(
+            "update_worker",
+            lambda m: m.update_worker.job_count == 1 and m.update_worker.load >= 0.5,
+        )
 
         # drain: SIGTERM -> WS_FULL, new requests refused, the running call continues
         proc.send_signal(signal.SIGTERM)
-        await livekit.wait_for("update_worker", lambda m: m.update_worker.status
-                               == agent.WorkerStatus.WS_FULL)
+        await livekit.wait_for(
+            "update_worker", lambda m: m.update_worker.status == agent.WorkerStatus.WS_FULL
+        )
         second = await livekit.request_job("front-desk", "call-2")
-        refused = await livekit.wait_for("availability",
-                                         lambda m: m.availability.job_id == second)
+        refused = await livekit.wait_for("availability", lambda m: m.availability.job_id == second)
         assert not refused.availability.available
         assert proc.returncode is None  # still serving the first call
         rc = await asyncio.wait_for(proc.wait(), 90)

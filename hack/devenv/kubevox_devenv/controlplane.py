@@ -16,7 +16,9 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,7 +189,9 @@ class ControlPlane:
                 "--leader-elect=false",
                 f"--service-account-private-key-file={sa_key}",
                 f"--root-ca-file={pki.ca_cert}",
-                "--use-service-account-credentials=false",
+                # Each controller under its own ServiceAccount with its bootstrap RBAC role, as in
+                # a real cluster (the shared identity may not, e.g., create ReplicaSets).
+                "--use-service-account-credentials=true",
                 # Fast garbage collection and HPA loops make tests short.
                 "--horizontal-pod-autoscaler-sync-period=5s",
                 "--concurrent-gc-syncs=20",
@@ -240,6 +244,9 @@ class ControlPlane:
             timeout=60,
         )
 
+    def install_crds(self) -> None:
+        install_crds(self.kubectl_run)
+
     def stop(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()
@@ -252,6 +259,29 @@ class ControlPlane:
             "bin": str(self.bin),
             "pids": {p.name: p.pid for p in self.processes},
         }
+
+
+KUBEVOX_CRDS = ("voiceagents.kubevox.dev", "knowledgebases.kubevox.dev")
+
+
+def install_crds(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]],
+    crd_dir: Path = REPO / "crds",
+    timeout: float = 60.0,
+) -> None:
+    """Apply kubevox's CRDs and wait until the API server serves them (Established)."""
+    out = kubectl("apply", "--server-side", "-f", str(crd_dir))
+    if out.returncode != 0:
+        raise RuntimeError(f"installing the CRDs failed: {out.stderr}")
+    # `kubectl wait` fails at once (instead of waiting) while a new CRD has no conditions yet.
+    deadline = time.monotonic() + timeout
+    for crd in KUBEVOX_CRDS:
+        while (
+            wait := kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=10s")
+        ).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{crd} not Established: {wait.stderr}")
+            time.sleep(0.3)
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None, client: Path | None = None) -> bool:
@@ -290,7 +320,7 @@ def _is_alive(pid: int) -> bool:
     return True
 
 
-def up(directory: Path) -> int:
+def up(directory: Path, crds: bool = True) -> int:
     state = _running(directory)
     if state:
         print(f"control plane already running: {state['server']}")
@@ -310,6 +340,13 @@ def up(directory: Path) -> int:
     if kubectl.is_symlink() or kubectl.exists():
         kubectl.unlink()
     kubectl.symlink_to(Path(str(state["bin"])) / "kubectl")
+    if crds:
+        install_crds(
+            lambda *a: subprocess.run(
+                [str(kubectl), f"--kubeconfig={kubeconfig}", *a], capture_output=True, text=True
+            )
+        )
+        print("kubevox CRDs installed")
     print(f"export KUBECONFIG={kubeconfig.resolve()}")
     return 0
 

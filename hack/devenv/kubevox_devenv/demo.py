@@ -36,7 +36,7 @@ def kubectl(*args: str, check: bool = True, show: bool = True) -> str:
 
 def main() -> int:
     _step("Local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)")
-    up(STATE)
+    up(STATE, crds=False)
 
     _step("Install the kubevox CRDs, generated from the pydantic models")
     kubectl("apply", "--server-side", "-f", str(REPO / "crds"))

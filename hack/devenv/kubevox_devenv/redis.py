@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from .procs import free_port
+
 SERVER_ENV = "KUBEVOX_REDIS_SERVER"
 MODULE_ENV = "KUBEVOX_REDISEARCH_MODULE"
 
@@ -58,13 +60,6 @@ def search_module() -> Path:
     if not path.is_file():
         raise RedisUnavailableError(f"redisearch.so not found at {path}")
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:

@@ -100,7 +100,7 @@ class Embedding(KubeModel):
         ),
         Rule(
             cel="self.provider != 'local' || (!has(self.model) && !has(self.dimensions))",
-            message="embedding: the local provider has one fixed model; unset model and dimensions",
+            message="the local provider has one fixed model: unset model and dimensions",
             check=lambda s: s.provider != "local" or (s.model is None and s.dimensions is None),
             field_path=".provider",
         ),

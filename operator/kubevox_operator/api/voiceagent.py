@@ -91,7 +91,7 @@ class STTSpec(ProviderBase):
         ),
         Rule(
             cel="self.provider != 'whisper' || !has(self.model) || self.model == 'tiny.en'",
-            message="stt.model: whisper ships only the bundled 'tiny.en' model",
+            message="whisper ships only the bundled 'tiny.en' model",
             check=lambda s: s.provider != "whisper" or s.model in (None, "tiny.en"),
             field_path=".model",
         ),
@@ -135,8 +135,9 @@ class LLMEndpoint(ProviderBase):
             field_path=".provider",
         ),
         Rule(
-            cel=f"self.provider != 'local' || !has(self.model) || self.model == '{LOCAL_LLM_MODEL}'",
-            message=f"model: provider local ships only '{LOCAL_LLM_MODEL}'",
+            cel="self.provider != 'local' || !has(self.model)"
+            f" || self.model == '{LOCAL_LLM_MODEL}'",
+            message=f"provider local ships only '{LOCAL_LLM_MODEL}'",
             check=lambda s: s.provider != "local" or s.model in (None, LOCAL_LLM_MODEL),
             field_path=".model",
         ),
@@ -186,7 +187,7 @@ class TTSSpec(ProviderBase):
         ),
         Rule(
             cel="self.provider != 'piper' || !has(self.voice) || self.voice == 'en_US-joe-medium'",
-            message="tts.voice: piper ships only the bundled 'en_US-joe-medium' voice",
+            message="piper ships only the bundled 'en_US-joe-medium' voice",
             check=lambda s: s.provider != "piper" or s.voice in (None, "en_US-joe-medium"),
             field_path=".voice",
         ),

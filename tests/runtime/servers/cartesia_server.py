@@ -36,7 +36,9 @@ class CartesiaServer(LocalServer):
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         conn: dict[str, Any] = {
-            "query": dict(request.query), "headers": dict(request.headers), "messages": []
+            "query": dict(request.query),
+            "headers": dict(request.headers),
+            "messages": [],
         }
         self.connections.append(conn)
         async for msg in ws:
@@ -50,9 +52,16 @@ class CartesiaServer(LocalServer):
             rate = int(data.get("output_format", {}).get("sample_rate", 24000))
             if data.get("transcript", "").strip():
                 pcm = tone(rate, 0.2)
-                await ws.send_str(json.dumps(
-                    {"type": "chunk", "context_id": ctx, "data": base64.b64encode(pcm).decode(),
-                     "done": False}))
+                await ws.send_str(
+                    json.dumps(
+                        {
+                            "type": "chunk",
+                            "context_id": ctx,
+                            "data": base64.b64encode(pcm).decode(),
+                            "done": False,
+                        }
+                    )
+                )
             if data.get("continue") is False:
                 await ws.send_str(json.dumps({"type": "done", "context_id": ctx, "done": True}))
         return ws

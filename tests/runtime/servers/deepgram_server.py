@@ -42,17 +42,32 @@ class DeepgramServer(LocalServer):
             sent = True
             await ws.send_str(json.dumps({"type": "SpeechStarted", "channel": [0], "timestamp": 0}))
             words = [
-                {"word": w, "punctuated_word": w, "start": i * 0.3, "end": i * 0.3 + 0.25,
-                 "confidence": 0.99}
+                {
+                    "word": w,
+                    "punctuated_word": w,
+                    "start": i * 0.3,
+                    "end": i * 0.3 + 0.25,
+                    "confidence": 0.99,
+                }
                 for i, w in enumerate(self.transcript.split())
             ]
-            await ws.send_str(json.dumps({
-                "type": "Results", "is_final": True, "speech_final": True,
-                "channel": {"alternatives": [
-                    {"transcript": self.transcript, "confidence": 0.99, "words": words}]},
-                "metadata": {"request_id": request_id},
-                "start": 0.0, "duration": 1.0,
-            }))
+            await ws.send_str(
+                json.dumps(
+                    {
+                        "type": "Results",
+                        "is_final": True,
+                        "speech_final": True,
+                        "channel": {
+                            "alternatives": [
+                                {"transcript": self.transcript, "confidence": 0.99, "words": words}
+                            ]
+                        },
+                        "metadata": {"request_id": request_id},
+                        "start": 0.0,
+                        "duration": 1.0,
+                    }
+                )
+            )
 
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.BINARY:

@@ -51,9 +51,13 @@ class LiveKitStandIn(LocalServer):
 
     async def request_job(self, agent_name: str, room: str) -> str:
         """Send an AvailabilityRequest; assign the job if the worker says it is available."""
-        job = agent.Job(id=f"AJ_{uuid.uuid4().hex[:10]}", dispatch_id="AD_1",
-                        type=agent.JobType.JT_ROOM, agent_name=agent_name,
-                        room=models.Room(sid=f"RM_{room}", name=room))
+        job = agent.Job(
+            id=f"AJ_{uuid.uuid4().hex[:10]}",
+            dispatch_id="AD_1",
+            type=agent.JobType.JT_ROOM,
+            agent_name=agent_name,
+            room=models.Room(sid=f"RM_{room}", name=room),
+        )
         await self._send(agent.ServerMessage(availability=agent.AvailabilityRequest(job=job)))
         self._jobs[job.id] = job
         return job.id
@@ -74,16 +78,27 @@ class LiveKitStandIn(LocalServer):
             self._new_msg.set()
             kind = msg.WhichOneof("message")
             if kind == "register":
-                await self._send(agent.ServerMessage(register=agent.RegisterWorkerResponse(
-                    worker_id="AW_test", server_info=models.ServerInfo(version="stand-in"))))
+                await self._send(
+                    agent.ServerMessage(
+                        register=agent.RegisterWorkerResponse(
+                            worker_id="AW_test", server_info=models.ServerInfo(version="stand-in")
+                        )
+                    )
+                )
                 self.registered.set()
             elif kind == "availability" and msg.availability.available:
                 job = self._jobs[msg.availability.job_id]
-                await self._send(agent.ServerMessage(assignment=agent.JobAssignment(
-                    job=job, url=self.ws_url, token="stand-in-token")))
+                await self._send(
+                    agent.ServerMessage(
+                        assignment=agent.JobAssignment(
+                            job=job, url=self.ws_url, token="stand-in-token"
+                        )
+                    )
+                )
             elif kind == "ping":
-                await self._send(agent.ServerMessage(pong=agent.WorkerPong(
-                    last_timestamp=msg.ping.timestamp)))
+                await self._send(
+                    agent.ServerMessage(pong=agent.WorkerPong(last_timestamp=msg.ping.timestamp))
+                )
         return ws
 
     async def _rtc(self, request: web.Request) -> web.WebSocketResponse:

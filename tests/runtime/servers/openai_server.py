@@ -94,10 +94,19 @@ class OpenAIServer(LocalServer):
 
         if reply.tool_call is not None:
             name, args = reply.tool_call
-            await send({"role": "assistant", "tool_calls": [{
-                "index": 0, "id": f"call_{name}", "type": "function",
-                "function": {"name": name, "arguments": json.dumps(args)},
-            }]})
+            await send(
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": f"call_{name}",
+                            "type": "function",
+                            "function": {"name": name, "arguments": json.dumps(args)},
+                        }
+                    ],
+                }
+            )
             await send({}, "tool_calls")
         else:
             await send({"role": "assistant", "content": ""})
@@ -105,8 +114,11 @@ class OpenAIServer(LocalServer):
                 await send({"content": word + " " if word != reply.text.split(" ")[-1] else word})
             await send({}, "stop")
         usage = {
-            "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": model, "choices": [],
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
         await resp.write(f"data: {json.dumps(usage)}\n\n".encode())

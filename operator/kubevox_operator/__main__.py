@@ -1,0 +1,112 @@
+"""``kubevox-operator``: reconcile VoiceAgents and KnowledgeBases in every namespace (or some)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+
+import kopf
+
+from . import logs, metrics
+from .builders import OperatorDefaults
+from .controller import Controller, Settings
+from .handlers import register
+
+DEFAULT_IMAGE = "ghcr.io/kubevox/agent-runtime:0.1.0"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="kubevox-operator", description=__doc__)
+    p.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable; globs allowed); default: all",
+    )
+    p.add_argument(
+        "--image",
+        default=env("KUBEVOX_RUNTIME_IMAGE", DEFAULT_IMAGE),
+        help="default runtime image of agents and ingestion Jobs (env KUBEVOX_RUNTIME_IMAGE)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("KUBEVOX_METRICS_PORT", "9090")),
+        help="port of the operator's /metrics (0: off)",
+    )
+    p.add_argument(
+        "--liveness",
+        default=env("KUBEVOX_LIVENESS", "http://0.0.0.0:8080/healthz"),
+        help="liveness endpoint URL ('' disables)",
+    )
+    p.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering: only for a single replica or development",
+    )
+    p.add_argument(
+        "--peering",
+        default=env("KUBEVOX_PEERING", "kubevox"),
+        help="ClusterKopfPeering name shared by the operator's replicas",
+    )
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority (default: random, so two replicas never tie)",
+    )
+    p.add_argument("--workers", type=int, default=16, help="concurrent reconciles")
+    p.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=float(env("KUBEVOX_RESYNC_SECONDS", "300")),
+        help="look at every object this often (writes only on real difference)",
+    )
+    p.add_argument(
+        "--retry-max-seconds",
+        type=float,
+        default=float(env("KUBEVOX_RETRY_MAX_SECONDS", "60")),
+        help="cap of the backoff while a Secret or source is missing",
+    )
+    p.add_argument("--log-level", default=env("KUBEVOX_LOG_LEVEL", "info"))
+    p.add_argument(
+        "--log-format", choices=["json", "text"], default=env("KUBEVOX_LOG_FORMAT", "json")
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logs.setup(args.log_level, args.log_format)
+    metrics.serve(args.metrics_port)
+    controller = Controller(
+        Settings(
+            defaults=OperatorDefaults(image=args.image),
+            workers=args.workers,
+            resync_seconds=args.resync_seconds,
+            retry_max_seconds=args.retry_max_seconds,
+        )
+    )
+    registry = kopf.OperatorRegistry()
+    register(registry, controller)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=args.standalone,
+            peering_name=None if args.standalone else args.peering,
+            priority=args.priority if args.priority is not None else random.randint(1, 2**30),
+            liveness_endpoint=args.liveness or None,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

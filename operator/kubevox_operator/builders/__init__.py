@@ -1,0 +1,14 @@
+"""Pure functions: API objects in, the Kubernetes objects the operator applies out. No I/O."""
+
+from .agent import AgentChildren, OperatorDefaults, build_agent_children, config_hash
+from .knowledge import IngestPlan, build_ingest_plan, content_hash
+
+__all__ = [
+    "AgentChildren",
+    "IngestPlan",
+    "OperatorDefaults",
+    "build_agent_children",
+    "build_ingest_plan",
+    "config_hash",
+    "content_hash",
+]

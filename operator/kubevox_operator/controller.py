@@ -1,0 +1,519 @@
+"""The level-based reconcilers: read the cache, apply what differs, write status that changed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import contract
+from .api import KnowledgeBase, VoiceAgent, secret_refs
+from .api.common import SecretKeySelector
+from .builders import OperatorDefaults, build_agent_children, build_ingest_plan, content_hash
+from .builders.agent import agent_selector
+from .builders.common import stable_hash
+from .builders.knowledge import parse_duration, run_id
+from .cache import Cache
+from .diff import contains
+from .kube import ApiError, Kube
+from .metrics import RECONCILE_SECONDS, RECONCILES
+from .status import (
+    AgentObservation,
+    KnowledgeObservation,
+    Problem,
+    agent_status,
+    job_outcome,
+    knowledge_status,
+    now_iso,
+)
+from .workqueue import Key, WorkQueue
+
+Obj = dict[str, Any]
+log = logging.getLogger("kubevox.controller")
+SECRET_TTL = 10.0
+HASH_LABEL = "kubevox.dev/content-hash"
+RUN_LABEL = "kubevox.dev/ingest-run"
+
+
+@dataclass
+class Settings:
+    defaults: OperatorDefaults
+    workers: int = 16
+    resync_seconds: float = 300.0
+    retry_max_seconds: float = 60.0
+
+
+class Controller:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.defaults = settings.defaults
+        self.cache = Cache()
+        self.queue = WorkQueue(
+            self._dispatch, workers=settings.workers, retry_max=settings.retry_max_seconds
+        )
+        self.kube: Kube | None = None
+        self.connected = asyncio.Event()
+        self._applied: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._secrets: dict[tuple[str, str], tuple[float, Obj | None]] = {}
+        self._resync_task: asyncio.Task[None] | None = None
+        self._host = socket.gethostname()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.queue.start()
+        self._resync_task = asyncio.create_task(self._resync())
+
+    async def stop(self) -> None:
+        if self._resync_task:
+            self._resync_task.cancel()
+        await self.queue.stop()
+        if self.kube:
+            await self.kube.close()
+
+    async def connect(self, kube: Kube) -> None:
+        self.kube = kube
+        sm = await kube.has_api("monitoring.coreos.com/v1", "servicemonitors")
+        self.defaults = OperatorDefaults(image=self.defaults.image, service_monitor=sm)
+        log.info("connected; ServiceMonitor CRD %s", "present" if sm else "absent")
+        self.connected.set()
+
+    async def _resync(self) -> None:
+        """Level-based safety net: look at everything now and then (unwatched Secrets and
+        source ConfigMaps are noticed here); an idle resync writes nothing."""
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            for kind in ("KnowledgeBase", "VoiceAgent"):
+                for obj in self.cache.items(kind):
+                    self.queue.add((kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+
+    # --- intake from the watches ----------------------------------------------------------------
+
+    def observe(self, kind: str, event_type: str | None, obj: Obj) -> None:
+        meta = obj.get("metadata", {})
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        if event_type == "DELETED":
+            self.cache.delete(kind, ns, name)
+            self._applied.pop((kind, ns, name), None)
+        else:
+            self.cache.put(kind, obj)
+        if kind in ("VoiceAgent", "KnowledgeBase"):
+            self.queue.add((kind, ns, name))
+            if kind == "KnowledgeBase":
+                for va in self._agents_using(ns, name):
+                    self.queue.add(("VoiceAgent", ns, va))
+            return
+        labels = meta.get("labels") or {}
+        if contract.LABEL_VOICE_AGENT in labels:
+            self.queue.add(("VoiceAgent", ns, labels[contract.LABEL_VOICE_AGENT]))
+        if contract.LABEL_KNOWLEDGE_BASE in labels:
+            self.queue.add(("KnowledgeBase", ns, labels[contract.LABEL_KNOWLEDGE_BASE]))
+
+    def _agents_using(self, ns: str, kb: str) -> list[str]:
+        return [
+            va["metadata"]["name"]
+            for va in self.cache.items("VoiceAgent", ns)
+            if any(r.get("name") == kb for r in va.get("spec", {}).get("knowledgeBases", []) or [])
+        ]
+
+    # --- dispatch -------------------------------------------------------------------------------
+
+    async def _dispatch(self, key: Key) -> float | None:
+        await self.connected.wait()
+        kind = key[0]
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            if kind == "VoiceAgent":
+                again, outcome = await self.reconcile_agent(key)
+            else:
+                again, outcome = await self.reconcile_knowledge_base(key)
+            return again
+        finally:
+            RECONCILES.labels(kind=kind, outcome=outcome).inc()
+            RECONCILE_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
+
+    @property
+    def api(self) -> Kube:
+        assert self.kube is not None
+        return self.kube
+
+    # --- shared helpers -------------------------------------------------------------------------
+
+    async def _secret(self, ns: str, name: str) -> Obj | None:
+        """A Secret, read on demand (the operator may get Secrets, never list or watch them)."""
+        hit = self._secrets.get((ns, name))
+        if hit and hit[1] is not None and time.monotonic() - hit[0] < SECRET_TTL:
+            return hit[1]
+        obj = await self.api.get("Secret", ns, name)
+        self._secrets[(ns, name)] = (time.monotonic(), obj)
+        return obj
+
+    async def _check_secret(self, ns: str, ref: SecretKeySelector) -> Problem | None:
+        secret = await self._secret(ns, ref.name)
+        if secret is None:
+            return Problem("SecretMissing", f"Secret {ns}/{ref.name} not found")
+        if ref.key not in (secret.get("data") or {}) and ref.key not in (
+            secret.get("stringData") or {}
+        ):
+            return Problem("SecretKeyMissing", f"Secret {ns}/{ref.name} has no key {ref.key!r}")
+        return None
+
+    async def ensure(self, obj: Obj) -> bool:
+        """Apply ``obj`` unless the live object already carries it. True when it wrote."""
+        kind, meta = obj["kind"], obj["metadata"]
+        key = (kind, meta["namespace"], meta["name"])
+        live = self.cache.get(*key)
+        if live is None:
+            live = await self.api.get(*key)  # not in the cache yet (startup): look first
+            if live is not None:
+                self.cache.put(kind, live)
+        if live is not None and contains(live, obj):
+            return False
+        digest = stable_hash(obj)
+        if live is not None and self._applied.get(key) == (
+            digest,
+            live["metadata"].get("resourceVersion"),
+        ):
+            return False  # our own last apply, which the server normalised differently
+        result = await self.api.apply(obj)
+        self.cache.put(kind, result)
+        self._applied[key] = (digest, result["metadata"].get("resourceVersion", ""))
+        log.info("applied %s %s/%s", kind, key[1], key[2])
+        return True
+
+    async def write_status(self, kind: str, body: Obj, status: Obj) -> bool:
+        current = body.get("status") or {}
+        wanted = {k: v for k, v in status.items() if v is not None}
+        if current == wanted:
+            return False
+        patch: Obj = dict(wanted)
+        for k in current:
+            if k not in wanted:
+                patch[k] = None
+        meta = body["metadata"]
+        result = await self.api.patch_status(kind, meta["namespace"], meta["name"], patch)
+        self.cache.put(kind, result)
+        return True
+
+    async def event(self, body: Obj, type_: str, reason: str, message: str) -> None:
+        meta = body["metadata"]
+        now = now_iso()
+        try:
+            await self.api.create_event(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Event",
+                    "metadata": {
+                        "generateName": f"{meta['name']}.",
+                        "namespace": meta["namespace"],
+                    },
+                    "involvedObject": {
+                        "apiVersion": body.get("apiVersion"),
+                        "kind": body.get("kind"),
+                        "name": meta["name"],
+                        "namespace": meta["namespace"],
+                        "uid": meta["uid"],
+                    },
+                    "type": type_,
+                    "reason": reason,
+                    "message": message[:1000],
+                    "source": {"component": contract.MANAGED_BY},
+                    "reportingComponent": contract.MANAGED_BY,
+                    "reportingInstance": self._host,
+                    "firstTimestamp": now,
+                    "lastTimestamp": now,
+                    "count": 1,
+                }
+            )
+        except (ApiError, OSError) as exc:  # an event is a courtesy; never fail for it
+            log.debug("cannot post event: %s", exc)
+
+    async def _transitions(self, body: Obj, old: Obj, new: Obj, good: str) -> None:
+        """Events for the notable transitions: Ready flips, a new Degraded/Failed reason."""
+
+        def cond(st: Obj, t: str) -> tuple[str, str, str]:
+            c: Obj = next((c for c in st.get("conditions", []) or [] if c.get("type") == t), {})
+            return c.get("status", ""), c.get("reason", ""), c.get("message", "")
+
+        bad = "Degraded" if body.get("kind") == "VoiceAgent" else "Failed"
+        r_old, r_new = cond(old, "Ready"), cond(new, "Ready")
+        d_old, d_new = cond(old, bad), cond(new, bad)
+        if d_new[0] == "True" and d_new[:2] != d_old[:2]:
+            await self.event(body, "Warning", d_new[1], d_new[2])
+        if r_new[0] != r_old[0] and r_new[0] == "True":
+            await self.event(body, "Normal", good, r_new[2])
+        elif r_new[0] == "False" and r_old[0] == "True":
+            await self.event(body, "Warning", "NotReady", f"{r_new[1]}: {r_new[2]}")
+
+    # --- VoiceAgent -----------------------------------------------------------------------------
+
+    async def reconcile_agent(self, key: Key) -> tuple[float | None, str]:
+        _, ns, name = key
+        body = self.cache.get("VoiceAgent", ns, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            self.queue.forget(key)  # the controller-manager garbage-collects the children
+            return None, "deleted"
+        try:
+            return await self._reconcile_agent(key, body)
+        except ApiError as exc:
+            if exc.status == 403 and "being terminated" in exc.message:
+                return None, "deleted"  # its namespace is going away, and the agent with it
+            raise
+
+    async def _reconcile_agent(self, key: Key, body: Obj) -> tuple[float | None, str]:
+        _, ns, name = key
+        try:
+            agent = VoiceAgent.model_validate(body)
+        except ValidationError as exc:
+            log.warning("VoiceAgent %s/%s does not parse: %s", ns, name, exc)
+            return None, "invalid"
+        blocking: list[Problem] = []
+        waiting: list[str] = []
+        kbs: dict[str, KnowledgeBase] = {}
+        secrets: list[SecretKeySelector] = list(secret_refs(agent.spec))
+        for ref in agent.spec.knowledge_bases:
+            kb_body = self.cache.get("KnowledgeBase", ns, ref.name)
+            if kb_body is None:
+                blocking.append(
+                    Problem("KnowledgeBaseMissing", f"KnowledgeBase {ns}/{ref.name} not found")
+                )
+                continue
+            kb = KnowledgeBase.model_validate(kb_body)
+            kbs[ref.name] = kb
+            secrets.append(kb.spec.store.redis_url_secret_ref)
+            if kb.spec.embedding.credentials is not None:
+                secrets.append(kb.spec.embedding.credentials.secret_key_ref)
+            ready: Obj = next(
+                (
+                    c
+                    for c in (kb_body.get("status") or {}).get("conditions", []) or []
+                    if c.get("type") == "Ready"
+                ),
+                {},
+            )
+            if ready.get("status") != "True":
+                phase = (kb_body.get("status") or {}).get("phase")
+                if phase == "Failed":
+                    blocking.append(
+                        Problem(
+                            "KnowledgeBaseFailed",
+                            f"KnowledgeBase {ns}/{ref.name} failed: {ready.get('message', '')}",
+                        )
+                    )
+                else:
+                    waiting.append(ref.name)
+        seen: set[tuple[str, str]] = set()
+        missing: set[str] = set()
+        for sref in secrets:
+            if (sref.name, sref.key) in seen or sref.name in missing:
+                continue
+            seen.add((sref.name, sref.key))
+            problem = await self._check_secret(ns, sref)
+            if problem:
+                blocking.append(problem)
+                if problem.reason == "SecretMissing":
+                    missing.add(sref.name)
+
+        digest: str | None = (body.get("status") or {}).get("configHash")
+        wrote = False
+        if not any(p.reason == "KnowledgeBaseMissing" for p in blocking):
+            children = build_agent_children(agent, body, kbs, self.defaults)
+            digest = children.config_hash
+            # Independent objects: applied concurrently (the pod waits for its ConfigMap anyway).
+            results = await asyncio.gather(*(self.ensure(o) for o in children.objects))
+            wrote |= any(results)
+        dep_name = next(
+            (o["metadata"]["name"] for o in [self.cache.get("Deployment", ns, name)] if o), name
+        )
+        selector = agent_selector(agent)
+        pods = [
+            p
+            for p in self.cache.with_label("Pod", ns, contract.LABEL_VOICE_AGENT, name)
+            if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+        ]
+        status = agent_status(
+            AgentObservation(
+                generation=body["metadata"].get("generation", 0),
+                previous=body.get("status") or {},
+                agent_name=agent.effective_agent_name,
+                config_hash=digest,
+                blocking=blocking,
+                waiting=waiting,
+                deployment=self.cache.get("Deployment", ns, dep_name),
+                hpa=self.cache.get("HorizontalPodAutoscaler", ns, dep_name),
+                pods=pods,
+            )
+        )
+        old = body.get("status") or {}
+        wrote |= await self.write_status("VoiceAgent", body, status)
+        await self._transitions(body, old, status, "AgentReady")
+        if blocking:
+            # Secrets are not watched: look again, later and later (KBs are watched anyway).
+            return self.queue.backoff(key), "blocked"
+        self.queue.reset(key)
+        return None, "changed" if wrote else "unchanged"
+
+    # --- KnowledgeBase --------------------------------------------------------------------------
+
+    async def _sources(
+        self, kb: KnowledgeBase, ns: str
+    ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], list[Problem]]:
+        cms: dict[str, dict[str, str]] = {}
+        secrets: dict[str, dict[str, str]] = {}
+        problems: list[Problem] = []
+        for src in kb.spec.sources:
+            if src.config_map is not None:
+                sel = src.config_map
+                cm = await self.api.get("ConfigMap", ns, sel.name)
+                if cm is None:
+                    problems.append(
+                        Problem(
+                            "SourceMissing",
+                            f"ConfigMap {ns}/{sel.name} (source {src.name}) not found",
+                        )
+                    )
+                    continue
+                data = dict(cm.get("data") or {})
+                data.update({k: f"b64:{v}" for k, v in (cm.get("binaryData") or {}).items()})
+                if sel.key and sel.key not in data:
+                    problems.append(
+                        Problem(
+                            "SourceMissing",
+                            f"ConfigMap {ns}/{sel.name} has no key {sel.key!r} (source {src.name})",
+                        )
+                    )
+                cms[sel.name] = data
+            elif src.secret is not None:
+                secret = await self._secret(ns, src.secret.name)
+                if secret is None or src.secret.key not in (secret.get("data") or {}):
+                    problems.append(
+                        Problem(
+                            "SourceMissing",
+                            f"Secret {ns}/{src.secret.name} key {src.secret.key!r} "
+                            f"(source {src.name}) not found",
+                        )
+                    )
+                    continue
+                raw = secret.get("data") or {}
+                secrets[src.secret.name] = {
+                    k: base64.b64decode(v).decode("utf-8", "replace") for k, v in raw.items()
+                }
+        for ref in [kb.spec.store.redis_url_secret_ref] + (
+            [kb.spec.embedding.credentials.secret_key_ref] if kb.spec.embedding.credentials else []
+        ):
+            problem = await self._check_secret(ns, ref)
+            if problem:
+                problems.append(problem)
+        return cms, secrets, problems
+
+    async def reconcile_knowledge_base(self, key: Key) -> tuple[float | None, str]:
+        _, ns, name = key
+        body = self.cache.get("KnowledgeBase", ns, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            self.queue.forget(key)
+            return None, "deleted"
+        try:
+            return await self._reconcile_knowledge_base(key, body)
+        except ApiError as exc:
+            if exc.status == 403 and "being terminated" in exc.message:
+                return None, "deleted"
+            raise
+
+    async def _reconcile_knowledge_base(self, key: Key, body: Obj) -> tuple[float | None, str]:
+        _, ns, name = key
+        try:
+            kb = KnowledgeBase.model_validate(body)
+        except ValidationError as exc:
+            log.warning("KnowledgeBase %s/%s does not parse: %s", ns, name, exc)
+            return None, "invalid"
+        prev: Obj = body.get("status") or {}
+        cms, secrets, blocking = await self._sources(kb, ns)
+        digest: str | None = None
+        job: Obj | None = None
+        job_name: str | None = prev.get("jobName")
+        again: float | None = None
+        wrote = False
+        if not blocking:
+            digest = content_hash(kb, cms, secrets)
+            job_name, run, again = self._choose_run(kb, prev, digest, ns)
+            if run is not None:  # a run for this content is wanted: make sure it exists
+                plan = build_ingest_plan(kb, body, digest, run, self.defaults.image)
+                job_name = plan.job["metadata"]["name"]
+                wrote |= await self.ensure(plan.config_map)
+                job = self.cache.get("Job", ns, job_name) or await self.api.get("Job", ns, job_name)
+                if job is None:
+                    wrote |= await self.ensure(plan.job)
+                    job = self.cache.get("Job", ns, job_name)
+                else:
+                    self.cache.put("Job", job)
+            elif job_name:
+                job = self.cache.get("Job", ns, job_name)
+        pods = (
+            [p for p in self.cache.with_label("Pod", ns, "job-name", job_name)] if job_name else []
+        )
+        obs = KnowledgeObservation(
+            generation=body["metadata"].get("generation", 0),
+            previous=prev,
+            index_name=kb.index_name,
+            content_hash=digest,
+            job_name=job_name,
+            blocking=blocking,
+            job=job,
+            pods=pods,
+        )
+        status = (
+            knowledge_status(obs)
+            if (job_name or blocking)
+            else {**prev, "observedGeneration": obs.generation}
+        )
+        wrote |= await self.write_status("KnowledgeBase", body, status)
+        await self._transitions(body, prev, status, "Indexed")
+        if job_outcome(job)[0] in ("Complete", "Failed") and job_name:
+            await self._delete_superseded_jobs(ns, name, job_name)
+        if blocking:
+            return self.queue.backoff(key), "blocked"
+        self.queue.reset(key)
+        return again, "changed" if wrote else "unchanged"
+
+    def _choose_run(
+        self, kb: KnowledgeBase, prev: Obj, digest: str, ns: str
+    ) -> tuple[str | None, str | None, float | None]:
+        """Which ingestion run reflects the current content. Returns (job name of the current
+        run, run id when a run must exist — None when the indexed content is already current
+        and no Job needs to exist —, seconds after which to look again)."""
+        interval = parse_duration(kb.spec.refresh_interval) if kb.spec.refresh_interval else None
+        current = prev.get("jobName")
+        cur_job = self.cache.get("Job", ns, current) if current else None
+        cur_run = ((cur_job or {}).get("metadata", {}).get("labels") or {}).get(RUN_LABEL)
+        cur_hash = ((cur_job or {}).get("metadata", {}).get("labels") or {}).get(HASH_LABEL)
+        if cur_job is not None and cur_hash == digest:
+            same_run: str | None = cur_run
+        elif cur_job is None and prev.get("contentHash") == digest:
+            same_run = None  # indexed and current; its Job is gone, which is fine
+        else:
+            epoch = int(time.time() // interval) if interval else None
+            return None, run_id(digest, epoch), None
+        if interval is not None and prev.get("lastIndexedTime"):
+            indexed = datetime.fromisoformat(
+                str(prev["lastIndexedTime"]).replace("Z", "+00:00")
+            ).timestamp()
+            due_in = indexed + interval - time.time()
+            running = cur_job is not None and job_outcome(cur_job)[0] == "Running"
+            if due_in <= 0 and not running:
+                return None, run_id(digest, int(time.time() // interval)), None
+            return current, same_run, max(due_in, 1.0)
+        return current, same_run, None
+
+    async def _delete_superseded_jobs(self, ns: str, kb: str, keep: str) -> None:
+        for job in self.cache.with_label("Job", ns, contract.LABEL_KNOWLEDGE_BASE, kb):
+            name = job["metadata"]["name"]
+            if name != keep and not job["metadata"].get("deletionTimestamp"):
+                await self.api.delete("Job", ns, name)

@@ -1,0 +1,28 @@
+"""The operator's own Prometheus metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+RECONCILES = Counter(
+    "kubevox_operator_reconciles_total", "Reconciles, by kind and outcome.", ["kind", "outcome"]
+)
+RECONCILE_SECONDS = Histogram(
+    "kubevox_operator_reconcile_duration_seconds",
+    "Time of one reconcile.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+MANAGED_OBJECTS = Gauge(
+    "kubevox_operator_managed_objects", "Objects the operator watches, by kind.", ["kind"]
+)
+API_WRITES = Counter(
+    "kubevox_operator_api_writes_total", "Write requests sent to the API server.", ["verb", "kind"]
+)
+QUEUE_DEPTH = Gauge("kubevox_operator_queue_depth", "Objects waiting to be reconciled.")
+
+
+def serve(port: int) -> None:
+    """Serve /metrics on ``port`` (0 disables)."""
+    if port:
+        start_http_server(port)

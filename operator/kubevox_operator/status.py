@@ -1,0 +1,367 @@
+"""Status of VoiceAgents and KnowledgeBases, computed from the children's actual state. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import contract
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    message: str
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(
+    previous: list[Obj], type_: str, status: bool, reason: str, message: str, generation: int
+) -> Obj:
+    """A metav1.Condition; lastTransitionTime moves only when the status flips."""
+    value = "True" if status else "False"
+    old = next((c for c in previous if c.get("type") == type_), None)
+    since = old["lastTransitionTime"] if old and old.get("status") == value else now_iso()
+    return {
+        "type": type_,
+        "status": value,
+        "reason": reason,
+        "message": message[:32000],
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+def _conds(obj: Obj | None) -> dict[str, Obj]:
+    if not obj:
+        return {}
+    return {c.get("type", ""): c for c in obj.get("status", {}).get("conditions", []) or []}
+
+
+# --- VoiceAgent ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Rollout:
+    """What the Deployment says about the workers."""
+
+    done: bool
+    available: bool
+    reason: str
+    message: str
+    failure: Problem | None = None
+
+
+def rollout_state(dep: Obj | None) -> Rollout:
+    if dep is None:
+        return Rollout(False, False, "Creating", "the worker Deployment is being created")
+    st = dep.get("status", {}) or {}
+    conds = _conds(dep)
+    gen = dep["metadata"].get("generation", 0)
+    failure = None
+    prog = conds.get("Progressing", {})
+    if prog.get("reason") == "ProgressDeadlineExceeded":
+        failure = Problem(
+            "RolloutStuck", f"Deployment {dep['metadata']['name']}: {prog.get('message', '')}"
+        )
+    rf = conds.get("ReplicaFailure", {})
+    if rf.get("status") == "True":
+        failure = Problem(
+            "ReplicaFailure", f"Deployment {dep['metadata']['name']}: {rf.get('message', '')}"
+        )
+    available = conds.get("Available", {}).get("status") == "True"
+    want = dep.get("spec", {}).get("replicas", 1)
+    updated = st.get("updatedReplicas", 0)
+    total = st.get("replicas", 0)
+    ready = st.get("availableReplicas", 0)
+    if st.get("observedGeneration", 0) < gen:
+        return Rollout(
+            False,
+            available,
+            "RolloutPending",
+            "the Deployment controller has not seen the latest pod template yet",
+            failure,
+        )
+    if updated < want:
+        return Rollout(
+            False,
+            available,
+            "RollingOut",
+            f"{updated} of {want} workers run the latest configuration",
+            failure,
+        )
+    if total > updated:
+        return Rollout(
+            False, available, "RollingOut", f"{total - updated} old workers are draining", failure
+        )
+    if ready < updated:
+        return Rollout(
+            False, available, "WorkersStarting", f"{ready} of {updated} workers are ready", failure
+        )
+    return Rollout(
+        True, available, "RolloutComplete", f"{ready} of {want} workers are ready", failure
+    )
+
+
+def autoscaler_problem(hpa: Obj | None) -> Problem | None:
+    conds = _conds(hpa)
+    for type_, reason in (
+        ("AbleToScale", "AutoscalerUnable"),
+        ("ScalingActive", "AutoscalerInactive"),
+    ):
+        c = conds.get(type_)
+        # ScalingDisabled: replicas were set to 0 by hand, which is a choice, not a fault.
+        if c and c.get("status") == "False" and c.get("reason") != "ScalingDisabled":
+            return Problem(
+                reason, f"HorizontalPodAutoscaler {c.get('reason')}: {c.get('message', '')}"
+            )
+    return None
+
+
+def active_calls(pods: list[Obj]) -> int | None:
+    """Sum of what each live worker pod reports; None when no pod reports (unknown, not 0)."""
+    total, reporting = 0, 0
+    for pod in pods:
+        meta = pod.get("metadata", {})
+        # Draining pods (deletionTimestamp set) still carry live calls: they count.
+        value = (meta.get("annotations") or {}).get(contract.ACTIVE_CALLS_ANNOTATION)
+        if value is None:
+            continue
+        try:
+            total += max(int(value), 0)
+            reporting += 1
+        except ValueError:
+            continue
+    if reporting == 0 and pods:
+        return None
+    return total
+
+
+@dataclass
+class AgentObservation:
+    generation: int
+    previous: Obj
+    agent_name: str
+    config_hash: str | None
+    blocking: list[Problem] = field(default_factory=list)
+    """Missing Secrets or KnowledgeBases: the agent cannot work."""
+    waiting: list[str] = field(default_factory=list)
+    """KnowledgeBases that exist but are not Ready yet."""
+    deployment: Obj | None = None
+    hpa: Obj | None = None
+    pods: list[Obj] = field(default_factory=list)
+
+
+def agent_status(o: AgentObservation) -> Obj:
+    prev = o.previous.get("conditions", []) or []
+    roll = rollout_state(o.deployment)
+    degraded = list(o.blocking)
+    if roll.failure:
+        degraded.append(roll.failure)
+    hpa_problem = autoscaler_problem(o.hpa)
+    if hpa_problem:
+        degraded.append(hpa_problem)
+
+    if o.blocking:
+        ready = (False, o.blocking[0].reason, "; ".join(p.message for p in o.blocking))
+    elif o.waiting:
+        ready = (
+            False,
+            "KnowledgeBaseNotReady",
+            "waiting for KnowledgeBase " + ", ".join(o.waiting) + " to be Ready",
+        )
+    elif not roll.available or not roll.done:
+        ready = (False, roll.reason if not roll.done else "WorkersUnavailable", roll.message)
+    else:
+        ready = (True, "AgentReady", roll.message)
+
+    if o.blocking:
+        progressing = (False, "Blocked", "cannot progress until the missing objects exist")
+    elif not roll.done:
+        progressing = (True, roll.reason, roll.message)
+    elif o.waiting:
+        progressing = (True, "KnowledgeBaseIndexing", "waiting for " + ", ".join(o.waiting))
+    else:
+        progressing = (False, "RolloutComplete", roll.message)
+
+    deg = (
+        (True, degraded[0].reason, "; ".join(p.message for p in degraded))
+        if degraded
+        else (False, "AsExpected", "no problem detected")
+    )
+    st = (o.deployment or {}).get("status", {}) or {}
+    status: Obj = {
+        "observedGeneration": o.generation,
+        "agentName": o.agent_name,
+        "conditions": [
+            condition(prev, "Ready", *ready, o.generation),
+            condition(prev, "Progressing", *progressing, o.generation),
+            condition(prev, "Degraded", *deg, o.generation),
+        ],
+        "replicas": st.get("replicas", 0),
+        "readyReplicas": st.get("readyReplicas", 0),
+        "activeCalls": active_calls(o.pods),
+        "configHash": o.config_hash,
+    }
+    return status
+
+
+# --- KnowledgeBase ------------------------------------------------------------------------------
+
+
+def terminated(pod: Obj) -> Obj | None:
+    for cs in pod.get("status", {}).get("containerStatuses", []) or []:
+        if cs.get("name") == contract.INGEST_CONTAINER:
+            state = cs.get("state", {}).get("terminated") or cs.get("lastState", {}).get(
+                "terminated"
+            )
+            if state:
+                return dict(state)
+    return None
+
+
+def job_result(pods: list[Obj]) -> Obj | None:
+    """The ingest command's result JSON, from the newest terminated pod's termination message."""
+    import json
+
+    best: tuple[str, Obj] | None = None
+    for pod in pods:
+        state = terminated(pod)
+        if not state or not state.get("message"):
+            continue
+        try:
+            parsed = json.loads(state["message"])
+        except ValueError:
+            parsed = {"ok": False, "message": str(state["message"])[-2000:]}
+        if not isinstance(parsed, dict):
+            continue
+        when = str(state.get("finishedAt", ""))
+        if best is None or when >= best[0]:
+            best = (when, parsed)
+    return best[1] if best else None
+
+
+def job_outcome(job: Obj | None) -> tuple[str, str]:
+    """("Running" | "Complete" | "Failed" | "Missing", message)."""
+    if job is None:
+        return "Missing", ""
+    conds = _conds(job)
+    for type_ in ("Complete", "Failed"):
+        c = conds.get(type_)
+        if c and c.get("status") == "True":
+            return type_, str(c.get("message") or c.get("reason") or "")
+    return "Running", ""
+
+
+@dataclass
+class KnowledgeObservation:
+    generation: int
+    previous: Obj
+    index_name: str
+    content_hash: str | None
+    job_name: str | None
+    blocking: list[Problem] = field(default_factory=list)
+    job: Obj | None = None
+    pods: list[Obj] = field(default_factory=list)
+
+
+def knowledge_status(o: KnowledgeObservation) -> Obj:
+    prev_conds = o.previous.get("conditions", []) or []
+    # The live index (counts, time) stays until a run replaces it.
+    live = {
+        k: o.previous[k]
+        for k in ("documents", "chunks", "lastIndexedTime", "activeIndex", "durationSeconds")
+        if o.previous.get(k) is not None
+    }
+    has_index = "lastIndexedTime" in live
+    out: Obj = {
+        "observedGeneration": o.generation,
+        "indexName": o.index_name,
+        "jobName": o.job_name,
+        **live,
+        "contentHash": o.previous.get("contentHash"),
+        "sourceErrors": o.previous.get("sourceErrors", []),
+    }
+    if o.blocking:
+        msg = "; ".join(p.message for p in o.blocking)
+        phase, indexing, failed = (
+            "Pending",
+            (False, "Blocked", msg),
+            (True, o.blocking[0].reason, msg),
+        )
+        ready = (has_index, "PreviousIndexServing" if has_index else o.blocking[0].reason, msg)
+        out["jobName"] = o.previous.get("jobName")
+    else:
+        outcome, job_msg = job_outcome(o.job)
+        result = job_result(o.pods) if outcome in ("Complete", "Failed") else None
+        current = o.content_hash is not None and o.previous.get("contentHash") == o.content_hash
+        if current and outcome in ("Missing", "Complete") and result is None:
+            # Indexed and unchanged; its Job or pod may be gone by now, the index is not.
+            phase = "Ready"
+            indexing = (False, "JobComplete", "the index is current")
+            failed = (False, "NoFailure", "")
+            ready = (True, "Indexed", "index is current")
+        elif outcome in ("Running", "Missing"):
+            phase = "Indexing"
+            indexing = (True, "JobRunning", f"ingestion Job {o.job_name} is running")
+            failed = (False, "NoFailure", "")
+            ready = (
+                has_index,
+                "PreviousIndexServing" if has_index else "Indexing",
+                "the previous index serves until the new one is built"
+                if has_index
+                else "the first index is being built",
+            )
+        elif outcome == "Complete" and (result is None or result.get("ok", True)):
+            phase = "Ready"
+            indexing = (False, "JobComplete", f"ingestion Job {o.job_name} completed")
+            failed = (False, "NoFailure", "")
+            res = result or {}
+            if result is None:
+                ready = (
+                    has_index,
+                    "ResultMissing",
+                    "the Job completed without a result in its termination message",
+                )
+                phase = "Failed" if not has_index else "Ready"
+            else:
+                ready = (True, "Indexed", res.get("message") or "index is current")
+                for k in (
+                    "documents",
+                    "chunks",
+                    "lastIndexedTime",
+                    "activeIndex",
+                    "durationSeconds",
+                ):
+                    if res.get(k) is not None:
+                        out[k] = res[k]
+                out["lastIndexedTime"] = (
+                    res.get("lastIndexedTime") or out.get("lastIndexedTime") or now_iso()
+                )
+                out["contentHash"] = o.content_hash
+                out["sourceErrors"] = res.get("sourceErrors", [])
+        else:
+            res = result or {}
+            msg = str(res.get("message") or job_msg or "the ingestion Job failed")
+            phase = "Failed"
+            indexing = (False, "JobFailed", f"ingestion Job {o.job_name} failed")
+            failed = (True, "IngestionFailed", msg)
+            ready = (
+                has_index,
+                "PreviousIndexServing" if has_index else "IngestionFailed",
+                f"latest ingestion failed ({msg}); the previous index serves" if has_index else msg,
+            )
+            out["sourceErrors"] = res.get("sourceErrors", out["sourceErrors"])
+    out["phase"] = phase
+    out["conditions"] = [
+        condition(prev_conds, "Ready", *ready, o.generation),
+        condition(prev_conds, "Indexing", *indexing, o.generation),
+        condition(prev_conds, "Failed", *failed, o.generation),
+    ]
+    return out

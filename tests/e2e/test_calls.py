@@ -1,0 +1,184 @@
+"""Real calls: a simulated caller talks through a real LiveKit server to real
+`kubevox-agent start` workers running the offline voice stack (whisper, local turn detection,
+piper), grounded by a KnowledgeBase ingested into real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubevox_devenv.livekit import LiveKitServer
+from kubevox_devenv.redis import RedisSearchServer
+from kubevox_devenv.worker import AgentWorker
+from kubevox_operator.api import KnowledgeBase
+
+from agent_runtime.caller import SimulatedCall
+from agent_runtime.caller.audio import synthesize
+from tests.runtime.servers.openai_server import OpenAIServer, Reply
+
+from .conftest import CONTEXT_MARKER, answer_from_context, call_options, start_worker, write_config
+
+pytestmark = [pytest.mark.e2e, pytest.mark.voice]
+
+PHARMACY = "When does the pharmacy open on Saturdays?"
+PARKING = "Is there free parking at the clinic?"
+
+
+def _llm(primary: OpenAIServer, fallback: OpenAIServer | None = None) -> dict[str, object]:
+    llm: dict[str, object] = {
+        "provider": "openai",
+        "model": "clinic",
+        "baseURL": primary.base_url,
+        "timeoutSeconds": 5,
+    }
+    if fallback is not None:
+        llm["fallbacks"] = [
+            {
+                "provider": "openai",
+                "model": "clinic-fallback",
+                "baseURL": fallback.base_url,
+                "timeoutSeconds": 5,
+            }
+        ]
+    return llm
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def worker(
+    workdir: Path,
+    livekit: LiveKitServer,
+    redis_server: RedisSearchServer,
+    clinic_kb: KnowledgeBase,
+    llm_primary: OpenAIServer,
+    llm_fallback: OpenAIServer,
+) -> Iterator[AgentWorker]:
+    config = write_config(workdir, clinic_kb, _llm(llm_primary, llm_fallback))
+    w = start_worker(workdir, config, livekit, redis_server)
+    yield w
+    w.stop()
+
+
+def _wait_until(what: str, probe: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+async def test_a_caller_hears_the_grounded_answer(
+    worker: AgentWorker, livekit: LiveKitServer, llm_primary: OpenAIServer
+) -> None:
+    result = await SimulatedCall(call_options(livekit)).run([synthesize(PHARMACY)])
+    assert result.error is None
+    assert "clinic" in (result.greeting or "").lower()
+    turn = result.turns[0]
+    assert turn.latency_ms is not None, "no reply"
+    heard = turn.heard.lower()
+    assert "saturday" in heard
+    assert "9" in heard or "nine" in heard
+    # The agent heard the question, retrieved from Redis, and gave the model that context.
+    asked = [
+        r.body
+        for r in llm_primary.chat_requests
+        if "pharmacy" in str(r.body["messages"][-2:]).lower()
+    ]
+    assert asked, "the caller's question never reached the language model"
+    context = [
+        m["content"]
+        for m in asked[-1]["messages"]
+        if m["role"] == "system" and CONTEXT_MARKER in m["content"]
+    ]
+    assert context
+    assert "Saturdays at 9 am" in context[0]
+
+
+async def test_fallback_takes_over_then_all_fail_and_the_caller_hears_an_apology(
+    worker: AgentWorker,
+    livekit: LiveKitServer,
+    llm_primary: OpenAIServer,
+    llm_fallback: OpenAIServer,
+) -> None:
+    call = SimulatedCall(call_options(livekit), index=1)
+    await call.start()
+    try:
+        llm_primary.responder = lambda _body: Reply(status=500)
+        served_before = len(llm_fallback.chat_requests)
+        parking = await call.turn(synthesize(PARKING))
+        assert parking.latency_ms is not None
+        assert "parking" in parking.heard.lower() or "elm" in parking.heard.lower()
+        assert len(llm_fallback.chat_requests) > served_before
+
+        llm_fallback.responder = lambda _body: Reply(status=500)
+        failed = await call.turn(synthesize(PHARMACY))
+        assert failed.latency_ms is not None, "the call hung instead of apologising"
+        assert "sorry" in failed.heard.lower()
+    finally:
+        llm_primary.responder = answer_from_context
+        llm_fallback.responder = answer_from_context
+        await call.hang_up()
+
+
+async def test_capacity_spills_to_a_second_worker_and_drain_spares_live_calls(
+    workdir: Path,
+    livekit: LiveKitServer,
+    redis_server: RedisSearchServer,
+    clinic_kb: KnowledgeBase,
+    llm_primary: OpenAIServer,
+) -> None:
+    capacity = 2
+    config = write_config(
+        workdir,
+        clinic_kb,
+        _llm(llm_primary),
+        agentName="capacity",
+        scaling={
+            "minReplicas": 1,
+            "maxReplicas": 2,
+            "targetCallsPerPod": 1,
+            "maxCallsPerPod": capacity,
+        },
+    )
+    options = call_options(livekit, "capacity")
+    first = start_worker(workdir, config, livekit, redis_server)
+    second: AgentWorker | None = None
+    calls = [SimulatedCall(options, i) for i in range(capacity)]
+    try:
+        await asyncio.gather(*(c.start() for c in calls))
+        _wait_until("K active calls on the first worker", lambda: first.active_calls() == capacity)
+
+        second = start_worker(workdir, config, livekit, redis_server)
+        overflow = SimulatedCall(options, capacity)
+        calls.append(overflow)
+        await overflow.start()
+        assert overflow.result.greeting, "call K+1 was not answered"
+        _wait_until("call K+1 on the second worker", lambda: second.active_calls() == 1)
+        assert first.active_calls() == capacity, "the full worker took call K+1"
+
+        # SIGTERM, as on a rollout: live calls go on, new ones go elsewhere.
+        first.terminate()
+        still_talking = await calls[0].turn(synthesize(PARKING))
+        assert still_talking.latency_ms is not None
+        assert "parking" in still_talking.heard.lower() or "elm" in still_talking.heard.lower()
+        after_drain = SimulatedCall(options, capacity + 1)
+        calls.append(after_drain)
+        await after_drain.start()
+        _wait_until("the new call on the second worker", lambda: second.active_calls() == 2)
+        assert first.active_calls() == capacity
+
+        for call in calls[:capacity]:
+            await call.hang_up()
+        assert first.wait(120) == 0, "a drained worker must exit 0"
+    finally:
+        for call in calls:
+            await call.hang_up()
+        first.stop()
+        if second is not None:
+            second.stop()

@@ -1,0 +1,60 @@
+"""The operator under test: a real process, logged in as its ServiceAccount, against the local
+control plane (so every cluster test also proves manifests/base/rbac.yaml suffices)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubevox_devenv.controlplane import ControlPlane
+
+from .kube import Kubectl
+from .operator_process import OperatorProcess, service_account_kubeconfig
+
+REPO = Path(__file__).resolve().parents[2]
+RESYNC_SECONDS = 3
+
+
+@pytest.fixture(scope="session")
+def kubectl(crds_installed: ControlPlane) -> Kubectl:
+    k = Kubectl(crds_installed)
+    k("apply", "--server-side", "-f", str(REPO / "manifests/base/rbac.yaml"))
+    return k
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    token = kubectl(
+        "create", "token", "kubevox-operator", "-n", "kubevox-system", "--duration=6h"
+    ).strip()
+    out = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    return service_account_kubeconfig(kubectl.plane.kubeconfig, token, out)
+
+
+@pytest.fixture(scope="session")
+def operator(
+    operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(
+        operator_kubeconfig,
+        tmp_path_factory.mktemp("operator-logs"),
+        "--resync-seconds",
+        str(RESYNC_SECONDS),
+        "--retry-max-seconds",
+        "4",
+        "--image",
+        "registry.test/kubevox/agent-runtime:test",
+    )
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", ns)
+    yield ns
+    kubectl("delete", "namespace", ns, "--wait=false", check=False)
