@@ -26,9 +26,19 @@ venv: $(STAMP) ## Create .venv with kubevox and its development tools
 controlplane: ## Build (once) and cache kube-apiserver, kube-controller-manager, kubectl and etcd
 	@bash hack/controlplane/build.sh >/dev/null
 
+.PHONY: livekit
+livekit: ## Build (once) and cache livekit-server
+	@bash hack/livekit/build.sh >/dev/null
+
+.PHONY: tools
+tools: ## Build (once) and cache helm, terraform and its providers, promtool, checkov
+	@for s in build-helm build-terraform build-terraform-providers build-promtool build-checkov \
+		fetch-third-party; do bash hack/tools/$$s.sh >/dev/null || exit 1; done
+
 .PHONY: crds
-crds: $(STAMP) ## Regenerate crds/ from the pydantic models
+crds: $(STAMP) ## Regenerate crds/ from the pydantic models (and the installers' copies)
 	@$(PY) -m kubevox_operator.api.crd crds
+	@bash hack/tools/sync-manifests.sh
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format check) and mypy
@@ -42,7 +52,7 @@ fmt: $(STAMP) ## Format and fix what ruff can
 	@$(VENV)/bin/ruff check --fix .
 
 .PHONY: test
-test: $(STAMP) controlplane ## Run every test, against the real local components
+test: $(STAMP) controlplane livekit tools ## Run every test, against the real local components
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: cluster-up
@@ -55,7 +65,7 @@ cluster-down: ## Stop the local control plane; leaves nothing running
 	@if [ -x $(PY) ]; then $(PY) -m kubevox_devenv.controlplane down --dir $(STATE); fi
 
 .PHONY: run
-run: $(STAMP) controlplane ## The demo: local control plane, CRDs, samples, and what kubectl shows
+run: $(STAMP) controlplane livekit ## The demo: operator on a local control plane, then a real call
 	@$(PY) -m kubevox_devenv.demo
 
 .PHONY: clean

@@ -1,15 +1,15 @@
 """The grounding guard: an answer is spoken only if the knowledge retrieved for the turn
 supports it.
 
-A small model (and sometimes a large one) states facts its context does not contain. The guard
-checks each sentence of an answer as it completes: its key content — numbers and times, names,
-content words — must appear in the retrieved passages. The first unsupported sentence ends the
-answer and is replaced by the passage sentence that best matches the caller's question
-(``quote``) or by an honest refusal (``refuse``). Sentences already spoken stay spoken, so the
-guard costs one sentence of buffering, not the whole answer.
+A small model (and sometimes a large one) states facts its context does not contain, or splices
+two facts into a false one. The guard checks each sentence of an answer as it completes: its key
+content (numbers and times, names, content words) must appear together in one sentence of the
+retrieved passages; words scattered over the context make no fact.
+The first unsupported sentence ends the answer and is replaced by the passage sentence that best
+matches the caller's question (``quote``) or by an honest refusal (``refuse``). Sentences
+already spoken stay spoken, so the guard costs one sentence of buffering, not the whole answer.
 
-Pure text in, text out: no model, no I/O, nothing on the critical path beyond a set lookup per
-word.
+Pure text in, text out: no model, no I/O, a few set operations per sentence.
 """
 
 from __future__ import annotations
@@ -20,176 +20,23 @@ from dataclasses import dataclass
 from typing import Literal
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.:'][a-z0-9]+)*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+"""A sentence ends at . ! or ? followed by a space, or at a line break."""
 
 # Words that carry no fact: function words, politeness, and the words of an honest
 # "I don't know" (which never needs support).
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "then",
-        "so",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "from",
-        "with",
-        "without",
-        "about",
-        "as",
-        "into",
-        "over",
-        "under",
-        "up",
-        "down",
-        "out",
-        "off",
-        "again",
-        "further",
-        "once",
-        "here",
-        "there",
-        "when",
-        "where",
-        "why",
-        "how",
-        "all",
-        "any",
-        "both",
-        "each",
-        "few",
-        "more",
-        "most",
-        "other",
-        "some",
-        "such",
-        "no",
-        "nor",
-        "not",
-        "only",
-        "own",
-        "same",
-        "than",
-        "too",
-        "very",
-        "can",
-        "will",
-        "just",
-        "should",
-        "now",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "have",
-        "has",
-        "had",
-        "having",
-        "do",
-        "does",
-        "did",
-        "doing",
-        "would",
-        "could",
-        "may",
-        "might",
-        "must",
-        "shall",
-        "i",
-        "me",
-        "my",
-        "we",
-        "our",
-        "you",
-        "your",
-        "he",
-        "him",
-        "his",
-        "she",
-        "her",
-        "it",
-        "its",
-        "they",
-        "them",
-        "their",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "this",
-        "that",
-        "these",
-        "those",
-        "am",
-        "yes",
-        "yeah",
-        "sure",
-        "ok",
-        "okay",
-        "please",
-        "thank",
-        "thanks",
-        "hello",
-        "hi",
-        "welcome",
-        "glad",
-        "happy",
-        "help",
-        "assist",
-        "let",
-        "know",
-        "sorry",
-        "afraid",
-        "unfortunately",
-        "however",
-        "also",
-        "well",
-        "today",
-        "information",
-        "details",
-        "anything",
-        "something",
-        "get",
-        "got",
-        "tell",
-        "say",
-        "said",
-        "like",
-        "one",
-        "ve",
-        "ll",
-        "re",
-        "s",
-        "t",
-        "d",
-        "m",
-        "don",
-        "doesn",
-        "didn",
-        "isn",
-        "aren",
-        "wasn",
-        "weren",
-        "won",
-        "can't",
-        "cannot",
-        "dont",
-        "doesnt",
-    ]
-)
+_STOPWORD_LIST = """
+a an the and or but if then so of to in on at by for from with without about as into over
+under up down out off again further once here there when where why how all any both each few
+more most other some such no nor not only own same than too very can will just should now is
+are was were be been being have has had having do does did doing would could may might must
+shall i me my we our you your he him his she her it its they them their what which who whom
+this that these those am yes yeah sure ok okay please thank thanks hello hi welcome glad
+happy help assist let know sorry afraid unfortunately however also well today information
+details anything something get got tell say said like one ve ll re s t d m don doesn didn
+isn aren wasn weren won can't cannot dont doesnt
+"""
+_STOPWORDS = frozenset(_STOPWORD_LIST.split())
 
 _REFUSALS = re.compile(
     r"\b(i (do not|don't|dont) (know|have)|i'm not sure|i am not sure|i (can't|cannot) "
@@ -228,20 +75,29 @@ class Verdict:
 class GroundingGuard:
     """Checks answers against the passages retrieved for a turn."""
 
-    min_support: float = 0.75
+    min_support: float = 0.85
     fallback: Literal["quote", "refuse"] = "quote"
     refusal: str = "I'm sorry, I don't have that information."
 
-    def check(self, sentence: str, passage_terms: set[str]) -> Verdict:
+    def check(self, sentence: str, evidence: Sequence[Evidence]) -> Verdict:
+        """``evidence``: what each passage sentence states (see :func:`evidence_of`)."""
         terms = key_terms(sentence)
         honest = _REFUSALS.search(sentence.lower()) and not any(c.isdigit() for c in sentence)
         if not terms or honest:
             return Verdict(True, 1.0, frozenset())
-        missing = frozenset(terms - passage_terms)
-        support = 1 - len(missing) / len(terms)
-        # Numbers are facts on their own: one invented time or price fails the sentence.
-        invented_number = any(t[0].isdigit() for t in missing)
-        return Verdict(support >= self.min_support and not invented_number, support, missing)
+        said_numbers = numbers(sentence)
+        best = Verdict(False, 0.0, frozenset(terms))
+        for source in evidence:
+            missing = frozenset(terms - source.terms)
+            support = 1 - len(missing) / len(terms)
+            # Numbers are facts on their own, and so is their order: "8 am to 1 pm" is not
+            # supported by "8 am to 6 pm, and 9 am to 1 pm".
+            ok = support >= self.min_support and _in_order(said_numbers, source.numbers)
+            if ok or support > best.support:
+                best = Verdict(ok, support, missing)
+            if ok:
+                break
+        return best
 
     def replacement(self, question: str, passages: Sequence[str]) -> str:
         """What the agent says instead of an unsupported sentence."""
@@ -251,56 +107,103 @@ class GroundingGuard:
                 return best
         return self.refusal
 
+    def _next(
+        self,
+        sentence: str,
+        evidence: Sequence[Evidence],
+        spoken: list[str],
+        question: str,
+        passages: Sequence[str],
+    ) -> tuple[str | None, bool]:
+        """What to say for the model's next ``sentence`` (None: nothing), and whether to stop."""
+        if sentence in spoken:
+            return None, False  # small models repeat themselves; the caller heard it once
+        if self.check(sentence, evidence).supported:
+            return sentence, False
+        replacement = self.replacement(question, passages)
+        return (None if replacement in spoken else replacement), True
+
     async def guard(
         self, answer: AsyncIterable[str], question: str, passages: Sequence[str]
     ) -> AsyncIterator[str]:
         """Stream ``answer`` sentence by sentence, stopping at the first unsupported one."""
-        passage_terms = set().union(*(key_terms(p) for p in passages)) if passages else set()
+        evidence = evidence_of(passages)
+        spoken: list[str] = []
         pending = ""
-        spoke = False
         async for delta in answer:
             pending += delta
             *complete, pending = _split_keep_tail(pending)
             for sentence in complete:
-                if not self.check(sentence, passage_terms).supported:
-                    yield ("" if not spoke else " ") + self.replacement(question, passages)
+                text, stop = self._next(sentence, evidence, spoken, question, passages)
+                if text:
+                    yield (" " if spoken else "") + text
+                    spoken.append(text)
+                if stop:
                     return
-                yield ("" if not spoke else " ") + sentence
-                spoke = True
         if pending.strip():
-            if self.check(pending, passage_terms).supported:
-                yield ("" if not spoke else " ") + pending.strip()
-            else:
-                yield ("" if not spoke else " ") + self.replacement(question, passages)
+            text, _ = self._next(pending.strip(), evidence, spoken, question, passages)
+            if text:
+                yield (" " if spoken else "") + text
 
     def review(self, answer: str, question: str, passages: Sequence[str]) -> str:
         """The whole answer at once (text turns, evaluation): what the agent would say."""
-        passage_terms = set().union(*(key_terms(p) for p in passages)) if passages else set()
-        kept: list[str] = []
+        evidence = evidence_of(passages)
+        spoken: list[str] = []
         for sentence in sentences(answer):
-            if not self.check(sentence, passage_terms).supported:
-                kept.append(self.replacement(question, passages))
+            text, stop = self._next(sentence, evidence, spoken, question, passages)
+            if text:
+                spoken.append(text)
+            if stop:
                 break
-            kept.append(sentence)
-        return " ".join(kept) if kept else self.replacement(question, passages)
+        return " ".join(spoken) if spoken else self.replacement(question, passages)
 
 
 def _split_keep_tail(text: str) -> list[str]:
     """Complete sentences of ``text`` followed by the unfinished tail (possibly empty)."""
     parts = _SENTENCE_END.split(text)
-    return [p.strip() for p in parts[:-1]] + [parts[-1]]
+    return [p.strip() for p in parts[:-1] if p.strip()] + [parts[-1]]
+
+
+def _passage_sentences(passages: Sequence[str]) -> list[str]:
+    out = []
+    for passage in passages:
+        for line in passage.splitlines():
+            if line.lstrip().startswith("#"):
+                continue  # headings are not answers
+            out += sentences(line)
+    return out
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one passage sentence states: its key terms and its numbers, in order."""
+
+    terms: frozenset[str]
+    numbers: tuple[str, ...]
+
+
+def numbers(text: str) -> tuple[str, ...]:
+    return tuple(w for w in _WORD.findall(text.lower()) if w[0].isdigit())
+
+
+def _in_order(said: tuple[str, ...], source: tuple[str, ...]) -> bool:
+    """``said`` is a subsequence of ``source``."""
+    remaining = iter(source)
+    return all(n in remaining for n in said)
+
+
+def evidence_of(passages: Sequence[str]) -> list[Evidence]:
+    """One :class:`Evidence` per passage sentence. Sentences are not pooled: two true sentences
+    ("the clinic opens at 8", "the pharmacy closes at noon") pooled would support a false one."""
+    return [Evidence(frozenset(key_terms(s)), numbers(s)) for s in _passage_sentences(passages)]
 
 
 def best_sentence(question: str, passages: Sequence[str]) -> str | None:
     """The passage sentence sharing the most key terms with the question, if any shares one."""
     wanted = key_terms(question)
     best, best_score = None, 0
-    for passage in passages:
-        for line in passage.splitlines():
-            if line.lstrip().startswith("#"):
-                continue  # headings are not answers
-            for sentence in sentences(line):
-                score = len(wanted & key_terms(sentence))
-                if score > best_score:
-                    best, best_score = sentence, score
+    for sentence in _passage_sentences(passages):
+        score = len(wanted & key_terms(sentence))
+        if score > best_score:
+            best, best_score = sentence, score
     return best

@@ -22,6 +22,7 @@ from livekit.agents.utils.hw import get_cpu_monitor
 
 from .callrecord import CallRecord
 from .config import load_runtime_config
+from .knowledge.runtime import prewarm_embedders
 from .knowledge_hook import build_grounding
 from .providers import prewarm_providers
 from .session import build_call
@@ -82,6 +83,7 @@ def prewarm(proc: JobProcess) -> None:
     if config.spec.turn_detection.mode == "model":
         inference.TurnDetector(version="v1-mini")
     prewarm_providers(config)
+    prewarm_embedders(config.knowledge_bases, os.environ)
 
 
 class RoomControls:

@@ -3,7 +3,8 @@
 # something is missing.
 set -euo pipefail
 
-packages=(git make python3-venv)
+# lua5.1 (Argo CD's dialect) and lua5.4 run the Argo CD health checks in tests/deploy.
+packages=(git make python3-venv lua5.1 lua5.4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

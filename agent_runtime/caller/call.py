@@ -101,9 +101,7 @@ class SimulatedCall:
         self.options = options
         self.room_name = f"{options.room_prefix}{uuid.uuid4().hex[:8]}-{index}"
         self.identity = f"caller-{index}"
-        self.room = rtc.Room()
         self.heard = _Heard()
-        self.source = rtc.AudioSource(PUBLISH_RATE, 1, queue_size_ms=50)
         self._to_say: asyncio.Queue[tuple[Utterance, asyncio.Future[float]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._agent: rtc.RemoteParticipant | None = None
@@ -132,6 +130,10 @@ class SimulatedCall:
         )
 
     async def _connect(self) -> None:
+        # Created here, not in __init__: both bind to the event loop that is running now.
+        self.room = rtc.Room()
+        self.source = rtc.AudioSource(PUBLISH_RATE, 1, queue_size_ms=50)
+
         @self.room.on("track_subscribed")
         def _on_track(
             track: rtc.Track, _pub: rtc.RemoteTrackPublication, who: rtc.RemoteParticipant
@@ -241,7 +243,8 @@ class SimulatedCall:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        await self.room.disconnect()
+        if hasattr(self, "room"):
+            await self.room.disconnect()
 
     async def run(self, utterances: list[Utterance]) -> CallResult:
         """The whole call: greeting, every turn, hang up. Errors are reported, not raised, so

@@ -22,9 +22,10 @@ from livekit.agents.voice.run_result import (
 
 from ..callrecord import CallRecord
 from ..controls import TextControls
+from ..knowledge.runtime import prewarm_embedders
 from ..knowledge_hook import build_grounding
 from ..logs import setup_json_logging
-from ..providers import check_providers
+from ..providers import check_providers, prewarm_providers
 from ..session import build_call
 from ._common import add_config_arguments, load_from_args
 
@@ -94,4 +95,7 @@ def run(args: argparse.Namespace) -> int:
         for kb in config.knowledge_bases:
             os.environ.setdefault(kb.redis_url_env, args.redis_url)
     check_providers(config, os.environ)
+    # As a worker's prewarm does: models load before the first turn, not during it.
+    prewarm_providers(config)
+    prewarm_embedders(config.knowledge_bases, os.environ)
     return asyncio.run(chat(config, phone=args.phone))

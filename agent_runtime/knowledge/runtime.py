@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from kubevox_operator.api import ResolvedKnowledgeBase
 
-from .embedders import Embedder, make_embedder
+from .embedders import Embedder, LocalEmbedder, make_embedder
 from .errors import KnowledgeError
 from .manifest import API_KEY_ENVS
 from .retriever import Retriever
@@ -20,16 +20,30 @@ from .retriever import Retriever
 _embedders: dict[str, Embedder] = {}
 
 
-def build_retriever(kb: ResolvedKnowledgeBase, env: Mapping[str, str]) -> Retriever:
-    url = env.get(kb.redis_url_env)
-    if not url:
-        raise KnowledgeError(f"knowledge base {kb.name}: ${kb.redis_url_env} (Redis URL) is unset")
+def _embedder(kb: ResolvedKnowledgeBase, env: Mapping[str, str]) -> Embedder:
     key_envs = [kb.embedding_api_key_env] if kb.embedding_api_key_env else []
     key = next((env[e] for e in [*key_envs, *API_KEY_ENVS] if env.get(e)), None)
     spec_key = kb.embedding.model_dump_json()
     embedder = _embedders.get(spec_key)
     if embedder is None:
         embedder = _embedders[spec_key] = make_embedder(kb.embedding, key)
+    return embedder
+
+
+def prewarm_embedders(kbs: list[ResolvedKnowledgeBase], env: Mapping[str, str]) -> None:
+    """Load the local embedding model before the first call: a caller's first question must
+    not wait for it (retrieval has a one-second budget per turn)."""
+    for kb in kbs:
+        embedder = _embedder(kb, env)
+        if isinstance(embedder, LocalEmbedder):
+            embedder.encode(["warm-up"])
+
+
+def build_retriever(kb: ResolvedKnowledgeBase, env: Mapping[str, str]) -> Retriever:
+    url = env.get(kb.redis_url_env)
+    if not url:
+        raise KnowledgeError(f"knowledge base {kb.name}: ${kb.redis_url_env} (Redis URL) is unset")
+    embedder = _embedder(kb, env)
     return Retriever.from_url(
         url, kb.index_name, embedder, default_top_k=kb.top_k, default_min_score=kb.min_score
     )

@@ -54,9 +54,16 @@ def model_path() -> str:
     return os.path.join(os.path.dirname(spec.origin), _GGUF)
 
 
-@functools.cache
-def load_local_model(options: LocalModelOptions = LocalModelOptions()) -> xllamacpp.Server:
+DEFAULT_OPTIONS = LocalModelOptions()
+
+
+def load_local_model(options: LocalModelOptions = DEFAULT_OPTIONS) -> xllamacpp.Server:
     """Load the model once per process; prewarm calls this before the first call arrives."""
+    return _load(options)  # one cache key whether or not the default is passed explicitly
+
+
+@functools.cache
+def _load(options: LocalModelOptions) -> xllamacpp.Server:
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -79,7 +86,7 @@ class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
-        options: LocalModelOptions = LocalModelOptions(),
+        options: LocalModelOptions = DEFAULT_OPTIONS,
     ) -> None:
         super().__init__()
         self._temperature = 0.0 if temperature is None else temperature
@@ -95,7 +102,12 @@ class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
         return "local"
 
     def prewarm(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        load_local_model(self._options)
+        # The session calls this on its event loop: the worker's prewarm has already loaded
+        # the model, so this is a cache hit; a cold load goes to a thread, not the loop.
+        if _load.cache_info().currsize == 0:
+            (loop or asyncio.get_event_loop()).run_in_executor(
+                None, load_local_model, self._options
+            )
 
     def chat(
         self,

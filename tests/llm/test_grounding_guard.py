@@ -92,3 +92,45 @@ async def test_streaming_guard_stops_at_the_first_unsupported_sentence() -> None
     answer = "Deliveries are on Tuesdays. Deliveries cost 15 euros. More text follows here."
     out = [piece async for piece in guard.guard(_deltas(answer), "Delivery cost?", PASSAGES)]
     assert out == ["Deliveries are on Tuesdays.", " I'm not sure about that."]
+
+
+def test_facts_spliced_from_two_true_sentences_are_not_supported() -> None:
+    # "clinic" and "opens on Saturdays at 9" are each in the passages, never together.
+    passages = [
+        "The clinic is open Monday to Friday from 8 am to 6 pm.\n"
+        "The pharmacy opens on Saturdays at 9 am and closes at noon."
+    ]
+    guard = GroundingGuard(fallback="refuse", refusal="I don't know.")
+    assert (
+        guard.review(
+            "The clinic opens on Saturdays at 9 am and closes at noon.",
+            "When does the clinic open?",
+            passages,
+        )
+        == "I don't know."
+    )
+
+
+def test_a_repeated_sentence_is_said_once() -> None:
+    guard = GroundingGuard()
+    once = "Deliveries take place on Tuesdays and Fridays."
+    assert guard.review(f"{once} {once}", "When?", PASSAGES) == once
+
+
+def test_copied_context_markup_is_not_an_answer() -> None:
+    guard = GroundingGuard(fallback="quote")
+    answer = "[1] (clinic) Northwind Clinic facts > Parking\nDeliveries take place on Tuesdays."
+    said = guard.review(answer, "When are deliveries?", PASSAGES)
+    assert "[1]" not in said
+    assert said.startswith("Deliveries take place on Tuesdays and Fridays")
+
+
+def test_numbers_must_keep_their_places() -> None:
+    passages = [
+        "The clinic is open Monday to Friday from 8 am to 6 pm, and on Saturdays from 9 am to 1 pm."
+    ]
+    guard = GroundingGuard(fallback="refuse", refusal="I don't know.")
+    wrong = "The clinic is open Monday to Friday from 8 am to 1 pm, and on Saturdays from 9 am."
+    assert guard.review(wrong, "Hours?", passages) == "I don't know."
+    right = "The clinic is open Monday to Friday from 8 am to 6 pm."
+    assert guard.review(right, "Hours?", passages) == right

@@ -236,9 +236,9 @@ class GroundingGuard(KubeModel):
     mode: Literal["auto", "enforce", "disabled"] = "auto"
     """``auto``: on for the ``local`` language model (a small model invents facts), off for the
     others; ``enforce``: on for every model; ``disabled``: off."""
-    min_support: float = Field(default=0.75, ge=0, le=1)
-    """Share of a sentence's key words (names, numbers, content words) that must appear in the
-    retrieved passages for the sentence to be spoken."""
+    min_support: float = Field(default=0.85, ge=0, le=1)
+    """Share of a sentence's key words (names, numbers, content words) that must appear together
+    in one sentence of the retrieved passages for the sentence to be spoken."""
     fallback: Literal["quote", "refuse"] = "quote"
     """What replaces an unsupported answer: ``quote`` the passage sentence that best matches
     the caller's question, or ``refuse`` with ``refusal``."""
