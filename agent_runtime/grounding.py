@@ -124,9 +124,10 @@ def _last_user_text(chat_ctx: llm.ChatContext) -> str | None:
 
 
 def format_context(chunks: Sequence[RetrievedChunk]) -> str:
-    lines = [
-        "Use the following excerpts from the knowledge base to answer the caller's last "
-        "question. If they do not contain the answer, say you don't know.",
-    ]
-    lines += [f"[{i}] ({c.source}) {c.text}" for i, c in enumerate(chunks, 1)]
-    return "\n".join(lines)
+    # Plain paragraphs, no numbering or source tags: small models copy such markup into what
+    # they say, and a caller would hear it.
+    header = (
+        "Answer the caller's last question with these excerpts from the knowledge base. If they "
+        "do not contain the answer, say you don't know."
+    )
+    return "\n\n".join([header, *(c.text.strip() for c in chunks)])

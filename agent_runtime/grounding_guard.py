@@ -20,8 +20,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.:'][a-z0-9]+)*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
-"""A sentence ends at . ! or ? followed by a space, or at a line break."""
+_SENTENCE_END = re.compile(
+    r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bMrs\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
+    r"(?<=[.!?])\s+|\s*\n\s*"
+)
+"""A sentence ends at . ! or ? followed by a space (not after "Dr." and the like), or at a line
+break."""
+_HEADING = re.compile(r"^\s*#|^[^.!?:]*$")
+"""A line that starts with # or has no sentence punctuation: a heading or a breadcrumb, which
+is context for the sentences below it, not an answer."""
 
 # Words that carry no fact: function words, politeness, and the words of an honest
 # "I don't know" (which never needs support).
@@ -168,9 +175,8 @@ def _passage_sentences(passages: Sequence[str]) -> list[str]:
     out = []
     for passage in passages:
         for line in passage.splitlines():
-            if line.lstrip().startswith("#"):
-                continue  # headings are not answers
-            out += sentences(line)
+            if not _HEADING.match(line):
+                out += sentences(line)
     return out
 
 

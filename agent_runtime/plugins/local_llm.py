@@ -125,7 +125,7 @@ class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
     def request(self, chat_ctx: ChatContext) -> dict[str, Any]:
         messages, _ = chat_ctx.to_provider_format("openai")
         return {
-            "messages": [_text_only(m) for m in messages],
+            "messages": _one_system_message([_text_only(m) for m in messages]),
             "max_tokens": self._max_tokens,
             "temperature": self._temperature,
             "stream": True,
@@ -144,6 +144,14 @@ def _text_only(message: dict[str, Any]) -> dict[str, Any]:
     if role == "tool":
         role = "user"
     return {"role": role, "content": content or ""}
+
+
+def _one_system_message(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Small models' chat templates expect one system message, first: the instructions and any
+    context added later (knowledge excerpts) are merged into it, in order."""
+    system = [m["content"] for m in messages if m["role"] == "system" and m["content"]]
+    rest = [m for m in messages if m["role"] != "system"]
+    return ([{"role": "system", "content": "\n\n".join(system)}] if system else []) + rest
 
 
 class LocalLLMStream(llm.LLMStream):

@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=float(env("KUBEVOX_RETRY_MAX_SECONDS", "60")),
         help="cap of the backoff while a Secret or source is missing",
     )
+    p.add_argument(
+        "--sip-poll-seconds",
+        type=float,
+        default=float(env("KUBEVOX_SIP_POLL_SECONDS", "60")),
+        help="compare agents' SIP trunks and dispatch rules with LiveKit this often (no watch)",
+    )
     p.add_argument("--log-level", default=env("KUBEVOX_LOG_LEVEL", "info"))
     p.add_argument(
         "--log-format", choices=["json", "text"], default=env("KUBEVOX_LOG_FORMAT", "json")
@@ -90,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             resync_seconds=args.resync_seconds,
             retry_max_seconds=args.retry_max_seconds,
+            sip_poll_seconds=args.sip_poll_seconds,
         )
     )
     registry = kopf.OperatorRegistry()

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from . import contract
 from .api import KnowledgeBase, VoiceAgent, secret_refs
 from .api.common import SecretKeySelector
+from .api.voiceagent import SIPTelephony
 from .builders import OperatorDefaults, build_agent_children, build_ingest_plan, content_hash
 from .builders.agent import agent_selector
 from .builders.common import stable_hash
@@ -24,10 +25,12 @@ from .cache import Cache
 from .diff import contains
 from .kube import ApiError, Kube
 from .metrics import RECONCILE_SECONDS, RECONCILES
+from .sip import FINALIZER, LiveKitSIP, Owner, SIPError, desired_rule, desired_trunk
 from .status import (
     AgentObservation,
     KnowledgeObservation,
     Problem,
+    TelephonyObservation,
     agent_status,
     job_outcome,
     knowledge_status,
@@ -48,6 +51,8 @@ class Settings:
     workers: int = 16
     resync_seconds: float = 300.0
     retry_max_seconds: float = 60.0
+    sip_poll_seconds: float = 60.0
+    """LiveKit has no watch: agents with telephony are compared with it this often."""
 
 
 class Controller:
@@ -62,6 +67,9 @@ class Controller:
         self.connected = asyncio.Event()
         self._applied: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._secrets: dict[tuple[str, str], tuple[float, Obj | None]] = {}
+        # The last LiveKit url/key/secret that worked per agent: its SIP objects can still be
+        # removed when the namespace's deletion took the credentials Secret first.
+        self._livekit: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._resync_task: asyncio.Task[None] | None = None
         self._host = socket.gethostname()
 
@@ -166,6 +174,21 @@ class Controller:
             return Problem("SecretKeyMissing", f"Secret {ns}/{ref.name} has no key {ref.key!r}")
         return None
 
+    async def _secret_values(
+        self, ns: str, name: str, keys: list[str], what: str
+    ) -> list[str] | Problem:
+        """Values of a Secret's keys (never logged, never in status), or what is missing."""
+        secret = await self._secret(ns, name)
+        if secret is None:
+            return Problem("SecretMissing", f"Secret {ns}/{name} ({what}) not found")
+        data = secret.get("data") or {}
+        out = []
+        for k in keys:
+            if k not in data:
+                return Problem("SecretKeyMissing", f"Secret {ns}/{name} ({what}) has no key {k!r}")
+            out.append(base64.b64decode(data[k]).decode("utf-8", "replace").rstrip("\r\n"))
+        return out
+
     async def ensure(self, obj: Obj) -> bool:
         """Apply ``obj`` unless the live object already carries it. True when it wrote."""
         kind, meta = obj["kind"], obj["metadata"]
@@ -258,10 +281,15 @@ class Controller:
     async def reconcile_agent(self, key: Key) -> tuple[float | None, str]:
         _, ns, name = key
         body = self.cache.get("VoiceAgent", ns, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            self.queue.forget(key)  # the controller-manager garbage-collects the children
-            return None, "deleted"
         try:
+            meta = (body or {}).get("metadata", {})
+            if meta.get("deletionTimestamp") and FINALIZER in (meta.get("finalizers") or []):
+                assert body is not None
+                return await self._finalize_sip(key, body)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                self.queue.forget(key)  # the controller-manager garbage-collects the children
+                self._livekit.pop((ns, name), None)
+                return None, "deleted"
             return await self._reconcile_agent(key, body)
         except ApiError as exc:
             if exc.status == 403 and "being terminated" in exc.message:
@@ -330,6 +358,20 @@ class Controller:
             # Independent objects: applied concurrently (the pod waits for its ConfigMap anyway).
             results = await asyncio.gather(*(self.ensure(o) for o in children.objects))
             wrote |= any(results)
+        telephony: TelephonyObservation | None = None
+        sip = agent.spec.telephony.sip if agent.spec.telephony else None
+        if sip is not None:
+            body, telephony, sip_wrote = await self._reconcile_sip(agent, body, sip)
+            wrote |= sip_wrote
+        elif FINALIZER in (body["metadata"].get("finalizers") or []):
+            # Telephony was removed from the spec: its LiveKit objects go, then the finalizer.
+            problem = await self._remove_sip(agent, body)
+            if problem is not None:
+                prev = body.get("status") or {}
+                telephony = TelephonyObservation(
+                    prev.get("sipTrunkId"), prev.get("sipDispatchRuleId"), problem
+                )
+            wrote |= problem is None
         dep_name = next(
             (o["metadata"]["name"] for o in [self.cache.get("Deployment", ns, name)] if o), name
         )
@@ -350,16 +392,177 @@ class Controller:
                 deployment=self.cache.get("Deployment", ns, dep_name),
                 hpa=self.cache.get("HorizontalPodAutoscaler", ns, dep_name),
                 pods=pods,
+                telephony=telephony,
             )
         )
         old = body.get("status") or {}
         wrote |= await self.write_status("VoiceAgent", body, status)
         await self._transitions(body, old, status, "AgentReady")
-        if blocking:
-            # Secrets are not watched: look again, later and later (KBs are watched anyway).
+        if blocking or (telephony is not None and telephony.problem is not None):
+            # Secrets and LiveKit are not watched: look again, later and later.
             return self.queue.backoff(key), "blocked"
         self.queue.reset(key)
-        return None, "changed" if wrote else "unchanged"
+        again = self.settings.sip_poll_seconds if telephony is not None else None
+        return again, "changed" if wrote else "unchanged"
+
+    # --- VoiceAgent: declarative SIP --------------------------------------------------------------
+
+    async def _livekit_credentials(
+        self, agent: VoiceAgent, ns: str
+    ) -> tuple[str, str, str] | Problem:
+        ref = agent.spec.livekit.credentials_secret_ref
+        values = await self._secret_values(
+            ns, ref.name, [ref.api_key_key, ref.api_secret_key], "spec.livekit.credentialsSecretRef"
+        )
+        if isinstance(values, Problem):
+            return values
+        return agent.spec.livekit.url, values[0], values[1]
+
+    async def _reconcile_sip(
+        self, agent: VoiceAgent, body: Obj, sip: SIPTelephony
+    ) -> tuple[Obj, TelephonyObservation, bool]:
+        """Keeps the agent's LiveKit trunk and dispatch rule in step. Returns the (possibly
+        patched) body, what to report and whether anything was written."""
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        prev = body.get("status") or {}
+        known = (prev.get("sipTrunkId"), prev.get("sipDispatchRuleId"))
+        wrote = False
+        if FINALIZER not in (meta.get("finalizers") or []):
+            # Before anything exists in LiveKit, so that no deletion can leave it behind.
+            body = await self._set_finalizer(body, add=True)
+            wrote = True
+        creds = await self._livekit_credentials(agent, ns)
+        if isinstance(creds, Problem):
+            return body, TelephonyObservation(*known, creds), wrote
+        auth: tuple[str, str] | None = None
+        if sip.auth is not None:
+            values = await self._secret_values(
+                ns,
+                sip.auth.secret_ref,
+                [sip.auth.username_key, sip.auth.password_key],
+                "spec.telephony.sip.auth.secretRef",
+            )
+            if isinstance(values, Problem):
+                return body, TelephonyObservation(*known, values), wrote
+            auth = (values[0], values[1])
+        owner = Owner(ns, name, meta.get("uid", ""))
+        agent_name = agent.effective_agent_name
+        try:
+            async with LiveKitSIP(*creds) as lk:
+                result = await lk.sync(
+                    owner,
+                    desired_trunk(owner, sip, auth),
+                    lambda trunk_id: desired_rule(owner, sip, agent_name, trunk_id),
+                    known,
+                )
+        except SIPError as exc:
+            before: Obj = next(
+                (c for c in prev.get("conditions", []) or [] if c.get("type") == "TelephonyReady"),
+                {},
+            )
+            # Logged once per new reason; the retries at backoff pace stay at debug level.
+            new = before.get("reason") != exc.problem.reason
+            log.log(
+                logging.WARNING if new else logging.DEBUG,
+                "VoiceAgent %s/%s: SIP not in step: %s",
+                ns,
+                name,
+                exc.problem.message,
+            )
+            return body, TelephonyObservation(*known, exc.problem), wrote
+        self._livekit[(ns, name)] = creds
+        for what in result.writes:
+            log.info("VoiceAgent %s/%s: SIP %s", ns, name, what)
+        return (
+            body,
+            TelephonyObservation(result.trunk_id, result.rule_id),
+            wrote or bool(result.writes),
+        )
+
+    async def _remove_sip(self, agent: VoiceAgent | None, body: Obj) -> Problem | None:
+        """Deletes the agent's LiveKit SIP objects, then releases the finalizer. A Problem when
+        LiveKit could not be asked (the finalizer stays, the caller retries)."""
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        creds: tuple[str, str, str] | Problem | None = (
+            await self._livekit_credentials(agent, ns) if agent is not None else None
+        )
+        if not isinstance(creds, tuple):
+            creds = self._livekit.get((ns, name))
+        if creds is None:
+            # Without credentials LiveKit cannot be asked at all; blocking the deletion forever
+            # (e.g. the namespace is going away and took the Secret first) would be worse.
+            prev = body.get("status") or {}
+            log.warning(
+                "VoiceAgent %s/%s: no LiveKit credentials to remove SIP trunk %s and rule %s; "
+                "releasing the finalizer, remove them by hand",
+                ns,
+                name,
+                prev.get("sipTrunkId"),
+                prev.get("sipDispatchRuleId"),
+            )
+        else:
+            try:
+                async with LiveKitSIP(*creds) as lk:
+                    gone = await lk.remove(Owner(ns, name, meta.get("uid", "")))
+            except SIPError as exc:
+                log.warning(
+                    "VoiceAgent %s/%s: cannot remove SIP objects yet: %s",
+                    ns,
+                    name,
+                    exc.problem.message,
+                )
+                return exc.problem
+            if gone:
+                log.info("VoiceAgent %s/%s: SIP deleted %s", ns, name, ", ".join(gone))
+        await self._set_finalizer(body, add=False)
+        self._livekit.pop((ns, name), None)
+        return None
+
+    async def _finalize_sip(self, key: Key, body: Obj) -> tuple[float | None, str]:
+        try:
+            agent: VoiceAgent | None = VoiceAgent.model_validate(body)
+        except ValidationError:
+            agent = None  # admission rejects such specs; use remembered credentials if any
+        if await self._remove_sip(agent, body) is not None:
+            return self.queue.backoff(key), "blocked"
+        self.queue.forget(key)
+        return None, "deleted"
+
+    async def _set_finalizer(self, body: Obj, *, add: bool) -> Obj:
+        """Adds or removes the SIP finalizer by a conditional JSON patch (a concurrent change
+        fails the ``test`` op and is retried, never overwritten)."""
+        meta = body["metadata"]
+        current: list[str] = list(meta.get("finalizers") or [])
+        rv = meta.get("resourceVersion")
+        if add:
+            ops: list[Obj] = (
+                [
+                    {"op": "test", "path": "/metadata/finalizers", "value": current},
+                    {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+                ]
+                if current
+                else [
+                    {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+                    {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+                ]
+            )
+        else:
+            i = current.index(FINALIZER)
+            ops = [
+                {"op": "test", "path": f"/metadata/finalizers/{i}", "value": FINALIZER},
+                {"op": "remove", "path": f"/metadata/finalizers/{i}"},
+            ]
+        try:
+            result = await self.api.json_patch("VoiceAgent", meta["namespace"], meta["name"], ops)
+        except ApiError as exc:
+            if exc.status == 404 and not add:
+                return body  # already gone
+            raise
+        if not result["metadata"].get("deletionTimestamp"):
+            self.cache.put("VoiceAgent", result)  # never resurrect one whose deletion completes
+        return result
 
     # --- KnowledgeBase --------------------------------------------------------------------------
 

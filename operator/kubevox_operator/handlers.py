@@ -1,7 +1,8 @@
 """kopf wiring: watches feed the controller's cache and queue; nothing here writes.
 
 Only ``on.event`` handlers are used, so kopf itself never patches a VoiceAgent (no progress
-annotations, no finalizers: children are garbage-collected through their owner references).
+annotations, no kopf finalizers: children are garbage-collected through their owner references;
+the controller's own ``kubevox.dev/sip`` finalizer is only on VoiceAgents with telephony).
 """
 
 from __future__ import annotations

@@ -168,6 +168,16 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
+    async def json_patch(self, kind: str, namespace: str, name: str, ops: list[Obj]) -> Obj:
+        """A JSON patch (RFC 6902) of the object itself; ``test`` ops make it conditional."""
+        API_WRITES.labels(verb="patch", kind=kind).inc()
+        return await self.request(
+            "PATCH",
+            KINDS[kind].path(namespace, name),
+            ops,
+            content_type="application/json-patch+json",
+        )
+
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         API_WRITES.labels(verb="delete", kind=kind).inc()
         try:

@@ -143,6 +143,15 @@ def active_calls(pods: list[Obj]) -> int | None:
     return total
 
 
+@dataclass(frozen=True)
+class TelephonyObservation:
+    """Where the LiveKit SIP trunk and dispatch rule stand (spec.telephony.sip)."""
+
+    trunk_id: str | None
+    rule_id: str | None
+    problem: Problem | None = None
+
+
 @dataclass
 class AgentObservation:
     generation: int
@@ -156,6 +165,8 @@ class AgentObservation:
     deployment: Obj | None = None
     hpa: Obj | None = None
     pods: list[Obj] = field(default_factory=list)
+    telephony: TelephonyObservation | None = None
+    """None: the agent has no telephony (no TelephonyReady condition, no SIP ids)."""
 
 
 def agent_status(o: AgentObservation) -> Obj:
@@ -167,6 +178,10 @@ def agent_status(o: AgentObservation) -> Obj:
     hpa_problem = autoscaler_problem(o.hpa)
     if hpa_problem:
         degraded.append(hpa_problem)
+    tel = o.telephony
+    if tel is not None and tel.problem is not None:
+        # Phone callers cannot get through, browser callers still can: Degraded, not un-Ready.
+        degraded.append(tel.problem)
 
     if o.blocking:
         ready = (False, o.blocking[0].reason, "; ".join(p.message for p in o.blocking))
@@ -209,6 +224,18 @@ def agent_status(o: AgentObservation) -> Obj:
         "activeCalls": active_calls(o.pods),
         "configHash": o.config_hash,
     }
+    if tel is not None:
+        if tel.problem is not None:
+            sip = (False, tel.problem.reason, tel.problem.message)
+        else:
+            sip = (
+                True,
+                "SIPReady",
+                f"inbound trunk {tel.trunk_id} and dispatch rule {tel.rule_id} are in step",
+            )
+        status["conditions"].append(condition(prev, "TelephonyReady", *sip, o.generation))
+        status["sipTrunkId"] = tel.trunk_id
+        status["sipDispatchRuleId"] = tel.rule_id
     return status
 
 

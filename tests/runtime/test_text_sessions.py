@@ -144,9 +144,9 @@ async def test_grounding_is_injected_for_the_user_turn(primary: OpenAIServer) ->
     user_idx = max(i for i, m in enumerate(messages) if m["role"] == "user")
     injected = messages[user_idx + 1]
     assert injected["role"] == "system"
-    assert "(hours.md) The pharmacy opens on Saturdays at 9 am." in injected["content"]
+    assert "\n\nThe pharmacy opens on Saturdays at 9 am." in injected["content"]
     # grounding is per turn: the session's own history does not keep it
-    assert all("hours.md" not in str(i) for i in session.history.items)
+    assert all("excerpts from the knowledge base" not in str(i) for i in session.history.items)
 
 
 async def test_store_down_answers_ungrounded_and_counts_once(

@@ -1,12 +1,17 @@
 """Cartesia's ``/tts/websocket``: records each request (query, headers, JSON messages) and
-answers every transcript chunk with base64 PCM of the requested sample rate, then ``done``."""
+answers every transcript chunk with base64 PCM of the requested sample rate, then ``done``.
+
+``first_byte_delay`` (benchmarks) makes it a provider of fixed, known latency: the first audio
+of each context is sent that many seconds after its first transcript arrived."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
 import struct
+import time
 from typing import Any
 
 import aiohttp
@@ -23,8 +28,9 @@ def tone(sample_rate: int, seconds: float, freq: float = 220.0) -> bytes:
 
 
 class CartesiaServer(LocalServer):
-    def __init__(self) -> None:
+    def __init__(self, first_byte_delay: float = 0.0) -> None:
         super().__init__()
+        self.first_byte_delay = first_byte_delay
         self.connections: list[dict[str, Any]] = []
         self.app.router.add_get("/tts/websocket", self._ws)
 
@@ -41,6 +47,7 @@ class CartesiaServer(LocalServer):
             "messages": [],
         }
         self.connections.append(conn)
+        first_seen: dict[str, float] = {}  # context -> arrival of its first transcript
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
@@ -51,6 +58,9 @@ class CartesiaServer(LocalServer):
                 continue
             rate = int(data.get("output_format", {}).get("sample_rate", 24000))
             if data.get("transcript", "").strip():
+                if self.first_byte_delay and ctx not in first_seen:
+                    first_seen[ctx] = time.monotonic()
+                    await asyncio.sleep(self.first_byte_delay)
                 pcm = tone(rate, 0.2)
                 await ws.send_str(
                     json.dumps(
