@@ -26,9 +26,11 @@ _SENTENCE_END = re.compile(
 )
 """A sentence ends at . ! or ? followed by a space (not after "Dr." and the like), or at a line
 break."""
-_HEADING = re.compile(r"^\s*#|^[^.!?:]*$")
-"""A line that starts with # or has no sentence punctuation: a heading or a breadcrumb, which
-is context for the sentences below it, not an answer."""
+_HEADING = re.compile(r"^\s*#|\s>\s")
+"""A Markdown heading or a breadcrumb ("Clinic > Parking"): context for the lines below it."""
+_NOT_A_SENTENCE = re.compile(r"^.*[^.!?\"')\s]\s*$")
+"""A line that does not end like a sentence (a title, a list item): evidence, but never quoted
+on its own."""
 
 # Words that carry no fact: function words, politeness, and the words of an honest
 # "I don't know" (which never needs support).
@@ -171,12 +173,13 @@ def _split_keep_tail(text: str) -> list[str]:
     return [p.strip() for p in parts[:-1] if p.strip()] + [parts[-1]]
 
 
-def _passage_sentences(passages: Sequence[str]) -> list[str]:
+def _passage_sentences(passages: Sequence[str], quotable: bool = False) -> list[str]:
     out = []
     for passage in passages:
         for line in passage.splitlines():
-            if not _HEADING.match(line):
-                out += sentences(line)
+            if _HEADING.search(line) or (quotable and _NOT_A_SENTENCE.match(line)):
+                continue
+            out += sentences(line)
     return out
 
 
@@ -205,11 +208,13 @@ def evidence_of(passages: Sequence[str]) -> list[Evidence]:
 
 
 def best_sentence(question: str, passages: Sequence[str]) -> str | None:
-    """The passage sentence sharing the most key terms with the question, if any shares one."""
+    """The passage sentence sharing the most key terms with the question, if it shares at least
+    half of them: a sentence that merely shares "offer" with "do you offer implants?" answers
+    nothing, and declining is then the honest reply."""
     wanted = key_terms(question)
     best, best_score = None, 0
-    for sentence in _passage_sentences(passages):
+    for sentence in _passage_sentences(passages, quotable=True):
         score = len(wanted & key_terms(sentence))
         if score > best_score:
             best, best_score = sentence, score
-    return best
+    return best if wanted and best_score * 2 >= len(wanted) else None

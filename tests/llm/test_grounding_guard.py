@@ -134,3 +134,21 @@ def test_numbers_must_keep_their_places() -> None:
     assert guard.review(wrong, "Hours?", passages) == "I don't know."
     right = "The clinic is open Monday to Friday from 8 am to 6 pm."
     assert guard.review(right, "Hours?", passages) == right
+
+
+def test_a_quote_must_answer_at_least_half_the_question() -> None:
+    passages = ["The psychologist offers short-term counselling of up to eight sessions."]
+    guard = GroundingGuard(fallback="quote", refusal="I don't have that information.")
+    # Shares only "offer" with the question: quoting it would answer nothing.
+    said = guard.review("Yes, we offer implants.", "Do you offer dental implants?", passages)
+    assert said == "I don't have that information."
+
+
+def test_breadcrumbs_are_evidence_context_never_a_quote() -> None:
+    passages = [
+        "Riverside Family Clinic: visiting us > Accessibility\n"
+        "The building has step-free access from the street."
+    ]
+    guard = GroundingGuard(fallback="quote")
+    said = guard.review("There is a ramp.", "Is there step-free access at the clinic?", passages)
+    assert said == "The building has step-free access from the street."
