@@ -96,7 +96,7 @@ async def cpu_per_call(
     try:
         for c in cs:
             await c.start()
-            if not c.result.greeting:
+            if c.result.greeting is None:
                 raise RuntimeError(f"{agent}: call {c.identity} not answered")
         cpu0, t0 = v.tree_cpu_seconds(pid), time.monotonic()
         await asyncio.gather(
@@ -155,7 +155,7 @@ async def main(args: argparse.Namespace) -> int:
                     try:
                         await a.start()
                         await b.start()
-                        if not (a.result.greeting and b.result.greeting):
+                        if a.result.greeting is None or b.result.greeting is None:
                             raise RuntimeError("a call was not answered")
                         await a.turn(utterance)  # warm-up, not counted
                         await b.turn(utterance)

