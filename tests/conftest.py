@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,17 +16,10 @@ def control_plane() -> Iterator[object]:
 
     Set KUBEVOX_TEST_KEEP=1 to keep its directory (logs, audit log) after the run.
     """
-    from kubevox_devenv.controlplane import ControlPlane
+    from kubevox_devenv.controlplane import temporary_control_plane
 
-    workdir = Path(tempfile.mkdtemp(prefix="kubevox-cp-"))
-    plane = ControlPlane(workdir)
-    plane.start()
-    try:
+    with temporary_control_plane() as plane:
         yield plane
-    finally:
-        plane.stop()
-        if not os.environ.get("KUBEVOX_TEST_KEEP"):
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,7 @@ use, and the rendered manifests themselves."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,17 +37,10 @@ def deploy_plane() -> Iterator[object]:
     """A control plane of the deploy tests' own. Not the session's: installing the Prometheus
     Operator's CRDs there would make the operator under test in tests/operator start creating
     ServiceMonitors, and the RBAC and aggregation objects here are cluster-wide."""
-    from kubevox_devenv.controlplane import ControlPlane
+    from kubevox_devenv.controlplane import temporary_control_plane
 
-    workdir = Path(tempfile.mkdtemp(prefix="kubevox-deploy-cp-"))
-    plane = ControlPlane(workdir)
-    plane.start()
-    try:
+    with temporary_control_plane("kubevox-deploy-cp-") as plane:
         yield plane
-    finally:
-        plane.stop()
-        if not os.environ.get("KUBEVOX_TEST_KEEP"):
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")

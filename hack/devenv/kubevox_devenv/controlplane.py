@@ -10,15 +10,17 @@ There is no scheduler and no kubelet: pods are created but never run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,6 +291,21 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None, client: Path | Non
         context.load_cert_chain(f"{client}.crt", f"{client}.key")
     with urllib.request.urlopen(url, timeout=2, context=context) as resp:
         return bool(resp.status == 200)
+
+
+@contextlib.contextmanager
+def temporary_control_plane(prefix: str = "kubevox-cp-") -> Iterator[ControlPlane]:
+    """A control plane in a fresh directory, removed afterwards (kept when KUBEVOX_TEST_KEEP
+    is set, for its logs and audit log)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    plane = ControlPlane(workdir)
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+        if not os.environ.get("KUBEVOX_TEST_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- make cluster-up / cluster-down -------------------------------------------------------------
