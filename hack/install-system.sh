@@ -15,7 +15,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! command -v go >/dev/null; then
-  echo "Go >= 1.24 is required to build the local Kubernetes control plane (https://go.dev/dl)" >&2
+# Go builds the control plane, livekit-server and the deploy tools; livekit-server 1.13 and
+# hack/controlplane/go.mod declare go 1.26.
+if ! command -v go >/dev/null || ! go version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])'; then
+  echo "Go >= 1.26 is required (found: $(go version 2>/dev/null || echo none); https://go.dev/dl)" >&2
   exit 1
 fi

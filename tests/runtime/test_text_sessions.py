@@ -3,6 +3,7 @@ served by local OpenAI-compatible servers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -303,3 +304,20 @@ async def test_call_record_logged_once_with_turns(
     assert rec["latencies"][1]["llm_ttft"] is not None
     assert json.dumps(rec)  # serialisable as one JSON record
     assert sample(metrics.CALLS_TOTAL, outcome="completed") - before == 1
+
+
+async def test_the_call_ends_politely_at_max_call_duration(primary: OpenAIServer) -> None:
+    from agent_runtime.agent import TIME_LIMIT_FAREWELL
+
+    call = make_call(llm_spec(primary))
+    # The schema's floor is 30 s; the timer is what is under test, not the floor.
+    spec = call.agent._config.spec.model_copy(update={"max_call_duration_seconds": 1})
+    call.agent._config = call.agent._config.model_copy(update={"spec": spec})
+    closed = asyncio.Event()
+    call.session.on("close", lambda _ev: closed.set())
+    async with call.session as session:
+        await session.start(call.agent)
+        await asyncio.wait_for(closed.wait(), 20)
+        said = [i.text_content for i in session.history.items if i.type == "message"]
+    assert said[-1] == TIME_LIMIT_FAREWELL
+    assert call.record.outcome == "max_duration"
