@@ -198,8 +198,11 @@ class TurnDetection(KubeModel):
     """How the agent decides the caller has finished speaking."""
 
     mode: Literal["model", "vad", "stt"] = "model"
-    """``model``: local end-of-turn model on top of voice activity (most natural);
-    ``vad``: silence only; ``stt``: the speech-to-text provider's end-of-speech events."""
+    """``model``: local end-of-turn model on top of voice activity (most natural; it reads the
+    transcript as it streams, so it needs a streaming STT such as deepgram — with whisper it
+    decides before the words exist and waits ``maxEndpointingDelaySeconds``); ``vad``: silence
+    only (the right choice with whisper); ``stt``: the speech-to-text provider's end-of-speech
+    events."""
     min_endpointing_delay_seconds: float = Field(default=0.5, ge=0, le=5)
     """Silence to wait at least before answering."""
     max_endpointing_delay_seconds: float = Field(default=3.0, ge=0.1, le=10)
