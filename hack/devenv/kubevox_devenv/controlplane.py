@@ -65,7 +65,8 @@ class Endpoints:
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager under ``workdir``."""
 
-    def __init__(self, workdir: Path, bin_dir: Path | None = None) -> None:
+    def __init__(self, workdir: Path, bin_dir: Path | None = None, detached: bool = False) -> None:
+        self.detached = detached  # keep running after this process exits (make cluster-up)
         self.dir = workdir.resolve()
         self.bin = bin_dir or binaries()
         self.pki_dir = self.dir / "pki"
@@ -116,7 +117,7 @@ class ControlPlane:
         self._controller_manager(pki, kcm_config, sa_key)
 
     def _run(self, name: str, argv: list[str]) -> ManagedProcess:
-        proc = ManagedProcess(name, argv, self.dir / "logs" / f"{name}.log")
+        proc = ManagedProcess(name, argv, self.dir / "logs" / f"{name}.log", detached=self.detached)
         proc.start()
         self.processes.append(proc)
         return proc
@@ -343,7 +344,7 @@ def up(directory: Path, crds: bool = True) -> int:
         print(f"control plane already running: {state['server']}")
     else:
         down(directory, quiet=True)
-        plane = ControlPlane(directory / "controlplane")
+        plane = ControlPlane(directory / "controlplane", detached=True)
         plane.start()
         _state_file(directory).write_text(json.dumps(plane.state(), indent=2))
         state = plane.state()

@@ -105,7 +105,8 @@ class LiveKitServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.stop()
+            # livekit-server lingers after SIGTERM even with no room open: do not wait long.
+            self.process.stop(timeout=3)
             self.process = None
 
     def __enter__(self) -> LiveKitServer:

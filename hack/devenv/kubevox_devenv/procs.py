@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -41,15 +42,26 @@ def wait_for(
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
 
 
+def die_with_parent() -> None:
+    """In a child before exec (Linux): kill it when the process that started it dies, so a test
+    run or demo that is killed leaves no server behind. SIGKILL, because some servers (livekit)
+    take their time over a SIGTERM and nobody is left to insist."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class ManagedProcess:
     """A child process in its own session (so stopping it stops its children), logging to a
-    file."""
+    file, and ended with its parent unless ``detached`` (``make cluster-up``'s control plane
+    outlives the command that starts it)."""
 
     name: str
     argv: Sequence[str]
     log: Path
     env: dict[str, str] | None = None
+    detached: bool = False
     popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> None:
@@ -62,6 +74,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=None if self.detached else die_with_parent,
             )
 
     @property

@@ -11,7 +11,6 @@ Run ``python -m kubevox_devenv.redis`` to keep one in the foreground; it prints 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import os
 import shutil
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from .procs import free_port
+from .procs import die_with_parent, free_port
 
 SERVER_ENV = "KUBEVOX_REDIS_SERVER"
 MODULE_ENV = "KUBEVOX_REDISEARCH_MODULE"
@@ -60,13 +59,6 @@ def search_module() -> Path:
     if not path.is_file():
         raise RedisUnavailableError(f"redisearch.so not found at {path}")
     return path
-
-
-def _die_with_parent() -> None:
-    # Linux only: the server gets SIGTERM when the process that started it dies.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _send(port: int, command: bytes, timeout: float = 0.5) -> bytes:
@@ -116,7 +108,7 @@ class RedisSearchServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # the child has no threads yet
+            preexec_fn=die_with_parent,  # the child has no threads yet
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
