@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import math
 import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ for extra in (REPO, REPO / "hack" / "devenv"):
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
-import yaml  # noqa: E402
+from kubevox_devenv.knowledge import ingest_manifest  # noqa: E402
 from kubevox_devenv.livekit import LiveKitServer  # noqa: E402
 from kubevox_devenv.redis import RedisSearchServer  # noqa: E402
 from kubevox_devenv.worker import AgentWorker  # noqa: E402
@@ -268,18 +266,8 @@ class Stack:
         assert self.redis is not None
         _, doc = sample_docs()
         doc["metadata"]["namespace"] = "e2e"
-        path = self.workdir / "kb.yaml"
-        path.write_text(yaml.safe_dump(doc))
-        out = subprocess.run(
-            [*INGEST, "-f", str(path), "--redis-url", self.redis.url],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=REPO,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(out.stdout + out.stderr)
-        print("ingested:", json.loads(out.stdout).get("chunks"), "chunks", flush=True)
+        result = ingest_manifest(doc, self.redis.url, self.workdir)
+        print("ingested:", result.get("chunks"), "chunks", flush=True)
         return KnowledgeBase.model_validate(doc)
 
     def config(self, llm: dict[str, Any], **spec: Any) -> Path:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,16 +68,10 @@ def test_terraform_validate(directory: Path, tmp_path: Path) -> None:
 def own_control_plane() -> Iterator[Any]:
     """A control plane for Terraform alone: the release owns cluster-scoped objects (CRDs,
     ClusterRoles) that the other deploy tests also apply."""
-    from kubevox_devenv.controlplane import ControlPlane
+    from kubevox_devenv.controlplane import temporary_control_plane
 
-    workdir = Path(tempfile.mkdtemp(prefix="kubevox-tf-cp-"))
-    plane = ControlPlane(workdir)
-    plane.start()
-    try:
+    with temporary_control_plane("kubevox-tf-cp-") as plane:
         yield plane
-    finally:
-        plane.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 ROOT = """

@@ -5,15 +5,13 @@ context they receive, and real `kubevox-agent start` workers."""
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubevox_devenv.knowledge import ingest_manifest
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
@@ -54,25 +52,8 @@ def clinic_kb(
     """The sample's KnowledgeBase, ingested into Redis by `kubevox-agent ingest`."""
     _, doc = sample_docs()
     doc["metadata"]["namespace"] = "e2e"
-    path = tmp_path_factory.mktemp("kb") / "kb.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agent_runtime",
-            "ingest",
-            "-f",
-            str(path),
-            "--redis-url",
-            redis_server.url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert json.loads(out.stdout)["chunks"] > 0
+    result = ingest_manifest(doc, redis_server.url, tmp_path_factory.mktemp("kb"))
+    assert result["chunks"] > 0
     return KnowledgeBase.model_validate(doc)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from kubevox_devenv.procs import free_port
 from livekit.agents import AgentSession
 
 from agent_runtime import metrics
@@ -22,12 +22,6 @@ from agent_runtime.session import Call, build_call
 from .helpers import make_config
 from .knowledge_stub import KeywordStore, RedisDownStore
 from .servers.openai_server import OpenAIServer, Reply
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

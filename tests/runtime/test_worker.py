@@ -8,25 +8,19 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from kubevox_devenv.procs import free_port
 from livekit.protocol import agent
 
 from .helpers import make_config
 from .servers.livekit_server import LiveKitStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def worker_env(**extra: str) -> dict[str, str]:

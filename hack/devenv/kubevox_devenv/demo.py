@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from .controlplane import REPO, install_crds, up
+from .knowledge import IngestError, ingest_manifest
 from .livekit import LiveKitServer
 from .procs import ManagedProcess, free_port
 from .redis import RedisSearchServer
@@ -190,27 +191,12 @@ def call_demo(workdir: Path) -> int:
 
     _step("A call: Redis with search, and the sample KnowledgeBase ingested into it")
     with RedisSearchServer() as redis, LiveKitServer(redis_url=redis.url) as livekit:
-        kb_file = workdir / "knowledgebase.yaml"
-        kb_file.write_text(yaml.safe_dump(kb_doc))
         print(f"$ kubevox-agent ingest -f {kb_doc['metadata']['name']}.yaml --redis-url ...")
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "agent_runtime",
-                "ingest",
-                "-f",
-                str(kb_file),
-                "--redis-url",
-                redis.url,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
-            print(out.stdout + out.stderr)
+        try:
+            result = ingest_manifest(kb_doc, redis.url, workdir)
+        except IngestError as e:
+            print(e)
             return 1
-        result = json.loads(out.stdout)
         print(
             f"indexed {result['documents']} document(s), {result['chunks']} chunk(s) "
             f"in {result['durationSeconds']:.1f} s"
