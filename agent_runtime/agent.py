@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from kubevox_operator.api import AgentRuntimeConfig
 from livekit.agents import Agent, ModelSettings, RunContext, function_tool, llm
 from livekit.agents.llm import Tool, Toolset
 
+from . import metrics
 from .callrecord import CallRecord
 from .controls import CallControls
-from .grounding import Grounding, with_context
+from .grounding import RetrievedChunk, with_context
 from .grounding_guard import GroundingGuard
 
 log = logging.getLogger("kubevox.agent")
@@ -78,6 +80,15 @@ async def _guarded(
         yield chunk
 
 
+class ContextSource(Protocol):
+    """Where ``llm_node`` gets the knowledge for a turn: a :class:`~.grounding.Grounding`, or a
+    :class:`~.retrieval_prefetch.RetrievalPrefetch` that started the lookup earlier."""
+
+    async def context_for(
+        self, chat_ctx: llm.ChatContext
+    ) -> tuple[str | None, list[RetrievedChunk]]: ...
+
+
 class KubevoxAgent(Agent):
     def __init__(
         self,
@@ -85,7 +96,7 @@ class KubevoxAgent(Agent):
         *,
         record: CallRecord,
         controls: CallControls,
-        grounding: Grounding | None = None,
+        grounding: ContextSource | None = None,
     ) -> None:
         self._config = config
         self._record = record
@@ -167,7 +178,11 @@ class KubevoxAgent(Agent):
     ) -> AsyncIterator[llm.ChatChunk | str | Any]:
         question, passages = None, []
         if self._grounding is not None:
+            start = time.perf_counter()
             question, chunks = await self._grounding.context_for(chat_ctx)
+            metrics.retrieval_wait.labels(self._config.name, self._config.namespace).observe(
+                time.perf_counter() - start
+            )
             chat_ctx = with_context(chat_ctx, chunks)
             passages = [c.text for c in chunks]
         produced = False

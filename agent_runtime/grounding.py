@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +19,7 @@ from typing import Protocol
 from livekit.agents import llm
 
 from . import metrics
+from .grounding_guard import _HEADING, key_terms, sentences
 
 log = logging.getLogger("kubevox.grounding")
 
@@ -106,11 +109,20 @@ class Grounding:
         return with_context(chat_ctx, chunks)
 
 
+KNOWLEDGE_PASSAGES = "kubevox.knowledge_passages"
+"""Key of the context message's ``extra``: the passages themselves, for a provider that lays
+them out its own way (the local model condenses them, see :func:`condense`)."""
+
+
 def with_context(chat_ctx: llm.ChatContext, chunks: Sequence[RetrievedChunk]) -> llm.ChatContext:
     if not chunks:
         return chat_ctx
     grounded = chat_ctx.copy()
-    grounded.add_message(role="system", content=format_context(chunks))
+    grounded.add_message(
+        role="system",
+        content=format_context(chunks),
+        extra={KNOWLEDGE_PASSAGES: [c.text for c in chunks]},
+    )
     return grounded
 
 
@@ -123,11 +135,81 @@ def _last_user_text(chat_ctx: llm.ChatContext) -> str | None:
     return None
 
 
+CONTEXT_HEADER = (
+    "Answer the caller's last question with these excerpts from the knowledge base. If they "
+    "do not contain the answer, say you don't know."
+)
+
+
 def format_context(chunks: Sequence[RetrievedChunk]) -> str:
     # Plain paragraphs, no numbering or source tags: small models copy such markup into what
     # they say, and a caller would hear it.
-    header = (
-        "Answer the caller's last question with these excerpts from the knowledge base. If they "
-        "do not contain the answer, say you don't know."
-    )
-    return "\n\n".join([header, *(c.text.strip() for c in chunks)])
+    return "\n\n".join([CONTEXT_HEADER, *(c.text.strip() for c in chunks)])
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count of English text (about four characters a token for SmolLM2's and
+    most BPE vocabularies); exact enough for a budget, and needs no tokenizer."""
+    return len(text) // 4 + 1
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    passage: int  # retrieval rank of its passage
+    position: int  # order inside the passage
+    text: str
+    terms: frozenset[str]  # its stems
+    heading: frozenset[str]  # the stems of the heading it sits under
+
+
+def _stems(text: str) -> frozenset[str]:
+    # Five letters make "parking" and "park", "appointment" and "appointments" one word.
+    return frozenset(w[:5] for w in key_terms(text))
+
+
+def _passage_sentences(passages: Sequence[str]) -> list[_Sentence]:
+    out = []
+    for rank, passage in enumerate(passages):
+        heading: frozenset[str] = frozenset()
+        position = 0
+        for line in passage.splitlines():
+            if _HEADING.search(line):  # the guard's notion of a heading or breadcrumb
+                heading = _stems(line)
+                continue
+            for text in sentences(line):
+                out.append(_Sentence(rank, position, text, _stems(text), heading))
+                position += 1
+    return out
+
+
+def condense(question: str, passages: Sequence[str], budget_tokens: int) -> list[str]:
+    """The sentences of ``passages`` that best match ``question``, within ``budget_tokens``,
+    in their original order.
+
+    Every prompt token costs a small model on a CPU a few milliseconds before the first word
+    it says, and a 135M model answers no worse from two relevant sentences than from four
+    paragraphs. A sentence scores the question words it shares, and those its heading shares
+    ("parking" in "Visiting us > Parking" says what "it is free" is about), each weighted by how
+    rare it is among the candidate sentences: "saturday" tells more than "open". Ties go to the
+    better retrieved passage, then to the earlier sentence, so when no word matches the top
+    passage's first sentences are kept.
+    """
+    candidates = _passage_sentences(passages)
+    wanted = _stems(question)
+    frequency = Counter(w for s in candidates for w in s.terms & wanted)
+    weight = {w: math.log(1 + len(candidates) / frequency.get(w, 1)) for w in wanted}
+
+    def rank(s: _Sentence) -> tuple[float, int, int]:
+        shared = sum(weight[w] for w in s.terms & wanted) + sum(
+            weight[w] for w in s.heading & wanted
+        )
+        return (-shared, s.passage, s.position)
+
+    chosen: list[_Sentence] = []
+    used = 0
+    for s in sorted(candidates, key=rank):
+        cost = estimate_tokens(s.text)
+        if used + cost <= budget_tokens and all(c.text != s.text for c in chosen):
+            chosen.append(s)
+            used += cost
+    return [s.text for s in sorted(chosen, key=lambda s: (s.passage, s.position))]

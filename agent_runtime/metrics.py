@@ -28,6 +28,7 @@ PROVIDER_ERRORS = "kubevox_provider_errors_total"
 LLM_FALLBACKS = "kubevox_llm_fallbacks_total"
 RETRIEVAL_LATENCY = "kubevox_retrieval_seconds"
 RETRIEVAL_FAILURES = "kubevox_retrieval_failures_total"
+RETRIEVAL_WAIT = "kubevox_retrieval_wait_seconds"
 WORKER_LOAD = "kubevox_worker_load"
 WORKER_REGISTERED = "kubevox_worker_registered"
 
@@ -57,6 +58,13 @@ llm_fallbacks = Counter(LLM_FALLBACKS, "Times an LLM endpoint failed over to the
 retrieval_latency = Histogram(
     RETRIEVAL_LATENCY, "Knowledge retrieval latency per turn.", LABELS, buckets=RETRIEVAL_BUCKETS
 )
+retrieval_wait = Histogram(
+    RETRIEVAL_WAIT,
+    "Time a reply waited for its knowledge lookup (near 0 when it was started at the caller's "
+    "final transcript and finished during the endpointing delay).",
+    LABELS,
+    buckets=RETRIEVAL_BUCKETS,
+)
 retrieval_failures = Counter(RETRIEVAL_FAILURES, "Knowledge retrievals that failed.", LABELS)
 CALL_METRICS: tuple[Collector, ...] = (
     calls_total,
@@ -67,6 +75,7 @@ CALL_METRICS: tuple[Collector, ...] = (
     provider_errors,
     llm_fallbacks,
     retrieval_latency,
+    retrieval_wait,
     retrieval_failures,
 )
 

@@ -22,7 +22,12 @@ from livekit.agents import (
 )
 from livekit.agents.types import NOT_GIVEN
 from livekit.agents.voice.agent_session import SessionConnectOptions
-from livekit.agents.voice.events import CloseEvent, CloseReason, ConversationItemAddedEvent
+from livekit.agents.voice.events import (
+    CloseEvent,
+    CloseReason,
+    ConversationItemAddedEvent,
+    UserInputTranscribedEvent,
+)
 from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
 
 from . import metrics
@@ -31,6 +36,7 @@ from .callrecord import CallRecord
 from .controls import CallControls
 from .grounding import Grounding
 from .providers import BuildContext, build_llm, build_stt, build_tts
+from .retrieval_prefetch import RetrievalPrefetch
 
 
 def turn_handling(config: AgentRuntimeConfig, *, audio: bool = True) -> TurnHandlingOptions:
@@ -133,16 +139,28 @@ def build_call(
             llm_conn_options=APIConnectOptions(max_retry=1, retry_interval=0.5),
         ),
     )
-    agent = KubevoxAgent(config, record=record, controls=controls, grounding=grounding)
+    # On a call, the knowledge lookup starts at the caller's final transcript (inside the
+    # endpointing delay) instead of when the turn ends; text turns retrieve in llm_node.
+    prefetch = RetrievalPrefetch(grounding) if grounding is not None and audio else None
+    agent = KubevoxAgent(config, record=record, controls=controls, grounding=prefetch or grounding)
 
     def on_item(ev: ConversationItemAddedEvent) -> None:
         if isinstance(ev.item, llm.ChatMessage):
             record.on_message(ev.item)
+            if prefetch is not None and ev.item.role == "user":
+                prefetch.on_user_turn()
+
+    def on_transcript(ev: UserInputTranscribedEvent) -> None:
+        if prefetch is not None and ev.is_final:
+            prefetch.on_final_transcript(ev.transcript)
 
     def on_close(ev: CloseEvent) -> None:
         outcome = "error" if ev.reason == CloseReason.ERROR else "completed"
         record.finish(outcome)
+        if prefetch is not None:
+            prefetch.close()
 
     session.on("conversation_item_added", on_item)
+    session.on("user_input_transcribed", on_transcript)
     session.on("close", on_close)
     return Call(session=session, agent=agent, record=record, llm=the_llm, stt=the_stt, tts=the_tts)

@@ -20,10 +20,12 @@ from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess, inference, room_io
 from livekit.agents.utils.hw import get_cpu_monitor
 
+from .agent import full_instructions
 from .callrecord import CallRecord
 from .config import load_runtime_config
 from .knowledge.runtime import prewarm_embedders
 from .knowledge_hook import build_grounding
+from .plugins.local_llm import prime_prompt_cache
 from .providers import prewarm_providers
 from .session import build_call
 
@@ -84,6 +86,8 @@ def prewarm(proc: JobProcess) -> None:
         inference.TurnDetector(version="v1-mini")
     prewarm_providers(config)
     prewarm_embedders(config.knowledge_bases, os.environ)
+    if config.spec.llm.provider == "local":
+        prime_prompt_cache(full_instructions(config), grounded=bool(config.knowledge_bases))
 
 
 class RoomControls:

@@ -1,6 +1,7 @@
-"""Retrieval quality of the knowledge base with the local embedder (tests/knowledge/eval/).
+"""Retrieval quality of the knowledge base with a local embedder (tests/knowledge/eval/).
 
-    python bench/knowledge_eval.py [--redis-url URL] [--size 96 --overlap 16]
+    python bench/knowledge_eval.py [--model all-MiniLM-L6-v2-static] [--redis-url URL]
+        [--size 96 --overlap 16]
 
 Starts its own Redis with search (kubevox_devenv) unless --redis-url/REDIS_URL is given,
 ingests the evaluation documents, and prints recall@k and MRR for text-only, vector-only and
@@ -23,8 +24,13 @@ for extra in (ROOT, ROOT / "operator", ROOT / "hack" / "devenv"):
         sys.path.insert(0, str(extra))
 
 from kubevox_operator.api import KnowledgeBase  # noqa: E402
+from kubevox_operator.api.knowledgebase import (  # noqa: E402
+    LOCAL_EMBEDDING_MODEL,
+    LOCAL_EMBEDDING_MODELS,
+    Embedding,
+)
 
-from agent_runtime.knowledge import LocalEmbedder, Retriever, connect, ingest  # noqa: E402
+from agent_runtime.knowledge import Embedder, Retriever, connect, ingest, make_embedder  # noqa: E402
 from agent_runtime.knowledge.evaluation import (  # noqa: E402
     ModeScore,
     evaluate,
@@ -50,7 +56,7 @@ def eval_knowledge_base(size: int = 96, overlap: int = 16, index: str = "kb-eval
     )
 
 
-async def run_eval(url: str, embedder: LocalEmbedder, size: int, overlap: int) -> list[ModeScore]:
+async def run_eval(url: str, embedder: Embedder, size: int, overlap: int) -> list[ModeScore]:
     kb = eval_knowledge_base(size, overlap)
     client = connect(url)
     try:
@@ -68,8 +74,9 @@ def main() -> int:
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--overlap", type=int, default=16)
+    ap.add_argument("--model", choices=LOCAL_EMBEDDING_MODELS, default=LOCAL_EMBEDDING_MODEL)
     args = ap.parse_args()
-    embedder = LocalEmbedder()
+    embedder = make_embedder(Embedding(provider="local", model=args.model))
     if args.redis_url:
         scores = asyncio.run(run_eval(args.redis_url, embedder, args.size, args.overlap))
     else:
@@ -78,7 +85,7 @@ def main() -> int:
         with RedisSearchServer() as server:
             scores = asyncio.run(run_eval(server.url, embedder, args.size, args.overlap))
     n = scores[0].questions
-    print(f"{n} questions, chunks of {args.size} tokens (overlap {args.overlap}), local embedder")
+    print(f"{n} questions, chunks of {args.size} tokens (overlap {args.overlap}), {args.model}")
     print(table(scores))
     return 0
 

@@ -4,8 +4,10 @@
 
 Ingests the knowledge-base evaluation documents (tests/knowledge/eval/) into a local Redis with
 search, and for every question of tests/knowledge/eval/questions.yaml plus the unanswerable ones
-of bench/data/unanswerable.yaml: retrieves the top 4 chunks (hybrid), asks the local model with
-the agent's own grounding prompt, and judges the raw answer and the guarded one.
+of bench/data/unanswerable.yaml: retrieves the top 4 chunks (hybrid), adds them with the
+runtime's own ``with_context`` and asks the local model through its livekit plugin (which
+condenses them to the best-matching sentences, ``--context-budget``), and judges the raw answer
+and the guarded one. Time to first token: from the request to the first streamed token.
 
 Each answer is classed, in this order:
 * correct: answerable question, and the answer contains the labelled answer's key words (60%)
@@ -40,7 +42,7 @@ for extra in (ROOT, ROOT / "operator", ROOT / "hack" / "devenv"):
 from knowledge_eval import EVAL_DIR, eval_knowledge_base  # noqa: E402
 from livekit.agents import llm  # noqa: E402
 
-from agent_runtime.grounding import format_context  # noqa: E402
+from agent_runtime.grounding import with_context  # noqa: E402
 from agent_runtime.grounding_guard import (  # noqa: E402
     _REFUSALS,
     GroundingGuard,
@@ -50,7 +52,11 @@ from agent_runtime.grounding_guard import (  # noqa: E402
     sentences,
 )
 from agent_runtime.knowledge import LocalEmbedder, Retriever, connect, ingest  # noqa: E402
-from agent_runtime.plugins.local_llm import LocalLLM, load_local_model  # noqa: E402
+from agent_runtime.plugins.local_llm import (  # noqa: E402
+    DEFAULT_CONTEXT_BUDGET,
+    LocalLLM,
+    load_local_model,
+)
 
 INSTRUCTIONS = (
     "You are the front desk of Northwind Clinic. Answer in one short sentence using only the "
@@ -73,6 +79,8 @@ class Outcome:
     guarded: str
     ttft: float
     total: float
+    prompt_tokens: int
+    cached_tokens: int
     raw_class: str = ""
     guarded_class: str = ""
 
@@ -114,26 +122,42 @@ def load_cases(limit: int | None) -> list[Case]:
     return answerable + unanswerable
 
 
-async def ask(
-    model: LocalLLM, question: str, passages: list[str], context: str
-) -> tuple[str, float, float]:
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    ttft: float
+    total: float
+    prompt_tokens: int
+    cached_tokens: int
+
+
+async def ask(model: LocalLLM, question: str, chunks: list[Any]) -> Answer:
+    """One turn as the agent's llm_node makes it: instructions, the question, and the
+    retrieved chunks added by the runtime's own ``with_context``."""
     ctx = llm.ChatContext()
     ctx.add_message(role="system", content=INSTRUCTIONS)
     ctx.add_message(role="user", content=question)
-    if passages:
-        ctx.add_message(role="system", content=context)
+    ctx = with_context(ctx, chunks)
     start = time.perf_counter()
     first = None
     text = ""
+    usage = None
     async with model.chat(chat_ctx=ctx) as stream:
         async for chunk in stream:
             if chunk.delta and chunk.delta.content:
                 first = first or time.perf_counter() - start
                 text += chunk.delta.content
-    return text.strip(), first or 0.0, time.perf_counter() - start
+            usage = chunk.usage or usage
+    return Answer(
+        text.strip(),
+        first or 0.0,
+        time.perf_counter() - start,
+        usage.prompt_tokens if usage else 0,
+        usage.prompt_cached_tokens if usage else 0,
+    )
 
 
-async def run(url: str, limit: int | None) -> tuple[list[Outcome], dict[str, Any]]:
+async def run(url: str, limit: int | None, budget: int) -> tuple[list[Outcome], dict[str, Any]]:
     embedder = LocalEmbedder()
     kb = eval_knowledge_base(index="kb-llm-eval")
     client = connect(url)
@@ -147,26 +171,28 @@ async def run(url: str, limit: int | None) -> tuple[list[Outcome], dict[str, Any
         started = time.perf_counter()
         load_local_model()
         load_seconds = time.perf_counter() - started
-        model = LocalLLM(temperature=0, max_tokens=60)
+        model = LocalLLM(temperature=0, max_tokens=60, context_budget=budget)
         guard = GroundingGuard()
         outcomes = []
         for case in load_cases(limit):
-            chunks = await retriever.retrieve(case.question, TOP_K)
+            chunks = list(await retriever.retrieve(case.question, TOP_K))
             passages = [c.text for c in chunks]
-            raw, ttft, total = await ask(model, case.question, passages, format_context(chunks))
-            guarded = guard.review(raw, case.question, passages)
+            a = await ask(model, case.question, chunks)
+            guarded = guard.review(a.text, case.question, passages)
             outcomes.append(
                 Outcome(
                     case,
-                    raw,
+                    a.text,
                     guarded,
-                    ttft,
-                    total,
-                    judge.classify(case, raw),
+                    a.ttft,
+                    a.total,
+                    a.prompt_tokens,
+                    a.cached_tokens,
+                    judge.classify(case, a.text),
                     judge.classify(case, guarded),
                 )
             )
-        return outcomes, {"load_seconds": load_seconds}
+        return outcomes, {"load_seconds": load_seconds, "budget": budget}
     finally:
         await client.aclose()
 
@@ -191,19 +217,23 @@ def report(outcomes: list[Outcome], facts: dict[str, Any], command: str) -> str:
         )
     ttft = [o.ttft * 1000 for o in outcomes]
     total = [o.total * 1000 for o in outcomes]
-    load = os.getloadavg()
+    prompt = [float(o.prompt_tokens) for o in outcomes]
+    evaluated = [float(o.prompt_tokens - o.cached_tokens) for o in outcomes]
+    start, end = facts["load_start"], os.getloadavg()
     samples = "\n".join(
         f"| {o.case.question} | {o.raw} | {o.guarded} | {o.guarded_class} |"
         for o in outcomes[:: max(1, n // 12)]
     )
     return f"""## Offline LLM (SmolLM2-135M-Instruct) — answers and speed
 
-Command: `{command}` ({os.cpu_count()} cores, load average {load[0]:.1f} at the end;
-model load {facts["load_seconds"]:.1f} s). {n} questions: {answerable} answerable from the
-evaluation documents (tests/knowledge/eval/) and {n - answerable} that they do not answer
-(bench/data/unanswerable.yaml). Top {TOP_K} hybrid chunks, the agent's grounding prompt,
-temperature 0, at most 60 tokens. Classes as defined in bench/llm_eval.py ("made-up" = a
-sentence no sentence of the whole collection supports, judged lexically).
+Command: `{command}` ({os.cpu_count()} cores; load average {_load(start)} at the start,
+{_load(end)} at the end; model load {facts["load_seconds"]:.1f} s). {n} questions: {answerable}
+answerable from the evaluation documents (tests/knowledge/eval/) and {n - answerable} that they
+do not answer (bench/data/unanswerable.yaml). Top {TOP_K} hybrid chunks through the runtime's
+`with_context`, condensed by the local provider to the sentences that best match the question
+(budget {facts["budget"]} tokens), temperature 0, at most 60 tokens. Classes as defined in
+bench/llm_eval.py ("made-up" = a sentence no sentence of the whole collection supports, judged
+lexically).
 
 | answers | correct | declined | off-target | made-up |
 |---|---|---|---|---|
@@ -211,7 +241,9 @@ sentence no sentence of the whole collection supports, judged lexically).
 {rows[1]}
 
 Time to first token p50 {statistics.median(ttft):.0f} ms, p95 {_pct(ttft, 95):.0f} ms; full
-answer p50 {statistics.median(total):.0f} ms, p95 {_pct(total, 95):.0f} ms (2 threads).
+answer p50 {statistics.median(total):.0f} ms, p95 {_pct(total, 95):.0f} ms (2 threads). Prompt
+{statistics.median(prompt):.0f} tokens (p50), of which {statistics.median(evaluated):.0f} evaluated
+(p50, p95 {_pct(evaluated, 95):.0f}); the rest came from llama.cpp's prompt cache.
 
 A sample, for a human to judge the classes:
 
@@ -221,6 +253,10 @@ A sample, for a human to judge the classes:
 """
 
 
+def _load(avg: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in avg)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
@@ -228,15 +264,23 @@ def main() -> int:
     ap.add_argument(
         "--write-docs", action="store_true", help="replace the section in docs/benchmarks.md"
     )
+    ap.add_argument(
+        "--context-budget",
+        type=int,
+        default=DEFAULT_CONTEXT_BUDGET,
+        help="tokens of knowledge excerpts the local provider keeps",
+    )
     args = ap.parse_args()
-    command = "python bench/llm_eval.py" + (f" --limit {args.limit}" if args.limit else "")
+    command = " ".join(["python bench/llm_eval.py", *sys.argv[1:]])
+    load_start = os.getloadavg()
     if args.redis_url:
-        outcomes, facts = asyncio.run(run(args.redis_url, args.limit))
+        outcomes, facts = asyncio.run(run(args.redis_url, args.limit, args.context_budget))
     else:
         from kubevox_devenv.redis import RedisSearchServer
 
         with RedisSearchServer() as server:
-            outcomes, facts = asyncio.run(run(server.url, args.limit))
+            outcomes, facts = asyncio.run(run(server.url, args.limit, args.context_budget))
+    facts["load_start"] = load_start
     text = report(outcomes, facts, command)
     print(text)
     if args.write_docs:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import statistics
@@ -24,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from kopf._cogs.structs.credentials import ConnectionInfo
 from kubevox_devenv.controlplane import ControlPlane
@@ -95,17 +97,33 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return cpu, hwm * 1024
 
 
-def writes(audit: Path, user: str, since: float, ns: str) -> int:
-    n = 0
+def audit_entries(audit: Path, user: str | None, since: float, ns: str) -> list[dict[str, Any]]:
+    """Write requests in ``ns`` since ``since`` (epoch s), by ``user`` (None: anyone)."""
+    out = []
     for line in audit.read_text().splitlines():
         e = json.loads(line)
-        if e.get("stage") != "ResponseComplete" or e["user"]["username"] != user:
+        if e.get("stage") != "ResponseComplete" or e["objectRef"].get("namespace") != ns:
             continue
-        if e["objectRef"].get("namespace") != ns:
+        if user is not None and e["user"]["username"] != user:
             continue
         t = datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00"))
-        n += t.timestamp() >= since
-    return n
+        if t.timestamp() >= since:
+            out.append(e)
+    return out
+
+
+def writes(audit: Path, user: str | None, since: float, ns: str) -> int:
+    return len(audit_entries(audit, user, since, ns))
+
+
+def grouped(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """Audit entries counted by user, verb, resource[/subresource]."""
+    c: collections.Counter[str] = collections.Counter()
+    for e in entries:
+        ref = e["objectRef"]
+        res = ref.get("resource", "") + ("/" + ref["subresource"] if ref.get("subresource") else "")
+        c[f"{e['user']['username'].rsplit(':', 1)[-1]} {e['verb']} {res}"] += 1
+    return dict(c.most_common())
 
 
 async def create_all(kube: Kube, objs: list[dict[str, Any]]) -> dict[str, float]:
@@ -124,24 +142,42 @@ async def create_all(kube: Kube, objs: list[dict[str, Any]]) -> dict[str, float]
     return done
 
 
-async def wait_statuses(kube: Kube, ns: str, n: int, limit: float) -> dict[str, float]:
-    """name → first time (monotonic) its status is up to date, by polling lists at 10 Hz."""
+def up_to_date(va: dict[str, Any]) -> bool:
+    st = va.get("status") or {}
+    return bool(
+        st.get("observedGeneration") == va["metadata"]["generation"] and st.get("configHash")
+    )
+
+
+async def wait_statuses(
+    kube: Kube, ns: str, n: int, limit: float, watching: asyncio.Event
+) -> dict[str, float]:
+    """name → first time (monotonic) its status is up to date, from a watch: the moment the
+    event arrives, and no polling load on the API server while the operator is measured."""
+    path = f"/apis/kubevox.dev/v1alpha1/namespaces/{ns}/voiceagents"
     seen: dict[str, float] = {}
+    listed = await kube.request("GET", path)
+    for va in listed["items"]:
+        if up_to_date(va):
+            seen[va["metadata"]["name"]] = time.monotonic()
+    rv = listed["metadata"]["resourceVersion"]
     deadline = time.monotonic() + limit
+    sess = await kube._sess()  # the client's authenticated session, for a streamed response
     while len(seen) < n and time.monotonic() < deadline:
-        items = (
-            await kube.request("GET", f"/apis/kubevox.dev/v1alpha1/namespaces/{ns}/voiceagents")
-        )["items"]
-        now = time.monotonic()
-        for va in items:
-            st = va.get("status") or {}
-            if (
-                st.get("observedGeneration") == va["metadata"]["generation"]
-                and st.get("configHash")
-                and va["metadata"]["name"] not in seen
-            ):
-                seen[va["metadata"]["name"]] = now
-        await asyncio.sleep(0.1)
+        params = {"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "true"}
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=deadline - time.monotonic())
+        async with sess.get(path, params=params, timeout=timeout) as resp:
+            resp.raise_for_status()
+            watching.set()
+            async for line in resp.content:
+                ev = json.loads(line)
+                va = ev["object"]
+                rv = va["metadata"]["resourceVersion"]
+                name = va["metadata"].get("name", "")
+                if ev["type"] in ("ADDED", "MODIFIED") and name not in seen and up_to_date(va):
+                    seen[name] = time.monotonic()
+                    if len(seen) >= n:
+                        break
     return seen
 
 
@@ -178,11 +214,59 @@ async def wait_live(url: str) -> None:
     raise RuntimeError("operator did not become live")
 
 
-async def wait_quiet(audit: Path, ns: str, quiet: float = RESYNC + 1) -> None:
-    for _ in range(600):
-        if writes(audit, SA_USER, time.time() - quiet, ns) == 0:
-            return
+async def wait_quiet(audit: Path, ns: str, user: str | None, quiet: float, limit: float) -> float:
+    """Seconds until ``user`` (None: anyone) wrote nothing in ``ns`` for ``quiet`` seconds."""
+    start = time.monotonic()
+    while writes(audit, user, time.time() - quiet, ns) != 0:
+        if time.monotonic() - start > limit:
+            raise RuntimeError(f"{ns}: still writing after {limit:.0f}s")
         await asyncio.sleep(0.5)
+    return time.monotonic() - start
+
+
+async def rolled_out(kube: Kube, ns: str, n: int) -> bool:
+    """The controller-manager is done with the children: every Deployment has created its
+    ReplicaSet and pod (there is no kubelet: pods stay Pending), every HPA has been evaluated,
+    every PDB observed."""
+
+    async def items(path: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = (await kube.request("GET", path))["items"]
+        return out
+
+    deps = await items(f"/apis/apps/v1/namespaces/{ns}/deployments")
+    hpas = await items(f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers")
+    pdbs = await items(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets")
+    return (
+        len(deps) == len(hpas) == len(pdbs) == n
+        and all(
+            d.get("status", {}).get("observedGeneration") == d["metadata"]["generation"]
+            and d["status"].get("replicas") == d["spec"].get("replicas", 1)
+            for d in deps
+        )
+        and all(h.get("status", {}).get("conditions") for h in hpas)
+        and all(
+            p.get("status", {}).get("observedGeneration") == p["metadata"]["generation"]
+            for p in pdbs
+        )
+    )
+
+
+async def wait_rolled_out(kube: Kube, ns: str, n: int, limit: float = 900) -> float:
+    start = time.monotonic()
+    while not await rolled_out(kube, ns, n):
+        if time.monotonic() - start > limit:
+            raise RuntimeError(f"{ns}: children not rolled out after {limit:.0f}s")
+        await asyncio.sleep(1)
+    return time.monotonic() - start
+
+
+async def settle(kube: Kube, audit: Path, ns: str, n: int, limit: float = 900) -> float:
+    """Seconds until the children are rolled out and the operator's status updates that follow
+    them are over (no operator write for a resync period and more)."""
+    start = time.monotonic()
+    await wait_rolled_out(kube, ns, n, limit)
+    await wait_quiet(audit, ns, SA_USER, RESYNC + 1, limit)
+    return time.monotonic() - start
 
 
 def run_operator(kubeconfig: Path, ns: str, log: Path, liveness: str) -> subprocess.Popen[bytes]:
@@ -216,6 +300,9 @@ async def bench(plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path) -> 
         for s in secrets(ns):
             await admin.request("POST", f"/api/v1/namespaces/{ns}/secrets", s)
     direct = await direct_apply(admin, ns_direct, n)
+    # The operator starts in a cluster as quiet as the direct apply did: the controller-manager
+    # is done with the direct namespace's ReplicaSets, pods and HPAs first.
+    direct_aftermath = await wait_rolled_out(admin, ns_direct, n)
 
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
     proc = run_operator(sa_kubeconfig, ns_op, out / f"operator-{n}.log", liveness)
@@ -224,19 +311,20 @@ async def bench(plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path) -> 
         await asyncio.sleep(1)  # watching, idle
         cpu0, _ = proc_stats(proc.pid)
         t0 = time.time()
+        watching = asyncio.Event()
+        statuses = asyncio.create_task(wait_statuses(admin, ns_op, n, 300, watching))
+        await watching.wait()
         start = time.monotonic()
-        created, seen = await asyncio.gather(
-            create_all(admin, [agent(f"a{i}", ns_op) for i in range(n)]),
-            wait_statuses(admin, ns_op, n, limit=300),
-        )
+        created = await create_all(admin, [agent(f"a{i}", ns_op) for i in range(n)])
+        seen = await statuses
         total = max(seen.values()) - start if len(seen) == n else float("nan")
         per_agent = [seen[k] - created[k] for k in seen if k in created]
         cpu1, rss = proc_stats(proc.pid)
-        await wait_quiet(plane.audit_log, ns_op)  # the rollout's status updates settle
-        run_writes = writes(plane.audit_log, SA_USER, t0, ns_op)
+        settled = await settle(admin, plane.audit_log, ns_op, n)
+        run_writes = audit_entries(plane.audit_log, SA_USER, t0, ns_op)
         idle_from = time.time()
         await asyncio.sleep(2 * RESYNC + 1)
-        idle = writes(plane.audit_log, SA_USER, idle_from, ns_op)
+        idle = audit_entries(plane.audit_log, SA_USER, idle_from, ns_op)
         _, rss = proc_stats(proc.pid)
     finally:
         proc.terminate()
@@ -252,8 +340,12 @@ async def bench(plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path) -> 
         "ratio": round(total / direct, 2),
         "cpu_s": round(cpu1 - cpu0, 2),
         "peak_rss_mb": round(rss / 2**20, 1),
-        "writes_per_agent": round(run_writes / n, 2),
-        "idle_resync_writes": idle,
+        "writes_per_agent": round(len(run_writes) / n, 2),
+        "idle_resync_writes": len(idle),
+        "settle_s": round(settled, 1),
+        "direct_aftermath_s": round(direct_aftermath, 1),
+        "writes": grouped(run_writes),
+        "idle_writes": grouped(idle),
     }
 
 
@@ -292,14 +384,14 @@ def main() -> int:
         plane.stop()
     print(
         "\n| N | total s | p50 s | p95 s | direct apply s | ratio | operator CPU s | peak RSS MB "
-        "| writes/agent | idle-resync writes |"
+        "| writes/agent | settle s | idle-resync writes |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['n']} | {r['total_s']} | {r['p50_s']} | {r['p95_s']} | {r['direct_s']} | "
             f"{r['ratio']} | {r['cpu_s']} | {r['peak_rss_mb']} | {r['writes_per_agent']} | "
-            f"{r['idle_resync_writes']} |"
+            f"{r['settle_s']} | {r['idle_resync_writes']} |"
         )
     return 0
 

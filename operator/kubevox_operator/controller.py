@@ -7,7 +7,8 @@ import base64
 import logging
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -41,8 +42,58 @@ from .workqueue import Key, WorkQueue
 Obj = dict[str, Any]
 log = logging.getLogger("kubevox.controller")
 SECRET_TTL = 10.0
+COALESCE_SECONDS = 0.5
+"""A child's status change (a rollout progressing) re-reconciles its owner this much later, so
+that a burst of them becomes one status write."""
+SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+LISTED_KINDS = frozenset(
+    (
+        "VoiceAgent",
+        "KnowledgeBase",
+        "ConfigMap",
+        "ServiceAccount",
+        "Service",
+        "RoleBinding",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Job",
+        "Pod",
+    )
+)
+"""Watched kinds whose initial listing completes before any reconcile (kopf's index barrier):
+once synced, a cache miss means the object does not exist, with no GET to make sure."""
 HASH_LABEL = "kubevox.dev/content-hash"
 RUN_LABEL = "kubevox.dev/ingest-run"
+
+
+def serves(crd: Obj | None, version: str) -> bool:
+    """Whether a CustomResourceDefinition is Established, serves ``version`` and is not being
+    deleted (its objects are going, and new ones are refused)."""
+    if not crd or (crd.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    established = any(
+        c.get("type") == "Established" and c.get("status") == "True"
+        for c in (crd.get("status") or {}).get("conditions", []) or []
+    )
+    return established and any(
+        v.get("name") == version and v.get("served")
+        for v in (crd.get("spec") or {}).get("versions", []) or []
+    )
+
+
+def status_only(old: Obj | None, new: Obj) -> bool:
+    """Whether a child changed only where its controller reports (same generation, labels and
+    annotations): nothing the operator set can differ, only its owner's status may."""
+    if old is None:
+        return False
+    o, n = old.get("metadata", {}), new.get("metadata", {})
+    return (
+        "generation" in n
+        and o.get("generation") == n.get("generation")
+        and (o.get("labels") or {}) == (n.get("labels") or {})
+        and (o.get("annotations") or {}) == (n.get("annotations") or {})
+    )
 
 
 @dataclass
@@ -65,11 +116,18 @@ class Controller:
         )
         self.kube: Kube | None = None
         self.connected = asyncio.Event()
+        self.synced = asyncio.Event()
+        """kopf has listed every kind in LISTED_KINDS into the cache (set by the first event)."""
         self._applied: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._secrets: dict[tuple[str, str], tuple[float, Obj | None]] = {}
         # The last LiveKit url/key/secret that worked per agent: its SIP objects can still be
         # removed when the namespace's deletion took the credentials Secret first.
         self._livekit: dict[tuple[str, str], tuple[str, str, str]] = {}
+        # resourceVersion of the operator's own last write per object: its watch echo is skipped.
+        self._wrote: dict[tuple[str, str, str], str] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._looked: dict[Key, float] = {}  # when each key was last reconciled (monotonic)
+        self._fresh: dict[Key, float] = {}  # when a CRD kind's object was last read (monotonic)
         self._resync_task: asyncio.Task[None] | None = None
         self._host = socket.gethostname()
 
@@ -83,6 +141,8 @@ class Controller:
         if self._resync_task:
             self._resync_task.cancel()
         await self.queue.stop()
+        if self._background:  # Events still being posted: a courtesy, given a moment
+            await asyncio.wait(self._background, timeout=5)
         if self.kube:
             await self.kube.close()
 
@@ -97,32 +157,78 @@ class Controller:
         """Level-based safety net: look at everything now and then (unwatched Secrets and
         source ConfigMaps are noticed here); an idle resync writes nothing."""
         while True:
-            await asyncio.sleep(self.settings.resync_seconds)
+            period = self.settings.resync_seconds
+            await asyncio.sleep(period)
+            recent = time.monotonic() - period / 2
             for kind in ("KnowledgeBase", "VoiceAgent"):
                 for obj in self.cache.items(kind):
-                    self.queue.add((kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+                    key = (kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
+                    # One just reconciled (an event) needs no safety-net look yet.
+                    if self._looked.get(key, 0.0) < recent:
+                        self.queue.add(key)
 
     # --- intake from the watches ----------------------------------------------------------------
 
     def observe(self, kind: str, event_type: str | None, obj: Obj) -> None:
+        self.synced.set()  # kopf calls handlers only once every indexed kind is listed
         meta = obj.get("metadata", {})
         ns, name = meta.get("namespace", ""), meta.get("name", "")
+        key = (kind, ns, name)
+        old = self.cache.get(kind, ns, name)
         if event_type == "DELETED":
             self.cache.delete(kind, ns, name)
-            self._applied.pop((kind, ns, name), None)
+            self._applied.pop(key, None)
+            self._wrote.pop(key, None)
+            self._fresh.pop(key, None)
+        elif event_type is not None and self._wrote.get(key) == meta.get("resourceVersion"):
+            # The watch echoing the operator's own write: the reconcile that made it saw it.
+            del self._wrote[key]
+            return
         else:
             self.cache.put(kind, obj)
+            if kind not in LISTED_KINDS:
+                self._fresh[key] = time.monotonic()
         if kind in ("VoiceAgent", "KnowledgeBase"):
-            self.queue.add((kind, ns, name))
+            st = obj.get("status") or {}
+            # A spec nobody has reconciled yet goes first: someone is waiting for it.
+            urgent = event_type != "DELETED" and st.get("observedGeneration") != meta.get(
+                "generation"
+            )
+            self.queue.add(key, urgent=urgent)
             if kind == "KnowledgeBase":
                 for va in self._agents_using(ns, name):
                     self.queue.add(("VoiceAgent", ns, va))
             return
         labels = meta.get("labels") or {}
-        if contract.LABEL_VOICE_AGENT in labels:
-            self.queue.add(("VoiceAgent", ns, labels[contract.LABEL_VOICE_AGENT]))
-        if contract.LABEL_KNOWLEDGE_BASE in labels:
-            self.queue.add(("KnowledgeBase", ns, labels[contract.LABEL_KNOWLEDGE_BASE]))
+        owners = [
+            (owner, ns, labels[label])
+            for owner, label in (
+                ("VoiceAgent", contract.LABEL_VOICE_AGENT),
+                ("KnowledgeBase", contract.LABEL_KNOWLEDGE_BASE),
+            )
+            if label in labels
+        ]
+        for owner in owners:
+            if event_type != "DELETED" and (kind == "Pod" or status_only(old, obj)):
+                self.queue.add_after(owner, COALESCE_SECONDS)  # only the owner's status moves
+            else:
+                self.queue.add(owner)  # drift: repair now
+
+    def observe_crd(self, event_type: str | None, crd: Obj) -> None:
+        """The ServiceMonitor CRD appeared or went away: agents gain or lose a ServiceMonitor."""
+        present = event_type != "DELETED" and serves(crd, "v1")
+        if present == self.defaults.service_monitor:
+            return
+        self.defaults = replace(self.defaults, service_monitor=present)
+        log.info("ServiceMonitor CRD %s", "present" if present else "gone")
+        if not present:  # they went with their CRD, and kopf stops their watch without events
+            for sm in list(self.cache.items("ServiceMonitor")):
+                key = ("ServiceMonitor", sm["metadata"]["namespace"], sm["metadata"]["name"])
+                self.cache.delete(*key)
+                self._applied.pop(key, None)
+                self._fresh.pop(key, None)
+        for va in self.cache.items("VoiceAgent"):
+            self.queue.add(("VoiceAgent", va["metadata"]["namespace"], va["metadata"]["name"]))
 
     def _agents_using(self, ns: str, kb: str) -> list[str]:
         return [
@@ -135,9 +241,11 @@ class Controller:
 
     async def _dispatch(self, key: Key) -> float | None:
         await self.connected.wait()
+        await self.synced.wait()
         kind = key[0]
         started = time.perf_counter()
         outcome = "error"
+        self._looked[key] = time.monotonic()
         try:
             if kind == "VoiceAgent":
                 again, outcome = await self.reconcile_agent(key)
@@ -145,6 +253,8 @@ class Controller:
                 again, outcome = await self.reconcile_knowledge_base(key)
             return again
         finally:
+            if outcome == "deleted":
+                self._looked.pop(key, None)
             RECONCILES.labels(kind=kind, outcome=outcome).inc()
             RECONCILE_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
 
@@ -194,9 +304,18 @@ class Controller:
         kind, meta = obj["kind"], obj["metadata"]
         key = (kind, meta["namespace"], meta["name"])
         live = self.cache.get(*key)
-        if live is None:
-            live = await self.api.get(*key)  # not in the cache yet (startup): look first
-            if live is not None:
+        now = time.monotonic()
+        if kind not in LISTED_KINDS and (
+            live is None or now - self._fresh.get(key, 0.0) > self.settings.resync_seconds
+        ):
+            # A CRD's kind: its watch starts when the CRD appears and may lag or stall (seen: a
+            # 429 "storage is (re)initializing" on its first list), so a miss is looked up and
+            # a cached copy is trusted for one resync period at most.
+            live = await self.api.get(*key)
+            self._fresh[key] = now
+            if live is None:
+                self.cache.delete(*key)
+            else:
                 self.cache.put(kind, live)
         if live is not None and contains(live, obj):
             return False
@@ -207,7 +326,9 @@ class Controller:
         ):
             return False  # our own last apply, which the server normalised differently
         result = await self.api.apply(obj)
-        self.cache.put(kind, result)
+        self._remember(kind, result)
+        if kind not in LISTED_KINDS:
+            self._fresh[key] = now
         self._applied[key] = (digest, result["metadata"].get("resourceVersion", ""))
         log.info("applied %s %s/%s", kind, key[1], key[2])
         return True
@@ -223,10 +344,25 @@ class Controller:
                 patch[k] = None
         meta = body["metadata"]
         result = await self.api.patch_status(kind, meta["namespace"], meta["name"], patch)
-        self.cache.put(kind, result)
+        self._remember(kind, result)
         return True
 
-    async def event(self, body: Obj, type_: str, reason: str, message: str) -> None:
+    def _remember(self, kind: str, result: Obj) -> None:
+        """The object as the operator's own write left it (its watch echo is then skipped)."""
+        meta = result["metadata"]
+        self.cache.put(kind, result)
+        self._wrote[(kind, meta["namespace"], meta["name"])] = meta.get("resourceVersion", "")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def event(self, body: Obj, type_: str, reason: str, message: str) -> None:
+        """Posts an Event in the background: no reconcile waits for a courtesy."""
+        self._spawn(self._post_event(body, type_, reason, message))
+
+    async def _post_event(self, body: Obj, type_: str, reason: str, message: str) -> None:
         meta = body["metadata"]
         now = now_iso()
         try:
@@ -259,7 +395,7 @@ class Controller:
         except (ApiError, OSError) as exc:  # an event is a courtesy; never fail for it
             log.debug("cannot post event: %s", exc)
 
-    async def _transitions(self, body: Obj, old: Obj, new: Obj, good: str) -> None:
+    def _transitions(self, body: Obj, old: Obj, new: Obj, good: str) -> None:
         """Events for the notable transitions: Ready flips, a new Degraded/Failed reason."""
 
         def cond(st: Obj, t: str) -> tuple[str, str, str]:
@@ -270,11 +406,11 @@ class Controller:
         r_old, r_new = cond(old, "Ready"), cond(new, "Ready")
         d_old, d_new = cond(old, bad), cond(new, bad)
         if d_new[0] == "True" and d_new[:2] != d_old[:2]:
-            await self.event(body, "Warning", d_new[1], d_new[2])
+            self.event(body, "Warning", d_new[1], d_new[2])
         if r_new[0] != r_old[0] and r_new[0] == "True":
-            await self.event(body, "Normal", good, r_new[2])
+            self.event(body, "Normal", good, r_new[2])
         elif r_new[0] == "False" and r_old[0] == "True":
-            await self.event(body, "Warning", "NotReady", f"{r_new[1]}: {r_new[2]}")
+            self.event(body, "Warning", "NotReady", f"{r_new[1]}: {r_new[2]}")
 
     # --- VoiceAgent -----------------------------------------------------------------------------
 
@@ -397,7 +533,7 @@ class Controller:
         )
         old = body.get("status") or {}
         wrote |= await self.write_status("VoiceAgent", body, status)
-        await self._transitions(body, old, status, "AgentReady")
+        self._transitions(body, old, status, "AgentReady")
         if blocking or (telephony is not None and telephony.problem is not None):
             # Secrets and LiveKit are not watched: look again, later and later.
             return self.queue.backoff(key), "blocked"
@@ -561,7 +697,7 @@ class Controller:
                 return body  # already gone
             raise
         if not result["metadata"].get("deletionTimestamp"):
-            self.cache.put("VoiceAgent", result)  # never resurrect one whose deletion completes
+            self._remember("VoiceAgent", result)  # never resurrect one whose deletion completes
         return result
 
     # --- KnowledgeBase --------------------------------------------------------------------------
@@ -678,7 +814,7 @@ class Controller:
             else {**prev, "observedGeneration": obs.generation}
         )
         wrote |= await self.write_status("KnowledgeBase", body, status)
-        await self._transitions(body, prev, status, "Indexed")
+        self._transitions(body, prev, status, "Indexed")
         if job_outcome(job)[0] in ("Complete", "Failed") and job_name:
             await self._delete_superseded_jobs(ns, name, job_name)
         if blocking:

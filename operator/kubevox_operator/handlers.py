@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from . import contract
-from .controller import Controller
+from .controller import LISTED_KINDS, SERVICE_MONITOR_CRD, Controller
 from .kube import Kube
 
 log = logging.getLogger("kubevox.handlers")
@@ -28,12 +28,47 @@ OWNED = {
     "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
     "Job": ("batch", "v1", "jobs"),
+    # Watched from when its CRD exists (kopf notices CRDs appearing); it may never.
+    "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
 }
 PRIMARY = {
     "VoiceAgent": ("kubevox.dev", "v1alpha1", "voiceagents"),
     "KnowledgeBase": ("kubevox.dev", "v1alpha1", "knowledgebases"),
 }
 MANAGED_SELECTOR = f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY}"
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """With only event and index handlers kopf never reads a diff base; the default one deep-
+    copies every body on every event (the largest CPU cost of a creation burst)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
+class NoProgress(kopf.ProgressStorage):
+    """No handler of this operator has progress to keep (see NoDiffBase)."""
+
+    def fetch(self, *, key: Any, body: kopf.Body) -> None:
+        return None
+
+    def store(self, *, key: Any, record: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        return None
+
+    def purge(self, *, key: Any, body: kopf.Body, patch: kopf.Patch) -> None:
+        return None
+
+    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
+        return None
+
+    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        return essence
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
@@ -44,8 +79,32 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         on_event.__name__ = f"watch_{kind}"
         return on_event
 
+    def lister(kind: str) -> Any:
+        def index(body: kopf.Body, **_: Any) -> None:
+            # kopf runs no handler before every index is listed: before any reconcile, the
+            # cache holds all children (a miss then means "absent", no GET needed). Nothing
+            # is stored in kopf's own index.
+            if not controller.synced.is_set():
+                controller.cache.put(kind, dict(body))
+
+        index.__name__ = f"list_{kind}"
+        return index
+
     for kind, (group, version, plural) in {**PRIMARY, **OWNED}.items():
         kopf.on.event(group, version, plural, registry=registry, id=f"watch-{kind}")(watcher(kind))
+        if kind in LISTED_KINDS:
+            kopf.index(group, version, plural, registry=registry, id=f"list-{kind}")(lister(kind))
+
+    @kopf.on.event(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        field="metadata.name",
+        value=SERVICE_MONITOR_CRD,
+        registry=registry,
+    )
+    async def watch_service_monitor_crd(event: kopf.RawEvent, **_: Any) -> None:
+        controller.observe_crd(event.get("type"), dict(event["object"]))
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -53,6 +112,8 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         for group, version, plural in OWNED.values():
             settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
         settings.posting.enabled = False  # our own Events, for transitions only
+        settings.persistence.diffbase_storage = NoDiffBase()
+        settings.persistence.progress_storage = NoProgress()
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
         controller.start()

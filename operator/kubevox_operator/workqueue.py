@@ -3,12 +3,17 @@
 kopf is edge-triggered; every event on a VoiceAgent, KnowledgeBase or one of their children
 only enqueues the owner's key, and a worker reconciles the whole owner from the cache (level-
 based). A key queued twice runs once; a key changed while it runs runs again afterwards.
+
+Two lanes: ``urgent`` keys (a spec nobody has reconciled yet: someone waits for it) are taken
+before the rest (children's status following a rollout, resyncs), so a burst of creations is not
+queued behind the status updates of the agents created just before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,10 +35,14 @@ class WorkQueue:
         retry_max: float = 60.0,
     ) -> None:
         self._reconcile = reconcile
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        # One token per queued key; the key itself waits in its lane.
+        self._tokens: asyncio.Queue[None] = asyncio.Queue()
+        self._urgent: deque[Key] = deque()
+        self._normal: deque[Key] = deque()
         self._queued: set[Key] = set()
         self._running: set[Key] = set()
         self._dirty: set[Key] = set()
+        self._dirty_urgent: set[Key] = set()
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -51,13 +60,19 @@ class WorkQueue:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def add(self, key: Key) -> None:
+    def add(self, key: Key, *, urgent: bool = False) -> None:
         if key in self._running:
             self._dirty.add(key)
+            if urgent:
+                self._dirty_urgent.add(key)
         elif key not in self._queued:
             self._queued.add(key)
-            self._queue.put_nowait(key)
+            (self._urgent if urgent else self._normal).append(key)
+            self._tokens.put_nowait(None)
             QUEUE_DEPTH.set(len(self._queued))
+        elif urgent and key in self._normal:
+            self._normal.remove(key)  # promoted; its token stays
+            self._urgent.append(key)
 
     def add_after(self, key: Key, delay: float) -> None:
         old = self._timers.pop(key, None)
@@ -77,7 +92,8 @@ class WorkQueue:
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
+            await self._tokens.get()
+            key = self._urgent.popleft() if self._urgent else self._normal.popleft()
             self._queued.discard(key)
             QUEUE_DEPTH.set(len(self._queued))
             self._running.add(key)
@@ -106,7 +122,9 @@ class WorkQueue:
                 self._running.discard(key)
                 if key in self._dirty:
                     self._dirty.discard(key)
-                    self.add(key)
+                    urgent = key in self._dirty_urgent
+                    self._dirty_urgent.discard(key)
+                    self.add(key, urgent=urgent)
 
     def backoff(self, key: Key) -> float:
         """Delay for a retry of ``key`` that is not an exception (e.g. a Secret is missing)."""

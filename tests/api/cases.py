@@ -214,6 +214,16 @@ BAD_CASES = [
         "spec.embedding.credentials",
         spec__embedding={"provider": "openai"},
     ),
+    kb(
+        "local-embedding-unknown-model",
+        "spec.embedding.model",
+        spec__embedding={"provider": "local", "model": "bge-small-en-v1.5"},
+    ),
+    kb(
+        "local-embedding-with-dimensions",
+        "spec.embedding.dimensions",
+        spec__embedding={"provider": "local", "model": "all-MiniLM-L6-v2", "dimensions": 128},
+    ),
     kb("missing-store", "spec.store", spec__store=_DELETE),
     kb("refresh-interval-not-duration", "spec.refreshInterval", spec__refreshInterval="tomorrow"),
     kb(

@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubevox_devenv.controlplane import ControlPlane
+from kubevox_operator.api.knowledgebase import LOCAL_EMBEDDING_MODELS
 
 from .cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
 
@@ -75,6 +76,13 @@ def test_bad_input_is_refused_at_admission(api: client.ApiClient, case: BadCase)
     assert err.value.status in (400, 422), err.value.body
     message = json.loads(err.value.body)["message"]
     assert case.field in message, message
+
+
+@pytest.mark.parametrize("model", LOCAL_EMBEDDING_MODELS)
+def test_local_embedding_models_are_admitted(api: client.ApiClient, model: str) -> None:
+    obj = {**KNOWLEDGE_BASE, "metadata": {"name": f"local-{model.lower()}"}}
+    obj["spec"] = {**obj["spec"], "embedding": {"provider": "local", "model": model}}
+    assert _create(api, obj, dry_run=True)["spec"]["embedding"]["model"] == model
 
 
 def test_defaults_are_filled_in(api: client.ApiClient) -> None:

@@ -3,6 +3,7 @@ field named (the same table the API server must refuse, see test_admission.py)."
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from kubevox_operator.api import (
     render_runtime_config,
     secret_refs,
 )
+from kubevox_operator.api.knowledgebase import LOCAL_EMBEDDING_MODELS
 from pydantic import ValidationError
 
 from .cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
@@ -83,3 +85,17 @@ def test_knowledge_base_defaults() -> None:
     assert kb.spec.chunking.size_tokens > kb.spec.chunking.overlap_tokens
     assert kb.spec.embedding.provider == "local"
     assert kb.index_name == "kb-default-case"
+
+
+@pytest.mark.parametrize("model", [None, *LOCAL_EMBEDDING_MODELS])
+def test_local_embedding_accepts_its_two_models(model: str | None) -> None:
+    doc = copy.deepcopy(KNOWLEDGE_BASE)
+    doc["spec"]["embedding"] = {"provider": "local", **({"model": model} if model else {})}
+    assert KnowledgeBase.model_validate(doc).spec.embedding.model == model
+
+
+def test_openai_embedding_model_is_free() -> None:
+    doc = copy.deepcopy(KNOWLEDGE_BASE)
+    doc["spec"]["embedding"] = {"provider": "openai", "model": "all-MiniLM-L6-v2-static",
+                                "baseURL": "http://embeddings.example:8000/v1"}  # fmt: skip
+    assert KnowledgeBase.model_validate(doc).spec.embedding.model == "all-MiniLM-L6-v2-static"

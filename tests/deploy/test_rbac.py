@@ -108,6 +108,10 @@ DENIED = [
     ("delete", "nodes", ""),
     ("create", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("delete", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    # The ServiceMonitor CRD is only watched (it appears and goes at run time), never written.
+    ("patch", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("update", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("delete", "servicemonitors.monitoring.coreos.com", "clinic"),
     ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io", ""),
     ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", ""),
     ("update", "leases.coordination.k8s.io", "kube-system"),

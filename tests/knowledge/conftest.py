@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from kubevox_devenv.redis import RedisSearchServer, free_port
 
-from agent_runtime.knowledge import LocalEmbedder, connect
+from agent_runtime.knowledge import LocalEmbedder, StaticEmbedder, connect
 
 from .helpers import CuttableProxy
 
@@ -29,6 +29,14 @@ def redis_server() -> Iterator[RedisSearchServer]:
 def embedder() -> LocalEmbedder:
     emb = LocalEmbedder()
     emb.encode(["load the model once per session"])
+    return emb
+
+
+@pytest.fixture(scope="session")
+def static_embedder() -> StaticEmbedder:
+    """The static model; its matrix is built on demand (about a minute) if install did not."""
+    emb = StaticEmbedder()
+    emb.encode(["load the matrix once per session"])
     return emb
 
 

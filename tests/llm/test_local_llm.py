@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from livekit.agents import llm
 
@@ -91,3 +93,28 @@ async def test_works_as_a_fallback_target() -> None:
             if chunk.delta and chunk.delta.content:
                 text += chunk.delta.content
     assert "9" in text
+
+
+async def test_prewarm_primes_the_prompt_cache_for_the_first_turn() -> None:
+    from agent_runtime.agent import full_instructions
+    from agent_runtime.plugins.local_llm import prime_prompt_cache
+    from tests.runtime.knowledge_stub import KeywordStore
+    from tests.runtime.test_text_sessions import clinic_grounding, make_call
+
+    call = make_call(
+        {"llm": {"provider": "local", "baseURL": None, "model": None}, "greeting": None},
+        grounding=clinic_grounding(
+            KeywordStore({"hours.md": "The pharmacy opens on Saturdays at 9 am."})
+        ),
+    )
+    primed = prime_prompt_cache(full_instructions(call.agent._config), grounded=True)
+    usage: list[Any] = []  # livekit's LLMMetrics of each request
+    call.llm.on("metrics_collected", lambda m: usage.append(m))
+    async with call.session as session:
+        await session.start(call.agent)
+        await session.run(user_input="When does the pharmacy open on Saturdays?")
+    # The call's first turn found the instructions evaluated already (all but the chat
+    # template's last tokens before the caller's message).
+    assert primed > 20
+    assert usage
+    assert usage[0].prompt_cached_tokens >= primed - 8

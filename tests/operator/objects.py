@@ -109,3 +109,35 @@ def ingest_result(ok: bool = True, documents: int = 2, chunks: int = 5, message:
         "lastIndexedTime": "2026-01-01T00:00:00Z" if ok else None,
         "sourceErrors": [] if ok else [{"source": "faq", "message": "cannot parse"}],
     }
+
+
+def service_monitor_crd() -> Obj:
+    """The prometheus-operator ServiceMonitor CRD, cut to its identity (schema left open)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {
+                "kind": "ServiceMonitor",
+                "listKind": "ServiceMonitorList",
+                "plural": "servicemonitors",
+                "singular": "servicemonitor",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }

@@ -104,6 +104,9 @@ def test_operator_runs_as_its_service_account_with_no_wildcard(
     assert not can("delete", "deployments", "-n", namespace)
     assert not can("update", "voiceagents")
     assert not can("create", "pods", "-n", namespace)
+    # The ServiceMonitor CRD appearing at run time is watched, read only.
+    assert can("watch", "customresourcedefinitions.apiextensions.k8s.io")
+    assert not can("patch", "customresourcedefinitions.apiextensions.k8s.io")
 
 
 def test_operator_metrics_and_liveness(operator: OperatorProcess, namespace: str, kubectl: Kubectl):

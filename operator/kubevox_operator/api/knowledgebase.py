@@ -23,6 +23,11 @@ INDEX_NAME = r"^[a-zA-Z][a-zA-Z0-9_-]{0,62}$"
 
 SOURCE_KINDS = ("inline", "configMap", "secret", "url")
 
+# The two models the ``local`` embedding provider ships (see the ``Embedding.model`` docs).
+LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+LOCAL_STATIC_EMBEDDING_MODEL = "all-MiniLM-L6-v2-static"
+LOCAL_EMBEDDING_MODELS = (LOCAL_EMBEDDING_MODEL, LOCAL_STATIC_EMBEDDING_MODEL)
+
 
 class Source(KubeModel):
     """One document source: exactly one of inline, configMap, secret or url."""
@@ -76,12 +81,19 @@ class Embedding(KubeModel):
     """The model that turns passages and questions into vectors."""
 
     provider: Literal["local", "openai"] = "local"
-    """``local``: all-MiniLM-L6-v2 bundled in the image, no network (384 dimensions);
+    """``local``: a model bundled in the image, no network (see ``model``);
     ``openai``: the OpenAI embeddings API or a compatible server."""
     model: ShortString | None = None
-    """Embedding model (openai default: text-embedding-3-small)."""
+    """Embedding model. openai: any model of the API (default text-embedding-3-small).
+    local, one of two: ``all-MiniLM-L6-v2`` (default; the transformer, 384 dimensions: the best
+    retrieval quality, but about 20 passages of 256 tokens per second on 2 cores, so a large
+    knowledge base takes long to index, and about 5 ms per question) or ``all-MiniLM-L6-v2-static``
+    (distilled from it into one vector per token, 256 dimensions: indexes hundreds of passages
+    per second, limited by Redis, and embeds a question in well under a millisecond; somewhat
+    lower quality on paraphrased questions, mostly made up by the hybrid full-text search).
+    Changing the model re-indexes."""
     dimensions: int | None = Field(default=None, ge=8, le=4096)
-    """Vector size, for models that can shorten their vectors."""
+    """Vector size, for openai models that can shorten their vectors."""
     base_url: Annotated[str, StringConstraints(pattern=HTTP_URL, max_length=2048)] | None = Field(
         default=None, alias="baseURL"
     )
@@ -99,10 +111,18 @@ class Embedding(KubeModel):
             field_path=".credentials",
         ),
         Rule(
-            cel="self.provider != 'local' || (!has(self.model) && !has(self.dimensions))",
-            message="the local provider has one fixed model: unset model and dimensions",
-            check=lambda s: s.provider != "local" or (s.model is None and s.dimensions is None),
-            field_path=".provider",
+            cel="self.provider != 'local' || !has(self.dimensions)",
+            message="embedding.dimensions: the local provider's models have fixed sizes; unset it",
+            check=lambda s: s.provider != "local" or s.dimensions is None,
+            field_path=".dimensions",
+        ),
+        Rule(
+            cel="self.provider != 'local' || !has(self.model) || self.model in "
+            f"[{', '.join(repr(m) for m in LOCAL_EMBEDDING_MODELS)}]",
+            message="embedding.model for provider local must be "
+            + " or ".join(f"'{m}'" for m in LOCAL_EMBEDDING_MODELS),
+            check=lambda s: s.provider != "local" or s.model in (None, *LOCAL_EMBEDDING_MODELS),
+            field_path=".model",
         ),
     )
 

@@ -1,0 +1,95 @@
+"""The work queue's lanes and the controller's intake from the watches: no cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubevox_operator.builders import OperatorDefaults
+from kubevox_operator.controller import Controller, Settings, serves, status_only
+from kubevox_operator.workqueue import Key, WorkQueue
+
+Obj = dict[str, Any]
+
+
+async def test_urgent_keys_run_before_the_backlog_and_duplicates_run_once():
+    ran: list[Key] = []
+    gate, done = asyncio.Event(), asyncio.Event()
+
+    async def reconcile(key: Key) -> None:
+        await gate.wait()
+        ran.append(key)
+        if len(ran) == 4:
+            done.set()
+
+    q = WorkQueue(reconcile, workers=1)
+    q.start()
+    q.add(("VoiceAgent", "ns", "busy"))  # taken at once, then blocks the only worker
+    await asyncio.sleep(0)
+    for name in ("old1", "old2", "old1"):
+        q.add(("VoiceAgent", "ns", name))
+    q.add(("VoiceAgent", "ns", "new"), urgent=True)
+    q.add(("VoiceAgent", "ns", "old2"), urgent=True)  # promoted, still queued once
+    gate.set()
+    await asyncio.wait_for(done.wait(), 5)
+    await asyncio.sleep(0.05)  # nothing else runs
+    await q.stop()
+    assert [k[2] for k in ran] == ["busy", "new", "old2", "old1"]
+
+
+def test_serves_needs_an_established_crd_serving_the_version():
+    crd: Obj = {
+        "spec": {"versions": [{"name": "v1", "served": True}]},
+        "status": {"conditions": [{"type": "Established", "status": "True"}]},
+    }
+    assert serves(crd, "v1")
+    assert not serves(crd, "v2")
+    assert not serves({**crd, "status": {}}, "v1")  # just created, not served yet
+    assert not serves({**crd, "spec": {"versions": [{"name": "v1", "served": False}]}}, "v1")
+    assert not serves(None, "v1")
+    assert not serves({**crd, "metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}, "v1")
+
+
+def test_status_only_changes_are_told_from_drift():
+    dep: Obj = {"metadata": {"generation": 1, "labels": {"a": "1"}}, "status": {}}
+    assert status_only(dep, {**dep, "status": {"replicas": 1}})
+    assert not status_only(dep, {"metadata": {"generation": 2, "labels": {"a": "1"}}})
+    assert not status_only(dep, {"metadata": {"generation": 1, "labels": {"a": "2"}}})
+    assert not status_only(None, dep)  # new to the cache
+    assert not status_only({"metadata": {}}, {"metadata": {}})  # no generation: any change
+
+
+def agent(rv: str, generation: int = 1, observed: int | None = None) -> Obj:
+    meta = {"name": "va", "namespace": "ns", "resourceVersion": rv, "generation": generation}
+    return {
+        "metadata": meta,
+        "status": {"observedGeneration": observed} if observed is not None else {},
+    }
+
+
+async def test_the_echo_of_its_own_write_does_not_reconcile_again():
+    c = Controller(Settings(defaults=OperatorDefaults()))
+    key = ("VoiceAgent", "ns", "va")
+    c._remember("VoiceAgent", agent("7", observed=1))  # e.g. its status patch came back as rv 7
+    c.observe("VoiceAgent", "MODIFIED", agent("7", observed=1))
+    assert c.queue.idle()
+    c.observe("VoiceAgent", "MODIFIED", agent("8", observed=1))  # someone else's change
+    assert not c.queue.idle()
+    assert c.cache.get(*key)["metadata"]["resourceVersion"] == "8"
+
+
+async def test_the_service_monitor_crd_appearing_and_going_re_reconciles_every_agent():
+    c = Controller(Settings(defaults=OperatorDefaults()))
+    c.cache.put("VoiceAgent", agent("1", observed=1))
+    crd: Obj = {
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+        "spec": {"versions": [{"name": "v1", "served": True}]},
+        "status": {"conditions": [{"type": "Established", "status": "True"}]},
+    }
+    c.observe_crd("ADDED", crd)
+    assert c.defaults.service_monitor
+    assert not c.queue.idle()
+    c.cache.put("ServiceMonitor", {"metadata": {"name": "va", "namespace": "ns"}})
+    c.observe_crd("DELETED", crd)
+    assert not c.defaults.service_monitor
+    assert c.cache.get("ServiceMonitor", "ns", "va") is None  # gone with its CRD
