@@ -4,8 +4,8 @@ loud frame played out → first loud frame of the agent's reply received.
 
 Phases (each with its own worker, one call, ``--turns`` turns, the same question every turn):
 
-* ``offline-local``: the sample offline agent as shipped: Whisper tiny.en, local turn detector,
-  SmolLM2-135M (``local``), Piper; grounded by the sample KnowledgeBase in Redis.
+* ``offline-local``: the sample offline agent as shipped: Whisper tiny.en, turns ended on
+  silence (``vad``), SmolLM2-135M (``local``), Piper; grounded by the sample KnowledgeBase.
 * ``offline-scripted``: the same, with the LLM served by a scripted OpenAI-compatible server
   (instant, answers from the injected context).
 * ``cloud``: the real deepgram / openai / cartesia plugins against stand-ins of fixed latency
@@ -272,8 +272,8 @@ def write_doc(
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = {
-        "offline-local": "offline: whisper + turn model + SmolLM2-135M (`local`) + piper",
-        "offline-scripted": "offline: whisper + turn model + scripted OpenAI-compatible "
+        "offline-local": "offline: whisper + `vad` turns + SmolLM2-135M (`local`) + piper",
+        "offline-scripted": "offline: whisper + `vad` turns + scripted OpenAI-compatible "
         "server + piper",
         "cloud": "stand-ins: deepgram 150 ms + openai TTFT 300 ms + cartesia 150 ms, "
         "turn detection `vad`, worker on 1 CPU",
