@@ -269,7 +269,13 @@ async def settle(kube: Kube, audit: Path, ns: str, n: int, limit: float = 900) -
     return time.monotonic() - start
 
 
-def run_operator(kubeconfig: Path, ns: str, log: Path, liveness: str) -> subprocess.Popen[bytes]:
+OPERATOR_WORKERS = 16
+"""The operator's --workers default; --operator-workers changes it for an experiment."""
+
+
+def run_operator(
+    kubeconfig: Path, ns: str, log: Path, liveness: str, workers: int
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     return subprocess.Popen(
         [
@@ -285,6 +291,8 @@ def run_operator(kubeconfig: Path, ns: str, log: Path, liveness: str) -> subproc
             liveness,
             "--resync-seconds",
             str(RESYNC),
+            "--workers",
+            str(workers),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -292,7 +300,9 @@ def run_operator(kubeconfig: Path, ns: str, log: Path, liveness: str) -> subproc
     )
 
 
-async def bench(plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path) -> dict[str, Any]:
+async def bench(
+    plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path, workers: int
+) -> dict[str, Any]:
     admin = Kube(info(plane.kubeconfig))
     ns_op, ns_direct = f"op-{n}", f"direct-{n}"
     for ns in (ns_op, ns_direct):
@@ -305,7 +315,7 @@ async def bench(plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path) -> 
     direct_aftermath = await wait_rolled_out(admin, ns_direct, n)
 
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
-    proc = run_operator(sa_kubeconfig, ns_op, out / f"operator-{n}.log", liveness)
+    proc = run_operator(sa_kubeconfig, ns_op, out / f"operator-{n}.log", liveness, workers)
     try:
         await wait_live(liveness)
         await asyncio.sleep(1)  # watching, idle
@@ -369,6 +379,7 @@ def setup(plane: ControlPlane, workdir: Path) -> Path:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 500])
+    p.add_argument("--operator-workers", type=int, default=OPERATOR_WORKERS)
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kubevox-bench-"))
     plane = ControlPlane(workdir / "cp")
@@ -377,7 +388,7 @@ def main() -> int:
     try:
         sa = setup(plane, workdir)
         for n in args.sizes:
-            r = asyncio.run(bench(plane, sa, n, workdir))
+            r = asyncio.run(bench(plane, sa, n, workdir, args.operator_workers))
             print(json.dumps(r), flush=True)
             results.append(r)
     finally:
