@@ -15,7 +15,8 @@ from .api import CONFIG_FILE
 ACTIVE_CALLS_METRIC: Final = "kubevox_active_calls"
 """Pods metric the HorizontalPodAutoscaler scales on (exported by the worker on METRICS_PORT)."""
 HEALTH_PORT: Final = 8081
-"""LiveKit Agents' health server: ``/`` answers 200 while the worker is registered."""
+"""LiveKit Agents' health server: ``/`` answers 503 once the connection to LiveKit has failed
+(and 200 already in the moment before registration: ``kubevox_worker_registered`` is exact)."""
 HEALTH_PORT_NAME: Final = "health"
 METRICS_PORT: Final = 9100
 """Prometheus exposition of the worker (``/metrics``)."""
