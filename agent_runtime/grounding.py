@@ -97,7 +97,7 @@ class Grounding:
     ) -> tuple[str | None, list[RetrievedChunk]]:
         """The caller's last question and the chunks retrieved for it (None: no new question,
         e.g. the turn after a tool call)."""
-        query = _last_user_text(chat_ctx)
+        query = last_user_text(chat_ctx)
         if query is None:
             return None, []
         return query, await self.retrieve(query)
@@ -126,7 +126,8 @@ def with_context(chat_ctx: llm.ChatContext, chunks: Sequence[RetrievedChunk]) ->
     return grounded
 
 
-def _last_user_text(chat_ctx: llm.ChatContext) -> str | None:
+def last_user_text(chat_ctx: llm.ChatContext) -> str | None:
+    """The caller's question this reply answers (None: the turn after a tool call)."""
     for item in reversed(chat_ctx.items):
         if item.type == "message" and item.role == "user":
             return item.text_content or ""

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 from livekit.agents import llm
 
-from .grounding import Grounding, RetrievedChunk, _last_user_text
+from .grounding import Grounding, RetrievedChunk, last_user_text
 
 KEEP = 4
 """Lookups kept: the current turn's attempts (each final re-keys it) and a preemptive one."""
@@ -79,7 +79,7 @@ class RetrievalPrefetch:
         self, chat_ctx: llm.ChatContext
     ) -> tuple[str | None, list[RetrievedChunk]]:
         """As :meth:`Grounding.context_for`, answered by a prefetched lookup when one matches."""
-        query = _last_user_text(chat_ctx)
+        query = last_user_text(chat_ctx)
         if query is None:
             return None, []
         task = self._fresh(_key(query))

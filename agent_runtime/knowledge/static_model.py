@@ -102,13 +102,9 @@ def find() -> Path | None:
 
 def token_outputs(token_ids: Sequence[int], threads: int = 2) -> Matrix:
     """The transformer's output at each token's own position, for ``[CLS] token [SEP]``."""
-    import onnxruntime as ort
+    from .embedders import minilm_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(_source_model()), opts, providers=["CPUExecutionProvider"])
+    session = minilm_session(threads)
     ids = np.asarray(token_ids, np.int64)
     out = np.zeros((len(ids), 384), np.float32)
     for b in range(0, len(ids), _BATCH):

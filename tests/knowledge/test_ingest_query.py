@@ -20,6 +20,12 @@ HOTEL = [
     {"name": "wifi", "inline": "# Internet\n\nThe wifi network is called HotelGuest and the "
      "password is printed on your key card sleeve."},
 ]  # fmt: skip
+HOTEL_QUESTIONS = {
+    "where can I charge my electric car?": "parking",
+    "what's the wifi password": "wifi",
+    "is there something vegan in the morning?": "breakfast",
+}
+"""Questions about HOTEL and the source that answers each."""
 
 
 async def changes(client: aioredis.Redis) -> int:
@@ -41,12 +47,7 @@ async def test_ingest_then_query_returns_the_answering_chunk(
     assert {"contentHash", "documents", "chunks", "durationSeconds", "sourceErrors"} <= set(status)
 
     retriever = Retriever(client, index_name, embedder)
-    cases = {
-        "where can I charge my electric car?": "parking",
-        "what's the wifi password": "wifi",
-        "is there something vegan in the morning?": "breakfast",
-    }
-    for question, source in cases.items():
+    for question, source in HOTEL_QUESTIONS.items():
         for mode in ("hybrid", "vector"):
             top = await retriever.retrieve(question, top_k=2, mode=mode)  # type: ignore[arg-type]
             assert top[0].source == source, (question, mode, top)

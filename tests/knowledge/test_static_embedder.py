@@ -24,7 +24,7 @@ from agent_runtime.knowledge import static_model as sm
 from agent_runtime.knowledge.store import meta_key
 
 from .helpers import make_kb
-from .test_ingest_query import HOTEL
+from .test_ingest_query import HOTEL, HOTEL_QUESTIONS
 
 TRIPLES = [
     ("When does the pharmacy open?", "The pharmacy opens at 9 am on weekdays.",
@@ -117,12 +117,7 @@ async def test_ingest_and_retrieve_with_the_static_model(
     meta = await client.hgetall(meta_key(index_name))  # type: ignore[misc]
     assert int(meta[b"dimensions"]) == static_embedder.dimensions
     retriever = Retriever(client, index_name, static_embedder)
-    cases = {
-        "where can I charge my electric car?": "parking",
-        "what's the wifi password": "wifi",
-        "is there something vegan in the morning?": "breakfast",
-    }
-    for question, source in cases.items():
+    for question, source in HOTEL_QUESTIONS.items():
         for mode in ("hybrid", "vector"):
             top = await retriever.retrieve(question, top_k=2, mode=mode)  # type: ignore[arg-type]
             assert top[0].source == source, (question, mode, top)
