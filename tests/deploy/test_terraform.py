@@ -36,17 +36,7 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 
 def _tf(cwd: Path, env: dict[str, str], *args: str, timeout: float = 600) -> Any:
-    import subprocess
-
-    return subprocess.run(
-        [str(terraform()), *args, "-no-color"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run([terraform(), *args, "-no-color"], cwd=cwd, env=env, timeout=timeout)
 
 
 def test_terraform_is_formatted() -> None:

@@ -74,6 +74,7 @@ def run(
     cwd: Path | None = None,
     timeout: float = 300,
     input: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(a) for a in argv],
@@ -82,5 +83,6 @@ def run(
         timeout=timeout,
         cwd=cwd,
         input=input,
+        env=env,
         check=False,
     )
