@@ -66,6 +66,12 @@ class Grounding:
     def outages(self) -> frozenset[str]:
         return frozenset(self._down)
 
+    async def warm(self) -> None:
+        """Let each retriever that can connect and load what it needs before the first
+        question (it runs while the agent greets the caller)."""
+        warms = [w() for s in self._sources if (w := getattr(s.retriever, "warm", None))]
+        await asyncio.gather(*warms, return_exceptions=True)
+
     async def _one(self, src: KnowledgeSource, query: str) -> list[RetrievedChunk]:
         try:
             chunks = await asyncio.wait_for(src.retriever.retrieve(query, src.top_k), self._timeout)

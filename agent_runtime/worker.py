@@ -118,11 +118,14 @@ async def entrypoint(ctx: JobContext) -> None:
         namespace=config.namespace,
         log_transcripts=config.spec.log_transcripts,
     )
+    grounding = build_grounding(config)
+    # The knowledge bases' connections and common terms load while the agent greets.
+    warming = asyncio.create_task(grounding.warm()) if grounding is not None else None
     call = build_call(
         config,
         record=record,
         controls=RoomControls(ctx, caller),
-        grounding=build_grounding(config),
+        grounding=grounding,
         vad_model=ctx.proc.userdata["vad"],
     )
     done = asyncio.Event()
@@ -141,6 +144,8 @@ async def entrypoint(ctx: JobContext) -> None:
         room_options=room_io.RoomOptions(participant_identity=caller.identity),
     )
     await done.wait()
+    if warming is not None:
+        warming.cancel()  # a call shorter than the warm-up
     ctx.shutdown(reason=record.outcome or "session closed")
 
 

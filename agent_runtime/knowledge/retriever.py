@@ -1,11 +1,14 @@
 """Hybrid retrieval at every user turn: BM25 full text and vector KNN, fused by reciprocal rank.
 
 Both searches go to Redis in one MULTI/EXEC: one round trip, and both see the same index
-version even while an ingestion switches the alias. The query is embedded once, before.
+version even while an ingestion switches the alias. The query is embedded once, before. The
+same transaction reads the live version's id; when it changes, the retriever fetches that
+version's common terms (``terms``) once, for the next queries.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,27 +22,13 @@ from .embedders import Embedder, Vectors
 from .errors import RetrievalError
 from .models import Chunk
 from .redis_conn import connect
-from .store import RETURN_FIELDS
+from .store import RETURN_FIELDS, meta_key
+from .terms import decode_common, text_query
 
 Mode = Literal["hybrid", "vector", "text"]
+log = logging.getLogger("kubevox.knowledge")
 
 RRF_K = 60
-# Question words and fillers that match everything in a BM25 OR-query.
-_STOP_WORDS = """
-a an and are as at be but by can could do does did for from had has have how i
-if in into is it its me my no not of on or our please should so such tell than
-that the their them then there these they this to up us was we were what when
-where which who whom why will with would you your yours about any some
-"""
-_STOP = frozenset(_STOP_WORDS.split())
-_WORD = re.compile(r"[A-Za-z0-9]+")
-
-
-def text_query(question: str) -> str | None:
-    """A RediSearch OR-query of the question's content words, or None if it has none."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(question)))
-    terms = [w for w in words if w not in _STOP and len(w) > 1]
-    return "|".join(terms) if terms else None
 
 
 def _tag_filter(sources: Iterable[str] | None) -> str:
@@ -76,6 +65,8 @@ class Retriever:
         self.embedder = embedder
         self.default_top_k = default_top_k
         self.default_min_score = default_min_score
+        self._version: bytes | str | None = None
+        self._common: dict[str, int] = {}
 
     @classmethod
     def from_url(
@@ -126,7 +117,7 @@ class Retriever:
         tags = _tag_filter(sources)
         ret = [*RETURN_FIELDS, "vector"]
         pipe = self.r.pipeline(transaction=True)
-        text_q = text_query(query) if mode != "vector" else None
+        text_q = text_query(query, self._common) if mode != "vector" else None
         if text_q is not None:
             q = f"@text:({text_q}) {tags}".strip()
             pipe.execute_command(
@@ -144,8 +135,11 @@ class Retriever:
             )  # fmt: skip
         if not len(pipe):
             return {}
+        pipe.hget(meta_key(self.index), "version")
         try:
-            replies = await pipe.execute()
+            *replies, version = await pipe.execute()
+            if version != self._version:
+                await self._load_common_terms()
         except ResponseError as exc:
             if "no such index" in str(exc).lower():
                 raise RetrievalError(f"knowledge base index {self.index!r} does not exist") from exc
@@ -166,6 +160,19 @@ class Retriever:
                 hit.vector_rank = rank
                 hit.similarity = 1.0 - float(fields.get("dist", "1"))
         return hits
+
+    async def warm(self) -> None:
+        """Connect and learn the live version's common terms before the first question (a
+        call's retriever is new; its first query would otherwise run unpruned)."""
+        try:
+            await self._load_common_terms()
+        except (RedisError, OSError) as exc:
+            log.info("knowledge base %s not reachable yet: %s", self.index, exc)
+
+    async def _load_common_terms(self) -> None:
+        raw = await self.r.hmget(meta_key(self.index), ["version", "common_terms"])
+        # Keyed by the version read with them: a switch in between is caught next time.
+        self._version, self._common = raw[0], decode_common(raw[1])
 
     @staticmethod
     def _fuse(hits: dict[str, _Hit], k: int, floor: float, mode: Mode) -> list[Chunk]:

@@ -5,8 +5,8 @@ a rebuild of the same content never touches the live keys):
 
 - index ``A--V`` over hashes ``kv:A:V:<n>`` (text, title, source and document tags, an HNSW
   vector) — agents query the alias ``A``, never a versioned name;
-- ``kv:A:meta``: the live version's hash, counts and model, written in the same MULTI as the
-  alias switch so both change together;
+- ``kv:A:meta``: the live version's hash, counts, model and common terms (``terms``), written in
+  the same MULTI as the alias switch so all change together;
 - ``kv:A:versions``: every version ever started, so leftovers of a crashed or cut-off ingestion
   are found and removed by the next one.
 
@@ -31,6 +31,7 @@ from .embedders import Vectors
 from .errors import StoreError
 from .models import ChunkRecord
 from .redis_conn import command
+from .terms import COMMON_TERM_DOCS, common_terms, encode_common
 
 WRITE_BATCH = 256
 RETURN_FIELDS = ("text", "source", "title", "document", "position", "chunk_id")
@@ -67,9 +68,12 @@ def _s(value: bytes | str | None) -> str:
 
 
 class KnowledgeStore:
-    def __init__(self, client: aioredis.Redis, alias: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, alias: str, common_term_docs: int = COMMON_TERM_DOCS
+    ) -> None:
         self.r = client
         self.alias = alias
+        self.common_term_docs = common_term_docs
 
     async def live(self) -> LiveVersion | None:
         """The version the alias serves, or None if there is none (or it is incomplete)."""
@@ -123,6 +127,7 @@ class KnowledgeStore:
         index = index_for(self.alias, version)
         prefix = key_prefix(self.alias, version)
         live = await self.live()
+        common = encode_common(common_terms((c.text for c in chunks), self.common_term_docs))
         try:
             await self.r.sadd(versions_key(self.alias), version)
             await self._create_index(index, prefix, vectors.shape[1])
@@ -142,6 +147,7 @@ class KnowledgeStore:
                     "model_id": model_id,
                     "dimensions": int(vectors.shape[1]),
                     "indexed_at": f"{time.time():.3f}",
+                    "common_terms": common,
                 },
             )
             await tx.execute()
