@@ -187,9 +187,21 @@ def pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
-async def direct_apply(kube: Kube, ns: str, n: int) -> float:
-    """Lower bound: the same children, applied by one client, from VoiceAgents that exist."""
+def plane_cpu(plane: ControlPlane) -> dict[str, float]:
+    """CPU seconds used so far by each control-plane process (etcd, API server, controllers)."""
+    return {proc.name: proc_stats(proc.pid)[0] for proc in plane.processes}
+
+
+def cpu_since(plane: ControlPlane, before: dict[str, float]) -> dict[str, float]:
+    return {k: round(v - before[k], 2) for k, v in plane_cpu(plane).items()}
+
+
+async def direct_apply(kube: Kube, ns: str, n: int) -> tuple[float, float]:
+    """Lower bound: the same children, applied by one client, from VoiceAgents that exist.
+    Returns (seconds the applies took, seconds the VoiceAgents' creation took before them)."""
+    t = time.monotonic()
     await create_all(kube, [agent(f"d{i}", ns) for i in range(n)])
+    create_s = time.monotonic() - t
     items = (await kube.request("GET", f"/apis/kubevox.dev/v1alpha1/namespaces/{ns}/voiceagents"))[
         "items"
     ]
@@ -199,7 +211,7 @@ async def direct_apply(kube: Kube, ns: str, n: int) -> float:
         objs.extend(kids.objects)
     start = time.monotonic()
     await asyncio.gather(*(kube.apply(o) for o in objs))
-    return time.monotonic() - start
+    return time.monotonic() - start, create_s
 
 
 async def wait_live(url: str) -> None:
@@ -309,7 +321,9 @@ async def bench(
         plane.kubectl_run("create", "namespace", ns)
         for s in secrets(ns):
             await admin.request("POST", f"/api/v1/namespaces/{ns}/secrets", s)
-    direct = await direct_apply(admin, ns_direct, n)
+    cpu_before = plane_cpu(plane)
+    direct, direct_create = await direct_apply(admin, ns_direct, n)
+    direct_plane_cpu = cpu_since(plane, cpu_before)
     # The operator starts in a cluster as quiet as the direct apply did: the controller-manager
     # is done with the direct namespace's ReplicaSets, pods and HPAs first.
     direct_aftermath = await wait_rolled_out(admin, ns_direct, n)
@@ -324,9 +338,11 @@ async def bench(
         watching = asyncio.Event()
         statuses = asyncio.create_task(wait_statuses(admin, ns_op, n, 300, watching))
         await watching.wait()
+        cpu_before = plane_cpu(plane)
         start = time.monotonic()
         created = await create_all(admin, [agent(f"a{i}", ns_op) for i in range(n)])
         seen = await statuses
+        op_plane_cpu = cpu_since(plane, cpu_before)
         total = max(seen.values()) - start if len(seen) == n else float("nan")
         per_agent = [seen[k] - created[k] for k in seen if k in created]
         cpu1, rss = proc_stats(proc.pid)
@@ -347,6 +363,10 @@ async def bench(
         "p50_s": round(pct(per_agent, 50), 3),
         "p95_s": round(pct(per_agent, 95), 3),
         "direct_s": round(direct, 3),
+        "direct_create_s": round(direct_create, 3),
+        # Control-plane CPU during the direct creates + applies, and during the operator's run.
+        "direct_plane_cpu_s": direct_plane_cpu,
+        "operator_plane_cpu_s": op_plane_cpu,
         "ratio": round(total / direct, 2),
         "cpu_s": round(cpu1 - cpu0, 2),
         "peak_rss_mb": round(rss / 2**20, 1),

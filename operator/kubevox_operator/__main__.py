@@ -7,6 +7,7 @@ import asyncio
 import os
 import random
 import sys
+from collections.abc import Callable
 
 import kopf
 
@@ -86,6 +87,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed: the operator is mostly event-loop work (watch events,
+    requests); with it a burst of 500 new agents costs the operator 30 % less CPU
+    (docs/benchmarks.md, "Operator")."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.setup(args.log_level, args.log_format)
@@ -101,17 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     registry = kopf.OperatorRegistry()
     register(registry, controller)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            clusterwide=not args.namespace,
-            namespaces=args.namespace,
-            standalone=args.standalone,
-            peering_name=None if args.standalone else args.peering,
-            priority=args.priority if args.priority is not None else random.randint(1, 2**30),
-            liveness_endpoint=args.liveness or None,
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(
+            kopf.operator(
+                registry=registry,
+                clusterwide=not args.namespace,
+                namespaces=args.namespace,
+                standalone=args.standalone,
+                peering_name=None if args.standalone else args.peering,
+                priority=args.priority if args.priority is not None else random.randint(1, 2**30),
+                liveness_endpoint=args.liveness or None,
+            )
         )
-    )
     return 0
 
 

@@ -10,6 +10,7 @@ from .metrics import MANAGED_OBJECTS
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
+LabelKey = tuple[str, str, str, str]  # (kind, namespace, label, value)
 
 
 def _rv(obj: Obj) -> int:
@@ -24,6 +25,9 @@ class Cache:
 
     def __init__(self) -> None:
         self._store: dict[str, dict[Key, Obj]] = defaultdict(dict)
+        # Names by label value: an agent's pods are found without scanning every pod (a scan
+        # per reconcile made a burst of N agents cost N² in the profile).
+        self._by_label: dict[LabelKey, set[str]] = defaultdict(set)
 
     def put(self, kind: str, obj: Obj) -> None:
         meta = obj.get("metadata", {})
@@ -37,12 +41,26 @@ class Cache:
         ):
             return
         meta.pop("managedFields", None)
+        if old is not None:
+            self._unindex(kind, key, old)
         self._store[kind][key] = obj
+        for label, value in (meta.get("labels") or {}).items():
+            self._by_label[kind, key[0], label, value].add(key[1])
         MANAGED_OBJECTS.labels(kind=kind).set(len(self._store[kind]))
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
-        self._store[kind].pop((namespace, name), None)
+        old = self._store[kind].pop((namespace, name), None)
+        if old is not None:
+            self._unindex(kind, (namespace, name), old)
         MANAGED_OBJECTS.labels(kind=kind).set(len(self._store[kind]))
+
+    def _unindex(self, kind: str, key: Key, obj: Obj) -> None:
+        for label, value in (obj.get("metadata", {}).get("labels") or {}).items():
+            names = self._by_label.get((kind, key[0], label, value))
+            if names is not None:
+                names.discard(key[1])
+                if not names:
+                    del self._by_label[kind, key[0], label, value]
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self._store[kind].get((namespace, name))
@@ -53,8 +71,6 @@ class Cache:
                 yield obj
 
     def with_label(self, kind: str, namespace: str, label: str, value: str) -> list[Obj]:
-        return [
-            o
-            for o in self.items(kind, namespace)
-            if o.get("metadata", {}).get("labels", {}).get(label) == value
-        ]
+        store = self._store[kind]
+        names = sorted(self._by_label.get((kind, namespace, label, value), ()))
+        return [store[namespace, n] for n in names]

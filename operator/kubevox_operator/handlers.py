@@ -80,12 +80,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         return on_event
 
     def lister(kind: str) -> Any:
-        def index(body: kopf.Body, **_: Any) -> None:
+        # async: kopf runs a plain function in its thread pool, a hop per event for nothing.
+        async def index(body: kopf.Body, **_: Any) -> None:
             # kopf runs no handler before every index is listed: before any reconcile, the
             # cache holds all children (a miss then means "absent", no GET needed). Nothing
             # is stored in kopf's own index.
-            if not controller.synced.is_set():
-                controller.cache.put(kind, dict(body))
+            controller.cache.put(kind, dict(body))
 
         index.__name__ = f"list_{kind}"
         return index
@@ -93,7 +93,16 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     for kind, (group, version, plural) in {**PRIMARY, **OWNED}.items():
         kopf.on.event(group, version, plural, registry=registry, id=f"watch-{kind}")(watcher(kind))
         if kind in LISTED_KINDS:
-            kopf.index(group, version, plural, registry=registry, id=f"list-{kind}")(lister(kind))
+            kopf.index(
+                group,
+                version,
+                plural,
+                registry=registry,
+                id=f"list-{kind}",
+                # Only the initial listing fills the cache through here; afterwards the filter
+                # spares kopf a handler invocation per event (9 % of a burst's profile).
+                when=lambda **_: not controller.synced.is_set(),
+            )(lister(kind))
 
     @kopf.on.event(
         "apiextensions.k8s.io",
