@@ -89,8 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where it is installed: the operator is mostly event-loop work (watch events,
-    requests); with it a burst of 500 new agents costs the operator 30 % less CPU
-    (docs/benchmarks.md, "Operator")."""
+    requests); with it a burst of 500 new agents costs the operator a fifth to a third less
+    CPU (docs/benchmarks.md, "Operator")."""
     try:
         import uvloop
     except ImportError:
