@@ -124,6 +124,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.progress_storage = NoProgress()
         settings.watching.server_timeout = 300
+        # When the ServiceMonitor CRD is deleted, its watch stream ends and kopf reconnects
+        # after this pause; a reconnect that comes before kopf has noticed the CRD's deletion
+        # gets a 404, which kopf treats as fatal (the operator exited; seen in CI). 2 s instead
+        # of 0.1 s lets the deletion be noticed first; other reconnects (every server_timeout,
+        # or after an error) just start 2 s later, re-listing what happened meanwhile.
+        settings.watching.reconnect_backoff = 2.0
         settings.networking.request_timeout = 60
         controller.start()
 
