@@ -19,7 +19,7 @@ from typing import Protocol
 from livekit.agents import llm
 
 from . import metrics
-from .grounding_guard import _HEADING, key_terms, sentences
+from .grounding_guard import HEADING, key_terms, sentences
 
 log = logging.getLogger("kubevox.grounding")
 
@@ -180,7 +180,7 @@ def _passage_sentences(passages: Sequence[str]) -> list[_Sentence]:
         heading: frozenset[str] = frozenset()
         position = 0
         for line in passage.splitlines():
-            if _HEADING.search(line):  # the guard's notion of a heading or breadcrumb
+            if HEADING.search(line):  # the guard's notion of a heading or breadcrumb
                 heading = _stems(line)
                 continue
             for text in sentences(line):

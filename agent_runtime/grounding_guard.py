@@ -26,7 +26,7 @@ _SENTENCE_END = re.compile(
 )
 """A sentence ends at . ! or ? followed by a space (not after "Dr." and the like), or at a line
 break."""
-_HEADING = re.compile(r"^\s*#|\s>\s")
+HEADING = re.compile(r"^\s*#|\s>\s")
 """A Markdown heading or a breadcrumb ("Clinic > Parking"): context for the lines below it."""
 _NOT_A_SENTENCE = re.compile(r"^.*[^.!?\"')\s]\s*$")
 """A line that does not end like a sentence (a title, a list item): evidence, but never quoted
@@ -177,7 +177,7 @@ def _passage_sentences(passages: Sequence[str], quotable: bool = False) -> list[
     out = []
     for passage in passages:
         for line in passage.splitlines():
-            if _HEADING.search(line) or (quotable and _NOT_A_SENTENCE.match(line)):
+            if HEADING.search(line) or (quotable and _NOT_A_SENTENCE.match(line)):
                 continue
             out += sentences(line)
     return out

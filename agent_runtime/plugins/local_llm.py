@@ -142,13 +142,20 @@ class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
         messages = _one_system_message([_text_only(m) for m in messages])
         if passages:
             messages = _with_excerpts(messages, passages, self._context_budget)
-        return {
-            "messages": messages,
-            "max_tokens": self._max_tokens,
-            "temperature": self._temperature,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        return _completion(messages, self._max_tokens, self._temperature)
+
+
+def _completion(
+    messages: list[dict[str, Any]], max_tokens: int, temperature: float
+) -> dict[str, Any]:
+    """A streamed chat-completion request for llama.cpp, reporting usage (cached tokens)."""
+    return {
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
 
 
 def _text_only(message: dict[str, Any]) -> dict[str, Any]:
@@ -226,13 +233,9 @@ def prime_prompt_cache(
     a call finds it in llama.cpp's prompt cache instead of paying ~4 ms per token (~0.5 s for
     typical instructions on 2 cores) before its first word. Returns the prompt's tokens."""
     system = grounded_system_prompt(instructions) if grounded else instructions
-    request = {
-        "messages": [{"role": "system", "content": system}, {"role": "user", "content": "Hi"}],
-        "max_tokens": 1,
-        "temperature": 0.0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+    request = _completion(
+        [{"role": "system", "content": system}, {"role": "user", "content": "Hi"}], 1, 0.0
+    )
     prompt_tokens = 0
 
     def on_chunk(chunk: dict[str, Any]) -> bool:
