@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from livekit.agents import llm
 
 from agent_runtime.grounding import (
@@ -13,6 +11,7 @@ from agent_runtime.grounding import (
     format_context,
     with_context,
 )
+from tests.runtime.knowledge_stub import Chunk
 
 HOURS = (
     "Riverside Family Clinic: visiting us > Opening hours\n"
@@ -24,13 +23,6 @@ PARKING = (
     "Patients park for free in the underground garage for up to two hours. The entrance is on "
     "Elm Street."
 )
-
-
-@dataclass(frozen=True)
-class Chunk:
-    text: str
-    source: str = "doc"
-    score: float = 1.0
 
 
 def test_keeps_the_sentence_that_matches_within_a_small_budget() -> None:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from livekit.agents import llm
 
 from agent_runtime.grounding import estimate_tokens, with_context
 from agent_runtime.plugins.local_llm import EXCERPTS_HEADER, LocalLLM
+from tests.runtime.knowledge_stub import Chunk
 
 INSTRUCTIONS = "You are the front desk of Riverside Family Clinic."
 HOURS = (
@@ -18,13 +17,6 @@ HOURS = (
 PARKING = (
     "Visiting us > Parking\nPatients park for free in the underground garage for up to two hours."
 )
-
-
-@dataclass(frozen=True)
-class Chunk:
-    text: str
-    source: str = "doc"
-    score: float = 1.0
 
 
 def _turn(history: list[tuple[str, str]], question: str, chunks: list[str]) -> llm.ChatContext:

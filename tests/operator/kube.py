@@ -71,6 +71,24 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) ->
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def delete_and_wait_recreated(
+    k: Kubectl, kind: str, name: str, ns: str, timeout: float = 30.0
+) -> Obj:
+    """Delete a child behind the operator's back; the operator's copy that replaces it."""
+    old = k.get(kind, name, ns)
+    assert old is not None, f"{kind} {ns}/{name} not there to delete"
+    k("delete", kind, name, "-n", ns)
+    return wait_for(
+        f"{kind} {name} recreated",
+        lambda: (
+            new
+            if (new := k.get(kind, name, ns)) and new["metadata"]["uid"] != old["metadata"]["uid"]
+            else None
+        ),
+        timeout,
+    )
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .kube import Kubectl, condition, wait_for
+from .kube import Kubectl, condition, delete_and_wait_recreated, wait_for
 from .objects import secrets, service_monitor_crd, voice_agent
 from .operator_process import SA_USER, OperatorProcess, audit_writes, wait_quiet
 
@@ -36,15 +36,7 @@ def test_service_monitor_follows_its_crd_at_runtime(
         assert sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "mon"
 
         # Now watched like every child: deleted behind the operator's back, it comes back.
-        uid = sm["metadata"]["uid"]
-        kubectl("delete", "servicemonitor", "mon", "-n", namespace)
-        wait_for(
-            "the ServiceMonitor recreated",
-            lambda: (
-                (s := kubectl.get("servicemonitor", "mon", namespace))
-                and s["metadata"]["uid"] != uid
-            ),
-        )
+        delete_and_wait_recreated(kubectl, "servicemonitor", "mon", namespace)
         # An idle resync neither re-applies it nor reads it as missing (once the HPA has been
         # evaluated: its first conditions are a real status change of the agent).
         wait_for(

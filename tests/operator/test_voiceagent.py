@@ -8,7 +8,7 @@ import pytest
 from kubevox_operator.api import AgentRuntimeConfig
 from kubevox_operator.contract import ACTIVE_CALLS_ANNOTATION, CONFIG_HASH_ANNOTATION
 
-from .kube import Kubectl, condition, make_pods_ready, wait_for
+from .kube import Kubectl, condition, delete_and_wait_recreated, make_pods_ready, wait_for
 from .objects import secrets, voice_agent
 from .operator_process import OperatorProcess
 
@@ -233,17 +233,8 @@ def test_instructions_change_rolls_the_pods_scaling_change_does_not(
 def test_drift_is_repaired(kubectl: Kubectl, namespace: str):
     kubectl.apply(secrets(namespace))
     kubectl.apply(voice_agent("ava", namespace))
-    kids = all_children(kubectl, "ava", namespace)
-    old_uid = kids["service"]["metadata"]["uid"]
-    kubectl("delete", "service", "ava-metrics", "-n", namespace)
-    wait_for(
-        "the Service back",
-        lambda: (
-            (s := kubectl.get("service", "ava-metrics", namespace))
-            and s["metadata"]["uid"] != old_uid
-        ),
-        timeout=10,
-    )
+    all_children(kubectl, "ava", namespace)
+    delete_and_wait_recreated(kubectl, "service", "ava-metrics", namespace, timeout=10)
     kubectl(
         "patch",
         "hpa",

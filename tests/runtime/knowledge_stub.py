@@ -15,9 +15,11 @@ import redis.asyncio as aioredis
 
 @dataclass(frozen=True)
 class Chunk:
+    """A retrieved chunk (grounding's ``RetrievedChunk``), for stores and hand-made contexts."""
+
     text: str
-    source: str
-    score: float
+    source: str = "doc"
+    score: float = 1.0
 
 
 def _words(s: str) -> set[str]:
