@@ -176,10 +176,7 @@ class Controller:
         key = (kind, ns, name)
         old = self.cache.get(kind, ns, name)
         if event_type == "DELETED":
-            self.cache.delete(kind, ns, name)
-            self._applied.pop(key, None)
-            self._wrote.pop(key, None)
-            self._fresh.pop(key, None)
+            self._forget(key)
         elif event_type is not None and self._wrote.get(key) == meta.get("resourceVersion"):
             # The watch echoing the operator's own write: the reconcile that made it saw it.
             del self._wrote[key]
@@ -223,12 +220,17 @@ class Controller:
         log.info("ServiceMonitor CRD %s", "present" if present else "gone")
         if not present:  # they went with their CRD, and kopf stops their watch without events
             for sm in list(self.cache.items("ServiceMonitor")):
-                key = ("ServiceMonitor", sm["metadata"]["namespace"], sm["metadata"]["name"])
-                self.cache.delete(*key)
-                self._applied.pop(key, None)
-                self._fresh.pop(key, None)
+                meta = sm["metadata"]
+                self._forget(("ServiceMonitor", meta["namespace"], meta["name"]))
         for va in self.cache.items("VoiceAgent"):
             self.queue.add(("VoiceAgent", va["metadata"]["namespace"], va["metadata"]["name"]))
+
+    def _forget(self, key: tuple[str, str, str]) -> None:
+        """An object gone from the cluster: nothing about it is kept."""
+        self.cache.delete(*key)
+        self._applied.pop(key, None)
+        self._wrote.pop(key, None)
+        self._fresh.pop(key, None)
 
     def _agents_using(self, ns: str, kb: str) -> list[str]:
         return [
