@@ -11,6 +11,9 @@ from .metrics import MANAGED_OBJECTS
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 LabelKey = tuple[str, str, str, str]  # (kind, namespace, label, value)
+UNREAD = {"Pod": ("spec",)}
+"""Parts of a kind's objects the controller never reads, not kept: a pod's status and metadata
+say all it needs (readiness, active calls, a Job's result), its spec is most of its bytes."""
 
 
 def _rv(obj: Obj) -> int:
@@ -41,6 +44,8 @@ class Cache:
         ):
             return
         meta.pop("managedFields", None)
+        for part in UNREAD.get(kind, ()):
+            obj.pop(part, None)
         if old is not None:
             self._unindex(kind, key, old)
         self._store[kind][key] = obj

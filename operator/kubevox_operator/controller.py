@@ -476,6 +476,9 @@ class Controller:
                     )
                 else:
                     waiting.append(ref.name)
+        # Each Secret once, all at once: a new agent's first reconcile waits one round trip for
+        # them, not one per Secret (then they are cached for SECRET_TTL).
+        await asyncio.gather(*(self._secret(ns, n) for n in dict.fromkeys(s.name for s in secrets)))
         seen: set[tuple[str, str]] = set()
         missing: set[str] = set()
         for sref in secrets:

@@ -44,3 +44,18 @@ def test_label_lookup_follows_puts_relabels_and_deletes() -> None:
     assert names(cache.with_label("Pod", "team", "agent", "sales")) == ["c"]
     assert cache.with_label("Pod", "team", "agent", "nobody") == []
     assert names(cache.with_label("Pod", "other", "agent", "support")) == ["d"]
+
+
+def test_a_pods_spec_is_not_kept_its_status_is() -> None:
+    cache = Cache()
+    body = {**pod("a", 1, agent="support"), "spec": {"containers": [{"name": "worker"}]}}
+    body["status"] = {"phase": "Running", "containerStatuses": [{"name": "worker", "ready": True}]}
+    cache.put("Pod", body)
+    kept = cache.get("Pod", "team", "a")
+    assert kept is not None
+    assert "spec" not in kept
+    assert kept["status"]["containerStatuses"][0]["ready"] is True
+    cache.put("Deployment", {**pod("a", 1), "spec": {"replicas": 2}})
+    deployment = cache.get("Deployment", "team", "a")  # other kinds keep it: it is compared
+    assert deployment is not None
+    assert deployment["spec"] == {"replicas": 2}

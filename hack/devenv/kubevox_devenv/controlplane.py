@@ -168,6 +168,9 @@ class ControlPlane:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-format=json",
                 "--audit-log-mode=blocking",  # an entry is on disk when the request returns
+                # Never rotated: a reader of the file sees every write (the default rotates at
+                # 100 MB, which a long benchmark reaches, and the entries before it vanished).
+                "--audit-log-maxsize=1000000",
                 "--v=0",
             ],
         )
