@@ -1,6 +1,6 @@
 """Operator benchmark: N VoiceAgents applied at once against the local control plane.
 
-    .venv/bin/python bench/operator_bench.py --sizes 1 100 500
+    .venv/bin/python bench/operator_bench.py --sizes 1 100 500 [--repeat 3]
 
 For each N: time until every VoiceAgent has all its children and an up-to-date status (per agent
 p50/p95, and total), the operator's CPU seconds and peak RSS, its API writes per agent, its
@@ -97,10 +97,16 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return cpu, hwm * 1024
 
 
-def audit_entries(audit: Path, user: str | None, since: float, ns: str) -> list[dict[str, Any]]:
-    """Write requests in ``ns`` since ``since`` (epoch s), by ``user`` (None: anyone)."""
+def audit_entries(
+    audit: Path, user: str | None, since: float, ns: str, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Write requests in ``ns`` since ``since`` (epoch s), by ``user`` (None: anyone), among the
+    entries after byte ``offset`` of the log (the bench's earlier phases are not parsed again)."""
     out = []
-    for line in audit.read_text().splitlines():
+    with audit.open("rb") as f:
+        f.seek(offset)
+        lines = f.read().decode().splitlines()
+    for line in lines:
         e = json.loads(line)
         if e.get("stage") != "ResponseComplete" or e["objectRef"].get("namespace") != ns:
             continue
@@ -112,8 +118,8 @@ def audit_entries(audit: Path, user: str | None, since: float, ns: str) -> list[
     return out
 
 
-def writes(audit: Path, user: str | None, since: float, ns: str) -> int:
-    return len(audit_entries(audit, user, since, ns))
+def writes(audit: Path, user: str | None, since: float, ns: str, offset: int = 0) -> int:
+    return len(audit_entries(audit, user, since, ns, offset))
 
 
 def grouped(entries: list[dict[str, Any]]) -> dict[str, int]:
@@ -226,10 +232,12 @@ async def wait_live(url: str) -> None:
     raise RuntimeError("operator did not become live")
 
 
-async def wait_quiet(audit: Path, ns: str, user: str | None, quiet: float, limit: float) -> float:
+async def wait_quiet(
+    audit: Path, ns: str, user: str | None, quiet: float, limit: float, offset: int = 0
+) -> float:
     """Seconds until ``user`` (None: anyone) wrote nothing in ``ns`` for ``quiet`` seconds."""
     start = time.monotonic()
-    while writes(audit, user, time.time() - quiet, ns) != 0:
+    while writes(audit, user, time.time() - quiet, ns, offset) != 0:
         if time.monotonic() - start > limit:
             raise RuntimeError(f"{ns}: still writing after {limit:.0f}s")
         await asyncio.sleep(0.5)
@@ -296,12 +304,14 @@ async def delete_namespace(kube: Kube, ns: str, limit: float = 900) -> float:
     return time.monotonic() - start
 
 
-async def settle(kube: Kube, audit: Path, ns: str, n: int, limit: float = 900) -> float:
+async def settle(
+    kube: Kube, audit: Path, ns: str, n: int, limit: float = 900, offset: int = 0
+) -> float:
     """Seconds until the children are rolled out and the operator's status updates that follow
     them are over (no operator write for a resync period and more)."""
     start = time.monotonic()
     await wait_rolled_out(kube, ns, n, limit)
-    await wait_quiet(audit, ns, SA_USER, RESYNC + 1, limit)
+    await wait_quiet(audit, ns, SA_USER, RESYNC + 1, limit, offset)
     return time.monotonic() - start
 
 
@@ -337,10 +347,10 @@ def run_operator(
 
 
 async def bench(
-    plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path, workers: int
+    plane: ControlPlane, sa_kubeconfig: Path, n: int, out: Path, workers: int, rep: int = 0
 ) -> dict[str, Any]:
     admin = Kube(info(plane.kubeconfig))
-    ns_op, ns_direct = f"op-{n}", f"direct-{n}"
+    ns_op, ns_direct = f"op-{n}-{rep}", f"direct-{n}-{rep}"
     for ns in (ns_op, ns_direct):
         plane.kubectl_run("create", "namespace", ns)
         for s in secrets(ns):
@@ -356,12 +366,13 @@ async def bench(
     await delete_namespace(admin, ns_direct)
 
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
-    proc = run_operator(sa_kubeconfig, ns_op, out / f"operator-{n}.log", liveness, workers)
+    proc = run_operator(sa_kubeconfig, ns_op, out / f"operator-{ns_op}.log", liveness, workers)
     try:
         await wait_live(liveness)
         await asyncio.sleep(1)  # watching, idle
         cpu0, _ = proc_stats(proc.pid)
         t0 = time.time()
+        mark = plane.audit_log.stat().st_size  # this run's entries come after
         watching = asyncio.Event()
         statuses = asyncio.create_task(wait_statuses(admin, ns_op, n, 300, watching))
         await watching.wait()
@@ -373,11 +384,11 @@ async def bench(
         total = max(seen.values()) - start if len(seen) == n else float("nan")
         per_agent = [seen[k] - created[k] for k in seen if k in created]
         cpu1, rss = proc_stats(proc.pid)
-        settled = await settle(admin, plane.audit_log, ns_op, n)
-        run_writes = audit_entries(plane.audit_log, SA_USER, t0, ns_op)
+        settled = await settle(admin, plane.audit_log, ns_op, n, offset=mark)
+        run_writes = audit_entries(plane.audit_log, SA_USER, t0, ns_op, mark)
         idle_from = time.time()
         await asyncio.sleep(2 * RESYNC + 1)
-        idle = audit_entries(plane.audit_log, SA_USER, idle_from, ns_op)
+        idle = audit_entries(plane.audit_log, SA_USER, idle_from, ns_op, mark)
         _, rss = proc_stats(proc.pid)
     finally:
         proc.terminate()
@@ -388,6 +399,7 @@ async def bench(
             await admin.close()
     return {
         "n": n,
+        "rep": rep,
         "ready": len(seen),
         "total_s": round(total, 3),
         "p50_s": round(pct(per_agent, 50), 3),
@@ -398,6 +410,7 @@ async def bench(
         "direct_plane_cpu_s": direct_plane_cpu,
         "operator_plane_cpu_s": op_plane_cpu,
         "ratio": round(total / direct, 2),
+        "ratio_with_creation": round(total / (direct + direct_create), 2),
         "cpu_s": round(cpu1 - cpu0, 2),
         "peak_rss_mb": round(rss / 2**20, 1),
         "writes_per_agent": round(len(run_writes) / n, 2),
@@ -426,9 +439,33 @@ def setup(plane: ControlPlane, workdir: Path) -> Path:
     return path
 
 
+def summary(results: list[dict[str, Any]]) -> list[str]:
+    """One line per N over its repetitions: the median ratio and its spread. This VM's speed
+    drifts between runs (other tenants), by more than the goal's margin; each repetition
+    measures the lower bound and the operator back to back, so both see the same machine."""
+    lines = [
+        "| N | runs | ratio median (min..max) | with creation median | total s median "
+        "| direct apply s median |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in sorted({r["n"] for r in results}):
+        rs = [r for r in results if r["n"] == n]
+
+        def med(k: str, rs: list[dict[str, Any]] = rs) -> float:
+            return round(float(statistics.median(r[k] for r in rs)), 2)
+
+        lo, hi = min(r["ratio"] for r in rs), max(r["ratio"] for r in rs)
+        lines.append(
+            f"| {n} | {len(rs)} | {med('ratio')} ({lo}..{hi}) | {med('ratio_with_creation')} | "
+            f"{med('total_s')} | {med('direct_s')} |"
+        )
+    return lines
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 500])
+    p.add_argument("--repeat", type=int, default=1, help="repetitions of each N (median shown)")
     p.add_argument("--operator-workers", type=int, default=OPERATOR_WORKERS)
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kubevox-bench-"))
@@ -438,9 +475,10 @@ def main() -> int:
     try:
         sa = setup(plane, workdir)
         for n in args.sizes:
-            r = asyncio.run(bench(plane, sa, n, workdir, args.operator_workers))
-            print(json.dumps(r), flush=True)
-            results.append(r)
+            for rep in range(args.repeat):
+                r = asyncio.run(bench(plane, sa, n, workdir, args.operator_workers, rep))
+                print(json.dumps(r), flush=True)
+                results.append(r)
     finally:
         plane.stop()
     print(
@@ -454,6 +492,8 @@ def main() -> int:
             f"{r['ratio']} | {r['cpu_s']} | {r['peak_rss_mb']} | {r['writes_per_agent']} | "
             f"{r['settle_s']} | {r['idle_resync_writes']} |"
         )
+    if args.repeat > 1:
+        print("\n" + "\n".join(summary(results)))
     return 0
 
 
