@@ -29,6 +29,7 @@ import aiohttp
 import yaml
 from kopf._cogs.structs.credentials import ConnectionInfo
 from kubevox_devenv.controlplane import ControlPlane
+from kubevox_devenv.controlplane import audit_entries as read_audit
 from kubevox_devenv.procs import free_port
 from kubevox_operator.api import VoiceAgent
 from kubevox_operator.builders import OperatorDefaults, build_agent_children
@@ -103,11 +104,7 @@ def audit_entries(
     """Write requests in ``ns`` since ``since`` (epoch s), by ``user`` (None: anyone), among the
     entries after byte ``offset`` of the log (the bench's earlier phases are not parsed again)."""
     out = []
-    with audit.open("rb") as f:
-        f.seek(offset)
-        lines = f.read().decode().splitlines()
-    for line in lines:
-        e = json.loads(line)
+    for e in read_audit(audit, offset):
         if e.get("stage") != "ResponseComplete" or e["objectRef"].get("namespace") != ns:
             continue
         if user is not None and e["user"]["username"] != user:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubevox_devenv.controlplane import audit_entries
 from kubevox_devenv.procs import free_port
 
 SA_USER = "system:serviceaccount:kubevox-system:kubevox-operator"
@@ -101,8 +102,7 @@ def audit_writes(audit_log: Path, user: str, since: float) -> list[dict[str, Any
     from datetime import datetime
 
     out = []
-    for line in audit_log.read_text().splitlines():
-        e = json.loads(line)
+    for e in audit_entries(audit_log):
         if e.get("stage") != "ResponseComplete" or e["user"]["username"] != user:
             continue
         t = datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00"))

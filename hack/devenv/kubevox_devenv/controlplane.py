@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -43,6 +44,15 @@ AUDIT_POLICY = {
         {"level": "None"},
     ],
 }
+
+
+def audit_entries(audit_log: Path, offset: int = 0) -> list[dict[str, Any]]:
+    """The API server's audit entries (writes only, see AUDIT_POLICY) after byte ``offset`` of
+    its log. The server may be writing the last one right now: only whole lines are read."""
+    with audit_log.open("rb") as f:
+        f.seek(offset)
+        data = f.read().decode(errors="replace")
+    return [json.loads(line) for line in data[: data.rfind("\n") + 1].splitlines()]
 
 
 def binaries() -> Path:
