@@ -96,6 +96,17 @@ def status_only(old: Obj | None, new: Obj) -> bool:
     )
 
 
+def secret_problem(secret: Obj | None, ns: str, ref: SecretKeySelector) -> Problem | None:
+    """What is wrong with a referenced Secret key, if anything (``secret`` as read, or None)."""
+    if secret is None:
+        return Problem("SecretMissing", f"Secret {ns}/{ref.name} not found")
+    if ref.key not in (secret.get("data") or {}) and ref.key not in (
+        secret.get("stringData") or {}
+    ):
+        return Problem("SecretKeyMissing", f"Secret {ns}/{ref.name} has no key {ref.key!r}")
+    return None
+
+
 @dataclass
 class Settings:
     defaults: OperatorDefaults
@@ -277,14 +288,7 @@ class Controller:
         return obj
 
     async def _check_secret(self, ns: str, ref: SecretKeySelector) -> Problem | None:
-        secret = await self._secret(ns, ref.name)
-        if secret is None:
-            return Problem("SecretMissing", f"Secret {ns}/{ref.name} not found")
-        if ref.key not in (secret.get("data") or {}) and ref.key not in (
-            secret.get("stringData") or {}
-        ):
-            return Problem("SecretKeyMissing", f"Secret {ns}/{ref.name} has no key {ref.key!r}")
-        return None
+        return secret_problem(await self._secret(ns, ref.name), ns, ref)
 
     async def _secret_values(
         self, ns: str, name: str, keys: list[str], what: str
@@ -478,14 +482,16 @@ class Controller:
                     waiting.append(ref.name)
         # Each Secret once, all at once: a new agent's first reconcile waits one round trip for
         # them, not one per Secret (then they are cached for SECRET_TTL).
-        await asyncio.gather(*(self._secret(ns, n) for n in dict.fromkeys(s.name for s in secrets)))
+        names = list(dict.fromkeys(s.name for s in secrets))
+        fetched = await asyncio.gather(*(self._secret(ns, n) for n in names))
+        read = dict(zip(names, fetched, strict=True))
         seen: set[tuple[str, str]] = set()
         missing: set[str] = set()
         for sref in secrets:
             if (sref.name, sref.key) in seen or sref.name in missing:
                 continue
             seen.add((sref.name, sref.key))
-            problem = await self._check_secret(ns, sref)
+            problem = secret_problem(read[sref.name], ns, sref)
             if problem:
                 blocking.append(problem)
                 if problem.reason == "SecretMissing":
