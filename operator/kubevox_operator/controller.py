@@ -287,8 +287,12 @@ class Controller:
         self._secrets[(ns, name)] = (time.monotonic(), obj)
         return obj
 
-    async def _check_secret(self, ns: str, ref: SecretKeySelector) -> Problem | None:
-        return secret_problem(await self._secret(ns, ref.name), ns, ref)
+    async def _read_secrets(self, ns: str, refs: list[SecretKeySelector]) -> dict[str, Obj | None]:
+        """The Secrets ``refs`` name, each read once and all at once: a new object's first
+        reconcile waits one round trip for them, not one per Secret."""
+        names = list(dict.fromkeys(r.name for r in refs))
+        fetched = await asyncio.gather(*(self._secret(ns, n) for n in names))
+        return dict(zip(names, fetched, strict=True))
 
     async def _secret_values(
         self, ns: str, name: str, keys: list[str], what: str
@@ -480,11 +484,7 @@ class Controller:
                     )
                 else:
                     waiting.append(ref.name)
-        # Each Secret once, all at once: a new agent's first reconcile waits one round trip for
-        # them, not one per Secret (then they are cached for SECRET_TTL).
-        names = list(dict.fromkeys(s.name for s in secrets))
-        fetched = await asyncio.gather(*(self._secret(ns, n) for n in names))
-        read = dict(zip(names, fetched, strict=True))
+        read = await self._read_secrets(ns, secrets)
         seen: set[tuple[str, str]] = set()
         missing: set[str] = set()
         for sref in secrets:
@@ -756,10 +756,12 @@ class Controller:
                 secrets[src.secret.name] = {
                     k: base64.b64decode(v).decode("utf-8", "replace") for k, v in raw.items()
                 }
-        for ref in [kb.spec.store.redis_url_secret_ref] + (
+        refs = [kb.spec.store.redis_url_secret_ref] + (
             [kb.spec.embedding.credentials.secret_key_ref] if kb.spec.embedding.credentials else []
-        ):
-            problem = await self._check_secret(ns, ref)
+        )
+        read = await self._read_secrets(ns, refs)
+        for ref in refs:
+            problem = secret_problem(read[ref.name], ns, ref)
             if problem:
                 problems.append(problem)
         return cms, secrets, problems
