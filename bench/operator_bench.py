@@ -21,15 +21,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
 from kopf._cogs.structs.credentials import ConnectionInfo
-from kubevox_devenv.controlplane import ControlPlane
-from kubevox_devenv.controlplane import audit_entries as read_audit
+from kubevox_devenv.controlplane import ControlPlane, audit_writes
 from kubevox_devenv.procs import free_port
 from kubevox_operator.api import VoiceAgent
 from kubevox_operator.builders import OperatorDefaults, build_agent_children
@@ -98,25 +96,8 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return cpu, hwm * 1024
 
 
-def audit_entries(
-    audit: Path, user: str | None, since: float, ns: str, offset: int = 0
-) -> list[dict[str, Any]]:
-    """Write requests in ``ns`` since ``since`` (epoch s), by ``user`` (None: anyone), among the
-    entries after byte ``offset`` of the log (the bench's earlier phases are not parsed again)."""
-    out = []
-    for e in read_audit(audit, offset):
-        if e.get("stage") != "ResponseComplete" or e["objectRef"].get("namespace") != ns:
-            continue
-        if user is not None and e["user"]["username"] != user:
-            continue
-        t = datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00"))
-        if t.timestamp() >= since:
-            out.append(e)
-    return out
-
-
 def writes(audit: Path, user: str | None, since: float, ns: str, offset: int = 0) -> int:
-    return len(audit_entries(audit, user, since, ns, offset))
+    return len(audit_writes(audit, since=since, user=user, namespace=ns, offset=offset))
 
 
 def grouped(entries: list[dict[str, Any]]) -> dict[str, int]:
@@ -382,10 +363,14 @@ async def bench(
         per_agent = [seen[k] - created[k] for k in seen if k in created]
         cpu1, rss = proc_stats(proc.pid)
         settled = await settle(admin, plane.audit_log, ns_op, n, offset=mark)
-        run_writes = audit_entries(plane.audit_log, SA_USER, t0, ns_op, mark)
+        run_writes = audit_writes(
+            plane.audit_log, since=t0, user=SA_USER, namespace=ns_op, offset=mark
+        )
         idle_from = time.time()
         await asyncio.sleep(2 * RESYNC + 1)
-        idle = audit_entries(plane.audit_log, SA_USER, idle_from, ns_op, mark)
+        idle = audit_writes(
+            plane.audit_log, since=idle_from, user=SA_USER, namespace=ns_op, offset=mark
+        )
         _, rss = proc_stats(proc.pid)
     finally:
         proc.terminate()

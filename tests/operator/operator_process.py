@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubevox_devenv.controlplane import audit_entries
+from kubevox_devenv import controlplane
 from kubevox_devenv.procs import free_port
 
 SA_USER = "system:serviceaccount:kubevox-system:kubevox-operator"
@@ -99,16 +99,7 @@ class OperatorProcess:
 
 def audit_writes(audit_log: Path, user: str, since: float) -> list[dict[str, Any]]:
     """Write requests (create/update/patch/delete) ``user`` made since ``since`` (epoch s)."""
-    from datetime import datetime
-
-    out = []
-    for e in audit_entries(audit_log):
-        if e.get("stage") != "ResponseComplete" or e["user"]["username"] != user:
-            continue
-        t = datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00"))
-        if t.timestamp() >= since:
-            out.append(e)
-    return out
+    return controlplane.audit_writes(audit_log, since=since, user=user)
 
 
 def wait_quiet(audit_log: Path, user: str, quiet: float = 3.0, timeout: float = 60) -> None:

@@ -22,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,34 @@ AUDIT_POLICY = {
 }
 
 
-def audit_entries(audit_log: Path, offset: int = 0) -> list[dict[str, Any]]:
-    """The API server's audit entries (writes only, see AUDIT_POLICY) after byte ``offset`` of
-    its log. The server may be writing the last one right now: only whole lines are read."""
+def audit_writes(
+    audit_log: Path,
+    *,
+    since: float = 0.0,
+    user: str | None = None,
+    namespace: str | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Completed write requests in the API server's audit log (it records writes only, see
+    AUDIT_POLICY) received at or after ``since`` (epoch s), by ``user`` and in ``namespace`` when
+    given, among the entries after byte ``offset``. The server may be writing the last entry
+    right now: only whole lines are read."""
     with audit_log.open("rb") as f:
         f.seek(offset)
         data = f.read().decode(errors="replace")
-    return [json.loads(line) for line in data[: data.rfind("\n") + 1].splitlines()]
+    out = []
+    for line in data[: data.rfind("\n") + 1].splitlines():
+        e = json.loads(line)
+        if e.get("stage") != "ResponseComplete":
+            continue
+        if user is not None and e["user"]["username"] != user:
+            continue
+        if namespace is not None and e["objectRef"].get("namespace") != namespace:
+            continue
+        received = datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00"))
+        if received.timestamp() >= since:
+            out.append(e)
+    return out
 
 
 def binaries() -> Path:
