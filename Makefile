@@ -15,12 +15,16 @@ STATE := .kubevox
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml hack/install-python.sh
+$(STAMP): pyproject.toml requirements/dev.txt requirements/build.txt hack/install-python.sh
 	@bash hack/install-python.sh "$(PYTHON)" "$(VENV)"
 	@touch $@
 
 .PHONY: venv
-venv: $(STAMP) ## Create .venv with kubevox and its development tools
+venv: $(STAMP) ## Create .venv with the lock's packages (requirements/dev.txt) and kubevox
+
+.PHONY: lock
+lock: $(STAMP) ## Re-lock after editing pyproject.toml (UPGRADE=1: newest allowed versions)
+	@bash hack/lock.sh $(if $(UPGRADE),--upgrade)
 
 .PHONY: controlplane
 controlplane: ## Build (once) and cache kube-apiserver, kube-controller-manager, kubectl and etcd

