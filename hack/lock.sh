@@ -3,7 +3,7 @@
 # every platform, with hashes) and its exports in requirements/, which every install reads with
 # `pip install --no-deps --require-hashes`:
 #
-#   requirements/operator.txt   the operator image: kubevox's base dependencies only
+#   requirements/operator.txt   the operator image: the API and the operator extra
 #   requirements/runtime.txt    the runtime image: the voice stack, knowledge bases, offline LLM
 #   requirements/dev.txt        .venv (make venv, CI): everything, with the development tools
 #   requirements/build.txt      pip, setuptools and wheel: installing kubevox itself
@@ -30,7 +30,7 @@ exports() {
     "$uv" export --frozen --offline --quiet --format requirements-txt --no-emit-project \
       --no-header "$@" --output-file "$dir/$out"
   }
-  one operator.txt
+  one operator.txt --extra operator
   one runtime.txt --extra voice --extra knowledge --group offline-llm
   one dev.txt --all-extras --group offline-llm
 }

