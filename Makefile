@@ -61,12 +61,12 @@ test: $(STAMP) controlplane livekit tools ## Run every test, against the real lo
 
 .PHONY: cluster-up
 cluster-up: $(STAMP) controlplane ## Start a local control plane in the background (.kubevox/kubeconfig)
-	@$(PY) -m kubevox_devenv.controlplane up --dir $(STATE)
+	@$(PY) -m kubevox_devenv.cluster up --dir $(STATE) --node auto
 	@echo "Try: $(STATE)/kubectl --kubeconfig $(STATE)/kubeconfig get crd"
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane; leaves nothing running
-	@if [ -x $(PY) ]; then $(PY) -m kubevox_devenv.controlplane down --dir $(STATE); fi
+	@if [ -x $(PY) ]; then $(PY) -m kubevox_devenv.cluster down --dir $(STATE); fi
 
 .PHONY: run
 run: $(STAMP) controlplane livekit ## The demo: operator on a local control plane, then a real call
