@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 from kubevox_devenv import node as nodemod
-from kubevox_devenv import nodenet
+from kubevox_devenv import nodedown, nodenet
 
 from .conftest import Cluster
 
@@ -150,8 +150,8 @@ def test_pod_traffic_cannot_leave_the_machine(cluster: Cluster) -> None:
 def test_stopping_the_node_leaves_nothing(cluster: Cluster) -> None:
     """Last: stop the node (the fixture's teardown then has nothing left to do)."""
     veths = nodenet.bridge_ports()
-    assert nodemod.mounts_under(cluster.node.dir), "a running node has mounts under its dir"
+    assert nodedown.mounts_under(cluster.node.dir), "a running node has mounts under its dir"
     cluster.node.stop()
-    assert nodemod.leftovers(cluster.node.dir) == []
+    assert nodedown.leftovers(cluster.node.dir) == []
     present = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert not [v for v in veths if f" {v.split('@')[0]}@" in present]

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import node as nodemod
-from . import nodenet
+from . import nodedown, nodenet
 from .controlplane import ControlPlane, binaries, install_crds
 from .procs import stop_process_group
 
@@ -44,7 +44,7 @@ def start_cluster(directory: Path, detached: bool) -> tuple[ControlPlane, nodemo
 def stop_cluster(plane: ControlPlane, node: nodemod.Node) -> None:
     node.stop(network=False)
     plane.stop()
-    nodemod.remove_network(node.dir)
+    nodedown.remove_network(node.dir)
 
 
 @contextlib.contextmanager
@@ -106,7 +106,7 @@ def _start(directory: Path, node: bool) -> dict[str, object]:
     if not reason:
         print(
             f"node {nodemod.NODE_NAME} Ready, CoreDNS on {nodemod.DNS_IP}; its containerd: "
-            f"ctr --address {state['node']['containerd']} --namespace {nodemod.NAMESPACE}"  # type: ignore[index]
+            f"ctr --address {state['node']['containerd']} --namespace {nodedown.NAMESPACE}"  # type: ignore[index]
         )
     # Detach: the processes live in their own sessions and outlive this command.
     plane.processes.clear()
@@ -144,12 +144,12 @@ def down(directory: Path, quiet: bool = False) -> int:
     has_node = bool(state.get("node")) or (directory / "node").exists()
     if has_node:
         pids = state.get("node", {}).get("pids", {})
-        nodemod.stop_node(directory / "node", {k: int(v) for k, v in pids.items()})
+        nodedown.stop_node(directory / "node", {k: int(v) for k, v in pids.items()})
     for name, pid in reversed(list(state.get("pids", {}).items())):
         if _is_alive(int(pid)) and name in _cmdline(int(pid)):
             stop_process_group(int(pid))
     if has_node:
-        nodemod.remove_network(directory / "node")
+        nodedown.remove_network(directory / "node")
     shutil.rmtree(directory / "controlplane", ignore_errors=True)
     for leftover in ("kubeconfig", "kubectl"):
         p = directory / leftover
