@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,7 +123,7 @@ class Node:
             self._wait_ready()
             self._coredns()
         except BaseException:
-            self.stop()
+            self.stop(network=False)  # the caller stops the control plane, then the network
             raise
 
     def stop(self, network: bool = True) -> None:
@@ -384,17 +386,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 
 def _http_ok(url: str) -> bool:
-    import urllib.request
-
     with urllib.request.urlopen(url, timeout=2) as resp:
         return bool(resp.status == 200)
 
 
 def _https_ok(url: str) -> bool:
     """A component's /healthz over its self-signed serving certificate (on 127.0.0.1)."""
-    import ssl
-    import urllib.request
-
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     with urllib.request.urlopen(url, timeout=2, context=context) as resp:
