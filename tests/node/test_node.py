@@ -147,6 +147,77 @@ def test_pod_traffic_cannot_leave_the_machine(cluster: Cluster) -> None:
     assert bridge["ipam"]["routes"] == [{"dst": "10.0.0.0/24"}]  # no default route in pods
 
 
+def _pod_netns(cluster: Cluster, pod_ip: str) -> str:
+    """The network namespace (mounted under the node's directory) holding ``pod_ip``."""
+    for point in nodedown.mounts_under(cluster.node.dir):
+        if "/netns/" not in point:
+            continue
+        addrs = subprocess.run(
+            ["nsenter", f"--net={point}", "ip", "-4", "-o", "addr"], capture_output=True, text=True
+        ).stdout
+        if f" {pod_ip}/" in addrs:
+            return point
+    raise AssertionError(f"no network namespace holds {pod_ip}")
+
+
+def _drops(rule: str) -> int:
+    out = subprocess.run(
+        ["iptables", "-t", "mangle", "-L", nodenet.FORWARD_CHAIN, "-v", "-x", "-n"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    return sum(int(line.split()[0]) for line in out.splitlines() if rule in line)
+
+
+def test_a_pod_has_no_route_out_and_forwarding_is_dropped(cluster: Cluster, namespace: str) -> None:
+    """Pods have no default route; and a pod that made itself one still gets nothing forwarded
+    off the bridge. The would-be destination is behind a veth pair whose both ends are in this
+    machine (a packet sent there goes nowhere), so even a broken guard would let nothing out."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {
+            "containers": [
+                {"name": "pause", "image": cluster.node.pause.ref, "imagePullPolicy": "Never"}
+            ]
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    pod_ip = eventually(
+        "the probe pod's IP",
+        lambda: cluster.kubectl(
+            "get", "pod", "probe", "-n", namespace, "-o=jsonpath={.status.podIP}"
+        ).strip(),
+    )
+    netns = _pod_netns(cluster, pod_ip)
+    pod_side = ["nsenter", f"--net={netns}"]
+    routes = subprocess.run([*pod_side, "ip", "route"], capture_output=True, text=True).stdout
+    assert "default" not in routes
+    assert "10.0.0.0/24 via 10.244.0.1" in routes
+
+    dummy, peer, target = "kvxguard0", "kvxguard1", "198.51.100.2"
+    subprocess.run(["ip", "link", "add", dummy, "type", "veth", "peer", "name", peer], check=True)
+    try:
+        for end in (dummy, peer):
+            Path(f"/proc/sys/net/ipv6/conf/{end}/disable_ipv6").write_text("1")
+            subprocess.run(["ip", "link", "set", end, "up"], check=True)
+        subprocess.run(["ip", "addr", "add", "198.51.100.1/24", "dev", dummy], check=True)
+        sent = Path(f"/sys/class/net/{dummy}/statistics/tx_packets")
+        before_tx, before_drops = int(sent.read_text()), _drops(f"{nodenet.BRIDGE} *")
+        subprocess.run(
+            [*pod_side, "ip", "route", "add", "198.51.100.0/24", "via", nodenet.NODE_IP], check=True
+        )
+        send = f"import socket; socket.socket(2, 2).sendto(b'x', ('{target}', 9))"
+        for _ in range(3):
+            subprocess.run([*pod_side, "python3", "-c", send], check=True)
+        time.sleep(0.5)
+        assert _drops(f"{nodenet.BRIDGE} *") >= before_drops + 3
+        assert int(sent.read_text()) == before_tx
+    finally:
+        subprocess.run(["ip", "link", "delete", dummy], check=False)
+
+
 def test_stopping_the_node_leaves_nothing(cluster: Cluster) -> None:
     """Last: stop the node (the fixture's teardown then has nothing left to do)."""
     veths = nodenet.bridge_ports()
