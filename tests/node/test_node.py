@@ -19,7 +19,8 @@ from kubevox_devenv import nodedown, nodenet
 
 from .conftest import Cluster
 
-pytestmark = [pytest.mark.node, pytest.mark.timeout(600)]
+# A node needs a control plane too: `-m "not cluster"` leaves these out as well.
+pytestmark = [pytest.mark.node, pytest.mark.cluster, pytest.mark.timeout(600)]
 
 T = TypeVar("T")
 
