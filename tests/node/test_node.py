@@ -219,6 +219,27 @@ def test_a_pod_has_no_route_out_and_forwarding_is_dropped(cluster: Cluster, name
         subprocess.run(["ip", "link", "delete", dummy], check=False)
 
 
+def test_an_image_pull_never_leaves_the_machine(cluster: Cluster, namespace: str) -> None:
+    """A missing image is not fetched from its registry: containerd's pulls go to a closed
+    local port, and the pod says so."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "remote", "namespace": namespace},
+        "spec": {"containers": [{"name": "c", "image": "registry.example.com/kubevox/none:1"}]},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+
+    def waiting_message() -> str | None:
+        out = cluster.kubectl("get", "pod", "remote", "-n", namespace, "-o", "json")
+        statuses = json.loads(out)["status"].get("containerStatuses", [])
+        waiting = statuses[0]["state"].get("waiting", {}) if statuses else {}
+        return waiting.get("message") if waiting.get("reason") == "ErrImagePull" else None
+
+    message = eventually("ErrImagePull", waiting_message)
+    assert "127.0.0.1:9" in message, message
+
+
 def test_stopping_the_node_leaves_nothing(cluster: Cluster) -> None:
     """Last: stop the node (the fixture's teardown then has nothing left to do)."""
     veths = nodenet.bridge_ports()

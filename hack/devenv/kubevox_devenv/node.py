@@ -32,6 +32,9 @@ from .nodedown import NAMESPACE, remove_network, stop_node
 from .procs import ManagedProcess, free_port, wait_for
 
 NODE_NAME = "kubevox-node"
+# containerd would pull a missing image from its registry, out of this machine: every pull goes
+# to a closed local port instead and fails at once (images are imported, pull policy Never).
+NO_PULLS = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
 DNS_IP = "10.0.0.10"  # the kube-dns Service, the pods' nameserver
 CLUSTER_DOMAIN = "cluster.local"
 BUILD_SCRIPT = REPO / "hack" / "node" / "build-kubernetes.sh"
@@ -145,8 +148,16 @@ class Node:
 
     # --- processes ---------------------------------------------------------------------------
 
-    def _start(self, name: str, argv: list[str], ready: Callable[[], bool], timeout: float) -> None:
-        proc = ManagedProcess(name, argv, self.dir / "logs" / f"{name}.log", detached=self.detached)
+    def _start(
+        self,
+        name: str,
+        argv: list[str],
+        ready: Callable[[], bool],
+        timeout: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        log = self.dir / "logs" / f"{name}.log"
+        proc = ManagedProcess(name, argv, log, env=env, detached=self.detached)
         proc.start()
         self.processes.append(proc)
         try:
@@ -177,6 +188,7 @@ class Node:
             ["containerd", "--config", str(config), "--log-level", "warn"],
             lambda: self.ctr("version", timeout=5).returncode == 0,
             60,
+            env=os.environ | NO_PULLS,
         )
 
     def _kubeconfig(self, stem: str, common_name: str, organization: str | None = None) -> Path:
