@@ -3,6 +3,7 @@ where this machine can run one, a real node beside it (kubevox_devenv.node).
 
     python -m kubevox_devenv.cluster up --dir .kubevox [--node auto|no]
     python -m kubevox_devenv.cluster down --dir .kubevox   # stop, leave nothing behind
+    python -m kubevox_devenv.cluster load --dir .kubevox IMAGE.tar...  # into the node's containerd
 """
 
 from __future__ import annotations
@@ -167,20 +168,35 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def load(directory: Path, archives: list[Path]) -> int:
+    """Import image archives into the running node's containerd (cluster-up's node)."""
+    state = _running(directory)
+    node = state.get("node") if state else None
+    if not isinstance(node, dict):
+        print(f"no node runs from {directory} (make cluster-up)", file=sys.stderr)
+        return 1
+    for archive in archives:
+        print(nodemod.import_image(Path(node["containerd"]), node["snapshotter"], archive), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kubevox_devenv.cluster")
-    parser.add_argument("command", choices=["up", "down", "binaries"])
+    parser.add_argument("command", choices=["up", "down", "load", "binaries"])
+    parser.add_argument("archives", nargs="*", type=Path, help="load: OCI or docker archives")
     parser.add_argument("--dir", type=Path, default=Path(".kubevox"))
     parser.add_argument(
         "--node", choices=["auto", "no"], default="no", help="auto: a node too, where possible"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # `load --dir D A.tar` as well as `load A.tar`
     if args.command == "binaries":
         print(binaries())
         return 0
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.command == "up":
         return up(args.dir, node=args.node == "auto")
+    if args.command == "load":
+        return load(args.dir, args.archives)
     return down(args.dir)
 
 

@@ -143,6 +143,7 @@ class Node:
         return {
             "dir": str(self.dir),
             "containerd": str(self.socket),
+            "snapshotter": self.snapshotter,
             "pids": {p.name: p.pid for p in self.processes},
         }
 
@@ -169,10 +170,8 @@ class Node:
         return _run("ctr", "--address", str(self.socket), "--namespace", NAMESPACE, *args,
                     timeout=timeout)  # fmt: skip
 
-    def import_image(self, archive: Path) -> None:
-        out = self.ctr("images", "import", "--snapshotter", self.snapshotter, str(archive))
-        if out.returncode != 0:
-            raise RuntimeError(f"importing {archive} failed: {out.stderr}")
+    def import_image(self, archive: Path) -> str:
+        return import_image(self.socket, self.snapshotter, archive)
 
     def _containerd(self) -> None:
         base = self.dir / "containerd"
@@ -354,6 +353,18 @@ class Node:
             timeout,
             containerd.alive,
         )
+
+
+def import_image(socket_path: Path, snapshotter: str, archive: Path) -> str:
+    """Load an OCI or docker archive into the node's containerd, where kubelet finds it (pods
+    use it with imagePullPolicy Never); ctr's report of the images it unpacked."""
+    out = _run(
+        "ctr", "--address", str(socket_path), "--namespace", NAMESPACE,
+        "images", "import", "--snapshotter", snapshotter, str(archive), timeout=600,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"importing {archive} failed: {out.stderr}")
+    return out.stdout
 
 
 def _containerd_config(base: Path, cni: Path, sandbox_image: str, snapshotter: str) -> str:
