@@ -50,7 +50,8 @@ def why_not() -> str | None:
         return "no bridge netfilter (/proc/sys/net/bridge): Services could not reach pods"
     if not _has_cgroups():
         return "no usable cgroups (v1 memory/cpu/pids or v2 with memory and pids)"
-    for tool in ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "iptables", "ip", "gcc"):
+    tools = ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "iptables", "iptables-save")
+    for tool in (*tools, "ip", "mount", "gcc"):
         if shutil.which(tool) is None:
             return f"{tool} is missing (hack/install-system.sh installs it)"
     for plugin in nodenet.CNI_PLUGINS:
