@@ -30,6 +30,11 @@ lock: $(STAMP) ## Re-lock after editing pyproject.toml (UPGRADE=1: newest allowe
 controlplane: ## Build (once) and cache kube-apiserver, kube-controller-manager, kubectl and etcd
 	@bash hack/controlplane/build.sh >/dev/null
 
+.PHONY: node
+node: ## Build (once) and cache kubelet, kube-scheduler, kube-proxy and CoreDNS for the local node
+	@bash hack/node/build-kubernetes.sh >/dev/null
+	@bash hack/node/build-coredns.sh >/dev/null
+
 .PHONY: livekit
 livekit: ## Build (once) and cache livekit-server
 	@bash hack/livekit/build.sh >/dev/null
@@ -56,17 +61,17 @@ fmt: $(STAMP) ## Format and fix what ruff can
 	@$(VENV)/bin/ruff check --fix .
 
 .PHONY: test
-test: $(STAMP) controlplane livekit tools ## Run every test, against the real local components
+test: $(STAMP) controlplane node livekit tools ## Run every test, against the real local components
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: cluster-up
-cluster-up: $(STAMP) controlplane ## Start a local control plane in the background (.kubevox/kubeconfig)
-	@$(PY) -m kubevox_devenv.controlplane up --dir $(STATE)
+cluster-up: $(STAMP) controlplane ## Start the local control plane and, where possible, a node (.kubevox/kubeconfig)
+	@$(PY) -m kubevox_devenv.cluster up --dir $(STATE) --node auto
 	@echo "Try: $(STATE)/kubectl --kubeconfig $(STATE)/kubeconfig get crd"
 
 .PHONY: cluster-down
-cluster-down: ## Stop the local control plane; leaves nothing running
-	@if [ -x $(PY) ]; then $(PY) -m kubevox_devenv.controlplane down --dir $(STATE); fi
+cluster-down: ## Stop the local cluster; leaves nothing running (processes, mounts, network, iptables)
+	@if [ -x $(PY) ]; then $(PY) -m kubevox_devenv.cluster down --dir $(STATE); fi
 
 .PHONY: run
 run: $(STAMP) controlplane livekit ## The demo: operator on a local control plane, then a real call

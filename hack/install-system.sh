@@ -4,7 +4,10 @@
 set -euo pipefail
 
 # lua5.1 (Argo CD's dialect) and lua5.4 run the Argo CD health checks in tests/deploy.
-packages=(git make python3-venv lua5.1 lua5.4)
+# containerd, runc, the CNI plugins and iptables run the local node (make cluster-up, tests/node);
+# gcc and libc6-dev build its static pause program.
+packages=(git make python3-venv lua5.1 lua5.4
+  containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,22 +1,20 @@
 """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver (RBAC on, audit log of
 writes) and kube-controller-manager (garbage collection, Deployments, Jobs, HPA).
 
-There is no scheduler and no kubelet: pods are created but never run.
-
-    python -m kubevox_devenv.controlplane up --dir .kubevox     # start in the background
-    python -m kubevox_devenv.controlplane down --dir .kubevox   # stop, leave nothing running
+There is no scheduler and no kubelet here: pods are created but never run, unless a node
+(kubevox_devenv.node) joins it; then the API server serves on the node's address, where pods
+reach it, and authorizes kubelets with the Node authorizer. ``make cluster-up`` is in
+kubevox_devenv.cluster.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import shutil
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -29,7 +27,7 @@ from typing import Any
 import yaml
 
 from .certs import LocalPKI
-from .procs import ManagedProcess, free_port, stop_process_group, wait_for
+from .procs import ManagedProcess, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO / "hack" / "controlplane" / "build.sh"
@@ -97,8 +95,17 @@ class Endpoints:
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager under ``workdir``."""
 
-    def __init__(self, workdir: Path, bin_dir: Path | None = None, detached: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        bin_dir: Path | None = None,
+        detached: bool = False,
+        address: str = "127.0.0.1",
+    ) -> None:
         self.detached = detached  # keep running after this process exits (make cluster-up)
+        # Where the API server listens and what it advertises (the `kubernetes` Service's
+        # endpoint): loopback, or a node's address that its pods can reach.
+        self.address = address
         self.dir = workdir.resolve()
         self.bin = bin_dir or binaries()
         self.pki_dir = self.dir / "pki"
@@ -106,10 +113,15 @@ class ControlPlane:
         self.audit_log = self.dir / "audit.log"
         self.ports = Endpoints(free_port(), free_port(), free_port(), free_port())
         self.processes: list[ManagedProcess] = []
+        self.pki: LocalPKI | None = None  # set by start(): a node issues its certificates here
+
+    @property
+    def for_node(self) -> bool:
+        return self.address != "127.0.0.1"
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.ports.apiserver}"
+        return f"https://{self.address}:{self.ports.apiserver}"
 
     @property
     def kubectl(self) -> Path:
@@ -124,7 +136,7 @@ class ControlPlane:
 
     def _start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        pki = LocalPKI(self.pki_dir)
+        pki = self.pki = LocalPKI(self.pki_dir)
         serving = pki.issue(
             "apiserver",
             "kube-apiserver",
@@ -134,7 +146,7 @@ class ControlPlane:
                 "kubernetes.default",
                 "kubernetes.default.svc",
             ),
-            server_ips=("127.0.0.1", "10.0.0.1"),
+            server_ips=tuple(dict.fromkeys(("127.0.0.1", "10.0.0.1", self.address))),
         )
         admin = pki.issue("admin", "kubevox-admin", organization="system:masters")
         kcm = pki.issue("controller-manager", "system:kube-controller-manager")
@@ -143,9 +155,9 @@ class ControlPlane:
 
         self._etcd()
         self._apiserver(pki, serving, sa_key, sa_pub)
-        self._write_kubeconfig(self.kubeconfig, pki, admin, "kubevox-admin")
+        self.write_kubeconfig(self.kubeconfig, pki, admin, "kubevox-admin")
         kcm_config = self.dir / "controller-manager.kubeconfig"
-        self._write_kubeconfig(kcm_config, pki, kcm, "system:kube-controller-manager")
+        self.write_kubeconfig(kcm_config, pki, kcm, "system:kube-controller-manager")
         self._controller_manager(pki, kcm_config, sa_key)
 
     def _run(self, name: str, argv: list[str]) -> ManagedProcess:
@@ -188,10 +200,10 @@ class ControlPlane:
                 f"--tls-private-key-file={serving[1]}",
                 f"--client-ca-file={pki.ca_cert}",
                 f"--secure-port={self.ports.apiserver}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
+                *(self._node_flags(pki) if self.for_node else ["--authorization-mode=RBAC"]),
                 "--allow-privileged=true",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={sa_pub}",
@@ -213,6 +225,21 @@ class ControlPlane:
             120,
             proc.alive,
         )
+
+    def _node_flags(self, pki: LocalPKI) -> list[str]:
+        """Kubelets authorized as their own node only (Node authorizer, NodeRestriction), and
+        the API server's client certificate for `kubectl logs/exec` through them."""
+        client = pki.issue(
+            "apiserver-kubelet-client", "kube-apiserver", organization="system:masters"
+        )
+        return [
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={client[0]}",
+            f"--kubelet-client-key={client[1]}",
+            f"--kubelet-certificate-authority={pki.ca_cert}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
 
     def _controller_manager(self, pki: LocalPKI, kubeconfig: Path, sa_key: Path) -> None:
         proc = self._run(
@@ -247,7 +274,7 @@ class ControlPlane:
             proc.alive,
         )
 
-    def _write_kubeconfig(
+    def write_kubeconfig(
         self, path: Path, pki: LocalPKI, cert: tuple[Path, Path], user: str
     ) -> None:
         config = {
@@ -342,103 +369,3 @@ def temporary_control_plane(prefix: str = "kubevox-cp-") -> Iterator[ControlPlan
         plane.stop()
         if not os.environ.get("KUBEVOX_TEST_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-# --- make cluster-up / cluster-down -------------------------------------------------------------
-
-
-def _state_file(directory: Path) -> Path:
-    return directory / "controlplane" / "state.json"
-
-
-def _running(directory: Path) -> dict[str, object] | None:
-    path = _state_file(directory)
-    if not path.exists():
-        return None
-    state: dict[str, object] = json.loads(path.read_text())
-    pids = state.get("pids", {})
-    assert isinstance(pids, dict)
-    if pids and all(_is_alive(int(pid)) for pid in pids.values()):
-        return state
-    return None
-
-
-def _is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def up(directory: Path, crds: bool = True) -> int:
-    state = _running(directory)
-    if state:
-        print(f"control plane already running: {state['server']}")
-    else:
-        down(directory, quiet=True)
-        plane = ControlPlane(directory / "controlplane", detached=True)
-        plane.start()
-        _state_file(directory).write_text(json.dumps(plane.state(), indent=2))
-        state = plane.state()
-        print(f"control plane running: {plane.server}")
-        # Detach: the processes live in their own sessions and outlive this command.
-        plane.processes.clear()
-    kubeconfig = directory / "kubeconfig"
-    shutil.copyfile(str(state["kubeconfig"]), kubeconfig)
-    kubeconfig.chmod(0o600)
-    kubectl = directory / "kubectl"
-    if kubectl.is_symlink() or kubectl.exists():
-        kubectl.unlink()
-    kubectl.symlink_to(Path(str(state["bin"])) / "kubectl")
-    if crds:
-        install_crds(
-            lambda *a: subprocess.run(
-                [str(kubectl), f"--kubeconfig={kubeconfig}", *a], capture_output=True, text=True
-            )
-        )
-        print("kubevox CRDs installed")
-    print(f"export KUBECONFIG={kubeconfig.resolve()}")
-    return 0
-
-
-def down(directory: Path, quiet: bool = False) -> int:
-    path = _state_file(directory)
-    if path.exists():
-        state = json.loads(path.read_text())
-        for name, pid in reversed(list(state.get("pids", {}).items())):
-            if _is_alive(int(pid)) and name in _cmdline(int(pid)):
-                stop_process_group(int(pid))
-    shutil.rmtree(directory / "controlplane", ignore_errors=True)
-    for leftover in ("kubeconfig", "kubectl"):
-        p = directory / leftover
-        if p.is_symlink() or p.exists():
-            p.unlink()
-    if not quiet:
-        print("control plane stopped")
-    return 0
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kubevox_devenv.controlplane")
-    parser.add_argument("command", choices=["up", "down", "binaries"])
-    parser.add_argument("--dir", type=Path, default=Path(".kubevox"))
-    args = parser.parse_args(argv)
-    if args.command == "binaries":
-        print(binaries())
-        return 0
-    args.dir.mkdir(parents=True, exist_ok=True)
-    return up(args.dir) if args.command == "up" else down(args.dir)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

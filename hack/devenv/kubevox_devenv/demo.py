@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from .controlplane import REPO, install_crds, up
+from .cluster import up
+from .controlplane import REPO, install_crds
 from .knowledge import IngestError, ingest_manifest
 from .livekit import LiveKitServer
 from .procs import ManagedProcess, free_port
