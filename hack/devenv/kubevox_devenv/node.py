@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from . import images, nodenet
+from . import nodeimages, nodenet
 from .certs import LocalPKI
 from .controlplane import REPO, ControlPlane
 from .nodedown import NAMESPACE, remove_network, stop_node
@@ -107,8 +107,8 @@ class Node:
         self.socket = self.dir / "containerd" / "containerd.sock"
         self.snapshotter = "overlayfs"  # or "native" where overlayfs cannot mount (start)
         self.processes: list[ManagedProcess] = []
-        self.pause = images.pause_image()
-        self.coredns = images.coredns_image()
+        self.pause = nodeimages.pause_image()
+        self.coredns = nodeimages.coredns_image()
         self.ports = {n: free_port() for n in ("kubelet", "kubelet-healthz", "scheduler")}
         self.ports |= {n: free_port() for n in ("proxy-healthz", "proxy-metrics")}
 
