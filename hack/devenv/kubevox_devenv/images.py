@@ -34,7 +34,7 @@ CACHE = Path(os.environ.get("KUBEVOX_IMAGES_CACHE", Path.home() / ".cache/kubevo
 SOCK_ENV = "KUBEVOX_CONTAINERD_SOCK"
 DEFAULT_SOCK = REPO / ".kubevox" / "node" / "containerd.sock"
 REGISTRY = "kubevox.local"
-DEBIAN_PACKAGES = ("buildah", "podman", "debootstrap", "runc")
+DEBIAN_PACKAGES = ("buildah", "debootstrap", "runc")
 # crun 1.8 refuses cgroups v1+v2 "hybrid" hosts (this kind of machine); runc runs there.
 OCI_RUNTIME = os.environ.get("KUBEVOX_OCI_RUNTIME", "runc")
 
@@ -83,7 +83,7 @@ def _digest(*parts: bytes) -> str:
 
 
 def ensure_tools() -> None:
-    """buildah, podman and debootstrap; installed from Debian when missing and we are root."""
+    """buildah, debootstrap and runc; installed from Debian when missing and we are root."""
     missing = [p for p in DEBIAN_PACKAGES if shutil.which(p) is None]
     if not missing:
         return
@@ -99,16 +99,10 @@ def ensure_tools() -> None:
 
 
 def storage_args() -> list[str]:
-    """buildah's and podman's storage: private to kubevox, so its layer cache is ours alone."""
+    """buildah's storage: private to kubevox, so its layer cache is ours alone."""
     runroot = Path(os.environ.get("XDG_RUNTIME_DIR", "/run")) / "kubevox-images"
     driver = os.environ.get("KUBEVOX_STORAGE_DRIVER", "overlay")
     return ["--root", str(CACHE / "storage"), "--runroot", str(runroot), "--storage-driver", driver]
-
-
-def podman_argv() -> list[str]:
-    """podman on buildah's storage, for running the images (tests); no systemd here."""
-    host = ["--runtime", OCI_RUNTIME, "--cgroup-manager=cgroupfs", "--events-backend=file"]
-    return ["podman", *storage_args(), *host]
 
 
 def _run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
@@ -159,7 +153,9 @@ def ensure_base() -> str:
     archive = CACHE / f"base-{ref.rpartition(':')[2]}.tar"
     if not archive.exists():
         _log(f"debootstrap {SUITE} ({', '.join(BASE_PACKAGES)}): a few minutes, once")
+        start = time.monotonic()
         _debootstrap(archive)
+        _log(f"debootstrap done in {time.monotonic() - start:.0f}s")
     ctr = buildah("from", "--pull=never", "scratch", capture=True).strip()
     try:
         mnt = buildah("mount", ctr, capture=True).strip()
@@ -241,6 +237,7 @@ def build_image(name: str, base: str) -> Image:
     if archive.exists():
         return Image(name, ref, dev_ref, archive, built=False)
     _log(f"building {ref} from {IMAGES[name]}")
+    start = time.monotonic()
     buildah(
         "build",
         f"--runtime={OCI_RUNTIME}",
@@ -261,11 +258,15 @@ def build_image(name: str, base: str) -> Image:
     part.unlink(missing_ok=True)
     buildah("push", "--quiet", ref, f"docker-archive:{part}:{ref}")
     part.rename(archive)
+    for old in CACHE.glob(f"{name}-*.tar"):  # earlier trees' archives: only the newest is used
+        if old != archive:
+            old.unlink()
+    _log(f"built {ref} in {time.monotonic() - start:.0f}s")
     return Image(name, ref, dev_ref, archive, built=True)
 
 
 def ensure_in_storage(image: Image) -> None:
-    """The image in buildah/podman storage (from its archive if storage was wiped)."""
+    """The image in buildah's storage (from its archive if the storage was wiped)."""
     if not has_image(image.ref):
         buildah("pull", "--quiet", f"docker-archive:{image.archive}", capture=True)
     buildah("tag", image.ref, image.dev_ref)
@@ -298,6 +299,8 @@ def load_images(images: dict[str, Image], sock: Path) -> bool:
     if not sock.is_socket():
         _log(f"no containerd at {sock} ({SOCK_ENV}): images not loaded")
         return False
+    if shutil.which("ctr") is None:
+        raise ImagesUnavailable("ctr missing (Debian's containerd package)")
     ctr = ["ctr", "--address", str(sock), "-n", "k8s.io", "images"]
     for image in images.values():
         _run([*ctr, "import", str(image.archive)], stdout=subprocess.DEVNULL)
