@@ -302,8 +302,10 @@ def load_images(images: dict[str, Image], sock: Path) -> bool:
     if shutil.which("ctr") is None:
         raise ImagesUnavailable("ctr missing (Debian's containerd package)")
     ctr = ["ctr", "--address", str(sock), "-n", "k8s.io", "images"]
+    loaded = set(_run([*ctr, "ls", "--quiet"], stdout=subprocess.PIPE).stdout.split())
     for image in images.values():
-        _run([*ctr, "import", str(image.archive)], stdout=subprocess.DEVNULL)
+        if image.ref not in loaded:  # the ref names its content: already there, nothing to do
+            _run([*ctr, "import", str(image.archive)], stdout=subprocess.DEVNULL)
         _run([*ctr, "tag", "--force", image.ref, image.dev_ref], stdout=subprocess.DEVNULL)
     _log(f"loaded into containerd at {sock}")
     return True
