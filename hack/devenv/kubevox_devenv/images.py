@@ -242,6 +242,7 @@ def build_image(name: str, base: str) -> Image:
         "build",
         f"--runtime={OCI_RUNTIME}",
         "--layers",
+        "--force-rm",
         "--pull=never",
         *_trust_mounts(),
         "--build-arg",
@@ -258,11 +259,21 @@ def build_image(name: str, base: str) -> Image:
     part.unlink(missing_ok=True)
     buildah("push", "--quiet", ref, f"docker-archive:{part}:{ref}")
     part.rename(archive)
-    for old in CACHE.glob(f"{name}-*.tar"):  # earlier trees' archives: only the newest is used
-        if old != archive:
-            old.unlink()
+    _prune(name, {ref, dev_ref}, archive)
     _log(f"built {ref} in {time.monotonic() - start:.0f}s")
     return Image(name, ref, dev_ref, archive, built=True)
+
+
+def _prune(name: str, keep: set[str], archive: Path) -> None:
+    """Earlier trees' archives and images (a runtime image is 1.3 GB). Not `rmi --prune`: the
+    build stage's cached layers have no tag, and the dependency layers would go with them."""
+    for old in CACHE.glob(f"{name}-*.tar"):
+        if old != archive:
+            old.unlink()
+    fmt, match = "--format={{.Name}}:{{.Tag}}", f"--filter=reference={REGISTRY}/{name}"
+    listed = buildah("images", fmt, match, capture=True)
+    for ref in set(listed.split()) - keep:
+        buildah("rmi", ref, capture=True)
 
 
 def ensure_in_storage(image: Image) -> None:
