@@ -44,6 +44,10 @@ tools: ## Build (once) and cache helm, terraform and its providers, promtool, ch
 	@for s in build-helm build-terraform build-terraform-providers build-promtool build-checkov \
 		fetch-third-party; do bash hack/tools/$$s.sh >/dev/null || exit 1; done
 
+.PHONY: images
+images: $(STAMP) ## Build the operator and runtime images (no registry; cached), load them into a running node
+	@$(PY) -m kubevox_devenv.images
+
 .PHONY: crds
 crds: $(STAMP) ## Regenerate crds/ from the pydantic models (and the installers' copies)
 	@$(PY) -m kubevox_operator.api.crd crds

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -187,7 +188,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="directory (default: the Python environment's)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--force", action="store_true", help="rebuild even if present")
+    ap.add_argument(
+        "--cache", type=Path, help="take the matrix from this directory, distilled there if missing"
+    )
     args = ap.parse_args(argv)
+    if args.cache:  # image builds: a code change must not cost another distillation
+        cached = args.cache / file_name()
+        if args.force or not cached.is_file():
+            build(args.cache, args.threads)
+        target_dir = args.out or default_dir()
+        target_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target_dir / file_name())
+        os.chmod(target_dir / file_name(), 0o644)
+        print(f"copied {cached} to {target_dir}")
+        return 0
     existing = args.out / file_name() if args.out else find()
     if existing is not None and existing.is_file() and not args.force:
         print(f"up to date: {existing}")
