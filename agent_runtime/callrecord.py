@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubevox_operator.contract import POD_NAME_ENV
 from livekit.agents import llm
 
 from . import metrics
@@ -14,6 +17,11 @@ from . import metrics
 log = logging.getLogger("kubevox.call")
 
 OUTCOMES = ("completed", "agent_ended", "transferred", "max_duration", "error", "failed")
+
+
+def worker_name() -> str:
+    """Who served the call: the pod's name (the operator sets POD_NAME), else the host's."""
+    return os.environ.get(POD_NAME_ENV) or socket.gethostname()
 
 
 @dataclass
@@ -31,6 +39,7 @@ class CallRecord:
     agent: str
     namespace: str
     log_transcripts: bool = False
+    worker: str = field(default_factory=worker_name)
     started_at: float = field(default_factory=time.time)
     outcome: str | None = None
     turns: list[TurnLatency] = field(default_factory=list)
@@ -83,6 +92,7 @@ class CallRecord:
             "room": self.room,
             "agent": self.agent,
             "namespace": self.namespace,
+            "worker": self.worker,
             "duration_seconds": round(time.time() - self.started_at, 3),
             "turns": len(self.turns),
             "outcome": self.outcome,

@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     # aggregates: both must be in the environment before the first process is started.
     os.environ[CONFIG_ENV] = path
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="kubevox-metrics-"))
+    # In a pod it names a directory inside an emptyDir (the operator's pod spec), which starts
+    # empty: the directory is ours to make.
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
     from livekit.agents.cli import proto
     from livekit.agents.cli.cli import _run_worker

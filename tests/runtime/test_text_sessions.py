@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -292,6 +293,7 @@ async def test_call_record_logged_once_with_turns(
     rec = records[0].call  # type: ignore[attr-defined]
     assert rec["call_id"] == "call-1"
     assert rec["room"] == "room-1"
+    assert rec["worker"] == socket.gethostname()  # no POD_NAME outside a pod
     assert rec["outcome"] == "completed"
     assert rec["turns"] == 3  # greeting + two answers
     assert [t["text"] for t in rec["transcript"] if t["role"] == "user"] == ["One.", "Two."]

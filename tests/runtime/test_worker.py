@@ -124,6 +124,8 @@ async def test_register_load_and_drain_on_sigterm(livekit: LiveKitStandIn, tmp_p
         DEEPGRAM_API_KEY="d",
         CARTESIA_API_KEY="c",
         OPENAI_API_KEY="o",
+        # As in the operator's pod spec: a directory not made yet inside an empty emptyDir.
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "run" / "prometheus"),
     )
     proc = await run_cli(
         "start",
