@@ -44,6 +44,15 @@ tools: ## Build (once) and cache helm, terraform and its providers, promtool, ch
 	@for s in build-helm build-terraform build-terraform-providers build-promtool build-checkov \
 		fetch-third-party; do bash hack/tools/$$s.sh >/dev/null || exit 1; done
 
+.PHONY: install
+install: $(STAMP) livekit ## Install kubevox (Helm chart, local images), LiveKit and Redis on make cluster-up's node
+	@$(PY) -m kubevox_devenv.install --dir $(STATE)
+
+.PHONY: dev-secrets
+dev-secrets: $(STAMP) ## The samples' Secrets (livekit-credentials, redis) in namespace NS, for make install's cluster
+	@test -n "$(NS)" || { echo "usage: make dev-secrets NS=<namespace>"; exit 2; }
+	@$(PY) -m kubevox_devenv.install --dir $(STATE) dev-secrets --namespace $(NS)
+
 .PHONY: images
 images: $(STAMP) ## Build the operator and runtime images (no registry; cached), load them into a running node
 	@$(PY) -m kubevox_devenv.images

@@ -168,15 +168,22 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def load(directory: Path, archives: list[Path]) -> int:
-    """Import image archives into the running node's containerd (cluster-up's node)."""
+def running_node(directory: Path) -> dict[str, object] | None:
+    """The state of cluster-up's node (its containerd socket and snapshotter), if it runs."""
     state = _running(directory)
     node = state.get("node") if state else None
-    if not isinstance(node, dict):
+    return node if isinstance(node, dict) else None
+
+
+def load(directory: Path, archives: list[Path]) -> int:
+    """Import image archives into the running node's containerd (cluster-up's node)."""
+    node = running_node(directory)
+    if node is None:
         print(f"no node runs from {directory} (make cluster-up)", file=sys.stderr)
         return 1
     for archive in archives:
-        print(nodemod.import_image(Path(node["containerd"]), node["snapshotter"], archive), end="")
+        sock, snapshotter = Path(str(node["containerd"])), str(node["snapshotter"])
+        print(nodemod.import_image(sock, snapshotter, archive), end="")
     return 0
 
 

@@ -7,8 +7,7 @@ is keyed by a hash of what its Dockerfile copies and is written as a docker arch
 layer cache keeps the Python dependencies across code changes. With a containerd socket, the
 archives are imported into its ``k8s.io`` namespace for kubelet.
 
-    python -m kubevox_devenv.images                  # build (cached), load if a node runs
-    python -m kubevox_devenv.images --containerd-sock PATH
+    python -m kubevox_devenv.images [--dir .kubevox] [NAME...]   # build; load if a node runs
 """
 
 from __future__ import annotations
@@ -31,8 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 CACHE = Path(os.environ.get("KUBEVOX_IMAGES_CACHE", Path.home() / ".cache/kubevox/images"))
-SOCK_ENV = "KUBEVOX_CONTAINERD_SOCK"
-DEFAULT_SOCK = REPO / ".kubevox" / "node" / "containerd.sock"
+STATE = REPO / ".kubevox"  # make cluster-up's state: its node's containerd is found there
 REGISTRY = "kubevox.local"
 DEBIAN_PACKAGES = ("buildah", "debootstrap", "runc")
 # crun 1.8 refuses cgroups v1+v2 "hybrid" hosts (this kind of machine); runc runs there.
@@ -56,6 +54,13 @@ BASE_CLEAN = (
 )
 
 IMAGES = {"operator": "operator/Dockerfile", "agent-runtime": "agent_runtime/Dockerfile"}
+# The in-cluster dependencies of `make install`: programs the tests already run on the host
+# (livekit-server from its Go module, Valkey and RediSearch from the locked wheels), on the
+# same base. Their build context is a directory of those files, not the repository.
+DEPENDENCIES = {
+    "livekit-server": "hack/images/livekit-server.Dockerfile",
+    "redis-search": "hack/images/redis-search.Dockerfile",
+}
 
 
 class ImagesUnavailable(RuntimeError):
@@ -206,12 +211,31 @@ def copied_files(dockerfile: Path) -> list[Path]:
     return sorted(set(files))
 
 
-def tree_hash(dockerfile: Path, base: str) -> str:
+def tree_hash(dockerfile: Path, base: str, context: Path = REPO) -> str:
+    """What the image is made of: the base, the Dockerfile and every file it copies."""
+    files = copied_files(dockerfile) if context == REPO else sorted(context.iterdir())
     parts = [base.encode(), dockerfile.read_bytes()]
-    for path in copied_files(dockerfile):
+    for path in files:
         mode = b"x" if os.access(path, os.X_OK) else b"-"
-        parts += [path.relative_to(REPO).as_posix().encode(), mode, path.read_bytes()]
+        parts += [path.relative_to(context).as_posix().encode(), mode, path.read_bytes()]
     return _digest(*parts)
+
+
+def dependency_context(name: str) -> Path:
+    """The build context of a dependency image: links to the host's copies of its programs."""
+    from .livekit import livekit_server_binary  # builds it once, like the tests do
+    from .redis import search_module, server_binary
+
+    sources = {
+        "livekit-server": [livekit_server_binary()],
+        "redis-search": [server_binary(), search_module()],
+    }[name]
+    context = CACHE / "contexts" / name
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    for source in sources:
+        shutil.copy2(source, context / source.name)
+    return context
 
 
 def _trust_mounts() -> list[str]:
@@ -230,13 +254,15 @@ def _trust_mounts() -> list[str]:
 
 def build_image(name: str, base: str) -> Image:
     """One image: its archive when cached, else a buildah build (layer cache on)."""
-    dockerfile = REPO / IMAGES[name]
-    ref = f"{REGISTRY}/{name}:{tree_hash(dockerfile, base)}"
+    recipe = IMAGES.get(name) or DEPENDENCIES[name]
+    dockerfile = REPO / recipe
+    context = REPO if name in IMAGES else dependency_context(name)
+    ref = f"{REGISTRY}/{name}:{tree_hash(dockerfile, base, context)}"
     dev_ref = f"{REGISTRY}/{name}:dev"
     archive = CACHE / f"{name}-{ref.rpartition(':')[2]}.tar"
     if archive.exists():
         return Image(name, ref, dev_ref, archive, built=False)
-    _log(f"building {ref} from {IMAGES[name]}")
+    _log(f"building {ref} from {recipe}")
     start = time.monotonic()
     buildah(
         "build",
@@ -253,7 +279,7 @@ def build_image(name: str, base: str) -> Image:
         ref,
         "-t",
         dev_ref,
-        str(REPO),
+        str(context),
     )
     part = archive.with_suffix(".part")
     part.unlink(missing_ok=True)
@@ -301,46 +327,42 @@ def _lock() -> Iterator[None]:
         yield
 
 
-def containerd_sock() -> Path:
-    return Path(os.environ.get(SOCK_ENV, DEFAULT_SOCK))
-
-
-def load_images(images: dict[str, Image], sock: Path) -> bool:
-    """Import the archives into a containerd's k8s.io namespace; False when none runs there."""
-    if not sock.is_socket():
-        _log(f"no containerd at {sock} ({SOCK_ENV}): images not loaded")
-        return False
+def load_images(images: dict[str, Image], sock: Path, snapshotter: str) -> None:
+    """Import the archives into a containerd's k8s.io namespace, where kubelet finds them."""
     if shutil.which("ctr") is None:
         raise ImagesUnavailable("ctr missing (Debian's containerd package)")
     ctr = ["ctr", "--address", str(sock), "-n", "k8s.io", "images"]
     loaded = set(_run([*ctr, "ls", "--quiet"], stdout=subprocess.PIPE).stdout.split())
     for image in images.values():
         if image.ref not in loaded:  # the ref names its content: already there, nothing to do
-            _run([*ctr, "import", str(image.archive)], stdout=subprocess.DEVNULL)
+            argv = [*ctr, "import", "--snapshotter", snapshotter, str(image.archive)]
+            _run(argv, stdout=subprocess.DEVNULL)
         _run([*ctr, "tag", "--force", image.ref, image.dev_ref], stdout=subprocess.DEVNULL)
     _log(f"loaded into containerd at {sock}")
-    return True
 
 
-def build_and_load(sock: Path | None = None) -> dict[str, Image]:
-    """What `make images` does: build (cached), then load into the node's containerd if it runs."""
-    images = build_images()
-    load_images(images, sock or containerd_sock())
+def build_and_load(names: tuple[str, ...] = tuple(IMAGES), state: Path = STATE) -> dict[str, Image]:
+    """What `make images` does: build (cached), then load into make cluster-up's node if one
+    runs from ``state``."""
+    from .cluster import running_node
+
+    images = build_images(names)
+    node = running_node(state)
+    if node is None:
+        _log(f"no node runs from {state} (make cluster-up): images built, not loaded")
+    else:
+        load_images(images, Path(str(node["containerd"])), str(node["snapshotter"]))
     return images
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kubevox_devenv.images")
-    parser.add_argument(
-        "--containerd-sock",
-        type=Path,
-        default=None,
-        help=f"containerd to load into (default: ${SOCK_ENV}, else {DEFAULT_SOCK})",
-    )
+    parser.add_argument("--dir", type=Path, default=STATE, help="make cluster-up's state")
+    parser.add_argument("names", nargs="*", default=list(IMAGES), help="images to build")
     args = parser.parse_args(argv)
     start = time.monotonic()
     try:
-        images = build_and_load(args.containerd_sock)
+        images = build_and_load(tuple(args.names), args.dir)
     except ImagesUnavailable as e:
         _log(f"cannot build images here: {e}")
         return 1

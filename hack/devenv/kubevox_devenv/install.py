@@ -1,0 +1,207 @@
+"""``make install``: kubevox on the local node the way a platform team installs it — the
+project's Helm chart with the images built here — and the in-cluster dependencies a user would
+already run: a LiveKit server and Redis with vector search (manifests/dev), each a real program
+in a pod, from an image built the same way.
+
+    python -m kubevox_devenv.install --dir .kubevox
+    python -m kubevox_devenv.install --dir .kubevox dev-secrets --namespace team-a
+
+``dev-secrets`` writes, in any namespace, the Secrets the samples reference
+(``livekit-credentials``, ``redis``) pointing at these in-cluster dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from . import images as imagesmod
+from .controlplane import REPO
+
+NAMESPACE = "kubevox-system"
+CHART = REPO / "manifests" / "helm" / "kubevox"
+DEPENDENCIES = REPO / "manifests" / "dev"
+HELM_SCRIPT = REPO / "hack" / "tools" / "build-helm.sh"
+LIVEKIT_URL = "ws://livekit.livekit.svc.cluster.local:7880"
+REDIS_URL = "redis://redis.redis.svc.cluster.local:6379/0"
+# LiveKit's API key name; the secret is random per cluster (install/livekit-keys.json).
+LIVEKIT_KEY = "kubevox-dev"
+
+
+class InstallError(RuntimeError):
+    """A step of the install failed; the message names it and carries the tool's output."""
+
+
+@dataclass(frozen=True)
+class Kube:
+    """kubectl against the local cluster (``make cluster-up``'s kubeconfig)."""
+
+    kubectl: Path
+    kubeconfig: Path
+
+    @classmethod
+    def of(cls, directory: Path) -> Kube:
+        kubeconfig = directory / "kubeconfig"
+        if not kubeconfig.exists():
+            raise InstallError(f"no cluster: {kubeconfig} is missing (run make cluster-up)")
+        return cls(directory / "kubectl", kubeconfig)
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 300) -> str:
+        argv = [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise InstallError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def apply(self, objects: list[dict[str, object]]) -> None:
+        docs = yaml.safe_dump_all(objects, sort_keys=False)
+        self.run("apply", "--server-side", "--force-conflicts", "-f", "-", input=docs)
+
+
+def livekit_keys(directory: Path) -> tuple[str, str]:
+    """The LiveKit API key and secret of this cluster: made once, kept beside its kubeconfig."""
+    path = directory / "install" / "livekit-keys.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps({LIVEKIT_KEY: secrets.token_urlsafe(32)}))
+    ((key, secret),) = json.loads(path.read_text()).items()
+    return key, secret
+
+
+def secret(name: str, namespace: str, data: dict[str, str]) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": data,
+    }
+
+
+def dev_secrets(kube: Kube, namespace: str, keys: tuple[str, str]) -> None:
+    """The Secrets the samples reference, pointing at the in-cluster dependencies."""
+    kube.apply(
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            secret("livekit-credentials", namespace, {"apiKey": keys[0], "apiSecret": keys[1]}),
+            secret("redis", namespace, {"url": REDIS_URL}),
+        ]
+    )
+
+
+def install_dependencies(
+    kube: Kube, directory: Path, built: dict[str, imagesmod.Image], keys: tuple[str, str]
+) -> None:
+    """manifests/dev with the local image tags (a kustomization of our own over it), then the
+    LiveKit keys; waits until both servers are ready."""
+    overlay = directory / "install" / "dependencies"
+    overlay.mkdir(parents=True, exist_ok=True)
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(DEPENDENCIES, overlay)],
+        "images": [
+            {"name": f"{imagesmod.REGISTRY}/{name}", "newTag": built[name].ref.rpartition(":")[2]}
+            for name in ("livekit-server", "redis-search")
+        ],
+    }
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    kube.run("apply", "--server-side", "--force-conflicts", "-k", str(overlay))
+    kube.apply([secret("livekit-keys", "livekit", {"keys": f"{keys[0]}: {keys[1]}"})])
+    for namespace, name in (("livekit", "livekit"), ("redis", "redis")):
+        kube.run("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=180s")
+
+
+def helm() -> Path:
+    out = subprocess.run(["bash", str(HELM_SCRIPT)], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise InstallError(f"building helm failed: {out.stderr.strip()[-2000:]}")
+    return Path(out.stdout.strip().splitlines()[-1]) / "helm"
+
+
+def helm_values(built: dict[str, imagesmod.Image]) -> dict[str, object]:
+    """The chart's values for the local images: by content tag, never pulled (no registry)."""
+
+    def image(name: str) -> dict[str, str]:
+        repository, _, tag = built[name].ref.rpartition(":")
+        return {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"}
+
+    runtime = image("agent-runtime")
+    del runtime["pullPolicy"]
+    return {"image": image("operator"), "runtimeImage": runtime}
+
+
+def install_kubevox(kube: Kube, directory: Path, built: dict[str, imagesmod.Image]) -> None:
+    values = directory / "install" / "values.yaml"
+    values.write_text(yaml.safe_dump(helm_values(built), sort_keys=False))
+    argv = [
+        str(helm()),
+        f"--kubeconfig={kube.kubeconfig}",
+        "upgrade", "--install", "kubevox", str(CHART),
+        "--namespace", NAMESPACE, "--create-namespace",
+        "--values", str(values),
+        "--wait", "--timeout", "5m",
+    ]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise InstallError(f"helm upgrade --install kubevox failed: {proc.stderr.strip()}")
+
+
+def install(
+    kube: Kube, workdir: Path, containerd: tuple[Path, str] | None
+) -> dict[str, imagesmod.Image]:
+    """Everything ``make install`` does, with its files under ``workdir`` and the images loaded
+    into ``containerd`` (socket, snapshotter); returns the images it installed."""
+    built = imagesmod.build_images((*imagesmod.IMAGES, *imagesmod.DEPENDENCIES))
+    if containerd is not None:
+        imagesmod.load_images(built, *containerd)
+    keys = livekit_keys(workdir)
+    install_dependencies(kube, workdir, built, keys)
+    install_kubevox(kube, workdir, built)
+    return built
+
+
+def node_containerd(directory: Path) -> tuple[Path, str]:
+    """The containerd of make cluster-up's node: where the images must go."""
+    from .cluster import running_node
+
+    node = running_node(directory)
+    if node is None:
+        raise InstallError(f"no node runs from {directory}: make cluster-up on a machine that can")
+    return Path(str(node["containerd"])), str(node["snapshotter"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kubevox_devenv.install")
+    parser.add_argument("--dir", type=Path, default=Path(".kubevox"))
+    sub = parser.add_subparsers(dest="command")
+    secrets_cmd = sub.add_parser("dev-secrets", help="the samples' Secrets in a namespace")
+    secrets_cmd.add_argument("--namespace", "-n", required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "dev-secrets":
+            dev_secrets(Kube.of(args.dir), args.namespace, livekit_keys(args.dir))
+            print(f"livekit-credentials and redis written in namespace {args.namespace}")
+            return 0
+        built = install(Kube.of(args.dir), args.dir, node_containerd(args.dir))
+    except (InstallError, imagesmod.ImagesUnavailable) as e:
+        print(f"install: {e}", file=sys.stderr)
+        return 1
+    for image in built.values():
+        print(f"installed {image.ref}")
+    print(f"kubevox installed in {NAMESPACE}; LiveKit at {LIVEKIT_URL}, Redis at {REDIS_URL}")
+    print("Try: make dev-secrets NS=demo, then apply manifests/samples/offline-agent.yaml in demo")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
