@@ -355,6 +355,11 @@ class Controller:
         meta = body["metadata"]
         result = await self.api.patch_status(kind, meta["namespace"], meta["name"], patch)
         self._remember(kind, result)
+        if kind == "KnowledgeBase":
+            # Its watch echo is skipped, yet its agents may be waiting for exactly this status
+            # (Ready after its Job): they look again now.
+            for va in self._agents_using(meta["namespace"], meta["name"]):
+                self.queue.add(("VoiceAgent", meta["namespace"], va))
         return True
 
     def _remember(self, kind: str, result: Obj) -> None:

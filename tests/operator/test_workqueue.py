@@ -93,3 +93,33 @@ async def test_the_service_monitor_crd_appearing_and_going_re_reconciles_every_a
     c.observe_crd("DELETED", crd)
     assert not c.defaults.service_monitor
     assert c.cache.get("ServiceMonitor", "ns", "va") is None  # gone with its CRD
+
+
+class StatusWriter:
+    """The one Kube call write_status makes: the patched object comes back with a new rv."""
+
+    async def patch_status(self, kind: str, ns: str, name: str, patch: Obj) -> Obj:
+        return {
+            "metadata": {"name": name, "namespace": ns, "resourceVersion": "9"},
+            "status": patch,
+        }
+
+
+async def test_a_knowledge_base_turning_ready_wakes_the_agents_using_it():
+    """The operator's own KB status write is skipped as an echo by the watch: the agents waiting
+    for it (KnowledgeBaseNotReady) must be queued by the write itself."""
+    c = Controller(Settings(defaults=OperatorDefaults()))
+    c.kube = StatusWriter()  # type: ignore[assignment]
+    user = {
+        "metadata": {"name": "va", "namespace": "ns"},
+        "spec": {"knowledgeBases": [{"name": "kb"}]},
+    }
+    other = {"metadata": {"name": "other", "namespace": "ns"}, "spec": {}}
+    c.cache.put("VoiceAgent", user)
+    c.cache.put("VoiceAgent", other)
+    kb = {"metadata": {"name": "kb", "namespace": "ns", "resourceVersion": "8"}, "status": {}}
+    assert await c.write_status("KnowledgeBase", kb, {"phase": "Ready"})
+    c.observe(
+        "KnowledgeBase", "MODIFIED", {**kb, "metadata": {**kb["metadata"], "resourceVersion": "9"}}
+    )
+    assert c.queue._queued == {("VoiceAgent", "ns", "va")}
