@@ -22,7 +22,7 @@ from pathlib import Path
 from . import node as nodemod
 from . import nodedown, nodenet
 from .controlplane import ControlPlane, binaries, install_crds
-from .procs import stop_process_group
+from .procs import cmdline, is_alive, stop_process_group
 
 
 def start_cluster(directory: Path, detached: bool) -> tuple[ControlPlane, nodemod.Node]:
@@ -75,19 +75,9 @@ def _running(directory: Path) -> dict[str, object] | None:
     state: dict[str, object] = json.loads(path.read_text())
     pids = state.get("pids", {})
     assert isinstance(pids, dict)
-    if pids and all(_is_alive(int(pid)) for pid in pids.values()):
+    if pids and all(is_alive(int(pid)) for pid in pids.values()):
         return state
     return None
-
-
-def _is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _start(directory: Path, node: bool) -> dict[str, object]:
@@ -147,7 +137,7 @@ def down(directory: Path, quiet: bool = False) -> int:
         pids = state.get("node", {}).get("pids", {})
         nodedown.stop_node(directory / "node", {k: int(v) for k, v in pids.items()})
     for name, pid in reversed(list(state.get("pids", {}).items())):
-        if _is_alive(int(pid)) and name in _cmdline(int(pid)):
+        if is_alive(int(pid)) and name in cmdline(int(pid)):
             stop_process_group(int(pid))
     if has_node:
         nodedown.remove_network(directory / "node")
@@ -159,13 +149,6 @@ def down(directory: Path, quiet: bool = False) -> int:
     if not quiet:
         print("cluster stopped" if state.get("node") else "control plane stopped")
     return 0
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def running_node(directory: Path) -> dict[str, object] | None:

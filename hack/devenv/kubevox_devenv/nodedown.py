@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from . import nodenet
-from .procs import stop_process_group
+from .procs import cmdline, stop_process_group
 
 NAMESPACE = "k8s.io"  # containerd's namespace for Kubernetes (CRI)
 
@@ -87,15 +87,8 @@ def _proxy_binary() -> Path | None:
 
 def _stop(name: str, pids: dict[str, int]) -> None:
     pid = pids.get(name)
-    if pid is not None and name in _cmdline(pid):
+    if pid is not None and name in cmdline(pid):
         stop_process_group(pid)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _kill_containers(socket_path: Path) -> None:
@@ -118,7 +111,7 @@ def _pids_with(fragment: str) -> list[int]:
     return [
         int(p.name)
         for p in Path("/proc").iterdir()
-        if p.name.isdigit() and fragment in _cmdline(int(p.name))
+        if p.name.isdigit() and fragment in cmdline(int(p.name))
     ]
 
 
@@ -164,7 +157,7 @@ def leftovers(node_dir: Path) -> list[str]:
     found += [f"cgroup {c}" for c in kubepods_cgroups()]
     for name in ("kubelet", "kube-scheduler", "kube-proxy", "containerd-shim"):
         found += [f"process {pid} ({name})" for pid in _pids_with(str(node_dir)) if name in
-                  _cmdline(pid)]  # fmt: skip
+                  cmdline(pid)]  # fmt: skip
     found += [f"file {f}" for f in _host_files(node_dir)]
     if node_dir.exists():
         found.append(f"directory {node_dir}")

@@ -114,6 +114,26 @@ def stop_process_group(pid: int, timeout: float = 15.0) -> None:
     _reap(pid)
 
 
+def is_alive(pid: int) -> bool:
+    """The process exists (perhaps another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cmdline(pid: int) -> str:
+    """Its command line, space-separated ("" once it is gone): a pid in a state file may have
+    been reused by another program since."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
