@@ -50,7 +50,7 @@ def wait_until(what: str, probe: Callable[[], Any], timeout: float) -> Any:
     while time.monotonic() < deadline:
         try:
             last = probe()
-        except installmod.InstallError as e:
+        except (installmod.InstallError, OSError) as e:
             last = e
         if last and not isinstance(last, Exception):
             return last

@@ -1,0 +1,128 @@
+"""The product on a real node (issue 9): how long from `kubectl apply` of the offline sample to
+the first call answered by the worker pod, and what a worker pod weighs.
+
+A fresh cluster (kubevox_devenv.cluster: control plane, kubelet, containerd, kube-proxy,
+CoreDNS), kubevox installed as `make install` does (the Helm chart, the images built here,
+LiveKit and Redis as pods), then, timed from the apply:
+
+* the KnowledgeBase Ready (its ingestion Job ran as a pod),
+* the VoiceAgent Ready (its worker pod started, loaded the offline models, registered),
+* the first call done: a simulated caller on the host asks one question through LiveKit
+  hears the answer (voice-to-voice latency measured on the audio) and hangs up,
+
+and the worker pod's memory from its cgroup (kubelet's cgroupfs layout, cgroup v1) while idle
+and right after the call. The cluster and its install are not part of the timed window.
+
+    .venv/bin/python bench/node_bench.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kubevox_devenv import install as installmod
+from kubevox_devenv import node as nodemod
+from kubevox_devenv.cluster import temporary_cluster
+
+from agent_runtime.caller import CallOptions, SimulatedCall
+from agent_runtime.caller.audio import synthesize
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "manifests" / "samples" / "offline-agent.yaml"
+NAMESPACE = "bench"
+CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/kubepods")
+
+
+def wait(what: str, probe: Any, timeout: float = 900) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if probe():
+            return time.monotonic()
+        time.sleep(0.5)
+    raise TimeoutError(what)
+
+
+def pod_memory_mib(uid: str) -> float:
+    """The pod's cgroup memory use (v1: memory.usage_in_bytes less its page cache)."""
+    (path,) = [p for p in CGROUP_MEMORY.rglob(f"pod{uid}") if p.is_dir()]
+    usage = int((path / "memory.usage_in_bytes").read_text())
+    stat = dict(line.split() for line in (path / "memory.stat").read_text().splitlines())
+    return (usage - int(stat.get("total_inactive_file", 0))) / 2**20
+
+
+def main() -> int:
+    if reason := nodemod.why_not():
+        print(f"this machine cannot run a node: {reason}", file=sys.stderr)
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="kubevox-node-bench-"))
+    with temporary_cluster("kubevox-node-bench-") as (plane, node):
+        kube = installmod.Kube(plane.kubectl, plane.kubeconfig)
+        state = node.state()
+        t0 = time.monotonic()
+        installmod.install(
+            kube, workdir, (Path(str(state["containerd"])), str(state["snapshotter"]))
+        )
+        installed = time.monotonic() - t0
+        keys = installmod.livekit_keys(workdir)
+        installmod.dev_secrets(kube, NAMESPACE, keys)
+
+        def get(kind: str, name: str) -> dict[str, Any]:
+            out: dict[str, Any] = json.loads(
+                kube.run("get", kind, name, f"-n={NAMESPACE}", "-o=json")
+            )
+            return out
+
+        def ready(kind: str, name: str) -> bool:
+            status = get(kind, name).get("status") or {}
+            if kind == "knowledgebase":
+                return bool(status.get("phase") == "Ready")
+            conds = {c["type"]: c["status"] for c in status.get("conditions", [])}
+            return conds.get("Ready") == "True"
+
+        applied = time.monotonic()
+        kube.run("apply", f"-n={NAMESPACE}", "-f", str(SAMPLE))
+        kb_ready = wait("KnowledgeBase Ready", lambda: ready("knowledgebase", "clinic-facts"))
+        va_ready = wait("VoiceAgent Ready", lambda: ready("voiceagent", "offline"))
+        pods = json.loads(
+            kube.run(
+                "get", "pods", f"-n={NAMESPACE}", "-l=app.kubernetes.io/instance=offline", "-o=json"
+            )
+        )["items"]
+        uid = pods[0]["metadata"]["uid"]
+        idle_mib = pod_memory_mib(uid)
+        ip = kube.run("get", "service/livekit", "-n=livekit", "-o=jsonpath={.spec.clusterIP}")
+        options = CallOptions(
+            url=f"ws://{ip}:7880",
+            api_key=keys[0],
+            api_secret=keys[1],
+            agent_name="offline",
+            greeting_timeout=120.0,
+            reply_timeout=90.0,
+        )
+        question = synthesize("When does the pharmacy open on Saturdays?")
+        result = asyncio.run(SimulatedCall(options).run([question]))
+        answered = time.monotonic()
+        after_mib = pod_memory_mib(uid)
+        turn = result.turns[0]
+        report = {
+            "install_seconds": round(installed, 1),
+            "apply_to_kb_ready_seconds": round(kb_ready - applied, 1),
+            "apply_to_agent_ready_seconds": round(va_ready - applied, 1),
+            "apply_to_first_call_done_seconds": round(answered - applied, 1),
+            "first_turn_latency_ms": turn.latency_ms,
+            "heard": turn.heard,
+            "worker_pod_memory_idle_mib": round(idle_mib, 1),
+            "worker_pod_memory_after_call_mib": round(after_mib, 1),
+        }
+        print(json.dumps(report, indent=2))
+    return 0 if result.error is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
