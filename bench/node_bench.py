@@ -19,6 +19,7 @@ and right after the call. The cluster and its install are not part of the timed 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -42,8 +43,9 @@ CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/kubepods")
 def wait(what: str, probe: Any, timeout: float = 900) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        if probe():
-            return time.monotonic()
+        with contextlib.suppress(OSError):
+            if probe():
+                return time.monotonic()
         time.sleep(0.5)
     raise TimeoutError(what)
 
@@ -60,7 +62,7 @@ def main() -> int:
     if reason := nodemod.why_not():
         print(f"this machine cannot run a node: {reason}", file=sys.stderr)
         return 1
-    workdir = Path(tempfile.mkdtemp(prefix="kubevox-node-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="kubevox-node-bench-install-"))
     with temporary_cluster("kubevox-node-bench-") as (plane, node):
         kube = installmod.Kube(plane.kubectl, plane.kubeconfig)
         state = node.state()
@@ -95,6 +97,8 @@ def main() -> int:
             )
         )["items"]
         uid = pods[0]["metadata"]["uid"]
+        pod_ip = pods[0]["status"]["podIP"]
+        registered = wait("worker registered", lambda: installmod.worker_registered(pod_ip))
         idle_mib = pod_memory_mib(uid)
         ip = kube.run("get", "service/livekit", "-n=livekit", "-o=jsonpath={.spec.clusterIP}")
         options = CallOptions(
@@ -114,6 +118,7 @@ def main() -> int:
             "install_seconds": round(installed, 1),
             "apply_to_kb_ready_seconds": round(kb_ready - applied, 1),
             "apply_to_agent_ready_seconds": round(va_ready - applied, 1),
+            "apply_to_worker_registered_seconds": round(registered - applied, 1),
             "apply_to_first_call_done_seconds": round(answered - applied, 1),
             "first_turn_latency_ms": turn.latency_ms,
             "heard": turn.heard,

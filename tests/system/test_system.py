@@ -6,16 +6,14 @@ order and share the sample's objects."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubevox_operator import contract
+from kubevox_devenv import install as installmod
 
 from agent_runtime.caller import CallOptions, SimulatedCall
 from agent_runtime.caller.audio import synthesize
-from agent_runtime.metrics import WORKER_REGISTERED
 
 from .conftest import System, wait_until
 
@@ -57,19 +55,9 @@ def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) ->
     assert [p["status"]["phase"] for p in pods] == ["Running"]
 
     # Ready follows the pod's readiness probe, which livekit-agents answers before the worker
-    # has registered; a call placed before registration is never dispatched. The worker's own
-    # metric says when LiveKit may give it calls (scraped from the host at the pod's address).
-    metrics = f"http://{pods[0]['status']['podIP']}:{contract.METRICS_PORT}/metrics"
-
-    def registered() -> bool:
-        with urllib.request.urlopen(metrics, timeout=2) as resp:
-            text = resp.read().decode()
-        return any(
-            line.startswith(WORKER_REGISTERED + "{") and line.endswith(" 1.0")
-            for line in text.splitlines()
-        )
-
-    wait_until("the worker registered with LiveKit", registered, 300)
+    # has registered; a call placed before registration is never dispatched.
+    pod_ip = pods[0]["status"]["podIP"]
+    wait_until("the worker registered", lambda: installmod.worker_registered(pod_ip), 300)
 
 
 @pytest.mark.timeout(600)

@@ -18,10 +18,12 @@ import os
 import secrets
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from kubevox_operator.contract import METRICS_PORT
 
 from . import images as imagesmod
 from .controlplane import REPO
@@ -119,6 +121,19 @@ def install_dependencies(
     kube.apply([secret("livekit-keys", "livekit", {"keys": f"{keys[0]}: {keys[1]}"})])
     for namespace, name in (("livekit", "livekit"), ("redis", "redis")):
         kube.run("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=180s")
+
+
+def worker_registered(pod_ip: str) -> bool:
+    """The worker pod at ``pod_ip`` says it is registered with LiveKit (its
+    kubevox_worker_registered metric, read from the host). Its readiness probe answers before
+    that, and a call placed before registration is never dispatched to it."""
+    url = f"http://{pod_ip}:{METRICS_PORT}/metrics"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        text = resp.read().decode()
+    return any(
+        line.startswith("kubevox_worker_registered{") and line.endswith(" 1.0")
+        for line in text.splitlines()
+    )
 
 
 def helm() -> Path:
