@@ -8,8 +8,8 @@
 # plane was built first, so only the node's own packages are compiled.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../controlplane" && pwd)"
-K8S_VERSION="$(awk '$1=="k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$here/go.mod")"
+# shellcheck source=../controlplane/k8s-build.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../controlplane" && pwd)/k8s-build.sh"
 
 cache="${KUBEVOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubevox}"
 bin="$cache/node/k8s-${K8S_VERSION}/bin"
@@ -27,16 +27,7 @@ echo "building kubelet, kube-scheduler and kube-proxy ${K8S_VERSION} into $bin (
 tmp="$bin.tmp.$$"
 mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
-(
-  cd "$here"
-  CGO_ENABLED=0 go build -trimpath \
-    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean" \
-    -o "$tmp/" \
-    k8s.io/kubernetes/cmd/kubelet \
-    k8s.io/kubernetes/cmd/kube-scheduler \
-    k8s.io/kubernetes/cmd/kube-proxy
-) >&2
+k8s_build "$tmp" kubelet kube-scheduler kube-proxy >&2
 mkdir -p "$(dirname "$bin")"
 # Only ever an incomplete directory is replaced (the check above returned for a complete one).
 rm -rf "$bin"
