@@ -48,11 +48,12 @@ def test_node_is_ready_on_its_bridge_address(cluster: Cluster) -> None:
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://1.6")
 
 
-def test_a_pod_runs_with_an_address_on_the_bridge(cluster: Cluster, namespace: str) -> None:
+def apply_pause_pod(cluster: Cluster, namespace: str, name: str) -> None:
+    """A pod of the node's own pause image (imported, never pulled)."""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "pause", "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "containers": [
                 {"name": "pause", "image": cluster.node.pause.ref, "imagePullPolicy": "Never"}
@@ -60,6 +61,10 @@ def test_a_pod_runs_with_an_address_on_the_bridge(cluster: Cluster, namespace: s
         },
     }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+
+
+def test_a_pod_runs_with_an_address_on_the_bridge(cluster: Cluster, namespace: str) -> None:
+    apply_pause_pod(cluster, namespace, "pause")
 
     def running() -> dict[str, str] | None:
         status = json.loads(cluster.kubectl("get", "pod", "pause", "-n", namespace, "-o", "json"))
@@ -174,17 +179,7 @@ def test_a_pod_has_no_route_out_and_forwarding_is_dropped(cluster: Cluster, name
     """Pods have no default route; and a pod that made itself one still gets nothing forwarded
     off the bridge. The would-be destination is behind a veth pair whose both ends are in this
     machine (a packet sent there goes nowhere), so even a broken guard would let nothing out."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "probe", "namespace": namespace},
-        "spec": {
-            "containers": [
-                {"name": "pause", "image": cluster.node.pause.ref, "imagePullPolicy": "Never"}
-            ]
-        },
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    apply_pause_pod(cluster, namespace, "probe")
     pod_ip = eventually(
         "the probe pod's IP",
         lambda: cluster.kubectl(
