@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from .certs import LocalPKI
-from .procs import ManagedProcess, free_port, wait_for
+from .procs import ManagedProcess, built, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO / "hack" / "controlplane" / "build.sh"
@@ -78,10 +78,7 @@ def audit_writes(
 def binaries() -> Path:
     """Directory with kube-apiserver, kube-controller-manager, kubectl and etcd (built and
     cached on first use, or taken from KUBEBUILDER_ASSETS)."""
-    out = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout
-    return Path(out.strip().splitlines()[-1])
+    return built(BUILD_SCRIPT)
 
 
 @dataclass

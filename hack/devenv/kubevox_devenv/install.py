@@ -27,6 +27,7 @@ from kubevox_operator.contract import METRICS_PORT
 
 from . import images as imagesmod
 from .controlplane import REPO
+from .procs import built
 
 NAMESPACE = "kubevox-system"
 CHART = REPO / "manifests" / "helm" / "kubevox"
@@ -137,10 +138,10 @@ def worker_registered(pod_ip: str) -> bool:
 
 
 def helm() -> Path:
-    out = subprocess.run(["bash", str(HELM_SCRIPT)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise InstallError(f"building helm failed: {out.stderr.strip()[-2000:]}")
-    return Path(out.stdout.strip().splitlines()[-1]) / "helm"
+    try:
+        return built(HELM_SCRIPT) / "helm"
+    except subprocess.CalledProcessError as e:
+        raise InstallError(f"building helm failed ({HELM_SCRIPT.name}, its output above)") from e
 
 
 def helm_values(built: dict[str, imagesmod.Image]) -> dict[str, object]:

@@ -10,7 +10,6 @@ Redis URL, the server also answers its SIP API (trunks, dispatch rules).
 from __future__ import annotations
 
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from types import TracebackType
 
 import yaml
 
-from .procs import ManagedProcess, free_port, wait_for
+from .procs import ManagedProcess, built, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO / "hack" / "livekit" / "build.sh"
@@ -29,10 +28,7 @@ BUILD_SCRIPT = REPO / "hack" / "livekit" / "build.sh"
 
 def livekit_server_binary() -> Path:
     """The livekit-server binary, built and cached on first use."""
-    out = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout
-    return Path(out.strip().splitlines()[-1]) / "livekit-server"
+    return built(BUILD_SCRIPT) / "livekit-server"
 
 
 @dataclass

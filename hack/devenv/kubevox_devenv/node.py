@@ -29,7 +29,7 @@ from . import nodeimages, nodenet
 from .certs import LocalPKI
 from .controlplane import REPO, ControlPlane
 from .nodedown import NAMESPACE, remove_network, stop_node
-from .procs import ManagedProcess, free_port, wait_for
+from .procs import ManagedProcess, built, free_port, wait_for
 
 NODE_NAME = "kubevox-node"
 # containerd would pull a missing image from its registry, out of this machine: every pull goes
@@ -71,10 +71,7 @@ def _has_cgroups() -> bool:
 
 def binaries() -> Path:
     """Directory with kubelet, kube-scheduler and kube-proxy (built once, cached)."""
-    out = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout
-    return Path(out.strip().splitlines()[-1])
+    return built(BUILD_SCRIPT)
 
 
 def overlay_works(scratch: Path) -> bool:

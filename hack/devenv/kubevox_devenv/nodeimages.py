@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .controlplane import REPO
+from .procs import built
 
 PAUSE_SOURCE = REPO / "hack" / "node" / "pause.c"
 COREDNS_BUILD = REPO / "hack" / "node" / "build-coredns.sh"
@@ -134,10 +135,7 @@ def pause_image() -> Image:
 
 def coredns_image() -> Image:
     """CoreDNS built from its Go module (hack/node/build-coredns.sh), alone in an image."""
-    out = subprocess.run(
-        ["bash", str(COREDNS_BUILD)], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout
-    binary = Path(out.strip().splitlines()[-1])
+    binary = built(COREDNS_BUILD)
     version = binary.parent.name.removeprefix("coredns-")
     tag = f"{version}-{_digest(binary, Path(__file__))[:8]}"
     image = Image(

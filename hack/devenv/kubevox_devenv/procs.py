@@ -114,6 +114,13 @@ def stop_process_group(pid: int, timeout: float = 15.0) -> None:
     _reap(pid)
 
 
+def built(script: Path) -> Path:
+    """Run one of hack/'s build scripts (each builds once, caches, and prints the path of what
+    it built last; its progress goes to stderr) and return that path."""
+    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
 def is_alive(pid: int) -> bool:
     """The process exists (perhaps another user's)."""
     try:
