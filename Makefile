@@ -31,9 +31,11 @@ controlplane: ## Build (once) and cache kube-apiserver, kube-controller-manager,
 	@bash hack/controlplane/build.sh >/dev/null
 
 .PHONY: node
-node: ## Build (once) and cache kubelet, kube-scheduler, kube-proxy and CoreDNS for the local node
+node: ## Build (once) and cache the local node's programs: kubelet, kube-scheduler, kube-proxy, CoreDNS, Prometheus, KEDA
 	@bash hack/node/build-kubernetes.sh >/dev/null
 	@bash hack/node/build-coredns.sh >/dev/null
+	@bash hack/tools/build-promtool.sh prometheus >/dev/null
+	@bash hack/node/build-keda.sh >/dev/null
 
 .PHONY: livekit
 livekit: ## Build (once) and cache livekit-server

@@ -5,6 +5,7 @@
 # CRDs into the local control plane so ServiceMonitor/PodMonitor, KEDA ScaledObject and Argo CD
 # Application manifests get a real server-side dry-run, and reuse Argo CD's KServe health check
 # and its test data to prove the Lua test harness reproduces Argo CD's own expectations.
+# KEDA's own install manifests (config/) are kept too: `make install` deploys KEDA with them.
 set -euo pipefail
 
 PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
@@ -12,7 +13,8 @@ KEDA_VERSION="${KEDA_VERSION:-v2.21.0}"
 ARGOCD_VERSION="${ARGOCD_VERSION:-v3.5.7}"   # v3.6 declares go 1.27
 
 cache="${KUBEVOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubevox}"
-out="$cache/third-party/po-${PROMETHEUS_OPERATOR_VERSION}_keda-${KEDA_VERSION}_argocd-${ARGOCD_VERSION}"
+LAYOUT=2  # what this script copies; bumped when that changes
+out="$cache/third-party/po-${PROMETHEUS_OPERATOR_VERSION}_keda-${KEDA_VERSION}_argocd-${ARGOCD_VERSION}_${LAYOUT}"
 if [[ -f "$out/.complete" ]]; then
   echo "$out"
   exit 0
@@ -37,6 +39,7 @@ cp "$po/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.ya
    "$argocd/manifests/crds/application-crd.yaml" \
    "$tmp/crds/"
 cp -r "$argocd/resource_customizations/serving.kserve.io/InferenceService" "$tmp/argocd/"
+cp -r "$keda/config" "$tmp/keda-config"
 chmod -R u+w "$tmp"
 touch "$tmp/.complete"
 rm -rf "$out"

@@ -40,15 +40,15 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
 class LocalPKI:
     """Writes PEM files into ``directory``; every path it returns exists."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, ca_name: str = "kubevox-local-ca") -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self._ca_key = _key()
         now = dt.datetime.now(dt.UTC)
         self._ca_cert = (
             x509.CertificateBuilder()
-            .subject_name(_name("kubevox-local-ca"))
-            .issuer_name(_name("kubevox-local-ca"))
+            .subject_name(_name(ca_name))
+            .issuer_name(_name(ca_name))
             .public_key(self._ca_key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))

@@ -229,7 +229,20 @@ class ControlPlane:
         client = pki.issue(
             "apiserver-kubelet-client", "kube-apiserver", organization="system:masters"
         )
+        # Aggregated APIs (KEDA's external metrics for the autoscaler): the API server proxies
+        # to them as "front-proxy-client", a certificate of a CA of its own, as kubeadm sets up.
+        front_proxy = LocalPKI(pki.dir / "front-proxy", ca_name="kubevox-front-proxy-ca")
+        proxy_client = front_proxy.issue("front-proxy-client", "front-proxy-client")
         return [
+            f"--requestheader-client-ca-file={front_proxy.ca_cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={proxy_client[0]}",
+            f"--proxy-client-key-file={proxy_client[1]}",
+            # Straight to the extension server's pod, not through its Service's cluster IP.
+            "--enable-aggregator-routing=true",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             f"--kubelet-client-certificate={client[0]}",

@@ -60,6 +60,8 @@ IMAGES = {"operator": "operator/Dockerfile", "agent-runtime": "agent_runtime/Doc
 DEPENDENCIES = {
     "livekit-server": "hack/images/livekit-server.Dockerfile",
     "redis-search": "hack/images/redis-search.Dockerfile",
+    "prometheus": "hack/images/prometheus.Dockerfile",
+    "keda": "hack/images/keda.Dockerfile",
 }
 
 
@@ -224,12 +226,22 @@ def tree_hash(dockerfile: Path, base: str, context: Path = REPO) -> str:
 def dependency_context(name: str) -> Path:
     """The build context of a dependency image: links to the host's copies of its programs."""
     from .livekit import livekit_server_binary  # builds it once, like the tests do
+    from .procs import built
     from .redis import search_module, server_binary
 
+    def prometheus() -> list[Path]:
+        return [built(REPO / "hack/tools/build-promtool.sh", "prometheus") / "prometheus"]
+
+    def keda() -> list[Path]:
+        bin_dir = built(REPO / "hack/node/build-keda.sh")
+        return [bin_dir / "operator", bin_dir / "adapter"]
+
     sources = {
-        "livekit-server": [livekit_server_binary()],
-        "redis-search": [server_binary(), search_module()],
-    }[name]
+        "livekit-server": lambda: [livekit_server_binary()],
+        "redis-search": lambda: [server_binary(), search_module()],
+        "prometheus": prometheus,
+        "keda": keda,
+    }[name]()
     context = CACHE / "contexts" / name
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)

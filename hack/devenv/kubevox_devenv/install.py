@@ -1,7 +1,8 @@
 """``make install``: kubevox on the local node the way a platform team installs it — the
 project's Helm chart with the images built here — and the in-cluster dependencies a user would
-already run: a LiveKit server and Redis with vector search (manifests/dev), each a real program
-in a pod, from an image built the same way.
+already run: a LiveKit server, Redis with vector search, Prometheus (manifests/dev) and KEDA
+(its own manifests) to scale workers on active calls, each a real program in a pod, from an
+image built the same way.
 
     python -m kubevox_devenv.install --dir .kubevox
     python -m kubevox_devenv.install --dir .kubevox dev-secrets --namespace team-a
@@ -33,6 +34,16 @@ NAMESPACE = "kubevox-system"
 CHART = REPO / "manifests" / "helm" / "kubevox"
 DEPENDENCIES = REPO / "manifests" / "dev"
 HELM_SCRIPT = REPO / "hack" / "tools" / "build-helm.sh"
+THIRD_PARTY_SCRIPT = REPO / "hack" / "tools" / "fetch-third-party.sh"
+DEPENDENCY_DEPLOYMENTS = (
+    ("livekit", "livekit"),
+    ("redis", "redis"),
+    ("monitoring", "prometheus"),
+    ("keda", "keda-operator"),
+    ("keda", "keda-metrics-apiserver"),
+)
+EXTERNAL_METRICS_API = "v1beta1.external.metrics.k8s.io"  # served by KEDA
+PROMETHEUS_URL = "http://prometheus.monitoring.svc.cluster.local:9090"
 LIVEKIT_URL = "ws://livekit.livekit.svc.cluster.local:7880"
 REDIS_URL = "redis://redis.redis.svc.cluster.local:6379/0"
 # LiveKit's API key name; the secret is random per cluster (install/livekit-keys.json).
@@ -101,27 +112,82 @@ def dev_secrets(kube: Kube, namespace: str, keys: tuple[str, str]) -> None:
     )
 
 
+def keda_manifests() -> Path:
+    """KEDA's own install kustomization (config/minimal: CRDs, RBAC, operator, metrics API
+    server, without the admission webhooks), from its Go module."""
+    return built(THIRD_PARTY_SCRIPT) / "keda-config" / "minimal"
+
+
+def dependencies_kustomization(
+    overlay: Path, built: dict[str, imagesmod.Image]
+) -> dict[str, object]:
+    """manifests/dev and KEDA's manifests, with the images built here, never pulled."""
+
+    def tag(name: str) -> str:
+        return built[name].ref.rpartition(":")[2]
+
+    keda_image = f"{imagesmod.REGISTRY}/keda"
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [
+            os.path.relpath(DEPENDENCIES, overlay),
+            os.path.relpath(keda_manifests(), overlay),
+        ],
+        "images": [
+            *(
+                {"name": f"{imagesmod.REGISTRY}/{name}", "newTag": tag(name)}
+                for name in ("livekit-server", "redis-search", "prometheus")
+            ),
+            # One image holds both KEDA programs (hack/images/keda.Dockerfile).
+            {"name": "ghcr.io/kedacore/keda", "newName": keda_image, "newTag": tag("keda")},
+            {
+                "name": "ghcr.io/kedacore/keda-metrics-apiserver",
+                "newName": keda_image,
+                "newTag": tag("keda"),
+            },
+        ],
+        # KEDA's manifests say Always: there is no registry to ask.
+        "patches": [
+            {
+                "target": {"kind": "Deployment", "namespace": "keda", "name": name},
+                "patch": yaml.safe_dump(
+                    [
+                        {
+                            "op": "replace",
+                            "path": "/spec/template/spec/containers/0/imagePullPolicy",
+                            "value": "IfNotPresent",
+                        }
+                    ]
+                ),
+            }
+            for name in ("keda-operator", "keda-metrics-apiserver")
+        ],
+    }
+
+
 def install_dependencies(
     kube: Kube, directory: Path, built: dict[str, imagesmod.Image], keys: tuple[str, str]
 ) -> None:
-    """manifests/dev with the local image tags (a kustomization of our own over it), then the
-    LiveKit keys; waits until both servers are ready."""
+    """manifests/dev and KEDA with the local image tags (a kustomization of our own over them),
+    then the LiveKit keys; waits until every server is ready and KEDA serves external metrics."""
     overlay = directory / "install" / "dependencies"
     overlay.mkdir(parents=True, exist_ok=True)
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [os.path.relpath(DEPENDENCIES, overlay)],
-        "images": [
-            {"name": f"{imagesmod.REGISTRY}/{name}", "newTag": built[name].ref.rpartition(":")[2]}
-            for name in ("livekit-server", "redis-search")
-        ],
-    }
+    kustomization = dependencies_kustomization(overlay, built)
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
     kube.run("apply", "--server-side", "--force-conflicts", "-k", str(overlay))
     kube.apply([secret("livekit-keys", "livekit", {"keys": f"{keys[0]}: {keys[1]}"})])
-    for namespace, name in (("livekit", "livekit"), ("redis", "redis")):
-        kube.run("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=180s")
+    for namespace, name in DEPENDENCY_DEPLOYMENTS:
+        kube.run("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=240s")
+    kube.run(
+        "wait", "--for=condition=Available", f"apiservice/{EXTERNAL_METRICS_API}", "--timeout=120s"
+    )
+
+
+def livekit_host_url(kube: Kube) -> str:
+    """LiveKit's Service from the host, as a caller's client reaches it (through kube-proxy)."""
+    ip = kube.run("get", "service", "livekit", "-n", "livekit", "-o=jsonpath={.spec.clusterIP}")
+    return f"ws://{ip}:7880"
 
 
 def worker_registered(pod_ip: str) -> bool:

@@ -114,10 +114,12 @@ def stop_process_group(pid: int, timeout: float = 15.0) -> None:
     _reap(pid)
 
 
-def built(script: Path) -> Path:
+def built(script: Path, *args: str) -> Path:
     """Run one of hack/'s build scripts (each builds once, caches, and prints the path of what
     it built last; its progress goes to stderr) and return that path."""
-    out = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True)
+    out = subprocess.run(
+        ["bash", str(script), *args], check=True, stdout=subprocess.PIPE, text=True
+    )
     return Path(out.stdout.strip().splitlines()[-1])
 
 
