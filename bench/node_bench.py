@@ -13,6 +13,11 @@ LiveKit and Redis as pods), then, timed from the apply:
 and the worker pod's memory from its cgroup (kubelet's cgroupfs layout, cgroup v1) while idle
 and right after the call. The cluster and its install are not part of the timed window.
 
+Then the autoscaler's reaction (the sample scaled by KEDA, kubevox_devenv.fleet): one call
+held, a second call placed, timed until KEDA asks for a second replica, the second pod is
+Ready, and it has registered with LiveKit; both callers hang up, timed until the idle pod is
+removed (the scale-down stabilization is 15 s in this sample).
+
     .venv/bin/python bench/node_bench.py
 """
 
@@ -30,12 +35,11 @@ from typing import Any
 from kubevox_devenv import install as installmod
 from kubevox_devenv import node as nodemod
 from kubevox_devenv.cluster import temporary_cluster
+from kubevox_devenv.fleet import Fleet, sample_for_this_node
 
 from agent_runtime.caller import CallOptions, SimulatedCall
 from agent_runtime.caller.audio import synthesize
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "manifests" / "samples" / "offline-agent.yaml"
 NAMESPACE = "bench"
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/kubepods")
 
@@ -88,7 +92,7 @@ def main() -> int:
             return conds.get("Ready") == "True"
 
         applied = time.monotonic()
-        kube.run("apply", f"-n={NAMESPACE}", "-f", str(SAMPLE))
+        kube.run("apply", f"-n={NAMESPACE}", "-f", "-", input=sample_for_this_node())
         kb_ready = wait("KnowledgeBase Ready", lambda: ready("knowledgebase", "clinic-facts"))
         va_ready = wait("VoiceAgent Ready", lambda: ready("voiceagent", "offline"))
         pods = json.loads(
@@ -125,8 +129,43 @@ def main() -> int:
             "worker_pod_memory_idle_mib": round(idle_mib, 1),
             "worker_pod_memory_after_call_mib": round(after_mib, 1),
         }
+        report |= asyncio.run(scale_up_and_down(Fleet(kube, NAMESPACE, "offline"), options))
         print(json.dumps(report, indent=2))
     return 0 if result.error is None else 1
+
+
+async def scale_up_and_down(fleet: Fleet, options: CallOptions) -> dict[str, float]:
+    async def until(what: str, probe: Any, within: float = 600) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < within:
+            with contextlib.suppress(OSError):
+                if await asyncio.to_thread(probe):
+                    return time.monotonic()
+            await asyncio.sleep(0.5)
+        raise TimeoutError(what)
+
+    (first,) = [p["metadata"]["name"] for p in fleet.pods()]
+    held = SimulatedCall(options, index=1)
+    await held.start()
+    await until("the first call counted", lambda: fleet.calls_by_pod() == {first: 1})
+    second = SimulatedCall(options, index=2)
+    placed = time.monotonic()
+    await second.start()
+    answered = time.monotonic()
+    asked = await until("KEDA asking for 2 replicas", lambda: fleet.replicas() == 2)
+    ready = await until("2 ready workers", lambda: fleet.status().get("readyReplicas") == 2)
+    registered = await until("2 registered workers", lambda: len(fleet.registered()) == 2)
+    await second.hang_up()
+    await held.hang_up()
+    hung_up = time.monotonic()
+    removed = await until("back to 1 worker", lambda: len(fleet.pods()) == 1)
+    return {
+        "second_call_answered_seconds": round(answered - placed, 1),
+        "second_call_to_2_replicas_asked_seconds": round(asked - placed, 1),
+        "second_call_to_second_pod_ready_seconds": round(ready - placed, 1),
+        "second_call_to_second_pod_registered_seconds": round(registered - placed, 1),
+        "calls_ended_to_idle_pod_removed_seconds": round(removed - hung_up, 1),
+    }
 
 
 if __name__ == "__main__":

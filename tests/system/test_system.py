@@ -1,24 +1,33 @@
 """The offline sample on a real node, through the Helm-installed operator: the ingestion Job and
 the worker run as pods, a caller on the host is answered from the knowledge base by the pod the
-operator made, and deleting the VoiceAgent removes everything it owned. The tests run in file
-order and share the sample's objects."""
+operator made, active calls scale the workers up and down through Prometheus and KEDA, a rollout
+drains a live call instead of cutting it, Argo CD's health check follows, and deleting the
+VoiceAgent removes everything it owned. The tests run in file order and share the sample's
+objects (and, from the scale-up on, its live calls)."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubevox_devenv import install as installmod
+from kubevox_devenv.fleet import SAMPLE, Fleet, sample_for_this_node
+from kubevox_operator import contract
 
 from agent_runtime.caller import CallOptions, SimulatedCall
 from agent_runtime.caller.audio import synthesize
 
-from .conftest import System, wait_until
+from ..deploy.lua import health
+from ..deploy.tools import lua_interpreters
+from .conftest import PodHistory, PodRecord, System, await_until, wait_until
+
+INTERPRETERS = lua_interpreters()
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "manifests" / "samples" / "offline-agent.yaml"
 WORKER_LABEL = "app.kubernetes.io/instance=offline"
 PHARMACY = "When does the pharmacy open on Saturdays?"
 
@@ -31,7 +40,7 @@ def _condition(obj: dict[str, Any], kind: str) -> dict[str, str]:
 # The first test also pays for the session's cluster and install (images loaded, Helm): minutes.
 @pytest.mark.timeout(1500)
 def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) -> None:
-    system.kubectl("apply", "-n", namespace, "-f", str(SAMPLE))
+    system.kubectl("apply", "-n", namespace, "-f", "-", input=sample_for_this_node())
 
     def kb_ready() -> dict[str, Any] | None:
         kb = system.get("knowledgebase", "clinic-facts", namespace)
@@ -60,11 +69,8 @@ def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) ->
     wait_until("the worker registered", lambda: installmod.worker_registered(pod_ip), 300)
 
 
-@pytest.mark.timeout(600)
-async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
-    system: System, namespace: str
-) -> None:
-    options = CallOptions(
+def caller_options(system: System) -> CallOptions:
+    return CallOptions(
         url=system.livekit_url(),
         api_key=system.keys[0],
         api_secret=system.keys[1],
@@ -72,7 +78,13 @@ async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
         greeting_timeout=120.0,
         reply_timeout=90.0,
     )
-    result = await SimulatedCall(options).run([synthesize(PHARMACY)])
+
+
+@pytest.mark.timeout(600)
+async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
+    system: System, namespace: str
+) -> None:
+    result = await SimulatedCall(caller_options(system)).run([synthesize(PHARMACY)])
     assert result.error is None, result.error
     assert "clinic" in (result.greeting or "").lower()
     heard = result.turns[0].heard.lower()
@@ -101,9 +113,165 @@ async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
     assert call["turns"] >= 2  # the greeting and the answer
 
 
+@pytest.fixture(scope="module")
+def fleet(system: System, namespace: str) -> Fleet:
+    return Fleet(system.kube, namespace, "offline")
+
+
+@pytest.fixture(scope="module")
+async def live_calls() -> AsyncIterator[dict[str, SimulatedCall]]:
+    """Calls that stay up across the scaling tests, by name; whatever is left hangs up."""
+    calls: dict[str, SimulatedCall] = {}
+    yield calls
+    for call in calls.values():
+        await call.hang_up()
+
+
+async def place_call(system: System, live: dict[str, SimulatedCall], name: str) -> None:
+    call = SimulatedCall(caller_options(system), index=len(live))
+    live[name] = call
+    result = await call.start()
+    assert result.greeting, f"the {name} call was not answered (no greeting)"
+
+
+@pytest.mark.timeout(900)
+async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
+    system: System,
+    namespace: str,
+    live_calls: dict[str, SimulatedCall],
+    pod_history: PodHistory,
+    fleet: Fleet,
+) -> None:
+    # The operator made a ScaledObject; the only HPA is the one KEDA made from it.
+    scaled = system.get("scaledobject", "offline", namespace)
+    assert scaled["spec"]["triggers"][0]["type"] == "prometheus"
+    hpas = system.kubectl("get", "hpa", "-n", namespace, "-o=name").split()
+    assert hpas == ["horizontalpodautoscaler.autoscaling/keda-hpa-offline"], hpas
+    (first,) = [p["metadata"]["name"] for p in fleet.pods()]
+
+    # targetCallsPerPod 1, maxCallsPerPod 2: the first pod takes the second call too, and that
+    # is the signal for a second pod. (With no headroom, maxCallsPerPod 1, the second call has
+    # no worker to go to: LiveKit does not queue a dispatch, so it would never be counted.)
+    await place_call(system, live_calls, "first")
+    await await_until("the first call counted", lambda: fleet.calls_by_pod() == {first: 1}, 60)
+    placed = time.monotonic()
+    await place_call(system, live_calls, "second")
+    total = f'sum({contract.ACTIVE_CALLS_METRIC}{{namespace="{namespace}",agent="offline"}})'
+    await await_until(
+        "Prometheus counting 2 active calls", lambda: system.prometheus(total) == 2, 60
+    )
+    second_pods = await await_until(
+        "a second worker registered",
+        lambda: [n for n in fleet.registered() if n != first],
+        300,
+    )
+    scale_up = time.monotonic() - placed
+    second = second_pods[0]
+    ready = pod_history.by_name(second).ready_at
+    assert ready is not None
+    print(f"scale-up: call 2 -> pod 2 Ready {ready - placed:.1f} s, registered {scale_up:.1f} s")
+
+    # The first pod is full (2 of 2): LiveKit gives the third call to the new pod, and KEDA
+    # asks for a third pod (3 calls / 1 per pod; maxReplicas 3).
+    await place_call(system, live_calls, "third")
+    await await_until(
+        "the third call on the second pod",
+        lambda: {first: 2, second: 1}.items() <= fleet.calls_by_pod().items(),
+        60,
+    )
+    await await_until("3 replicas", lambda: fleet.replicas() == 3, 120)
+    agent = await await_until(
+        "status.activeCalls 3",
+        lambda: (
+            (a := system.get("voiceagent", "offline", namespace))["status"].get("activeCalls") == 3
+            and a
+        ),
+        60,
+    )
+    assert agent["status"]["replicas"] >= 3
+
+
+@pytest.mark.timeout(600)
+async def test_calls_ending_scale_down_idle_pods_first(
+    system: System,
+    namespace: str,
+    live_calls: dict[str, SimulatedCall],
+    pod_history: PodHistory,
+    fleet: Fleet,
+) -> None:
+    busy = {n for n, c in fleet.calls_by_pod().items() if c == 2}
+    assert len(busy) == 1, fleet.calls_by_pod()
+    for name, want in (("third", 2), ("second", 1)):
+        await live_calls.pop(name).hang_up()
+
+        def scaled_down(want: int = want) -> bool:
+            return fleet.replicas() == want == len(fleet.pods())
+
+        await await_until(f"{want} worker pods after the {name} call ended", scaled_down, 240)
+    # The pod that kept a call was never chosen; the removed ones were idle and exited 0.
+    assert set(fleet.calls_by_pod()) == busy
+    removed = [r for r in pod_history.pods.values() if r.deleting_at is not None]
+    assert len(removed) == 2, removed
+    for record in removed:
+        assert record.calls_when_deleted == "0", record
+
+        def gone(r: PodRecord = record) -> float | None:
+            return r.gone_at
+
+        await await_until(f"{record.name} gone", gone, 120)
+        assert record.exit_code == 0, record
+
+
+@pytest.mark.timeout(900)
+async def test_a_rollout_drains_the_live_call_and_argo_cd_follows(
+    system: System,
+    namespace: str,
+    live_calls: dict[str, SimulatedCall],
+    pod_history: PodHistory,
+    fleet: Fleet,
+) -> None:
+    assert INTERPRETERS, "no Lua interpreter (apt-get install lua5.1): Argo CD's health check"
+    health_lua = REPO / "manifests/argocd/health/kubevox.dev/VoiceAgent/health.lua"
+
+    def argo_health() -> str:
+        agent = system.get("voiceagent", "offline", namespace)
+        return health(INTERPRETERS[0], health_lua, agent)["status"]
+
+    assert argo_health() == "Healthy"
+    (old,) = fleet.calls_by_pod()
+    system.kubectl(
+        "patch", "voiceagent", "offline", "-n", namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"instructions": "You are the front desk of Northwind Clinic. "
+                                   "Answer in one short sentence from the clinic information."}}),
+    )  # fmt: skip
+    await await_until("Argo CD health Progressing", lambda: argo_health() == "Progressing", 60)
+    await await_until(
+        "a new worker registered while the old one drains",
+        lambda: [n for n in fleet.registered() if n != old],
+        300,
+    )
+    draining = pod_history.by_name(old)
+    await await_until("the old pod draining", lambda: draining.deleting_at, 120)
+    assert draining.calls_when_deleted == "1"
+
+    # The call goes on on the draining pod: the caller asks, and is answered.
+    call = live_calls.pop("first")
+    turn = await call.turn(synthesize(PHARMACY))
+    assert "saturday" in turn.heard.lower(), turn
+    assert draining.gone_at is None, "the draining pod went away during its call"
+    await call.hang_up()
+    await await_until("the drained pod gone", lambda: draining.gone_at, 120)
+    assert draining.exit_code == 0, draining
+    grace = 300 + contract.DRAIN_MARGIN_SECONDS
+    assert draining.gone_at is not None
+    assert draining.deleting_at is not None
+    assert draining.gone_at - draining.deleting_at < grace
+    await await_until("Argo CD health Healthy again", lambda: argo_health() == "Healthy", 120)
+
+
 @pytest.mark.timeout(600)
 def test_deleting_the_agent_removes_what_it_owned(system: System, namespace: str) -> None:
-    owned = ("deployment", "horizontalpodautoscaler", "configmap", "service", "poddisruptionbudget")
+    owned = ("deployment", "scaledobject", "configmap", "service", "poddisruptionbudget")
     before = {
         kind: system.kubectl("get", kind, "-n", namespace, "-l", WORKER_LABEL, "-o=name").split()
         for kind in owned

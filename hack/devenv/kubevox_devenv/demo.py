@@ -1,5 +1,8 @@
 """`make run`: kubevox end to end on this machine, with nothing from the cloud.
 
+Where this machine can run a node, the demo is kubevox_devenv.nodedemo (worker pods, the
+autoscaler following calls). Elsewhere, or with KUBEVOX_RUN=control-plane:
+
 1. A local Kubernetes control plane (the one of `make cluster-up`), the CRDs, the operator, and
    the samples: what a platform team sees with kubectl.
 2. A call: LiveKit server, Redis with search, the sample KnowledgeBase ingested, a worker for
@@ -246,6 +249,18 @@ def call_demo(workdir: Path) -> int:
 
 
 def main() -> int:
+    from .node import why_not
+
+    reason = why_not()
+    if reason is None and os.environ.get("KUBEVOX_RUN") != "control-plane":
+        from .nodedemo import main as node_demo
+
+        return node_demo()
+    print(
+        f"no node on this machine ({reason or 'KUBEVOX_RUN=control-plane'}): the worker runs "
+        "as a process beside a control plane",
+        flush=True,
+    )
     workdir = Path(tempfile.mkdtemp(prefix="kubevox-run-"))
     platform_demo(workdir)
     status = call_demo(workdir)

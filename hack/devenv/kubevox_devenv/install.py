@@ -219,7 +219,12 @@ def helm_values(built: dict[str, imagesmod.Image]) -> dict[str, object]:
 
     runtime = image("agent-runtime")
     del runtime["pullPolicy"]
-    return {"image": image("operator"), "runtimeImage": runtime}
+    return {
+        "image": image("operator"),
+        "runtimeImage": runtime,
+        # VoiceAgents with spec.scaling.autoscaler: keda query this Prometheus.
+        "autoscaling": {"prometheusUrl": PROMETHEUS_URL},
+    }
 
 
 def install_kubevox(kube: Kube, directory: Path, built: dict[str, imagesmod.Image]) -> None:
@@ -274,14 +279,22 @@ def main(argv: list[str] | None = None) -> int:
             dev_secrets(Kube.of(args.dir), args.namespace, livekit_keys(args.dir))
             print(f"livekit-credentials and redis written in namespace {args.namespace}")
             return 0
-        built = install(Kube.of(args.dir), args.dir, node_containerd(args.dir))
+        kube = Kube.of(args.dir)
+        built = install(kube, args.dir, node_containerd(args.dir))
     except (InstallError, imagesmod.ImagesUnavailable) as e:
         print(f"install: {e}", file=sys.stderr)
         return 1
     for image in built.values():
         print(f"installed {image.ref}")
     print(f"kubevox installed in {NAMESPACE}; LiveKit at {LIVEKIT_URL}, Redis at {REDIS_URL}")
-    print("Try: make dev-secrets NS=demo, then apply manifests/samples/offline-agent.yaml in demo")
+    print(f"Prometheus at {PROMETHEUS_URL}; KEDA serves {EXTERNAL_METRICS_API}")
+    # The host sits on the pods' bridge and runs kube-proxy: Service and pod addresses reach.
+    print(
+        "Try: make dev-secrets NS=demo, apply manifests/samples/offline-agent.yaml in demo, and\n"
+        f"  call it from this machine: LIVEKIT_URL={livekit_host_url(kube)} "
+        f"LIVEKIT_API_KEY={LIVEKIT_KEY} LIVEKIT_API_SECRET=<{args.dir}/install/livekit-keys.json> "
+        "kubevox-agent call --agent offline --say 'When is the clinic open?'"
+    )
     return 0
 
 
