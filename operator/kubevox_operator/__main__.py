@@ -9,6 +9,7 @@ import os
 import random
 import sys
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import kopf
 
@@ -34,6 +35,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--image",
         default=env("KUBEVOX_RUNTIME_IMAGE", DEFAULT_IMAGE),
         help="default runtime image of agents and ingestion Jobs (env KUBEVOX_RUNTIME_IMAGE)",
+    )
+    p.add_argument(
+        "--prometheus-url",
+        type=_http_url,
+        default=env("KUBEVOX_PROMETHEUS_URL", ""),
+        help="Prometheus the KEDA ScaledObjects of agents with spec.scaling.autoscaler keda "
+        "query, e.g. http://prometheus-operated.monitoring.svc:9090 (env "
+        "KUBEVOX_PROMETHEUS_URL; none: such agents get no autoscaler and say why)",
     )
     p.add_argument(
         "--metrics-port",
@@ -88,6 +97,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host, or "" (none)."""
+    parts = urlsplit(value)
+    if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
+    return value
+
+
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where it is installed: the operator is mostly event-loop work (watch events,
     requests); with it a burst of 500 new agents costs the operator a fifth to a third less
@@ -132,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics.serve(args.metrics_port)
     controller = Controller(
         Settings(
-            defaults=OperatorDefaults(image=args.image),
+            defaults=OperatorDefaults(image=args.image, prometheus_url=args.prometheus_url),
             workers=args.workers,
             resync_seconds=args.resync_seconds,
             retry_max_seconds=args.retry_max_seconds,

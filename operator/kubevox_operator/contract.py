@@ -13,7 +13,8 @@ from .api import CONFIG_FILE
 
 # --- The worker pod ----------------------------------------------------------------------------
 ACTIVE_CALLS_METRIC: Final = "kubevox_active_calls"
-"""Pods metric the HorizontalPodAutoscaler scales on (exported by the worker on METRICS_PORT)."""
+"""Calls in progress per worker pod, the metric the autoscaler (HPA or KEDA ScaledObject) scales
+on (exported by the worker on METRICS_PORT)."""
 HEALTH_PORT: Final = 8081
 """LiveKit Agents' health server: ``/`` answers 503 once the connection to LiveKit has failed
 (and 200 already in the moment before registration: ``kubevox_worker_registered`` is exact)."""

@@ -10,7 +10,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
@@ -19,12 +19,12 @@ from .api import KnowledgeBase, VoiceAgent, secret_refs
 from .api.common import SecretKeySelector
 from .api.voiceagent import SIPTelephony
 from .builders import OperatorDefaults, build_agent_children, build_ingest_plan, content_hash
-from .builders.agent import agent_selector
-from .builders.common import stable_hash
+from .builders.agent import AUTOSCALER_KINDS, OptionalKind, agent_selector
+from .builders.common import child_name, stable_hash
 from .builders.knowledge import parse_duration, run_id
 from .cache import Cache
 from .diff import contains
-from .kube import ApiError, Kube
+from .kube import KINDS, ApiError, Kube
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .sip import FINALIZER, LiveKitSIP, Owner, SIPError, desired_rule, desired_trunk
 from .status import (
@@ -33,6 +33,7 @@ from .status import (
     Problem,
     TelephonyObservation,
     agent_status,
+    autoscaler_unavailable,
     job_outcome,
     knowledge_status,
     now_iso,
@@ -45,7 +46,9 @@ SECRET_TTL = 10.0
 COALESCE_SECONDS = 0.5
 """A child's status change (a rollout progressing) re-reconciles its owner this much later, so
 that a burst of them becomes one status write."""
-SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+OPTIONAL_CRDS: dict[str, OptionalKind] = {KINDS[k].crd: k for k in get_args(OptionalKind)}
+"""CRDs that may be absent and come or go at run time, by name: children of their kinds are
+built only while the CRD is served."""
 LISTED_KINDS = frozenset(
     (
         "VoiceAgent",
@@ -80,6 +83,12 @@ def serves(crd: Obj | None, version: str) -> bool:
         v.get("name") == version and v.get("served")
         for v in (crd.get("spec") or {}).get("versions", []) or []
     )
+
+
+def owned_by(obj: Obj, uid: str | None) -> bool:
+    """Whether ``obj`` carries an owner reference to the object with ``uid``."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return uid is not None and any(r.get("uid") == uid for r in refs)
 
 
 def status_only(old: Obj | None, new: Obj) -> bool:
@@ -159,9 +168,16 @@ class Controller:
 
     async def connect(self, kube: Kube) -> None:
         self.kube = kube
-        sm = await kube.has_api("monitoring.coreos.com/v1", "servicemonitors")
-        self.defaults = OperatorDefaults(image=self.defaults.image, service_monitor=sm)
-        log.info("connected; ServiceMonitor CRD %s", "present" if sm else "absent")
+        served = frozenset(
+            [
+                k
+                for k in OPTIONAL_CRDS.values()
+                if await kube.has_api(KINDS[k].api_version, KINDS[k].plural)
+            ]
+        )
+        self.defaults = replace(self.defaults, served=served)
+        for kind in OPTIONAL_CRDS.values():
+            log.info("connected; %s CRD %s", kind, "present" if kind in served else "absent")
         self.connected.set()
 
     async def _resync(self) -> None:
@@ -223,16 +239,21 @@ class Controller:
                 self.queue.add(owner)  # drift: repair now
 
     def observe_crd(self, event_type: str | None, crd: Obj) -> None:
-        """The ServiceMonitor CRD appeared or went away: agents gain or lose a ServiceMonitor."""
-        present = event_type != "DELETED" and serves(crd, "v1")
-        if present == self.defaults.service_monitor:
+        """One of OPTIONAL_CRDS appeared or went away: agents gain or lose children of its kind
+        (a ServiceMonitor; a ScaledObject, or AutoscalerUnavailable, for autoscaler keda)."""
+        kind = OPTIONAL_CRDS.get((crd.get("metadata") or {}).get("name", ""))
+        if kind is None:
             return
-        self.defaults = replace(self.defaults, service_monitor=present)
-        log.info("ServiceMonitor CRD %s", "present" if present else "gone")
+        present = event_type != "DELETED" and serves(crd, KINDS[kind].version)
+        if present == (kind in self.defaults.served):
+            return
+        served = self.defaults.served | {kind} if present else self.defaults.served - {kind}
+        self.defaults = replace(self.defaults, served=served)
+        log.info("%s CRD %s", kind, "present" if present else "gone")
         if not present:  # they went with their CRD, and kopf stops their watch without events
-            for sm in list(self.cache.items("ServiceMonitor")):
-                meta = sm["metadata"]
-                self._forget(("ServiceMonitor", meta["namespace"], meta["name"]))
+            for obj in list(self.cache.items(kind)):
+                meta = obj["metadata"]
+                self._forget((kind, meta["namespace"], meta["name"]))
         for va in self.cache.items("VoiceAgent"):
             self.queue.add(("VoiceAgent", va["metadata"]["namespace"], va["metadata"]["name"]))
 
@@ -504,9 +525,16 @@ class Controller:
 
         digest: str | None = (body.get("status") or {}).get("configHash")
         wrote = False
+        no_autoscaler: Problem | None = None
         if not any(p.reason == "KnowledgeBaseMissing" for p in blocking):
             children = build_agent_children(agent, body, kbs, self.defaults)
             digest = children.config_hash
+            no_autoscaler = autoscaler_unavailable(
+                agent.spec.scaling.autoscaler, children.autoscaler_missing
+            )
+            # Before the wanted one is applied: two autoscalers must never drive the Deployment
+            # at once (and KEDA's webhook refuses a ScaledObject while an HPA targets it).
+            wrote |= await self._remove_other_autoscaler(agent, body)
             # Independent objects: applied concurrently (the pod waits for its ConfigMap anyway).
             results = await asyncio.gather(*(self.ensure(o) for o in children.objects))
             wrote |= any(results)
@@ -524,9 +552,7 @@ class Controller:
                     prev.get("sipTrunkId"), prev.get("sipDispatchRuleId"), problem
                 )
             wrote |= problem is None
-        dep_name = next(
-            (o["metadata"]["name"] for o in [self.cache.get("Deployment", ns, name)] if o), name
-        )
+        child = child_name(name)  # the Deployment's and the autoscaler's name
         selector = agent_selector(agent)
         pods = [
             p
@@ -541,8 +567,11 @@ class Controller:
                 config_hash=digest,
                 blocking=blocking,
                 waiting=waiting,
-                deployment=self.cache.get("Deployment", ns, dep_name),
-                hpa=self.cache.get("HorizontalPodAutoscaler", ns, dep_name),
+                deployment=self.cache.get("Deployment", ns, child),
+                autoscaler=self.cache.get(
+                    AUTOSCALER_KINDS[agent.spec.scaling.autoscaler], ns, child
+                ),
+                autoscaler_unavailable=no_autoscaler,
                 pods=pods,
                 telephony=telephony,
             )
@@ -556,6 +585,32 @@ class Controller:
         self.queue.reset(key)
         again = self.settings.sip_poll_seconds if telephony is not None else None
         return again, "changed" if wrote else "unchanged"
+
+    async def _remove_other_autoscaler(self, agent: VoiceAgent, body: Obj) -> bool:
+        """Deletes the agent's autoscaler of the kind spec.scaling.autoscaler does not name, if
+        this VoiceAgent owns it (never a namesake of someone else's). KEDA's own HPA
+        (``keda-hpa-<name>``) is KEDA's child: it goes with the ScaledObject."""
+        meta = body["metadata"]
+        ns, name = meta["namespace"], child_name(meta["name"])
+        wanted = AUTOSCALER_KINDS[agent.spec.scaling.autoscaler]
+        wrote = False
+        for kind in AUTOSCALER_KINDS.values():
+            # The cache is complete for HPAs (listed) and holds every ScaledObject the operator
+            # applied or watched; one it missed is queued here by its watch event.
+            live = self.cache.get(kind, ns, name)
+            if kind == wanted or live is None or not owned_by(live, meta.get("uid")):
+                continue
+            await self.api.delete(kind, ns, name, uid=live["metadata"].get("uid"))
+            self._forget((kind, ns, name))
+            log.info(
+                "deleted %s %s/%s: spec.scaling.autoscaler is %s",
+                kind,
+                ns,
+                name,
+                agent.spec.scaling.autoscaler,
+            )
+            wrote = True
+        return wrote
 
     # --- VoiceAgent: declarative SIP --------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from . import contract
-from .controller import LISTED_KINDS, SERVICE_MONITOR_CRD, Controller
+from .controller import LISTED_KINDS, OPTIONAL_CRDS, Controller
 from .kube import Kube
 
 log = logging.getLogger("kubevox.handlers")
@@ -28,8 +28,9 @@ OWNED = {
     "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
     "Job": ("batch", "v1", "jobs"),
-    # Watched from when its CRD exists (kopf notices CRDs appearing); it may never.
+    # Watched from when their CRD exists (kopf notices CRDs appearing); it may never.
     "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
+    "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
 }
 PRIMARY = {
     "VoiceAgent": ("kubevox.dev", "v1alpha1", "voiceagents"),
@@ -104,16 +105,19 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
                 when=lambda **_: not controller.synced.is_set(),
             )(lister(kind))
 
-    @kopf.on.event(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        field="metadata.name",
-        value=SERVICE_MONITOR_CRD,
-        registry=registry,
-    )
-    async def watch_service_monitor_crd(event: kopf.RawEvent, **_: Any) -> None:
+    async def on_crd(event: kopf.RawEvent, **_: Any) -> None:
         controller.observe_crd(event.get("type"), dict(event["object"]))
+
+    for crd, kind in OPTIONAL_CRDS.items():
+        kopf.on.event(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            field="metadata.name",
+            value=crd,
+            registry=registry,
+            id=f"watch-crd-{kind}",
+        )(on_crd)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -124,11 +128,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.progress_storage = NoProgress()
         settings.watching.server_timeout = 300
-        # When the ServiceMonitor CRD is deleted, its watch stream ends and kopf reconnects
-        # after this pause; a reconnect that comes before kopf has noticed the CRD's deletion
-        # gets a 404, which kopf treats as fatal (the operator exited; seen in CI). 2 s instead
-        # of 0.1 s lets the deletion be noticed first; other reconnects (every server_timeout,
-        # or after an error) just start 2 s later, re-listing what happened meanwhile.
+        # When an optional CRD (ServiceMonitor, ScaledObject) is deleted, its kind's watch stream
+        # ends and kopf reconnects after this pause; a reconnect that comes before kopf has
+        # noticed the CRD's deletion gets a 404, which kopf treats as fatal (the operator exited;
+        # seen in CI). 2 s instead of 0.1 s lets the deletion be noticed first; other reconnects
+        # (every server_timeout, or after an error) just start 2 s later, re-listing what
+        # happened meanwhile.
         settings.watching.reconnect_backoff = 2.0
         settings.networking.request_timeout = 60
         controller.start()

@@ -29,6 +29,15 @@ class Kind:
     api_version: str
     plural: str
 
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    @property
+    def crd(self) -> str:
+        """Name of the CustomResourceDefinition that would define it (``<plural>.<group>``)."""
+        return f"{self.plural}.{self.api_version.rpartition('/')[0]}"
+
     def path(self, namespace: str, name: str | None = None) -> str:
         base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
         out = f"{base}/namespaces/{namespace}/{self.plural}"
@@ -47,6 +56,7 @@ KINDS: dict[str, Kind] = {
     "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
     "ServiceMonitor": Kind("monitoring.coreos.com/v1", "servicemonitors"),
+    "ScaledObject": Kind("keda.sh/v1alpha1", "scaledobjects"),
     "Job": Kind("batch/v1", "jobs"),
     "VoiceAgent": Kind("kubevox.dev/v1alpha1", "voiceagents"),
     "KnowledgeBase": Kind("kubevox.dev/v1alpha1", "knowledgebases"),
@@ -178,14 +188,18 @@ class Kube:
             content_type="application/json-patch+json",
         )
 
-    async def delete(self, kind: str, namespace: str, name: str) -> None:
+    async def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
+        """Deletes the object, if it still exists (and, with ``uid``, is still that object: a
+        namesake created since is left alone)."""
         API_WRITES.labels(verb="delete", kind=kind).inc()
+        body: Obj = {"propagationPolicy": "Background"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
         try:
-            await self.request(
-                "DELETE", KINDS[kind].path(namespace, name), {"propagationPolicy": "Background"}
-            )
+            await self.request("DELETE", KINDS[kind].path(namespace, name), body)
         except ApiError as exc:
-            if exc.status != 404:
+            # 409 with a uid: the precondition failed, the object is someone else's now.
+            if exc.status != 404 and not (exc.status == 409 and uid is not None):
                 raise
 
     async def create_event(self, event: Obj) -> None:

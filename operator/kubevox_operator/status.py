@@ -109,19 +109,44 @@ def rollout_state(dep: Obj | None) -> Rollout:
     )
 
 
-def autoscaler_problem(hpa: Obj | None) -> Problem | None:
-    conds = _conds(hpa)
-    for type_, reason in (
+AUTOSCALER_CONDITIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "HorizontalPodAutoscaler": (
         ("AbleToScale", "AutoscalerUnable"),
         ("ScalingActive", "AutoscalerInactive"),
-    ):
+    ),
+    # KEDA: Ready is False when the trigger fails (Prometheus unreachable, a bad query);
+    # HPAActive mirrors its own HPA's ScalingActive.
+    "ScaledObject": (
+        ("Ready", "AutoscalerUnable"),
+        ("HPAActive", "AutoscalerInactive"),
+    ),
+}
+"""Per autoscaler kind: its condition that is False when it cannot scale, and our reason."""
+
+
+def autoscaler_problem(autoscaler: Obj | None) -> Problem | None:
+    """What the agent's HorizontalPodAutoscaler or ScaledObject says is wrong, if anything."""
+    if autoscaler is None:
+        return None
+    kind = str(autoscaler.get("kind", ""))
+    conds = _conds(autoscaler)
+    for type_, reason in AUTOSCALER_CONDITIONS.get(kind, ()):
         c = conds.get(type_)
         # ScalingDisabled: replicas were set to 0 by hand, which is a choice, not a fault.
         if c and c.get("status") == "False" and c.get("reason") != "ScalingDisabled":
-            return Problem(
-                reason, f"HorizontalPodAutoscaler {c.get('reason')}: {c.get('message', '')}"
-            )
+            return Problem(reason, f"{kind} {c.get('reason')}: {c.get('message', '')}")
     return None
+
+
+def autoscaler_unavailable(autoscaler: str, missing: list[str]) -> Problem | None:
+    """spec.scaling.autoscaler cannot be made: nothing scales the workers."""
+    if not missing:
+        return None
+    return Problem(
+        "AutoscalerUnavailable",
+        f"spec.scaling.autoscaler {autoscaler}: " + "; ".join(missing) + ". No autoscaler "
+        "runs: the workers stay at their current count.",
+    )
 
 
 def active_calls(pods: list[Obj]) -> int | None:
@@ -163,7 +188,10 @@ class AgentObservation:
     waiting: list[str] = field(default_factory=list)
     """KnowledgeBases that exist but are not Ready yet."""
     deployment: Obj | None = None
-    hpa: Obj | None = None
+    autoscaler: Obj | None = None
+    """The agent's HorizontalPodAutoscaler or KEDA ScaledObject, as live."""
+    autoscaler_unavailable: Problem | None = None
+    """spec.scaling.autoscaler cannot be made (see autoscaler_unavailable())."""
     pods: list[Obj] = field(default_factory=list)
     telephony: TelephonyObservation | None = None
     """None: the agent has no telephony (no TelephonyReady condition, no SIP ids)."""
@@ -175,9 +203,9 @@ def agent_status(o: AgentObservation) -> Obj:
     degraded = list(o.blocking)
     if roll.failure:
         degraded.append(roll.failure)
-    hpa_problem = autoscaler_problem(o.hpa)
-    if hpa_problem:
-        degraded.append(hpa_problem)
+    for problem in (o.autoscaler_unavailable, autoscaler_problem(o.autoscaler)):
+        if problem:
+            degraded.append(problem)
     tel = o.telephony
     if tel is not None and tel.problem is not None:
         # Phone callers cannot get through, browser callers still can: Degraded, not un-Ready.

@@ -87,6 +87,7 @@ BAD_CASES = [
     va("missing-tts-provider", "spec.tts.provider", spec__tts={}),
     va("negative-min-replicas", "spec.scaling.minReplicas", spec__scaling={"minReplicas": -1}),
     va("zero-max-replicas", "spec.scaling.maxReplicas", spec__scaling={"maxReplicas": 0}),
+    va("unknown-autoscaler", "spec.scaling.autoscaler", spec__scaling={"autoscaler": "knative"}),
     va(
         "min-above-max",
         "spec.scaling.minReplicas",

@@ -91,6 +91,7 @@ def test_defaults_are_filled_in(api: client.ApiClient) -> None:
     assert spec["language"] == "en"
     assert spec["drainTimeoutSeconds"] == 3600
     assert spec["scaling"] == {
+        "autoscaler": "hpa",
         "minReplicas": 1,
         "maxReplicas": 10,
         "targetCallsPerPod": 4,
@@ -114,6 +115,7 @@ def test_partial_nested_object_gets_the_rest_defaulted(api: client.ApiClient) ->
     spec = _create(api, obj)["spec"]
     assert spec["scaling"]["maxReplicas"] == 3
     assert spec["scaling"]["minReplicas"] == 1
+    assert spec["scaling"]["autoscaler"] == "hpa"
 
 
 def test_openapi_publishes_descriptions(crds_installed: ControlPlane) -> None:
@@ -141,6 +143,10 @@ def test_kubectl_explain_prints_descriptions(crds_installed: ControlPlane) -> No
     out = crds_installed.kubectl_run("explain", "voiceagent.spec.scaling")
     assert out.returncode == 0, out.stderr
     assert "Hard capacity of one pod" in out.stdout
+    out = crds_installed.kubectl_run("explain", "voiceagent.spec.scaling.autoscaler")
+    assert out.returncode == 0, out.stderr
+    assert "KEDA ScaledObject" in out.stdout
+    assert "ENUM:\n    hpa\n    keda\n" in out.stdout
     out = crds_installed.kubectl_run("explain", "kb.spec.sources")
     assert "exactly one of inline, configMap, secret or url" in out.stdout
 

@@ -42,6 +42,7 @@ def test_defaults_fill_in() -> None:
     assert agent.spec.language == "en"
     assert agent.spec.drain_timeout_seconds == 3600
     assert agent.spec.scaling.min_replicas == 1
+    assert agent.spec.scaling.autoscaler == "hpa"
     assert agent.spec.scaling.max_calls_per_pod >= agent.spec.scaling.target_calls_per_pod
     assert agent.spec.turn_detection.mode == "model"
     assert agent.spec.resources.requests.cpu == "1"

@@ -164,6 +164,20 @@ def test_helm_adapter_rules_match_the_adapter_values_file(rendered: dict[str, st
     assert rule["seriesQuery"].startswith(ACTIVE_CALLS_METRIC + "{")
 
 
+def test_helm_prometheus_url_reaches_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """autoscaling.prometheusUrl becomes the env var the operator reads it from (unset, there is
+    none: the default chart's pod equals the base's, above)."""
+    url = "http://prometheus-operated.monitoring.svc:9090"
+    text = helm_template([], "--set", f"autoscaling.prometheusUrl={url}")
+    container = _operator(text)["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    monkeypatch.delenv("KUBEVOX_PROMETHEUS_URL", raising=False)
+    assert parse_args(container["args"]).prometheus_url == ""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value or "")
+    assert parse_args(container["args"]).prometheus_url == url
+
+
 def test_helm_watch_namespaces_mode() -> None:
     """Watching some namespaces: one --namespace flag, KopfPeering and peering Role each."""
     objs = by_key(helm_template([], "--set", "watchNamespaces={voice,support}"))
@@ -236,7 +250,6 @@ def test_pod_security_check_would_catch_a_violation(
 EXAMPLES = [
     MANIFESTS / "argocd" / "application-kustomize.yaml",
     MANIFESTS / "argocd" / "application-helm.yaml",
-    MANIFESTS / "monitoring" / "keda-scaledobject.yaml",
     *sorted((REPO / "manifests" / "samples").glob("*.yaml")),
 ]
 

@@ -11,7 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kubevox_operator.api import VoiceAgent
+from kubevox_operator.builders.agent import scaled_object
 
+from ..api.cases import VOICE_AGENT
 from .tools import MANIFESTS
 
 pytestmark = pytest.mark.cluster
@@ -43,6 +46,7 @@ ALLOWED = [
             "poddisruptionbudgets.policy",
             "rolebindings.rbac.authorization.k8s.io",
             "servicemonitors.monitoring.coreos.com",
+            "scaledobjects.keda.sh",
             "jobs.batch",
         )
         for verb in ("create", "patch", "get")
@@ -58,12 +62,16 @@ ALLOWED = [
             "poddisruptionbudgets.policy",
             "rolebindings.rbac.authorization.k8s.io",
             "servicemonitors.monitoring.coreos.com",
+            "scaledobjects.keda.sh",
             "jobs.batch",
             "pods",
         )
         for verb in ("list", "watch")
     ],
     ("delete", "jobs.batch", "clinic"),
+    # Switching spec.scaling.autoscaler deletes the other kind's object.
+    ("delete", "horizontalpodautoscalers.autoscaling", "clinic"),
+    ("delete", "scaledobjects.keda.sh", "clinic"),
     ("get", "secrets", "clinic"),
     ("create", "events", "clinic"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", ""),
@@ -89,6 +97,10 @@ DENIED = [
     ("delete", "knowledgebases.kubevox.dev", "clinic"),
     # Children are applied, never deleted wholesale (garbage collection removes them).
     ("delete", "deployments.apps", "clinic"),
+    ("deletecollection", "horizontalpodautoscalers.autoscaling", "clinic"),
+    # Server-side apply is a patch: no update, on the autoscaler kinds either.
+    ("update", "scaledobjects.keda.sh", "clinic"),
+    ("update", "horizontalpodautoscalers.autoscaling", "clinic"),
     ("deletecollection", "configmaps", "clinic"),
     # No privilege escalation or cluster-wide writes it has no business doing.
     ("create", "clusterroles.rbac.authorization.k8s.io", ""),
@@ -263,6 +275,18 @@ OPERATOR_WRITES = [
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "rbac-test"},
             "maxReplicas": 3,
         },
+    ),
+    # The operator's own build, checked with strict field validation against KEDA's real CRD.
+    scaled_object(
+        VoiceAgent.model_validate(
+            {**VOICE_AGENT, "metadata": {"name": "rbac-test", "namespace": "clinic"}}
+        ),
+        {
+            "apiVersion": "kubevox.dev/v1alpha1",
+            "kind": "VoiceAgent",
+            "metadata": {"name": "rbac-test", "uid": "00000000-0000-0000-0000-000000000001"},
+        },
+        "http://prometheus-operated.monitoring.svc:9090",
     ),
     _obj(
         "PodDisruptionBudget",

@@ -26,7 +26,6 @@ ACCEPTED = {
 
 DOCKERFILES = [REPO / "operator" / "Dockerfile", REPO / "agent_runtime" / "Dockerfile"]
 EXAMPLES = [
-    MANIFESTS / "monitoring" / "keda-scaledobject.yaml",
     MANIFESTS / "argocd" / "application-kustomize.yaml",
     MANIFESTS / "argocd" / "application-helm.yaml",
 ]

@@ -15,6 +15,8 @@ from .operator_process import OperatorProcess, service_account_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 RESYNC_SECONDS = 3
+PROMETHEUS_URL = "http://prometheus.test:9090"
+"""Never queried here (no KEDA runs): what the operator writes into ScaledObjects."""
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +48,8 @@ def operator(
         "4",
         "--image",
         "registry.test/kubevox/agent-runtime:test",
+        "--prometheus-url",
+        PROMETHEUS_URL,
     )
     op.start()
     yield op

@@ -6,21 +6,46 @@ from typing import Any
 
 from kubevox_operator.api import KnowledgeBase, VoiceAgent
 from kubevox_operator.builders import OperatorDefaults, build_agent_children, build_ingest_plan
+from kubevox_operator.builders.agent import active_calls_query
 from kubevox_operator.builders.knowledge import content_hash, parse_duration
+from kubevox_operator.contract import ACTIVE_CALLS_METRIC
 from kubevox_operator.diff import contains
-from kubevox_operator.status import AgentObservation, Problem, active_calls, agent_status
+from kubevox_operator.status import (
+    AgentObservation,
+    Problem,
+    active_calls,
+    agent_status,
+    autoscaler_unavailable,
+)
 
 from .objects import faq, knowledge_base, voice_agent
 
 OWNER = {"uid": "u-1"}
+KEDA = OperatorDefaults(
+    image="img:1", served=frozenset({"ScaledObject"}), prometheus_url="http://prom.mon:9090"
+)
+SCALING = {
+    "minReplicas": 0,
+    "maxReplicas": 7,
+    "targetCallsPerPod": 3,
+    "maxCallsPerPod": 5,
+    "scaleDownStabilizationSeconds": 420,
+}
 
 
-def build(**spec: Any) -> dict[str, dict]:
+def build(defaults: OperatorDefaults | None = None, **spec: Any) -> dict[str, dict]:
     body = voice_agent("ava", "ns", **spec)
     body["metadata"]["uid"] = "u-1"
     va = VoiceAgent.model_validate(body)
-    kids = build_agent_children(va, body, {}, OperatorDefaults(image="img:1"))
+    kids = build_agent_children(va, body, {}, defaults or OperatorDefaults(image="img:1"))
     return {o["kind"]: o for o in kids.objects}
+
+
+def missing(defaults: OperatorDefaults, **spec: Any) -> list[str]:
+    body = voice_agent("ava", "ns", **spec)
+    body["metadata"]["uid"] = "u-1"
+    kids = build_agent_children(VoiceAgent.model_validate(body), body, {}, defaults)
+    return kids.autoscaler_missing
 
 
 def template_hash(objs: dict[str, dict]) -> str:
@@ -70,9 +95,76 @@ def test_service_monitor_only_when_the_crd_exists():
     body = voice_agent("ava", "ns")
     body["metadata"]["uid"] = "u"
     kids = build_agent_children(
-        VoiceAgent.model_validate(body), body, {}, OperatorDefaults(service_monitor=True)
+        VoiceAgent.model_validate(body),
+        body,
+        {},
+        OperatorDefaults(served=frozenset({"ServiceMonitor"})),
     )
     assert "ServiceMonitor" in {o["kind"] for o in kids.objects}
+
+
+def test_keda_scaled_object_mirrors_the_hpa_and_reads_prometheus():
+    hpa = build(KEDA, scaling=SCALING)["HorizontalPodAutoscaler"]  # autoscaler defaults to hpa
+    objs = build(KEDA, scaling={**SCALING, "autoscaler": "keda"})
+    assert "HorizontalPodAutoscaler" not in objs
+    so = objs["ScaledObject"]
+    assert (so["apiVersion"], so["kind"]) == ("keda.sh/v1alpha1", "ScaledObject")
+    assert so["metadata"] == hpa["metadata"]  # name, namespace, labels, owner reference
+    assert so["metadata"]["name"] == objs["Deployment"]["metadata"]["name"]
+    assert so["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    spec = so["spec"]
+    assert spec["scaleTargetRef"] == hpa["spec"]["scaleTargetRef"]
+    assert spec["scaleTargetRef"]["name"] == objs["Deployment"]["metadata"]["name"]
+    # minReplicas 0 runs 1 with either autoscaler: nothing wakes a worker for a waiting call.
+    assert (spec["minReplicaCount"], hpa["spec"]["minReplicas"]) == (1, 1)
+    assert spec["maxReplicaCount"] == hpa["spec"]["maxReplicas"] == 7
+    assert spec["pollingInterval"] == 5
+    assert spec["cooldownPeriod"] == 420
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior == hpa["spec"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 420
+    assert spec["triggers"] == [
+        {
+            "type": "prometheus",
+            "metricType": "AverageValue",
+            "metadata": {
+                "serverAddress": "http://prom.mon:9090",
+                "query": active_calls_query("ns", "ava"),
+                "threshold": "3",
+            },
+        }
+    ]
+    assert hpa["spec"]["metrics"][0]["pods"]["target"]["averageValue"] == "3"
+
+
+def test_keda_without_its_crd_or_a_prometheus_url_builds_no_autoscaler():
+    keda = {"scaling": {"autoscaler": "keda"}}
+    for defaults, want in (
+        (OperatorDefaults(), ["ScaledObject CRD", "Prometheus URL"]),
+        (OperatorDefaults(served=frozenset({"ScaledObject"})), ["Prometheus URL"]),
+        (OperatorDefaults(prometheus_url="http://p:9090"), ["ScaledObject CRD"]),
+    ):
+        objs = build(defaults, **keda)
+        assert not {"HorizontalPodAutoscaler", "ScaledObject"} & set(objs)
+        assert "Deployment" in objs  # everything else is still built
+        got = missing(defaults, **keda)
+        assert len(got) == len(want)
+        for message, what in zip(got, want, strict=True):
+            assert what in message
+    assert missing(OperatorDefaults()) == []  # hpa needs nothing the operator can see
+    problem = autoscaler_unavailable("keda", missing(OperatorDefaults(), **keda))
+    assert problem is not None
+    assert problem.reason == "AutoscalerUnavailable"
+    assert "--prometheus-url" in problem.message
+    assert autoscaler_unavailable("hpa", []) is None
+
+
+def test_active_calls_query_selects_the_agent_and_quotes_its_labels():
+    query = active_calls_query("clinic", "support")
+    assert query.startswith(f'sum({ACTIVE_CALLS_METRIC}{{namespace="clinic",agent="support"}}')
+    assert query.endswith(" or vector(0)")
+    # A value cannot end its string literal early (names are DNS labels, this is belt and braces).
+    assert 'agent="a\\"b\\\\"' in active_calls_query("ns", 'a"b\\')
 
 
 def test_content_hash_follows_config_map_data_and_the_job_mounts_it():
@@ -137,3 +229,40 @@ def test_agent_status_is_derived_from_children():
     assert active_calls(pods) == 3
     assert active_calls([{"metadata": {}}]) is None
     assert active_calls([]) == 0
+
+
+def test_autoscaler_conditions_degrade_but_do_not_un_ready_the_agent():
+    dep = {
+        "metadata": {"name": "ava", "generation": 1},
+        "spec": {"replicas": 1},
+        "status": {
+            "observedGeneration": 1,
+            "replicas": 1,
+            "updatedReplicas": 1,
+            "readyReplicas": 1,
+            "availableReplicas": 1,
+            "conditions": [{"type": "Available", "status": "True"}],
+        },
+    }
+
+    def conds(**obs: Any) -> dict[str, dict]:
+        st = agent_status(AgentObservation(1, {}, "ava", "h", deployment=dep, **obs))
+        return {c["type"]: c for c in st["conditions"]}
+
+    failing = {"type": "Ready", "status": "False", "reason": "TriggerError", "message": "x"}
+    so = {"kind": "ScaledObject", "status": {"conditions": [failing]}}
+    hpa = {
+        "kind": "HorizontalPodAutoscaler",
+        "status": {"conditions": [{"type": "ScalingActive", "status": "False", "reason": "F"}]},
+    }
+    unavailable = Problem("AutoscalerUnavailable", "spec.scaling.autoscaler keda: no CRD")
+    for obs, reason in (
+        ({"autoscaler": so}, "AutoscalerUnable"),
+        ({"autoscaler": hpa}, "AutoscalerInactive"),
+        ({"autoscaler_unavailable": unavailable}, "AutoscalerUnavailable"),
+    ):
+        got = conds(**obs)
+        assert (got["Degraded"]["status"], got["Degraded"]["reason"]) == ("True", reason)
+        assert got["Ready"]["status"] == "True"
+    assert "ScaledObject TriggerError: x" in conds(autoscaler=so)["Degraded"]["message"]
+    assert conds(autoscaler={"kind": "ScaledObject", "status": {}})["Degraded"]["status"] == "False"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 import pytest
-from kubevox_operator.__main__ import GC_THRESHOLDS, gc_thresholds, tune_gc
+from kubevox_operator.__main__ import GC_THRESHOLDS, gc_thresholds, parse_args, tune_gc
 
 
 def test_gc_thresholds_default_and_override() -> None:
@@ -29,3 +29,17 @@ def test_tune_gc_freezes_what_start_up_left_and_sets_the_thresholds() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_prometheus_url_from_the_flag_or_the_env_and_only_an_http_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KUBEVOX_PROMETHEUS_URL", raising=False)
+    assert parse_args([]).prometheus_url == ""  # none: keda agents report AutoscalerUnavailable
+    monkeypatch.setenv("KUBEVOX_PROMETHEUS_URL", "http://prometheus.monitoring:9090")
+    assert parse_args([]).prometheus_url == "http://prometheus.monitoring:9090"
+    assert parse_args(["--prometheus-url", "https://p:9091"]).prometheus_url == "https://p:9091"
+    for bad in ("prometheus:9090", "ftp://p", "http://"):
+        with pytest.raises(SystemExit):
+            parse_args(["--prometheus-url", bad])
+        assert "not an http(s) URL" in capsys.readouterr().err

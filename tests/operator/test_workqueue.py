@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from kubevox_operator.builders import OperatorDefaults
 from kubevox_operator.controller import Controller, Settings, serves, status_only
 from kubevox_operator.workqueue import Key, WorkQueue
@@ -78,21 +79,34 @@ async def test_the_echo_of_its_own_write_does_not_reconcile_again():
     assert c.cache.get(*key)["metadata"]["resourceVersion"] == "8"
 
 
-async def test_the_service_monitor_crd_appearing_and_going_re_reconciles_every_agent():
-    c = Controller(Settings(defaults=OperatorDefaults()))
+@pytest.mark.parametrize(
+    ("kind", "crd", "version"),
+    [
+        ("ServiceMonitor", "servicemonitors.monitoring.coreos.com", "v1"),
+        ("ScaledObject", "scaledobjects.keda.sh", "v1alpha1"),
+    ],
+)
+async def test_an_optional_crd_appearing_and_going_re_reconciles_every_agent(
+    kind: str, crd: str, version: str
+):
+    c = Controller(Settings(defaults=OperatorDefaults(prometheus_url="http://p:9090")))
     c.cache.put("VoiceAgent", agent("1", observed=1))
-    crd: Obj = {
-        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-        "spec": {"versions": [{"name": "v1", "served": True}]},
+    obj: Obj = {
+        "metadata": {"name": crd},
+        "spec": {"versions": [{"name": version, "served": True}]},
         "status": {"conditions": [{"type": "Established", "status": "True"}]},
     }
-    c.observe_crd("ADDED", crd)
-    assert c.defaults.service_monitor
+    c.observe_crd("ADDED", {**obj, "metadata": {"name": "widgets.example.com"}})
+    assert c.defaults.served == frozenset()  # not one of ours
+    assert c.queue.idle()
+    c.observe_crd("ADDED", obj)
+    assert c.defaults.served == {kind}
+    assert c.defaults.prometheus_url == "http://p:9090"  # the other settings stay
     assert not c.queue.idle()
-    c.cache.put("ServiceMonitor", {"metadata": {"name": "va", "namespace": "ns"}})
-    c.observe_crd("DELETED", crd)
-    assert not c.defaults.service_monitor
-    assert c.cache.get("ServiceMonitor", "ns", "va") is None  # gone with its CRD
+    c.cache.put(kind, {"metadata": {"name": "va", "namespace": "ns"}})
+    c.observe_crd("DELETED", obj)
+    assert c.defaults.served == frozenset()
+    assert c.cache.get(kind, "ns", "va") is None  # gone with its CRD
 
 
 class StatusWriter:

@@ -328,11 +328,21 @@ class Tools(KubeModel):
 
 
 class Scaling(KubeModel):
-    """How many worker pods run: the HorizontalPodAutoscaler follows active calls, not CPU."""
+    """How many worker pods run: the autoscaler follows active calls, not CPU."""
 
+    autoscaler: Literal["hpa", "keda"] = "hpa"
+    """What scales the workers on the calls in progress they export, ``kubevox_active_calls``.
+    ``hpa``: a HorizontalPodAutoscaler reading it as a Pods custom metric; needs
+    prometheus-adapter or another custom metrics server (until one serves it the agent is
+    Degraded, ``AutoscalerInactive``). ``keda``: a KEDA ScaledObject whose Prometheus trigger
+    queries it; needs KEDA in the cluster and the operator's Prometheus URL
+    (``--prometheus-url``); without either the agent is Degraded (``AutoscalerUnavailable``),
+    no autoscaler runs and the pod count stays where it is. Both apply the same bounds, target
+    and scale-up and scale-down behavior; switching deletes the other one."""
     min_replicas: int = Field(default=1, ge=0, le=1000)
-    """Fewest worker pods, even with no calls (0 is allowed, but LiveKit has no cold-start
-    activator: the first call waits for a pod)."""
+    """Fewest worker pods, even with no calls. Either autoscaler keeps at least 1: 0 is accepted
+    but runs 1 pod, because scaling to zero needs a signal that a call is waiting for a worker,
+    which LiveKit does not give (a call arriving with no pod would wait unanswered)."""
     max_replicas: int = Field(default=10, ge=1, le=1000)
     """Most worker pods."""
     target_calls_per_pod: int = Field(default=4, ge=1, le=500)

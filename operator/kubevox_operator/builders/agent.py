@@ -1,10 +1,12 @@
-"""VoiceAgent → ConfigMap, ServiceAccount, RoleBinding, Deployment, HPA, Service, PDB,
-ServiceMonitor."""
+"""VoiceAgent → ConfigMap, ServiceAccount, RoleBinding, Deployment, autoscaler (HPA or KEDA
+ScaledObject), Service, PDB, ServiceMonitor."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal
 
 from .. import contract
 from ..api import (
@@ -33,13 +35,24 @@ from .common import (
 _NOT_IN_HASH = ("scaling", "resources", "pod", "image")
 
 
+OptionalKind = Literal["ServiceMonitor", "ScaledObject"]
+"""Child kinds of CRDs that may be absent from a cluster (and appear or go at run time)."""
+AUTOSCALER_KINDS: Final[dict[str, str]] = {
+    "hpa": "HorizontalPodAutoscaler",
+    "keda": "ScaledObject",
+}
+"""The child kind of each spec.scaling.autoscaler (both named like the Deployment)."""
+
+
 @dataclass(frozen=True)
 class OperatorDefaults:
     """Settings of the operator process that shape the children."""
 
     image: str = "ghcr.io/kubevox/agent-runtime:0.1.0"
-    service_monitor: bool = False
-    """Whether the monitoring.coreos.com ServiceMonitor CRD exists in the cluster."""
+    served: frozenset[OptionalKind] = frozenset()
+    """Optional kinds whose CRD the cluster serves right now."""
+    prometheus_url: str = ""
+    """Prometheus the KEDA ScaledObjects query ("" when the operator was given none)."""
 
 
 @dataclass
@@ -48,6 +61,8 @@ class AgentChildren:
 
     objects: list[Obj] = field(default_factory=list)
     config_hash: str = ""
+    autoscaler_missing: list[str] = field(default_factory=list)
+    """What the agent's autoscaler needs and lacks (then none is built)."""
 
 
 def config_hash(config: AgentRuntimeConfig) -> str:
@@ -84,12 +99,31 @@ def build_agent_children(
         out.objects.append(_service_account(agent, owner))
     out.objects.append(_role_binding(agent, owner))
     out.objects.append(_deployment(agent, owner, knowledge_bases, digest, defaults))
-    out.objects.append(_hpa(agent, owner))
+    out.autoscaler_missing = autoscaler_missing(agent, defaults)
+    if not out.autoscaler_missing:
+        if agent.spec.scaling.autoscaler == "keda":
+            out.objects.append(scaled_object(agent, owner, defaults.prometheus_url))
+        else:
+            out.objects.append(_hpa(agent, owner))
     out.objects.append(_service(agent, owner))
     out.objects.append(_pdb(agent, owner))
-    if defaults.service_monitor:
+    if "ServiceMonitor" in defaults.served:
         out.objects.append(_service_monitor(agent, owner))
     return out
+
+
+def autoscaler_missing(agent: VoiceAgent, defaults: OperatorDefaults) -> list[str]:
+    """What spec.scaling.autoscaler needs from the cluster and the operator and lacks."""
+    if agent.spec.scaling.autoscaler != "keda":
+        return []  # the HPA is built in; a missing custom metrics API shows in its conditions
+    missing = []
+    if "ScaledObject" not in defaults.served:
+        missing.append("the cluster does not serve KEDA's ScaledObject CRD (keda.sh/v1alpha1)")
+    if not defaults.prometheus_url:
+        missing.append(
+            "the operator has no Prometheus URL (--prometheus-url, env KUBEVOX_PROMETHEUS_URL)"
+        )
+    return missing
 
 
 def _name(agent: VoiceAgent) -> str:
@@ -255,7 +289,7 @@ def _deployment(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _meta(agent, owner, child_name(_name(agent)), "worker"),
-        # No "replicas": the HorizontalPodAutoscaler owns it.
+        # No "replicas": the autoscaler owns it.
         "spec": {
             "selector": {"matchLabels": agent_selector(agent)},
             "revisionHistoryLimit": 5,
@@ -282,13 +316,8 @@ def _hpa(agent: VoiceAgent, owner: Obj) -> Obj:
         "kind": "HorizontalPodAutoscaler",
         "metadata": _meta(agent, owner, child_name(_name(agent)), "autoscaler"),
         "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": child_name(_name(agent)),
-            },
-            # HPA minReplicas 0 needs the HPAScaleToZero alpha gate; 1 is the floor elsewhere.
-            "minReplicas": max(scaling.min_replicas, 1),
+            "scaleTargetRef": _scale_target(agent),
+            "minReplicas": _min_replicas(agent),
             "maxReplicas": scaling.max_replicas,
             "metrics": [
                 {
@@ -302,21 +331,101 @@ def _hpa(agent: VoiceAgent, owner: Obj) -> Obj:
                     },
                 }
             ],
-            "behavior": {
-                "scaleUp": {
-                    "stabilizationWindowSeconds": 0,
-                    "selectPolicy": "Max",
-                    "policies": [
-                        {"type": "Percent", "value": 100, "periodSeconds": 15},
-                        {"type": "Pods", "value": 4, "periodSeconds": 15},
-                    ],
-                },
-                "scaleDown": {
-                    "stabilizationWindowSeconds": scaling.scale_down_stabilization_seconds,
-                    "selectPolicy": "Min",
-                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
-                },
-            },
+            "behavior": _scaling_behavior(agent),
+        },
+    }
+
+
+def _scale_target(agent: VoiceAgent) -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": child_name(_name(agent))}
+
+
+def _min_replicas(agent: VoiceAgent) -> int:
+    # No scale to zero yet: nothing wakes a worker for a call waiting in LiveKit (and an HPA
+    # minReplicas of 0 needs the HPAScaleToZero alpha gate).
+    return max(agent.spec.scaling.min_replicas, 1)
+
+
+def _scaling_behavior(agent: VoiceAgent) -> Obj:
+    """Up fast (a new call must find a worker), down one pod a minute after the calls stayed low
+    for scaleDownStabilizationSeconds (each removed pod drains its calls first)."""
+    return {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "selectPolicy": "Max",
+            "policies": [
+                {"type": "Percent", "value": 100, "periodSeconds": 15},
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+            ],
+        },
+        "scaleDown": {
+            "stabilizationWindowSeconds": agent.spec.scaling.scale_down_stabilization_seconds,
+            "selectPolicy": "Min",
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+        },
+    }
+
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _promql_selector(matchers: dict[str, str]) -> str:
+    """``{a="x",b="y"}``: each value a PromQL string literal (PromQL takes Go's escapes, of
+    which JSON's are a subset), so no value can end the string early."""
+    assert all(_LABEL_NAME.match(k) for k in matchers), matchers
+    return "{" + ",".join(f"{k}={json.dumps(v)}" for k, v in matchers.items()) + "}"
+
+
+def active_calls_query(namespace: str, agent: str) -> str:
+    """Calls in progress on the agent's workers that are not terminating, 0 when none reports.
+
+    The worker labels the metric with ``agent`` = the VoiceAgent's metadata.name and
+    ``namespace`` = its namespace (agent_runtime/metrics.py). Terminating pods drain their last
+    calls and take no new ones: like the HPA's Pods metric, which skips pods being deleted, they
+    do not count (kube-state-metrics' kube_pod_deletion_timestamp names them; without it the
+    ``unless`` removes nothing). ``or vector(0)``: no series is 0 calls, not an error for KEDA.
+    """
+    selector = _promql_selector({"namespace": namespace, "agent": agent})
+    return (
+        f"sum({contract.ACTIVE_CALLS_METRIC}{selector}"
+        " unless on(namespace,pod) kube_pod_deletion_timestamp) or vector(0)"
+    )
+
+
+def scaled_object(agent: VoiceAgent, owner: Obj, prometheus_url: str) -> Obj:
+    """The KEDA ScaledObject of ``autoscaler: keda``: the HPA's bounds, target and behavior, the
+    metric read from Prometheus. KEDA makes its own HPA from it (``keda-hpa-<name>``)."""
+    scaling = agent.spec.scaling
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _meta(agent, owner, child_name(_name(agent)), "autoscaler"),
+        "spec": {
+            "scaleTargetRef": _scale_target(agent),
+            "minReplicaCount": _min_replicas(agent),
+            "maxReplicaCount": scaling.max_replicas,
+            # With minReplicaCount >= 1, KEDA (2.21) leaves scaling to its HPA, which runs the
+            # query at the HPA controller's sync period (15 s by default): that is today's pace.
+            # pollingInterval paces KEDA's own loop (scaling from and to zero, cached metrics):
+            # 5 s, not KEDA's 30, so that once it acts a first call waits seconds for a pod.
+            "pollingInterval": 5,
+            # Also only for scaling to zero (after the last active poll): the same low-volume
+            # wait as the scale-down stabilization.
+            "cooldownPeriod": scaling.scale_down_stabilization_seconds,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": _scaling_behavior(agent)}},
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    # AverageValue: replicas = ceil(total calls / threshold), as the HPA's
+                    # per-pod average target does.
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": prometheus_url,
+                        "query": active_calls_query(_ns(agent), _name(agent)),
+                        "threshold": str(scaling.target_calls_per_pod),
+                    },
+                }
+            ],
         },
     }
 

@@ -1,6 +1,8 @@
 -- Argo CD health check for kubevox.dev/VoiceAgent, in the style of Argo CD's KServe checks.
--- The operator aggregates its children (worker Deployment, HPA, referenced Secrets and
--- KnowledgeBases) into the Ready, Progressing and Degraded conditions; this reads them.
+-- The operator aggregates its children (worker Deployment, autoscaler: HPA or KEDA ScaledObject,
+-- referenced Secrets and KnowledgeBases) into the Ready, Progressing and Degraded conditions;
+-- this reads them. A Degraded autoscaler (missing, inactive, unable) makes the agent Degraded
+-- though it still takes calls: nothing follows the call volume.
 local health_status = {}
 health_status.status = "Progressing"
 health_status.message = "Waiting for VoiceAgent to report status..."
