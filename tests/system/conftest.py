@@ -109,6 +109,7 @@ class PodHistory:
     namespace: str
     selector: str
     pods: dict[str, PodRecord] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -140,6 +141,9 @@ class PodHistory:
             except client.ApiException as e:
                 if e.status == 410:  # our resourceVersion is too old: list afresh
                     version = ""
+            except Exception as e:  # a dropped connection: watch again from where we were
+                self.errors.append(repr(e))
+                time.sleep(1)
 
     def _observe(self, kind: str, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]

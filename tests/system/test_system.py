@@ -165,11 +165,10 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
         lambda: [n for n in fleet.registered() if n != first],
         300,
     )
-    scale_up = time.monotonic() - placed
+    print(
+        f"scale-up: call 2 placed -> a second pod registered in {time.monotonic() - placed:.0f} s"
+    )
     second = second_pods[0]
-    ready = pod_history.by_name(second).ready_at
-    assert ready is not None
-    print(f"scale-up: call 2 -> pod 2 Ready {ready - placed:.1f} s, registered {scale_up:.1f} s")
 
     # The first pod is full (2 of 2): LiveKit gives the third call to the new pod, and KEDA
     # asks for a third pod (3 calls / 1 per pod; maxReplicas 3).
@@ -180,15 +179,12 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
         60,
     )
     await await_until("3 replicas", lambda: fleet.replicas() == 3, 120)
-    agent = await await_until(
-        "status.activeCalls 3",
-        lambda: (
-            (a := system.get("voiceagent", "offline", namespace))["status"].get("activeCalls") == 3
-            and a
-        ),
-        60,
+    # The status counts them all: 3 calls, 3 pods (the third one may still be starting).
+    await await_until(
+        "status.activeCalls 3 and status.replicas 3",
+        lambda: (st := fleet.status()).get("activeCalls") == 3 and st.get("replicas") == 3,
+        120,
     )
-    assert agent["status"]["replicas"] >= 3
 
 
 @pytest.mark.timeout(600)
@@ -233,11 +229,18 @@ async def test_a_rollout_drains_the_live_call_and_argo_cd_follows(
     assert INTERPRETERS, "no Lua interpreter (apt-get install lua5.1): Argo CD's health check"
     health_lua = REPO / "manifests/argocd/health/kubevox.dev/VoiceAgent/health.lua"
 
+    seen: list[dict[str, str]] = []
+
     def argo_health() -> str:
         agent = system.get("voiceagent", "offline", namespace)
-        return health(INTERPRETERS[0], health_lua, agent)["status"]
+        seen.append(health(INTERPRETERS[0], health_lua, agent))
+        return seen[-1]["status"]
 
-    assert argo_health() == "Healthy"
+    # A metric read that failed during the scaling (KEDA's HPA says so) shows as Degraded until
+    # KEDA's next look at its HPA, every pollingInterval: wait for the steady state.
+    await await_until(
+        f"Argo CD health Healthy (last: {seen[-1:]})", lambda: argo_health() == "Healthy", 120
+    )
     (old,) = fleet.calls_by_pod()
     system.kubectl(
         "patch", "voiceagent", "offline", "-n", namespace, "--type=merge",
