@@ -419,7 +419,9 @@ def _https_ok(url: str) -> bool:
         return bool(resp.status == 200)
 
 
-def resolve(name: str, server: str = DNS_IP, timeout: float = 2.0) -> tuple[int, list[str]]:
+def resolve(
+    name: str, server: str = DNS_IP, timeout: float = 2.0, port: int = 53
+) -> tuple[int, list[str]]:
     """(rcode, IPv4 addresses) of an A query for ``name`` to ``server``: a minimal DNS client,
     so the host can ask the cluster's DNS through its Service IP."""
     query_id = os.getpid() & 0xFFFF
@@ -427,7 +429,7 @@ def resolve(name: str, server: str = DNS_IP, timeout: float = 2.0) -> tuple[int,
     packet = struct.pack(">HHHHHH", query_id, 0x0100, 1, 0, 0, 0) + question + b"\0\1\0\1"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
-        s.sendto(packet, (server, 53))
+        s.sendto(packet, (server, port))
         reply = s.recv(4096)
     rcode, answers = reply[3] & 0x0F, struct.unpack(">H", reply[6:8])[0]
     offset = 12 + len(question) + 4

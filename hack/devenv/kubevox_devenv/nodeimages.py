@@ -134,9 +134,10 @@ def pause_image() -> Image:
 
 
 def coredns_image() -> Image:
-    """CoreDNS built from its Go module (hack/node/build-coredns.sh), alone in an image."""
+    """CoreDNS with the plugins of the node's Corefile (hack/node/build-coredns.sh), alone in
+    an image."""
     binary = built(COREDNS_BUILD)
-    version = binary.parent.name.removeprefix("coredns-")
+    version = binary.parent.name.removeprefix("coredns-")  # v1.15.0-kubevox-<build's hash>
     tag = f"{version}-{_digest(binary, Path(__file__))[:8]}"
     image = Image(
         f"localhost/kubevox/coredns:{tag}",
