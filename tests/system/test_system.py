@@ -238,9 +238,10 @@ async def test_a_rollout_drains_the_live_call_and_argo_cd_follows(
 
     # A metric read that failed during the scaling (KEDA's HPA says so) shows as Degraded until
     # KEDA's next look at its HPA, every pollingInterval: wait for the steady state.
-    await await_until(
-        f"Argo CD health Healthy (last: {seen[-1:]})", lambda: argo_health() == "Healthy", 120
-    )
+    try:
+        await await_until("Argo CD health Healthy", lambda: argo_health() == "Healthy", 120)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the check said {seen[-1]}") from None
     (old,) = fleet.calls_by_pod()
     system.kubectl(
         "patch", "voiceagent", "offline", "-n", namespace, "--type=merge",
