@@ -180,11 +180,17 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
     )
     await await_until("3 replicas", lambda: fleet.replicas() == 3, 120)
     # The status counts them all: 3 calls, 3 pods (the third one may still be starting).
-    await await_until(
-        "status.activeCalls 3 and status.replicas 3",
-        lambda: (st := fleet.status()).get("activeCalls") == 3 and st.get("replicas") == 3,
-        120,
-    )
+    statuses: list[dict[str, Any]] = []
+
+    def status_counts_them() -> bool:
+        statuses.append(fleet.status())
+        return statuses[-1].get("activeCalls") == 3 and statuses[-1].get("replicas") == 3
+
+    try:
+        await await_until("status.activeCalls 3, status.replicas 3", status_counts_them, 180)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; status {statuses[-1:]}, calls {fleet.calls_by_pod()}") from None
+    await await_until("3 ready workers", lambda: fleet.status().get("readyReplicas") == 3, 300)
 
 
 @pytest.mark.timeout(600)
