@@ -140,13 +140,20 @@ def _call(kube: Kube, fleet: Fleet) -> int:
     )
     result = asyncio.run(SimulatedCall(options).run([synthesize(QUESTION)]))
     print(table([result]))
-    for pod in fleet.pods():
-        name = pod["metadata"]["name"]
-        for line in kube.run("logs", "-n", NAMESPACE, name).splitlines():
-            call = json.loads(line).get("call") if line.startswith("{") else None
-            if isinstance(call, dict) and call.get("room") == result.room:
-                print(f"\nthe call record, from the log of pod {name}:")
-                print(json.dumps(call, indent=2))
+
+    def call_record() -> tuple[str, dict[str, Any]] | None:
+        """The worker logs it once the call's job has shut down, a moment after hang-up."""
+        for pod in fleet.pods():
+            name = pod["metadata"]["name"]
+            for line in kube.run("logs", "-n", NAMESPACE, name).splitlines():
+                call = json.loads(line).get("call") if line.startswith("{") else None
+                if isinstance(call, dict) and call.get("room") == result.room:
+                    return name, call
+        return None
+
+    name, record = _wait("the call record in the worker's log", call_record, 60)
+    print(f"\nthe call record, from the log of pod {name}:")
+    print(json.dumps(record, indent=2))
     return 0 if result.error is None and all(t.heard for t in result.turns) else 1
 
 
