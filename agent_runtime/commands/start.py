@@ -8,7 +8,9 @@ live calls finish within drainTimeoutSeconds, exit 0).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -89,4 +91,11 @@ def run(args: argparse.Namespace) -> int:
         annotator.start(lambda: worker.active_calls(server))
     # livekit's production loop: JSON logs, SIGTERM -> drain(drain_timeout) -> exit 0.
     _run_worker(server, proto.CliArgs(log_level=args.log_level, log_format="json"))
-    return 0
+    # Drained: every call has ended and livekit has closed its job processes. Leave without the
+    # interpreter's finalization, where threads of native libraries (LiveKit's FFI, ONNX
+    # Runtime) and our daemon threads can crash a process whose work is done: a drained pod
+    # was seen exiting 139 (SIGSEGV) after its last call, which reads as a failed drain.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
