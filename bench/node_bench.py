@@ -104,15 +104,7 @@ def main() -> int:
         pod_ip = pods[0]["status"]["podIP"]
         registered = wait("worker registered", lambda: installmod.worker_registered(pod_ip))
         idle_mib = pod_memory_mib(uid)
-        ip = kube.run("get", "service/livekit", "-n=livekit", "-o=jsonpath={.spec.clusterIP}")
-        options = CallOptions(
-            url=f"ws://{ip}:7880",
-            api_key=keys[0],
-            api_secret=keys[1],
-            agent_name="offline",
-            greeting_timeout=120.0,
-            reply_timeout=90.0,
-        )
+        options = installmod.host_caller(kube, workdir, "offline")
         question = synthesize("When does the pharmacy open on Saturdays?")
         result = asyncio.run(SimulatedCall(options).run([question]))
         answered = time.monotonic()

@@ -70,14 +70,7 @@ def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) ->
 
 
 def caller_options(system: System) -> CallOptions:
-    return CallOptions(
-        url=system.livekit_url(),
-        api_key=system.keys[0],
-        api_secret=system.keys[1],
-        agent_name="offline",
-        greeting_timeout=120.0,
-        reply_timeout=90.0,
-    )
+    return installmod.host_caller(system.kube, system.workdir, "offline")
 
 
 @pytest.mark.timeout(600)

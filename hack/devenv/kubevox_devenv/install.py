@@ -22,6 +22,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from kubevox_operator.contract import METRICS_PORT
@@ -29,6 +30,9 @@ from kubevox_operator.contract import METRICS_PORT
 from . import images as imagesmod
 from .controlplane import REPO
 from .procs import built
+
+if TYPE_CHECKING:
+    from agent_runtime.caller import CallOptions
 
 NAMESPACE = "kubevox-system"
 CHART = REPO / "manifests" / "helm" / "kubevox"
@@ -188,6 +192,22 @@ def livekit_host_url(kube: Kube) -> str:
     """LiveKit's Service from the host, as a caller's client reaches it (through kube-proxy)."""
     ip = kube.run("get", "service", "livekit", "-n", "livekit", "-o=jsonpath={.spec.clusterIP}")
     return f"ws://{ip}:7880"
+
+
+def host_caller(kube: Kube, directory: Path, agent_name: str) -> CallOptions:
+    """A simulated caller on the host for ``agent_name``, with this cluster's LiveKit keys, and
+    room for a worker that is still loading its offline models."""
+    from agent_runtime.caller import CallOptions
+
+    key, secret = livekit_keys(directory)
+    return CallOptions(
+        url=livekit_host_url(kube),
+        api_key=key,
+        api_secret=secret,
+        agent_name=agent_name,
+        greeting_timeout=120.0,
+        reply_timeout=90.0,
+    )
 
 
 def worker_registered(pod_ip: str) -> bool:

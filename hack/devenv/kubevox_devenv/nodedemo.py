@@ -25,8 +25,8 @@ from .fleet import Fleet, sample_for_this_node
 from .install import (
     Kube,
     dev_secrets,
+    host_caller,
     install,
-    livekit_host_url,
     livekit_keys,
     node_containerd,
 )
@@ -88,16 +88,9 @@ class ScaleTable:
 
 
 async def _scale(kube: Kube, fleet: Fleet) -> None:
-    from agent_runtime.caller import CallOptions, SimulatedCall
+    from agent_runtime.caller import SimulatedCall
 
-    keys = livekit_keys(STATE)
-    options = CallOptions(
-        url=livekit_host_url(kube),
-        api_key=keys[0],
-        api_secret=keys[1],
-        agent_name=AGENT,
-        greeting_timeout=120,
-    )
+    options = host_caller(kube, STATE, AGENT)
     table = ScaleTable(fleet)
     calls: list[SimulatedCall] = []
     # targetCallsPerPod 1, maxCallsPerPod 2: each call beyond the first asks for one more pod.
@@ -125,20 +118,11 @@ async def _scale(kube: Kube, fleet: Fleet) -> None:
 
 
 def _call(kube: Kube, fleet: Fleet) -> int:
-    from agent_runtime.caller import CallOptions, SimulatedCall
+    from agent_runtime.caller import SimulatedCall
     from agent_runtime.caller.audio import synthesize
     from agent_runtime.caller.report import table
 
-    keys = livekit_keys(STATE)
-    options = CallOptions(
-        url=livekit_host_url(kube),
-        api_key=keys[0],
-        api_secret=keys[1],
-        agent_name=AGENT,
-        greeting_timeout=120,
-        reply_timeout=90,
-    )
-    result = asyncio.run(SimulatedCall(options).run([synthesize(QUESTION)]))
+    result = asyncio.run(SimulatedCall(host_caller(kube, STATE, AGENT)).run([synthesize(QUESTION)]))
     print(table([result]))
 
     def call_record() -> tuple[str, dict[str, Any]] | None:
