@@ -28,8 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .procs import cache_dir
+
 REPO = Path(__file__).resolve().parents[3]
-CACHE = Path(os.environ.get("KUBEVOX_IMAGES_CACHE", Path.home() / ".cache/kubevox/images"))
+CACHE = Path(os.environ.get("KUBEVOX_IMAGES_CACHE") or cache_dir() / "images")
 STATE = REPO / ".kubevox"  # make cluster-up's state: its node's containerd is found there
 REGISTRY = "kubevox.local"
 DEBIAN_PACKAGES = ("buildah", "debootstrap", "runc")

@@ -18,18 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from .controlplane import REPO
-from .procs import built
+from .procs import built, cache_dir
 
 PAUSE_SOURCE = REPO / "hack" / "node" / "pause.c"
 COREDNS_BUILD = REPO / "hack" / "node" / "build-coredns.sh"
-
-
-def cache_dir() -> Path:
-    """~/.cache/kubevox (KUBEVOX_CACHE, then XDG_CACHE_HOME, honoured like the build scripts)."""
-    if root := os.environ.get("KUBEVOX_CACHE"):
-        return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "kubevox"
 
 
 @dataclass(frozen=True)

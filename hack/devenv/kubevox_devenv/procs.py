@@ -114,6 +114,14 @@ def stop_process_group(pid: int, timeout: float = 15.0) -> None:
     _reap(pid)
 
 
+def cache_dir() -> Path:
+    """~/.cache/kubevox (KUBEVOX_CACHE, then XDG_CACHE_HOME, honoured like the build scripts)."""
+    if root := os.environ.get("KUBEVOX_CACHE"):
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "kubevox"
+
+
 def built(script: Path, *args: str) -> Path:
     """Run one of hack/'s build scripts (each builds once, caches, and prints the path of what
     it built last; its progress goes to stderr) and return that path."""
