@@ -15,6 +15,9 @@ from .api import CONFIG_FILE
 ACTIVE_CALLS_METRIC: Final = "kubevox_active_calls"
 """Calls in progress per worker pod, the metric the autoscaler (HPA or KEDA ScaledObject) scales
 on (exported by the worker on METRICS_PORT)."""
+WAITING_CALLS_METRIC: Final = "kubevox_waiting_calls"
+"""Callers no worker has taken yet, per agent (exported by the operator, see waiting.py): the
+KEDA query adds them to the active calls, so that a call wakes an agent scaled to zero."""
 HEALTH_PORT: Final = 8081
 """LiveKit Agents' health server: ``/`` answers 503 once the connection to LiveKit has failed
 (and 200 already in the moment before registration: ``kubevox_worker_registered`` is exact)."""

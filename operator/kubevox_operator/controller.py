@@ -7,7 +7,7 @@ import base64
 import logging
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, get_args
@@ -38,6 +38,7 @@ from .status import (
     knowledge_status,
     now_iso,
 )
+from .waiting_poll import WaitingPoll
 from .workqueue import Key, WorkQueue
 
 Obj = dict[str, Any]
@@ -124,6 +125,8 @@ class Settings:
     retry_max_seconds: float = 60.0
     sip_poll_seconds: float = 60.0
     """LiveKit has no watch: agents with telephony are compared with it this often."""
+    waiting_poll_seconds: float = 1.0
+    """How often LiveKit is asked for calls waiting for a worker (agents with minReplicas 0)."""
 
 
 class Controller:
@@ -150,16 +153,26 @@ class Controller:
         self._fresh: dict[Key, float] = {}  # when a CRD kind's object was last read (monotonic)
         self._resync_task: asyncio.Task[None] | None = None
         self._host = socket.gethostname()
+        self.waiting = WaitingPoll(
+            self.cache,
+            self._livekit_credentials,
+            lambda key: self.queue.add(("VoiceAgent", *key)),
+            contract.LABEL_VOICE_AGENT,
+            settings.waiting_poll_seconds,
+        )
+        self._waiting_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
         self.queue.start()
         self._resync_task = asyncio.create_task(self._resync())
+        self._waiting_task = asyncio.create_task(self._after_sync(self.waiting.run))
 
     async def stop(self) -> None:
-        if self._resync_task:
-            self._resync_task.cancel()
+        for task in (self._resync_task, self._waiting_task):
+            if task:
+                task.cancel()
         await self.queue.stop()
         if self._background:  # Events still being posted: a courtesy, given a moment
             await asyncio.wait(self._background, timeout=5)
@@ -179,6 +192,11 @@ class Controller:
         for kind in OPTIONAL_CRDS.values():
             log.info("connected; %s CRD %s", kind, "present" if kind in served else "absent")
         self.connected.set()
+
+    async def _after_sync(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        await self.connected.wait()
+        await self.synced.wait()
+        await loop()
 
     async def _resync(self) -> None:
         """Level-based safety net: look at everything now and then (unwatched Secrets and
@@ -574,6 +592,9 @@ class Controller:
                 autoscaler_unavailable=no_autoscaler,
                 pods=pods,
                 telephony=telephony,
+                scales_to_zero=agent.spec.scaling.min_replicas == 0
+                and agent.spec.scaling.autoscaler == "keda",
+                waiting_calls=self.waiting.counts.get((ns, name)),
             )
         )
         old = body.get("status") or {}

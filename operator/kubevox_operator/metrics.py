@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from . import contract
+
 RECONCILES = Counter(
     "kubevox_operator_reconciles_total", "Reconciles, by kind and outcome.", ["kind", "outcome"]
 )
@@ -18,6 +20,12 @@ MANAGED_OBJECTS = Gauge(
 )
 API_WRITES = Counter(
     "kubevox_operator_api_writes_total", "Write requests sent to the API server.", ["verb", "kind"]
+)
+WAITING_CALLS = Gauge(
+    contract.WAITING_CALLS_METRIC,
+    "Callers in a LiveKit room that no worker of the agent has taken yet.",
+    # Not "namespace": a scrape of the operator sets that label to the operator's own namespace.
+    ["agent_namespace", "agent"],
 )
 QUEUE_DEPTH = Gauge("kubevox_operator_queue_depth", "Objects waiting to be reconciled.")
 

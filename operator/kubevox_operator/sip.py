@@ -12,15 +12,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Generic, Protocol, TypeVar
 
-import aiohttp
 from livekit import api
 from livekit.api import ServerError
 
 from . import contract
 from .api.voiceagent import SIPTelephony
+from .livekit_client import NETWORK, LiveKitClient
 from .status import Problem
 
 log = logging.getLogger("kubevox.sip")
@@ -28,8 +27,6 @@ log = logging.getLogger("kubevox.sip")
 FINALIZER = "kubevox.dev/sip"
 """Only on VoiceAgents with telephony: LiveKit state is the one thing garbage collection
 cannot remove."""
-TIMEOUT_SECONDS = 10.0
-NETWORK = (aiohttp.ClientError, OSError)  # OSError covers TimeoutError and refused connections
 
 
 @dataclass(frozen=True)
@@ -197,29 +194,8 @@ class SyncResult:
     """What was written, e.g. ``created trunk ST_x`` (for the log; empty when in step)."""
 
 
-class LiveKitSIP:
+class LiveKitSIP(LiveKitClient):
     """The SIP API of one LiveKit server (one HTTP session; use as an async context manager)."""
-
-    def __init__(self, url: str, api_key: str, api_secret: str) -> None:
-        self.url = url
-        self._lk = api.LiveKitAPI(
-            url,
-            api_key,
-            api_secret,
-            timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
-            failover=False,  # self-hosted: no other region to fail over to
-        )
-
-    async def __aenter__(self) -> LiveKitSIP:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._lk.aclose()
 
     async def _call(self, coro: Awaitable[R]) -> R:
         try:

@@ -195,6 +195,28 @@ class AgentObservation:
     pods: list[Obj] = field(default_factory=list)
     telephony: TelephonyObservation | None = None
     """None: the agent has no telephony (no TelephonyReady condition, no SIP ids)."""
+    scales_to_zero: bool = False
+    """minReplicas 0 with KEDA: no worker running is the idle state, not an outage."""
+    waiting_calls: int | None = None
+    """Callers no worker has taken yet (waiting.py); None where the operator does not look."""
+
+
+def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None:
+    """Ready while the workers only grow or shrink in number: the ones that are ready take
+    calls (a rollout of a new template is not this: its pods must all be updated first)."""
+    st = (o.deployment or {}).get("status", {}) or {}
+    want = (o.deployment or {}).get("spec", {}).get("replicas", 1)
+    ready, waiting = st.get("readyReplicas", 0), o.waiting_calls or 0
+    if roll.reason not in ("WorkersStarting", "RolloutComplete") or roll.failure:
+        return None
+    if o.scales_to_zero and ready == 0:
+        if want == 0 and waiting == 0:
+            return True, "ScaledToZero", "no worker runs: the next call waits while one starts"
+        who = f"{waiting} call(s) wait" if waiting else "nobody waits yet"
+        return True, "ScalingFromZero", f"the first worker is starting ({who})"
+    if roll.reason == "WorkersStarting" and ready > 0:
+        return True, "AgentReady", f"{ready} of {want} workers are ready, more are starting"
+    return None
 
 
 def agent_status(o: AgentObservation) -> Obj:
@@ -219,6 +241,8 @@ def agent_status(o: AgentObservation) -> Obj:
             "KnowledgeBaseNotReady",
             "waiting for KnowledgeBase " + ", ".join(o.waiting) + " to be Ready",
         )
+    elif serving := _serving(o, roll):
+        ready = serving
     elif not roll.available or not roll.done:
         ready = (False, roll.reason if not roll.done else "WorkersUnavailable", roll.message)
     else:
@@ -252,6 +276,8 @@ def agent_status(o: AgentObservation) -> Obj:
         "activeCalls": active_calls(o.pods),
         "configHash": o.config_hash,
     }
+    if o.waiting_calls is not None:
+        status["waitingCalls"] = o.waiting_calls
     if tel is not None:
         if tel.problem is not None:
             sip = (False, tel.problem.reason, tel.problem.message)

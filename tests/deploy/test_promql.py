@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 from kubevox_operator import metrics as operator_metrics
-from kubevox_operator.builders.agent import active_calls_query
+from kubevox_operator.builders.agent import calls_query
 from kubevox_operator.contract import ACTIVE_CALLS_METRIC
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
@@ -125,7 +125,7 @@ def test_keda_query_excludes_terminating_pods_and_other_agents(tmp_path: Path) -
     divides it by targetCallsPerPod."""
     _promtool_test(
         tmp_path,
-        {"keda:support_calls": active_calls_query("clinic", "support")},
+        {"keda:support_calls": calls_query("clinic", "support")},
         [
             {
                 "interval": "15s",
@@ -166,13 +166,53 @@ def test_keda_query_excludes_terminating_pods_and_other_agents(tmp_path: Path) -
     )
 
 
+# What the operator exports while callers wait (waiting_poll.py), scraped from its own pod: the
+# scrape's namespace label is the operator's, the agent's namespace has a label of its own.
+WAITING = [
+    {
+        "series": 'kubevox_waiting_calls{namespace="kubevox-system",pod="kubevox-operator-0",'
+        'agent_namespace="clinic",agent="support"}',
+        "values": "2x20",
+    },
+    {
+        "series": 'kubevox_waiting_calls{namespace="kubevox-system",pod="kubevox-operator-0",'
+        'agent_namespace="clinic",agent="billing"}',
+        "values": "5x20",
+    },
+]
+
+
+def test_keda_query_adds_the_calls_waiting_for_a_worker(tmp_path: Path) -> None:
+    """A waiting caller needs a worker too; with no worker pod at all (scaled to zero) the
+    waiting calls are the whole signal that wakes the agent."""
+
+    def case(series: list[dict[str, str]], value: int) -> dict[str, Any]:
+        return {
+            "interval": "15s",
+            "input_series": series,
+            "promql_expr_test": [
+                {
+                    "expr": "keda:support_calls",
+                    "eval_time": "2m",
+                    "exp_samples": [{"labels": "keda:support_calls", "value": value}],
+                }
+            ],
+        }
+
+    _promtool_test(
+        tmp_path,
+        {"keda:support_calls": calls_query("clinic", "support")},
+        [case(SERIES + WAITING, 4 + 2), case(WAITING, 2), case(WAITING[1:], 0)],
+    )
+
+
 def test_keda_query_quotes_label_values(tmp_path: Path) -> None:
     """A value with a quote and a backslash selects exactly its series (names are DNS labels:
     this guards the quoting, not a real case)."""
     odd = 'a"b\\c'
     _promtool_test(
         tmp_path,
-        {"keda:odd_calls": active_calls_query("clinic", odd)},
+        {"keda:odd_calls": calls_query("clinic", odd)},
         [
             {
                 "interval": "15s",

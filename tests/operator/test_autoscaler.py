@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubevox_operator.builders.agent import active_calls_query
+from kubevox_operator.builders.agent import calls_query
 
 from ..deploy.tools import third_party
 from .conftest import PROMETHEUS_URL, RESYNC_SECONDS
@@ -97,7 +97,7 @@ def test_keda_makes_a_scaled_object_and_switching_replaces_the_other_kind(
     # What the operator sent is what KEDA's schema kept (no field pruned as unknown).
     assert spec["scaleTargetRef"]["name"] == "kd"
     assert kubectl.get("deployment", "kd", ns)
-    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 6)
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, 6)
     assert (spec["pollingInterval"], spec["cooldownPeriod"]) == (5, 120)
     behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 120
@@ -107,7 +107,7 @@ def test_keda_makes_a_scaled_object_and_switching_replaces_the_other_kind(
             "metricType": "AverageValue",
             "metadata": {
                 "serverAddress": PROMETHEUS_URL,
-                "query": active_calls_query(ns, "kd"),
+                "query": calls_query(ns, "kd"),
                 "threshold": "3",
             },
         }

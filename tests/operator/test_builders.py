@@ -6,9 +6,9 @@ from typing import Any
 
 from kubevox_operator.api import KnowledgeBase, VoiceAgent
 from kubevox_operator.builders import OperatorDefaults, build_agent_children, build_ingest_plan
-from kubevox_operator.builders.agent import active_calls_query
+from kubevox_operator.builders.agent import active_calls_query, calls_query
 from kubevox_operator.builders.knowledge import content_hash, parse_duration
-from kubevox_operator.contract import ACTIVE_CALLS_METRIC
+from kubevox_operator.contract import ACTIVE_CALLS_METRIC, WAITING_CALLS_METRIC
 from kubevox_operator.diff import contains
 from kubevox_operator.status import (
     AgentObservation,
@@ -115,8 +115,8 @@ def test_keda_scaled_object_mirrors_the_hpa_and_reads_prometheus():
     spec = so["spec"]
     assert spec["scaleTargetRef"] == hpa["spec"]["scaleTargetRef"]
     assert spec["scaleTargetRef"]["name"] == objs["Deployment"]["metadata"]["name"]
-    # minReplicas 0 runs 1 with either autoscaler: nothing wakes a worker for a waiting call.
-    assert (spec["minReplicaCount"], hpa["spec"]["minReplicas"]) == (1, 1)
+    # minReplicas 0: KEDA scales to zero (waiting calls wake it), an HPA keeps one pod.
+    assert (spec["minReplicaCount"], hpa["spec"]["minReplicas"]) == (0, 1)
     assert spec["maxReplicaCount"] == hpa["spec"]["maxReplicas"] == 7
     assert spec["pollingInterval"] == 5
     assert spec["cooldownPeriod"] == 420
@@ -129,7 +129,7 @@ def test_keda_scaled_object_mirrors_the_hpa_and_reads_prometheus():
             "metricType": "AverageValue",
             "metadata": {
                 "serverAddress": "http://prom.mon:9090",
-                "query": active_calls_query("ns", "ava"),
+                "query": calls_query("ns", "ava"),
                 "threshold": "3",
             },
         }
@@ -165,6 +165,14 @@ def test_active_calls_query_selects_the_agent_and_quotes_its_labels():
     assert query.endswith(" or vector(0)")
     # A value cannot end its string literal early (names are DNS labels, this is belt and braces).
     assert 'agent="a\\"b\\\\"' in active_calls_query("ns", 'a"b\\')
+
+
+def test_calls_query_adds_the_operators_waiting_calls():
+    query = calls_query("clinic", "support")
+    assert query == (
+        f"({active_calls_query('clinic', 'support')}) + "
+        f'(sum({WAITING_CALLS_METRIC}{{agent_namespace="clinic",agent="support"}}) or vector(0))'
+    )
 
 
 def test_content_hash_follows_config_map_data_and_the_job_mounts_it():

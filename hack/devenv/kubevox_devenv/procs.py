@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -9,9 +10,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -40,6 +44,17 @@ def wait_for(
                 return
         time.sleep(0.1)
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+async def eventually(what: str, probe: Callable[[], Awaitable[T | None]], within: float) -> T:
+    """Await ``probe`` every 0.2 s until it gives something true, and return that; fail naming
+    ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if result := await probe():
+            return result
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
 
 
 def die_with_parent() -> None:

@@ -340,9 +340,12 @@ class Scaling(KubeModel):
     no autoscaler runs and the pod count stays where it is. Both apply the same bounds, target
     and scale-up and scale-down behavior; switching deletes the other one."""
     min_replicas: int = Field(default=1, ge=0, le=1000)
-    """Fewest worker pods, even with no calls. Either autoscaler keeps at least 1: 0 is accepted
-    but runs 1 pod, because scaling to zero needs a signal that a call is waiting for a worker,
-    which LiveKit does not give (a call arriving with no pod would wait unanswered)."""
+    """Fewest worker pods, even with no calls. 0 scales to zero with ``autoscaler: keda``: once
+    the calls have stayed at 0 for scaleDownStabilizationSeconds, no pod runs, and the next
+    caller waits while one starts (status.waitingCalls counts them; the operator watches
+    LiveKit for such calls, the autoscaler adds them to the active calls and the operator hands
+    each to the new worker). With ``hpa`` (whose minReplicas 0 needs an alpha feature gate) 0
+    runs 1 pod."""
     max_replicas: int = Field(default=10, ge=1, le=1000)
     """Most worker pods."""
     target_calls_per_pod: int = Field(default=4, ge=1, le=500)
@@ -453,6 +456,10 @@ class VoiceAgentStatus(KubeModel):
     """Worker pods ready to take calls."""
     active_calls: int | None = Field(default=None, ge=0)
     """Calls in progress across all worker pods."""
+    waiting_calls: int | None = Field(default=None, ge=0)
+    """Callers in a room that no worker has taken yet (no worker running, or all full): the
+    operator hands each to LiveKit again until one does. Counted for agents with minReplicas 0;
+    absent for the others."""
     config_hash: ShortString | None = None
     """Hash of the runtime configuration the workers run."""
     sip_trunk_id: ShortString | None = None

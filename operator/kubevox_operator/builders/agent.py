@@ -341,8 +341,10 @@ def _scale_target(agent: VoiceAgent) -> Obj:
 
 
 def _min_replicas(agent: VoiceAgent) -> int:
-    # No scale to zero yet: nothing wakes a worker for a call waiting in LiveKit (and an HPA
-    # minReplicas of 0 needs the HPAScaleToZero alpha gate).
+    # Only KEDA scales to zero: it reads the waiting calls (see waiting_calls_query); an HPA's
+    # minReplicas of 0 needs the HPAScaleToZero alpha gate and sees no call without a pod.
+    if agent.spec.scaling.autoscaler == "keda":
+        return agent.spec.scaling.min_replicas
     return max(agent.spec.scaling.min_replicas, 1)
 
 
@@ -392,6 +394,17 @@ def active_calls_query(namespace: str, agent: str) -> str:
     )
 
 
+def calls_query(namespace: str, agent: str) -> str:
+    """Calls in progress plus callers waiting for a worker (``kubevox_waiting_calls``, from the
+    operator): a waiting call needs a worker as much as a live one, and it is the only signal
+    there is when no pod runs. Each side is 0 when nothing reports it."""
+    selector = _promql_selector({"agent_namespace": namespace, "agent": agent})
+    return (
+        f"({active_calls_query(namespace, agent)})"
+        f" + (sum({contract.WAITING_CALLS_METRIC}{selector}) or vector(0))"
+    )
+
+
 def scaled_object(agent: VoiceAgent, owner: Obj, prometheus_url: str) -> Obj:
     """The KEDA ScaledObject of ``autoscaler: keda``: the HPA's bounds, target and behavior, the
     metric read from Prometheus. KEDA makes its own HPA from it (``keda-hpa-<name>``)."""
@@ -421,7 +434,7 @@ def scaled_object(agent: VoiceAgent, owner: Obj, prometheus_url: str) -> Obj:
                     "metricType": "AverageValue",
                     "metadata": {
                         "serverAddress": prometheus_url,
-                        "query": active_calls_query(_ns(agent), _name(agent)),
+                        "query": calls_query(_ns(agent), _name(agent)),
                         "threshold": str(scaling.target_calls_per_pod),
                     },
                 }

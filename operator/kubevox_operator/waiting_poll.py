@@ -1,0 +1,134 @@
+"""The operator's look for calls waiting for a worker, every ``period`` seconds (see waiting.py).
+
+One look per LiveKit server (agents sharing a server share it), for the VoiceAgents that can run
+out of workers: ``minReplicas: 0`` with ``autoscaler: keda``. It sets ``kubevox_waiting_calls``,
+queues the agents whose count changed (their status shows it) and redispatches calls that have
+waited GRACE_SECONDS while a ready worker exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from .api import VoiceAgent
+from .cache import Cache
+from .metrics import WAITING_CALLS
+from .status import Problem
+from .waiting import LiveKitRooms, WaitingBook, WaitingError
+
+log = logging.getLogger("kubevox.waiting")
+
+Obj = dict[str, Any]
+AgentKey = tuple[str, str]  # namespace, name
+Credentials = tuple[str, str, str]  # url, API key, API secret
+
+
+def scales_to_zero(body: Obj) -> bool:
+    """Read from the raw object: a cheap filter before any parsing, on every look."""
+    scaling = (body.get("spec") or {}).get("scaling") or {}
+    return scaling.get("minReplicas") == 0 and scaling.get("autoscaler") == "keda"
+
+
+def ready_workers(cache: Cache, ns: str, name: str, label: str) -> int:
+    return sum(
+        1
+        for p in cache.with_label("Pod", ns, label, name)
+        if not p["metadata"].get("deletionTimestamp")
+        and any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (p.get("status") or {}).get("conditions", []) or []
+        )
+    )
+
+
+class WaitingPoll:
+    def __init__(
+        self,
+        cache: Cache,
+        credentials: Callable[[VoiceAgent, str], Awaitable[Credentials | Problem]],
+        changed: Callable[[AgentKey], None],
+        pod_label: str,
+        period: float,
+    ) -> None:
+        self._cache = cache
+        self._credentials = credentials
+        self._changed = changed
+        self._pod_label = pod_label
+        self.period = period
+        self.counts: dict[AgentKey, int] = {}
+        """Waiting calls per polled agent (absent: not polled)."""
+        self._books: dict[Credentials, WaitingBook] = {}
+        self._failing: set[str] = set()  # LiveKit URLs whose last look failed (logged once)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.period)
+            try:
+                await self.look()
+            except Exception:  # a bug here must not end the loop, nor the operator
+                log.exception("looking for waiting calls failed")
+
+    async def _groups(self) -> dict[Credentials, dict[str, AgentKey]]:
+        """Polled agents by LiveKit server: agent name -> VoiceAgent."""
+        groups: dict[Credentials, dict[str, AgentKey]] = {}
+        for body in self._cache.items("VoiceAgent"):
+            meta = body["metadata"]
+            if meta.get("deletionTimestamp") or not scales_to_zero(body):
+                continue
+            try:
+                agent = VoiceAgent.model_validate(body)
+            except ValidationError:
+                continue  # its reconcile reports it
+            creds = await self._credentials(agent, meta["namespace"])
+            if isinstance(creds, Problem):
+                continue  # its status already says so (SecretMissing, ...)
+            key = (meta["namespace"], meta["name"])
+            groups.setdefault(creds, {})[agent.effective_agent_name] = key
+        return groups
+
+    async def look(self) -> None:
+        groups = await self._groups()
+        counts = {key: 0 for agents in groups.values() for key in agents.values()}
+        for creds, agents in groups.items():
+            book = self._books.setdefault(creds, WaitingBook())
+            try:
+                async with LiveKitRooms(*creds) as lk:
+                    now = time.monotonic()
+                    waiting, due = book.update(await lk.jobless(agents, book, now), now)
+                    for call in waiting:
+                        counts[agents[call.agent_name]] += 1
+                    for call in due:
+                        ns, name = agents[call.agent_name]
+                        if ready_workers(self._cache, ns, name, self._pod_label):
+                            await lk.redispatch(call)
+                            log.info(
+                                "VoiceAgent %s/%s: call in room %s handed to LiveKit again",
+                                ns,
+                                name,
+                                call.room,
+                            )
+                self._failing.discard(creds[0])
+            except WaitingError as exc:
+                if creds[0] not in self._failing:
+                    log.warning("cannot look for waiting calls: %s", exc)
+                    self._failing.add(creds[0])
+                for key in agents.values():
+                    counts.pop(key, None)  # unknown, not 0
+        self._books = {c: b for c, b in self._books.items() if c in groups}
+        self._publish(counts)
+
+    def _publish(self, counts: dict[AgentKey, int]) -> None:
+        for key in self.counts.keys() - counts.keys():
+            WAITING_CALLS.remove(*key)
+            self._changed(key)
+        for key, n in counts.items():
+            WAITING_CALLS.labels(*key).set(n)
+            if self.counts.get(key) != n:
+                self._changed(key)
+        self.counts = counts

@@ -1,0 +1,305 @@
+"""Calls waiting for a worker (waiting.py, waiting_poll.py): what LiveKit does with a call that
+arrives when no worker of its agent is registered, how the operator finds it and hands it to a
+worker that registers later, and what the VoiceAgent's status and the operator's metric say.
+Against a real livekit-server, a real LiveKit Agents worker (tests/operator/sleepy_worker.py)
+and the operator as a process on the real control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import pytest
+from kubevox_devenv.livekit import LiveKitServer
+from kubevox_devenv.procs import eventually, free_port, stop_process_group
+from kubevox_operator.status import AgentObservation, agent_status
+from kubevox_operator.waiting import (
+    GRACE_SECONDS,
+    REDISPATCH_SECONDS,
+    LiveKitRooms,
+    WaitingBook,
+    WaitingCall,
+    jobless_dispatches,
+)
+from livekit import api, rtc
+
+from .kube import Kubectl, wait_for
+from .objects import secrets, voice_agent
+from .operator_process import OperatorProcess
+
+SLEEPY = Path(__file__).with_name("sleepy_worker.py")
+
+
+@pytest.fixture(scope="module")
+def livekit() -> Iterator[LiveKitServer]:
+    with LiveKitServer() as server:
+        yield server
+
+
+@asynccontextmanager
+async def caller(server: LiveKitServer, room: str, agent_name: str) -> AsyncIterator[rtc.Room]:
+    """A caller the way a browser joins: its token asks LiveKit to dispatch ``agent_name``."""
+    token = (
+        api.AccessToken(server.api_key, server.api_secret)
+        .with_identity(f"caller-{uuid.uuid4().hex[:6]}")
+        .with_grants(api.VideoGrants(room_join=True, room=room))
+        .with_room_config(
+            api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name)])
+        )
+        .to_jwt()
+    )
+    session = rtc.Room()
+    await session.connect(server.url, token)
+    try:
+        yield session
+    finally:
+        await session.disconnect()
+
+
+@contextmanager
+def sleepy_worker(server: LiveKitServer, agent_name: str, log: Path) -> Iterator[Path]:
+    env = {**os.environ, **server.env()}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(SLEEPY), agent_name, str(free_port())],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield log
+    finally:
+        stop_process_group(proc.pid)
+
+
+def log_has(log: Path, text: str) -> Callable[[], Awaitable[bool]]:
+    return lambda: asyncio.to_thread(lambda: text in log.read_text())
+
+
+# --- pure ---------------------------------------------------------------------------------------
+
+
+def _room(name: str) -> api.Room:
+    return api.Room(name=name, sid=f"RM_{name}", num_participants=1)
+
+
+def _dispatch(id_: str, agent: str) -> api.AgentDispatch:
+    return api.AgentDispatch(id=id_, agent_name=agent, metadata="m")
+
+
+CALLER = api.ParticipantInfo(identity="caller", kind=api.ParticipantInfo.Kind.STANDARD)
+
+
+def _agent(name: str) -> api.ParticipantInfo:
+    return api.ParticipantInfo(
+        identity="agent-AJ_1",
+        kind=api.ParticipantInfo.Kind.AGENT,
+        attributes={"lk.agent.name": name},
+    )
+
+
+def test_a_call_waits_where_a_caller_and_a_dispatch_have_no_agent_of_its_name():
+    rooms = [_room(n) for n in ("a", "b", "left", "other", "wrong")]
+    dispatches = {
+        "a": [_dispatch("AD_a", "support")],
+        "b": [_dispatch("AD_b", "support")],
+        "left": [_dispatch("AD_l", "support")],
+        "other": [_dispatch("AD_o", "billing")],
+        "wrong": [_dispatch("AD_w", "support")],
+    }
+    people = {
+        "a": [CALLER],
+        "b": [CALLER, _agent("support")],  # a worker took it
+        "left": [_agent("support")],  # the caller hung up
+        "other": [CALLER],  # not an agent we look for
+        "wrong": [CALLER, _agent("billing")],  # another agent is no answer to this dispatch
+    }
+    assert jobless_dispatches(rooms, dispatches, people, {"support"}) == [
+        WaitingCall("a", "RM_a", "AD_a", "support", "m"),
+        WaitingCall("wrong", "RM_wrong", "AD_w", "support", "m"),
+    ]
+
+
+def test_a_call_waits_after_the_grace_period_and_stays_counted_across_a_redispatch():
+    book = WaitingBook()
+    call = WaitingCall("a", "RM_a", "AD_1", "support", "")
+    assert book.update([call], 0.0) == ([], [])  # may still be on its way to a worker
+    assert book.update([call], GRACE_SECONDS) == ([call], [])
+    assert book.update([call], REDISPATCH_SECONDS) == ([call], [call])
+    # Redispatched: a new dispatch id, young again; the call still waits, is not yet due.
+    again = WaitingCall("a", "RM_a", "AD_2", "support", "")
+    t = REDISPATCH_SECONDS + 1
+    assert book.update([again], t) == ([again], [])
+    assert book.update([again], t + REDISPATCH_SECONDS) == ([again], [again])
+    assert book.update([], t + REDISPATCH_SECONDS + 1) == ([], [])  # taken, or the caller left
+    assert book.first_seen == {}
+    assert book.waiting_rooms == set()
+
+
+def test_status_says_scaled_to_zero_and_who_waits():
+    def status(replicas: int, ready: int, waiting: int | None) -> dict:
+        deployment = {
+            "metadata": {"name": "a", "generation": 1},
+            "spec": {"replicas": replicas},
+            "status": {
+                "observedGeneration": 1,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": ready,
+                "availableReplicas": ready,
+                "conditions": [
+                    {"type": "Available", "status": "True" if ready == replicas else "False"}
+                ],
+            },
+        }
+        obs = AgentObservation(
+            generation=1,
+            previous={},
+            agent_name="a",
+            config_hash="h",
+            deployment=deployment,
+            scales_to_zero=True,
+            waiting_calls=waiting,
+        )
+        return agent_status(obs)
+
+    def ready(st: dict) -> tuple[str, str, str]:
+        (c,) = [c for c in st["conditions"] if c["type"] == "Ready"]
+        return c["status"], c["reason"], c["message"]
+
+    assert ready(status(0, 0, 0))[:2] == ("True", "ScaledToZero")
+    assert status(0, 0, 0)["waitingCalls"] == 0
+    assert ready(status(1, 0, 1)) == (
+        "True",
+        "ScalingFromZero",
+        "the first worker is starting (1 call(s) wait)",
+    )
+    assert ready(status(1, 1, 0))[:2] == ("True", "AgentReady")
+    # A scale-up keeps the agent Ready: its ready workers take calls meanwhile.
+    assert ready(status(3, 2, 0)) == (
+        "True",
+        "AgentReady",
+        "2 of 3 workers are ready, more are starting",
+    )
+    assert "waitingCalls" not in status(1, 1, None)
+
+
+# --- against a real LiveKit server --------------------------------------------------------------
+
+
+async def test_a_call_before_any_worker_waits_until_handed_to_one_that_registers(
+    livekit: LiveKitServer, tmp_path: Path
+):
+    agent_name = f"sleepy-{uuid.uuid4().hex[:6]}"
+    room = f"call-{uuid.uuid4().hex[:6]}"
+    async with (
+        caller(livekit, room, agent_name),
+        LiveKitRooms(livekit.url, livekit.api_key, livekit.api_secret) as lk,
+    ):
+        book = WaitingBook()
+        seen = await eventually(
+            "the dispatch", lambda: lk.jobless({agent_name}, book, 0.0), within=30
+        )
+        assert [c.room for c in seen] == [room]
+        waiting, due = book.update(seen, 0.0)
+        assert (waiting, due) == ([], [])
+        (call,) = await lk.jobless({agent_name}, book, REDISPATCH_SECONDS)
+        waiting, due = book.update([call], REDISPATCH_SECONDS)
+        assert waiting == due == [call]
+
+        with sleepy_worker(livekit, agent_name, tmp_path / "worker.log") as log:
+            await eventually("the worker to register", log_has(log, "registered worker"), 30)
+            # LiveKit does not offer the old dispatch to the worker that just registered: the
+            # caller would wait for ever.
+            await asyncio.sleep(3)
+            assert await lk.jobless({agent_name}, book, 10.0) == [call]
+            assert "JOB" not in log.read_text()
+
+            await lk.redispatch(call)
+            await eventually("the worker to take the call", log_has(log, f"JOB {room}"), 30)
+            await eventually("the worker in the room", _none_waiting(lk, agent_name, book), 30)
+            assert call.room_sid in book.served  # not listed again while the call lasts
+
+
+def _none_waiting(
+    lk: LiveKitRooms, agent_name: str, book: WaitingBook
+) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await lk.jobless({agent_name}, book, 20.0) == []
+
+    return check
+
+
+# --- the operator: status and metric ------------------------------------------------------------
+
+
+def test_the_operator_counts_a_waiting_caller_in_status_and_metric(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, livekit: LiveKitServer
+):
+    ns = namespace
+    kubectl.apply(
+        [s for s in secrets(ns) if s["metadata"]["name"] != "livekit"]
+        + [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "livekit", "namespace": ns},
+                "stringData": {"apiKey": livekit.api_key, "apiSecret": livekit.api_secret},
+            }
+        ]
+    )
+    agent_name = f"cold-{uuid.uuid4().hex[:6]}"
+    kubectl.apply(
+        voice_agent(
+            "cold",
+            ns,
+            agentName=agent_name,
+            livekit={"url": livekit.url, "credentialsSecretRef": {"name": "livekit"}},
+            scaling={
+                "autoscaler": "keda",
+                "minReplicas": 0,
+                "maxReplicas": 3,
+                "targetCallsPerPod": 1,
+                "maxCallsPerPod": 2,
+            },
+        )
+    )
+    metric = f'kubevox_waiting_calls{{agent="cold",agent_namespace="{ns}"}}'
+
+    def scraped() -> str:
+        url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.read().decode()
+
+    def waiting() -> int | None:
+        va = kubectl.get("voiceagent", "cold", ns) or {}
+        return (va.get("status") or {}).get("waitingCalls")
+
+    wait_for("waitingCalls 0", lambda: waiting() == 0)
+    assert f"{metric} 0.0" in scraped()
+
+    async def call_and_watch() -> None:
+        async with caller(livekit, f"cold-{uuid.uuid4().hex[:6]}", agent_name):
+            await asyncio.to_thread(wait_for, "waitingCalls 1", lambda: waiting() == 1)
+            assert f"{metric} 1.0" in scraped()
+            va = kubectl.get("voiceagent", "cold", ns)
+            assert va
+            (ready,) = [c for c in va["status"]["conditions"] if c["type"] == "Ready"]
+            # No KEDA here: the Deployment keeps its default single replica, which never starts
+            # (no node), so the status shows the start from zero with the waiting call.
+            assert (ready["reason"], ready["message"]) == (
+                "ScalingFromZero",
+                "the first worker is starting (1 call(s) wait)",
+            )
+
+    asyncio.run(call_and_watch())
+    wait_for("the caller gone from the count", lambda: waiting() == 0)
+    assert f"{metric} 0.0" in scraped()
