@@ -29,6 +29,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -121,21 +122,28 @@ def main() -> int:
             "worker_pod_memory_idle_mib": round(idle_mib, 1),
             "worker_pod_memory_after_call_mib": round(after_mib, 1),
         }
-        report |= asyncio.run(scale_up_and_down(Fleet(kube, NAMESPACE, "offline"), options))
+        fleet = Fleet(kube, NAMESPACE, "offline")
+        report |= asyncio.run(scale_up_and_down(fleet, options))
+        kube.run(
+            "patch", "voiceagent", "offline", f"-n={NAMESPACE}", "--type=merge",
+            "-p", json.dumps({"spec": {"scaling": {"minReplicas": 0}}}),
+        )  # fmt: skip
+        report |= asyncio.run(scale_from_zero(fleet, options))
         print(json.dumps(report, indent=2))
     return 0 if result.error is None else 1
 
 
-async def scale_up_and_down(fleet: Fleet, options: CallOptions) -> dict[str, float]:
-    async def until(what: str, probe: Any, within: float = 600) -> float:
-        start = time.monotonic()
-        while time.monotonic() - start < within:
-            with contextlib.suppress(OSError):
-                if await asyncio.to_thread(probe):
-                    return time.monotonic()
-            await asyncio.sleep(0.5)
-        raise TimeoutError(what)
+async def until(what: str, probe: Any, within: float = 600) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        with contextlib.suppress(OSError):
+            if await asyncio.to_thread(probe):
+                return time.monotonic()
+        await asyncio.sleep(0.5)
+    raise TimeoutError(what)
 
+
+async def scale_up_and_down(fleet: Fleet, options: CallOptions) -> dict[str, float]:
     (first,) = [p["metadata"]["name"] for p in fleet.pods()]
     held = SimulatedCall(options, index=1)
     await held.start()
@@ -157,6 +165,28 @@ async def scale_up_and_down(fleet: Fleet, options: CallOptions) -> dict[str, flo
         "second_call_to_second_pod_ready_seconds": round(ready - placed, 1),
         "second_call_to_second_pod_registered_seconds": round(registered - placed, 1),
         "calls_ended_to_idle_pod_removed_seconds": round(removed - hung_up, 1),
+    }
+
+
+async def scale_from_zero(fleet: Fleet, options: CallOptions) -> dict[str, float]:
+    """minReplicas 0 (patched in): no pod once idle; then a caller waits for one."""
+    await until("no worker pod", lambda: not fleet.pods() and fleet.replicas() == 0)
+    call = SimulatedCall(replace(options, greeting_timeout=300.0), index=3)
+    placed = time.monotonic()
+    started = asyncio.create_task(call.start())
+    counted = await until("the waiting call counted", lambda: fleet.status().get("waitingCalls"))
+    asked = await until("KEDA asking for 1 replica", lambda: fleet.replicas() == 1)
+    ready = await until("1 ready worker", lambda: fleet.status().get("readyReplicas") == 1)
+    result = await started
+    greeted = time.monotonic()
+    await call.hang_up()
+    if not result.greeting:
+        raise RuntimeError(f"the call placed at zero pods was not answered: {result.error}")
+    return {
+        "from_zero_call_to_waiting_counted_seconds": round(counted - placed, 1),
+        "from_zero_call_to_1_replica_asked_seconds": round(asked - placed, 1),
+        "from_zero_call_to_pod_ready_seconds": round(ready - placed, 1),
+        "from_zero_call_to_greeting_seconds": round(greeted - placed, 1),
     }
 
 

@@ -1,15 +1,18 @@
 """The offline sample on a real node, through the Helm-installed operator: the ingestion Job and
 the worker run as pods, a caller on the host is answered from the knowledge base by the pod the
 operator made, active calls scale the workers up and down through Prometheus and KEDA, a rollout
-drains a live call instead of cutting it, Argo CD's health check follows, and deleting the
+drains a live call instead of cutting it, Argo CD's health check follows, with minReplicas 0 the
+agent scales to zero and a caller waits for a pod to start and is answered, and deleting the
 VoiceAgent removes everything it owned. The tests run in file order and share the sample's
 objects (and, from the scale-up on, its live calls)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +273,62 @@ async def test_a_rollout_drains_the_live_call_and_argo_cd_follows(
     assert draining.deleting_at is not None
     assert draining.gone_at - draining.deleting_at < grace
     await await_until("Argo CD health Healthy again", lambda: argo_health() == "Healthy", 120)
+
+
+@pytest.mark.timeout(900)
+async def test_scaled_to_zero_a_call_waits_for_a_pod_and_is_answered(
+    system: System, namespace: str, fleet: Fleet
+) -> None:
+    """minReplicas 0: once the calls stayed at 0 for the stabilization window, no pod runs; a
+    caller then waits, counted by the operator (status.waitingCalls, kubevox_waiting_calls),
+    KEDA starts a pod, the operator hands the call to it, and the caller is answered."""
+    system.kubectl(
+        "patch", "voiceagent", "offline", "-n", namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"scaling": {"minReplicas": 0}}}),
+    )  # fmt: skip
+    scaled = await await_until(
+        "status ScaledToZero and no worker pod",
+        lambda: (
+            (st := fleet.status())
+            and _condition({"status": st}, "Ready").get("reason") == "ScaledToZero"
+            and not fleet.pods()
+            and st
+        ),
+        300,
+    )
+    assert scaled["replicas"] == 0, scaled
+    assert scaled["waitingCalls"] == 0, scaled
+    assert system.get("scaledobject", "offline", namespace)["spec"]["minReplicaCount"] == 0
+
+    seen: list[dict[str, Any]] = []
+
+    def waiting_seen() -> bool:
+        seen.append(fleet.status())
+        return seen[-1].get("waitingCalls") == 1
+
+    options = replace(caller_options(system), greeting_timeout=240.0)
+    call = SimulatedCall(options)
+    placed = time.monotonic()
+    answered = asyncio.create_task(call.start())
+    try:
+        await await_until("status.waitingCalls 1 while no worker runs", waiting_seen, 60)
+        ready = _condition({"status": seen[-1]}, "Ready")
+        assert ready.get("reason") == "ScalingFromZero", seen[-1]
+        waiting = (
+            f'{contract.WAITING_CALLS_METRIC}{{agent_namespace="{namespace}",agent="offline"}}'
+        )
+        await await_until(
+            "Prometheus reading 1 waiting call", lambda: system.prometheus(waiting) == 1, 60
+        )
+        result = await answered
+        assert result.greeting, f"the call was not answered after a start from zero: {result.error}"
+        print(f"scale from zero: call placed -> greeted in {time.monotonic() - placed:.0f} s")
+        assert len(fleet.pods()) == 1
+        await await_until(
+            "status.waitingCalls 0", lambda: fleet.status().get("waitingCalls") == 0, 60
+        )
+    finally:
+        await call.hang_up()
 
 
 @pytest.mark.timeout(600)
