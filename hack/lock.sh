@@ -36,7 +36,11 @@ exports() {
 }
 
 if [[ "${1:-}" == "--check" ]]; then
-  "$uv" lock --check --offline --quiet
+  # Offline, a pyproject.toml that asks for something new cannot even be resolved when uv's
+  # cache lacks it (a fresh machine): uv then says so, not that the lock is stale. Either way the
+  # lock is not pyproject's, and the answer is the same.
+  "$uv" lock --check --offline --quiet \
+    || { echo "uv.lock is not pyproject.toml's lock: run make lock" >&2; exit 1; }
   tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
   exports "$tmp"
   for f in "$tmp"/*.txt; do
