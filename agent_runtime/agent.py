@@ -15,7 +15,7 @@ from livekit.agents.llm import Tool, Toolset
 from . import metrics
 from .callrecord import CallRecord
 from .controls import CallControls
-from .grounding import RetrievedChunk, with_context
+from .grounding import KNOWLEDGE_RULES, RetrievedChunk, with_context
 from .grounding_guard import GroundingGuard
 
 log = logging.getLogger("kubevox.agent")
@@ -32,12 +32,19 @@ END_CALL_DESCRIPTION = (
 )
 
 
-def full_instructions(config: AgentRuntimeConfig) -> str:
+def full_instructions(config: AgentRuntimeConfig, *, grounded: bool | None = None) -> str:
+    """The system prompt: the spec's instructions, the reply language, and, for an agent with
+    knowledge (``grounded``; default: it has knowledge bases), the rule that fenced
+    knowledge is data, never instructions. Constant for the whole call, so providers' prompt
+    caches keep it."""
     spec = config.spec
+    parts = [spec.instructions]
     lang = spec.language
     if lang.split("-")[0] != "en":
-        return f"{spec.instructions}\n\nAlways reply in the language with the code '{lang}'."
-    return spec.instructions
+        parts.append(f"Always reply in the language with the code '{lang}'.")
+    if bool(config.knowledge_bases) if grounded is None else grounded:
+        parts.append(KNOWLEDGE_RULES)
+    return "\n\n".join(parts)
 
 
 def guard_for(config: AgentRuntimeConfig) -> GroundingGuard | None:
@@ -104,7 +111,10 @@ class KubevoxAgent(Agent):
         self._grounding = grounding
         self._guard = guard_for(config) if grounding is not None else None
         self._timer: asyncio.Task[None] | None = None
-        super().__init__(instructions=full_instructions(config), tools=self._spec_tools())
+        super().__init__(
+            instructions=full_instructions(config, grounded=grounding is not None),
+            tools=self._spec_tools(),
+        )
 
     # --- tools, as the spec enables them ----------------------------------------------------
 
