@@ -104,7 +104,7 @@ class RoomControls:
         await self._ctx.transfer_sip_participant(self._caller, to)
 
 
-HANG_UP_OUTCOMES = ("agent_ended", "max_duration")
+HANG_UP_OUTCOMES = ("agent_ended", "max_duration", "silence_timeout")
 
 
 async def entrypoint(ctx: JobContext) -> None:

@@ -69,6 +69,30 @@ EXCERPTS_HEADER = (
     "know."
 )
 
+DEFAULT_MAX_TOKENS = 96
+"""Tokens of one reply when the spec sets no ``maxTokens``: two or three spoken sentences."""
+PROMPT_SHARE = 0.75
+"""Share of a slot the estimated prompt may fill: :func:`~..grounding.estimate_tokens` counts
+four characters a token, and SmolLM2 spends more on names, numbers and other languages."""
+EXCERPTS_OVERHEAD = 48
+"""Tokens the fence and the labels around a turn's excerpts add."""
+
+
+def history_token_budget(
+    max_tokens: int | None,
+    options: LocalModelOptions | None = None,
+    context_budget: int | None = None,
+) -> int:
+    """Estimated tokens the conversation (instructions included) may take in a prompt: one
+    llama.cpp slot (the window is shared by the parallel slots), less the reply and the turn's
+    knowledge excerpts. A prompt over the slot is refused by llama.cpp, and every later turn
+    of the call would be an apology."""
+    options = options or DEFAULT_OPTIONS
+    slot = options.context_tokens // options.parallel
+    excerpts = DEFAULT_CONTEXT_BUDGET if context_budget is None else context_budget
+    reply = max_tokens or DEFAULT_MAX_TOKENS
+    return max(int(slot * PROMPT_SHARE) - reply - excerpts - EXCERPTS_OVERHEAD, 128)
+
 
 def load_local_model(options: LocalModelOptions = DEFAULT_OPTIONS) -> xllamacpp.Server:
     """Load the model once per process; prewarm calls this before the first call arrives."""
@@ -104,7 +128,7 @@ class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
     ) -> None:
         super().__init__()
         self._temperature = 0.0 if temperature is None else temperature
-        self._max_tokens = max_tokens or 96
+        self._max_tokens = max_tokens or DEFAULT_MAX_TOKENS
         self._context_budget = context_budget
         self._options = options
 
