@@ -207,7 +207,7 @@ class KubevoxAgent(Agent):
         try:
             if self._prompted:
                 log.info("caller silent after the prompt", extra={"call_id": self._record.call_id})
-                await self.end_call(SILENCE_FAREWELL, "silence_timeout")
+                await self.hang_up(SILENCE_FAREWELL, "silence_timeout")
                 return
             self._prompted = True
             # Back to "listening": livekit's timer runs again from the end of the prompt, and
@@ -222,9 +222,9 @@ class KubevoxAgent(Agent):
     async def _time_limit(self) -> None:
         await asyncio.sleep(self._config.spec.max_call_duration_seconds)
         log.info("call reached maxCallDurationSeconds", extra={"call_id": self._record.call_id})
-        await self.end_call(TIME_LIMIT_FAREWELL, "max_duration")
+        await self.hang_up(TIME_LIMIT_FAREWELL, "max_duration")
 
-    async def end_call(self, farewell: str, outcome: str) -> None:
+    async def hang_up(self, farewell: str, outcome: str) -> None:
         """Say ``farewell`` and end the call, whatever speaking does: if the goodbye raises or
         takes longer than ``farewell_timeout``, the call ends without it."""
         self._record.set_outcome(outcome)
