@@ -118,3 +118,36 @@ async def test_prewarm_primes_the_prompt_cache_for_the_first_turn() -> None:
     assert primed > 20
     assert usage
     assert usage[0].prompt_cached_tokens >= primed - 8
+
+
+async def test_turn_200_of_a_local_call_still_gets_an_answer() -> None:
+    # llama.cpp refuses a prompt longer than its slot (2,048 of the 4,096 tokens, shared by
+    # two): unbounded, turn 200 of a call is refused; through the agent's history window the
+    # same conversation is answered.
+    from livekit.agents import APIError
+
+    from agent_runtime.history import HistoryWindow, history_budget
+    from tests.runtime.helpers import make_config
+
+    ctx = llm.ChatContext()
+    ctx.add_message(role="system", content=CONTEXT)
+    ctx.add_message(role="assistant", content="Hello, how can I help?")
+    for i in range(200):
+        ctx.add_message(role="user", content=f"Question {i}: is the pharmacy open on Saturday?")
+        ctx.add_message(role="assistant", content="Yes, from 9 am until noon on Saturdays.")
+    ctx.add_message(role="user", content="When does the pharmacy open on Saturday?")
+    model = LocalLLM(temperature=0, max_tokens=30)
+
+    async def answer(chat_ctx: llm.ChatContext) -> str:
+        text = ""
+        async with model.chat(chat_ctx=chat_ctx) as stream:
+            async for chunk in stream:
+                if chunk.delta and chunk.delta.content:
+                    text += chunk.delta.content
+        return text
+
+    with pytest.raises(APIError):
+        await answer(ctx)
+    cfg = make_config({"llm": {"provider": "local", "baseURL": None, "model": None}})
+    bounded = HistoryWindow(history_budget(cfg.spec))(ctx)
+    assert "9" in await answer(bounded)
