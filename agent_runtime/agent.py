@@ -123,7 +123,7 @@ class KubevoxAgent(Agent):
         self._guard = guard_for(config) if grounding is not None else None
         self._history = HistoryWindow(history_budget(config.spec), greeting=config.spec.greeting)
         self._timer: asyncio.Task[None] | None = None
-        self._ending: asyncio.Task[None] | None = None
+        self._silence_task: asyncio.Task[None] | None = None
         self._prompted = False  # asked "are you still there?" since the caller last spoke
         self.farewell_timeout = FAREWELL_TIMEOUT
         super().__init__(
@@ -194,8 +194,8 @@ class KubevoxAgent(Agent):
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.new_state == "speaking":
             self._prompted = False
-        elif ev.new_state == "away" and self._ending is None:
-            self._ending = asyncio.create_task(self._on_silence(), name="kubevox.silence")
+        elif ev.new_state == "away" and self._silence_task is None:
+            self._silence_task = asyncio.create_task(self._on_silence(), name="kubevox.silence")
 
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "user":
@@ -217,7 +217,7 @@ class KubevoxAgent(Agent):
         except RuntimeError:
             pass  # the session is closing already
         finally:
-            self._ending = None
+            self._silence_task = None
 
     async def _time_limit(self) -> None:
         await asyncio.sleep(self._config.spec.max_call_duration_seconds)
