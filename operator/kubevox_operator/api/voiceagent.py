@@ -412,7 +412,8 @@ class VoiceAgentSpec(KubeModel):
     silence_timeout_seconds: int = Field(default=30, ge=5, le=3600)
     """When the caller says nothing for this long after the agent has finished speaking, the
     agent asks once whether they are still there; after as long again without a word it says
-    goodbye and ends the call."""
+    goodbye and ends the call. A worker also leaves a call's room that no caller has joined
+    after this long."""
     max_history_turns: int = Field(default=40, ge=1, le=1000)
     """Caller turns (a question and everything the agent said and did in reply) the language
     model is shown; older turns are left out of its prompt. The instructions and the greeting
