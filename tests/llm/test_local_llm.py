@@ -107,7 +107,8 @@ async def test_prewarm_primes_the_prompt_cache_for_the_first_turn() -> None:
             KeywordStore({"hours.md": "The pharmacy opens on Saturdays at 9 am."})
         ),
     )
-    primed = prime_prompt_cache(full_instructions(call.agent._config), grounded=True)
+    # grounded: the agent has knowledge (as the worker knows from config.knowledgeBases).
+    primed = prime_prompt_cache(full_instructions(call.agent._config, grounded=True), grounded=True)
     usage: list[Any] = []  # livekit's LLMMetrics of each request
     call.llm.on("metrics_collected", lambda m: usage.append(m))
     async with call.session as session:
