@@ -152,6 +152,9 @@ async def test_capacity_spills_to_a_second_worker_and_drain_spares_live_calls(
             "targetCallsPerPod": 1,
             "maxCallsPerPod": capacity,
         },
+        # The held calls stay silent while the second worker starts (minutes on a busy
+        # machine): a silent caller would be hung up on (tests/e2e/test_silence.py).
+        silenceTimeoutSeconds=3600,
     )
     options = call_options(livekit, "capacity")
     first = start_worker(workdir, config, livekit, redis_server)
