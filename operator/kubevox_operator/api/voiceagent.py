@@ -410,7 +410,23 @@ class VoiceAgentSpec(KubeModel):
     """On shutdown (rollout, scale-down, node drain) a worker takes no new calls and waits this
     long for live calls to end. The pods' termination grace period is derived from it."""
     max_call_duration_seconds: int = Field(default=3600, ge=30, le=86400)
-    """Calls are ended politely after this long."""
+    """Calls are ended politely after this long. The goodbye gets a few seconds: if the voice
+    fails or hangs, the call ends without it."""
+    silence_timeout_seconds: int = Field(default=30, ge=5, le=3600)
+    """When the caller says nothing for this long after the agent has finished speaking, the
+    agent asks once whether they are still there; after as long again without a word it says
+    goodbye and ends the call. A worker also leaves a call's room that no caller has joined
+    after this long."""
+    max_history_turns: int = Field(default=40, ge=1, le=1000)
+    """Caller turns (a question and everything the agent said and did in reply) the language
+    model is shown; older turns are left out of its prompt. The instructions and the greeting
+    always stay."""
+    max_history_tokens: int | None = Field(default=None, ge=256, le=2000000)
+    """Bound on the prompt's estimated size in tokens (about four characters each),
+    instructions included: the oldest turns are left out until it fits (the caller's current
+    turn always stays). Unset: what fits the smallest context window of the agent's models —
+    for provider ``local``, its 2,048-token slot less the reply and the knowledge excerpts;
+    the ``openai`` provider is bounded by ``maxHistoryTurns`` only."""
     log_transcripts: bool = False
     """Include the conversation's text in the call-end log record."""
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
