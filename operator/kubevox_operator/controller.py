@@ -857,7 +857,9 @@ class Controller:
             digest = content_hash(kb, cms, secrets)
             job_name, run, again = self._choose_run(kb, prev, digest, ns)
             if run is not None:  # a run for this content is wanted: make sure it exists
-                plan = build_ingest_plan(kb, body, digest, run, self.defaults.image)
+                plan = build_ingest_plan(
+                    kb, body, digest, run, self.defaults.image, self.defaults.ingest_allowed_cidrs
+                )
                 job_name = plan.job["metadata"]["name"]
                 wrote |= await self.ensure(plan.config_map)
                 job = self.cache.get("Job", ns, job_name) or await self.api.get("Job", ns, job_name)

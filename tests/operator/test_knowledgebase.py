@@ -87,6 +87,34 @@ def test_ingestion_job_result_reaches_kb_and_agent_status(kubectl: Kubectl, name
     assert condition(kubectl.get("voiceagent", "ava", namespace), "Ready")["status"] == "True"
 
 
+def test_out_of_memory_ingestion_fails_at_once_with_its_reason(kubectl: Kubectl, namespace: str):
+    """An OOM-killed ingestion would die again on the same sources: the real Job controller
+    fails the Job without a second pod, and the status says IngestionOutOfMemory."""
+    kubectl.apply([*secrets(namespace), faq(namespace), knowledge_base("docs", namespace)])
+    job_name = wait_for("an ingestion Job", lambda: kb_status(kubectl, namespace).get("jobName"))
+    finish_ingest_pod(kubectl, namespace, job_name, 137, {}, reason="OOMKilled")
+    st = wait_for(
+        "KB Failed",
+        lambda: (s := kb_status(kubectl, namespace)).get("phase") == "Failed" and s,
+        timeout=30,
+    )
+    failed = condition({"status": st}, "Failed")
+    assert failed["reason"] == "IngestionOutOfMemory"
+    assert job_name in failed["message"]
+    assert "maxSourceBytes" in failed["message"]
+    assert "embedding 4096" not in failed["message"]  # the log's tail is not a result
+    assert condition({"status": st}, "Ready")["reason"] == "IngestionOutOfMemory"
+    job = kubectl.get("job", job_name, namespace)
+    assert condition(job, "Failed").get("reason") == "PodFailurePolicy"
+    assert len(kubectl.list("pods", namespace, f"job-name={job_name}")) == 1
+    wait_for(
+        "an IngestionOutOfMemory Event",
+        lambda: any(
+            e.get("reason") == "IngestionOutOfMemory" for e in kubectl.list("events", namespace)
+        ),
+    )
+
+
 def test_missing_knowledge_base_blocks_the_agent_until_created(kubectl: Kubectl, namespace: str):
     kubectl.apply(secrets(namespace))
     kubectl.apply(voice_agent("ava", namespace, knowledgeBases=[{"name": "docs"}]))
