@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from kubevox_operator.api import Source
+from yarl import URL
 
 from .errors import SourceError
 from .models import RawDocument
@@ -192,7 +193,9 @@ async def _follow(
         hop = redact_url(current)
         what = f"GET {first}" if current == url else f"GET {first} redirected to {hop}, which"
         try:
-            check_literal(urlsplit(current).hostname or "", limits.policy)
+            # The host as aiohttp will see it (yarl's parse, not urllib's): an IP literal skips
+            # the resolver, so it is checked here.
+            check_literal(URL(current).raw_host or "", limits.policy)
             async with sess.get(current, allow_redirects=False) as resp:
                 location = resp.headers.get("Location")
                 if resp.status in _REDIRECTS and location:
