@@ -191,7 +191,7 @@ async def _follow(
     first, current = redact_url(url), url
     for _ in range(MAX_REDIRECTS + 1):
         hop = redact_url(current)
-        what = f"GET {first}" if current == url else f"GET {first} redirected to {hop}, which"
+        what = f"GET {first}" if current == url else f"GET {first} redirected to {hop}"
         try:
             # The host as aiohttp will see it (yarl's parse, not urllib's): an IP literal skips
             # the resolver, so it is checked here.

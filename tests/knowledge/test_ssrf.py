@@ -126,7 +126,7 @@ async def test_redirect_from_an_allowed_server_to_a_denied_address_is_refused(
     assert errors == [
         (
             "web",
-            f"GET {web1.base}/redirect redirected to {web2.base}/page.html, which: 127.0.0.2 is "
+            f"GET {web1.base}/redirect redirected to {web2.base}/page.html: 127.0.0.2 is "
             "a loopback address; allowed only by the operator's allow list "
             "(--ingest-allowed-cidrs)",
         )
