@@ -280,15 +280,18 @@ def test_ingest_command_takes_the_allow_list_from_flag_or_environment(
 
     from agent_runtime.commands.ingest import add_arguments
 
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    def parser() -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser()
+        add_arguments(p)  # reads the environment, as the process does at start
+        return p
+
     monkeypatch.delenv("KUBEVOX_INGEST_ALLOWED_CIDRS", raising=False)
-    assert parser.parse_args(["-f", "kb.yaml"]).allowed_cidrs == ()
+    assert parser().parse_args(["-f", "kb.yaml"]).allowed_cidrs == ()
     monkeypatch.setenv("KUBEVOX_INGEST_ALLOWED_CIDRS", "10.20.0.0/16,192.168.7.1/32")
-    assert parser.parse_args(["-f", "kb.yaml"]).allowed_cidrs == parse_cidrs(
+    assert parser().parse_args(["-f", "kb.yaml"]).allowed_cidrs == parse_cidrs(
         "10.20.0.0/16 192.168.7.1/32"
     )
-    flag = parser.parse_args(["-f", "kb.yaml", "--allowed-cidrs", "127.0.0.0/8"])
+    flag = parser().parse_args(["-f", "kb.yaml", "--allowed-cidrs", "127.0.0.0/8"])
     assert flag.allowed_cidrs == parse_cidrs("127.0.0.0/8")
     with pytest.raises(SystemExit):
-        parser.parse_args(["-f", "kb.yaml", "--allowed-cidrs", "10.0.0.0/33"])
+        parser().parse_args(["-f", "kb.yaml", "--allowed-cidrs", "10.0.0.0/33"])
