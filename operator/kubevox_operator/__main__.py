@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import os
 import random
 import sys
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 
 import kopf
 
-from . import logs, metrics
+from . import contract, logs, metrics
 from .builders import OperatorDefaults
 from .controller import Controller, Settings
 from .handlers import register
@@ -43,6 +44,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Prometheus the KEDA ScaledObjects of agents with spec.scaling.autoscaler keda "
         "query, e.g. http://prometheus-operated.monitoring.svc:9090 (env "
         "KUBEVOX_PROMETHEUS_URL; none: such agents get no autoscaler and say why)",
+    )
+    p.add_argument(
+        "--ingest-allowed-cidrs",
+        type=_cidrs,
+        default=_cidrs(env(contract.INGEST_ALLOWED_CIDRS_ENV, "")),
+        help="internal networks (comma-separated CIDRs) that KnowledgeBase url sources may "
+        "reach, passed to ingestion Jobs (env KUBEVOX_INGEST_ALLOWED_CIDRS); default none: "
+        "loopback, private, link-local, metadata and other internal addresses are refused",
     )
     p.add_argument(
         "--metrics-port",
@@ -105,6 +114,17 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _cidrs(value: str) -> str:
+    """Comma-separated CIDRs, normalised ("" for none); a bad one stops the operator at start."""
+    nets = []
+    for item in value.replace(",", " ").split():
+        try:
+            nets.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a CIDR: {item!r}") from None
+    return ",".join(nets)
+
+
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where it is installed: the operator is mostly event-loop work (watch events,
     requests); with it a burst of 500 new agents costs the operator a fifth to a third less
@@ -149,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     metrics.serve(args.metrics_port)
     controller = Controller(
         Settings(
-            defaults=OperatorDefaults(image=args.image, prometheus_url=args.prometheus_url),
+            defaults=OperatorDefaults(
+                image=args.image,
+                prometheus_url=args.prometheus_url,
+                ingest_allowed_cidrs=args.ingest_allowed_cidrs,
+            ),
             workers=args.workers,
             resync_seconds=args.resync_seconds,
             retry_max_seconds=args.retry_max_seconds,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from . import contract
 from .api import KnowledgeBase, VoiceAgent, secret_refs
 from .api.common import SecretKeySelector
+from .api.knowledgebase import stored_knowledge_base
 from .api.voiceagent import SIPTelephony
 from .builders import OperatorDefaults, build_agent_children, build_ingest_plan, content_hash
 from .builders.agent import AUTOSCALER_KINDS, OptionalKind, agent_selector
@@ -504,7 +505,7 @@ class Controller:
                     Problem("KnowledgeBaseMissing", f"KnowledgeBase {ns}/{ref.name} not found")
                 )
                 continue
-            kb = KnowledgeBase.model_validate(kb_body)
+            kb, _ = stored_knowledge_base(kb_body)
             kbs[ref.name] = kb
             secrets.append(kb.spec.store.redis_url_secret_ref)
             if kb.spec.embedding.credentials is not None:
@@ -863,11 +864,14 @@ class Controller:
     async def _reconcile_knowledge_base(self, key: Key, body: Obj) -> tuple[float | None, str]:
         _, ns, name = key
         try:
-            kb = KnowledgeBase.model_validate(body)
+            kb, note = stored_knowledge_base(body)
         except ValidationError as exc:
             log.warning("KnowledgeBase %s/%s does not parse: %s", ns, name, exc)
             return None, "invalid"
         prev: Obj = body.get("status") or {}
+        if note and prev.get("observedGeneration") != body["metadata"].get("generation"):
+            log.warning("KnowledgeBase %s/%s: %s", ns, name, note)
+            self.event(body, "Warning", "RefreshIntervalRaised", note)  # once per generation
         cms, secrets, blocking = await self._sources(kb, ns)
         digest: str | None = None
         job: Obj | None = None
@@ -878,7 +882,9 @@ class Controller:
             digest = content_hash(kb, cms, secrets)
             job_name, run, again = self._choose_run(kb, prev, digest, ns)
             if run is not None:  # a run for this content is wanted: make sure it exists
-                plan = build_ingest_plan(kb, body, digest, run, self.defaults.image)
+                plan = build_ingest_plan(
+                    kb, body, digest, run, self.defaults.image, self.defaults.ingest_allowed_cidrs
+                )
                 job_name = plan.job["metadata"]["name"]
                 wrote |= await self.ensure(plan.config_map)
                 job = self.cache.get("Job", ns, job_name) or await self.api.get("Job", ns, job_name)

@@ -307,6 +307,11 @@ def terminated(pod: Obj) -> Obj | None:
     return None
 
 
+def out_of_memory(pods: list[Obj]) -> bool:
+    """Whether the kernel killed an ingestion container for exceeding its memory limit."""
+    return any((terminated(p) or {}).get("reason") == "OOMKilled" for p in pods)
+
+
 def job_result(pods: list[Obj]) -> Obj | None:
     """The ingest command's result JSON, from the newest terminated pod's termination message."""
     import json
@@ -430,12 +435,21 @@ def knowledge_status(o: KnowledgeObservation) -> Obj:
         else:
             res = result or {}
             msg = str(res.get("message") or job_msg or "the ingestion Job failed")
+            reason = "IngestionFailed"
+            if out_of_memory(o.pods):
+                # The termination message is then the log's tail, not a result: say what happened.
+                res, reason = {}, "IngestionOutOfMemory"
+                msg = (
+                    f"ingestion Job {o.job_name} ran out of memory and was not retried: the "
+                    "sources are too large for one run; lower spec.limits.maxSourceBytes or split "
+                    "the sources over several KnowledgeBases"
+                )
             phase = "Failed"
             indexing = (False, "JobFailed", f"ingestion Job {o.job_name} failed")
-            failed = (True, "IngestionFailed", msg)
+            failed = (True, reason, msg)
             ready = (
                 has_index,
-                "PreviousIndexServing" if has_index else "IngestionFailed",
+                "PreviousIndexServing" if has_index else reason,
                 f"latest ingestion failed ({msg}); the previous index serves" if has_index else msg,
             )
             out["sourceErrors"] = res.get("sourceErrors", out["sourceErrors"])

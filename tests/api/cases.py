@@ -227,6 +227,9 @@ BAD_CASES = [
     ),
     kb("missing-store", "spec.store", spec__store=_DELETE),
     kb("refresh-interval-not-duration", "spec.refreshInterval", spec__refreshInterval="tomorrow"),
+    kb("refresh-interval-under-a-minute", "spec.refreshInterval", spec__refreshInterval="30s"),
+    kb("refresh-interval-59.5s", "spec.refreshInterval", spec__refreshInterval="59.5s"),
+    kb("refresh-interval-zero", "spec.refreshInterval", spec__refreshInterval="0m"),
     kb(
         "configmap-name-not-dns",
         "spec.sources[0].configMap.name",

@@ -16,7 +16,7 @@ from kubevox_operator.api import (
     render_runtime_config,
     secret_refs,
 )
-from kubevox_operator.api.knowledgebase import LOCAL_EMBEDDING_MODELS
+from kubevox_operator.api.knowledgebase import LOCAL_EMBEDDING_MODELS, stored_knowledge_base
 from pydantic import ValidationError
 
 from .cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
@@ -86,6 +86,28 @@ def test_knowledge_base_defaults() -> None:
     assert kb.spec.chunking.size_tokens > kb.spec.chunking.overlap_tokens
     assert kb.spec.embedding.provider == "local"
     assert kb.index_name == "kb-default-case"
+
+
+@pytest.mark.parametrize("interval", ["1m", "60s", "0.5h1s", "6h"])
+def test_refresh_interval_of_a_minute_or_more_is_accepted(interval: str) -> None:
+    doc = copy.deepcopy(KNOWLEDGE_BASE)
+    doc["spec"]["refreshInterval"] = interval
+    assert KnowledgeBase.model_validate(doc).spec.refresh_interval == interval
+    assert stored_knowledge_base(doc) == (KnowledgeBase.model_validate(doc), None)
+
+
+def test_stored_knowledge_base_from_before_the_minimum_runs_every_minute() -> None:
+    """An object the API server admitted before the one-minute minimum still parses in the
+    operator, refreshed every minute, with a note for its Event; the body is left as it was."""
+    doc = copy.deepcopy(KNOWLEDGE_BASE)
+    doc["spec"]["refreshInterval"] = "10s"
+    with pytest.raises(ValidationError, match="refreshInterval must be at least 1m"):
+        KnowledgeBase.model_validate(doc)
+    kb, note = stored_knowledge_base(doc)
+    assert kb.spec.refresh_interval == "1m"
+    assert note is not None
+    assert "spec.refreshInterval 10s is below the minimum of 1m" in note
+    assert doc["spec"]["refreshInterval"] == "10s"
 
 
 @pytest.mark.parametrize("model", [None, *LOCAL_EMBEDDING_MODELS])

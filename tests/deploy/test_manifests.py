@@ -178,6 +178,20 @@ def test_helm_prometheus_url_reaches_the_operator(monkeypatch: pytest.MonkeyPatc
     assert parse_args(container["args"]).prometheus_url == url
 
 
+def test_helm_ingestion_allowed_cidrs_reach_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ingestion.allowedCIDRs becomes the operator's allow list for URL sources (unset: none,
+    every internal address is refused)."""
+    monkeypatch.delenv("KUBEVOX_INGEST_ALLOWED_CIDRS", raising=False)
+    default = _operator(helm_template([]))["spec"]["template"]["spec"]["containers"][0]
+    assert "KUBEVOX_INGEST_ALLOWED_CIDRS" not in {e["name"] for e in default["env"]}
+    assert parse_args(default["args"]).ingest_allowed_cidrs == ""
+    text = helm_template([], "--set", "ingestion.allowedCIDRs={10.20.0.0/16,192.168.7.1/32}")
+    container = _operator(text)["spec"]["template"]["spec"]["containers"][0]
+    for e in container["env"]:
+        monkeypatch.setenv(e["name"], e.get("value") or "")
+    assert parse_args(container["args"]).ingest_allowed_cidrs == "10.20.0.0/16,192.168.7.1/32"
+
+
 def test_helm_watch_namespaces_mode() -> None:
     """Watching some namespaces: one --namespace flag, KopfPeering and peering Role each."""
     objs = by_key(helm_template([], "--set", "watchNamespaces={voice,support}"))

@@ -53,6 +53,8 @@ class OperatorDefaults:
     """Optional kinds whose CRD the cluster serves right now."""
     prometheus_url: str = ""
     """Prometheus the KEDA ScaledObjects query ("" when the operator was given none)."""
+    ingest_allowed_cidrs: str = ""
+    """Internal networks URL sources may reach (comma-separated CIDRs; "" none)."""
 
 
 @dataclass
