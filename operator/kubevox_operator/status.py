@@ -195,12 +195,14 @@ class AgentObservation:
     pods: list[Obj] = field(default_factory=list)
     telephony: TelephonyObservation | None = None
     """None: the agent has no telephony (no TelephonyReady condition, no SIP ids)."""
+    notices: list[Problem] = field(default_factory=list)
+    """Degraded, not blocking: the agent runs, with less than it should (policy.agent_notices)."""
 
 
 def agent_status(o: AgentObservation) -> Obj:
     prev = o.previous.get("conditions", []) or []
     roll = rollout_state(o.deployment)
-    degraded = list(o.blocking)
+    degraded = [*o.blocking, *o.notices]
     if roll.failure:
         degraded.append(roll.failure)
     for problem in (o.autoscaler_unavailable, autoscaler_problem(o.autoscaler)):
