@@ -106,6 +106,8 @@ def test_ingestion_jobs_get_their_policy_without_the_redis_password(
 def test_foreign_service_account_is_never_bound_and_is_reported(
     kubectl: Kubectl, namespace: str
 ) -> None:
+    """Set from the start: no binding subject, no ServiceAccount made; set later: the subject
+    bound to the operator's own ServiceAccount is taken back."""
     kubectl.apply(_secrets(namespace))
     kubectl("create", "serviceaccount", "ci-deployer", "-n", namespace)
     kubectl.apply(voice_agent("ava", namespace, pod={"serviceAccountName": "ci-deployer"}))
@@ -116,6 +118,18 @@ def test_foreign_service_account_is_never_bound_and_is_reported(
     dep = wait_for("deployment", lambda: kubectl.get("deployment", "ava", namespace))
     assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "ci-deployer"
     assert kubectl.get("serviceaccount", "ava-worker", namespace) is None
+
+    kubectl.apply(voice_agent("bea", namespace))
+    wait_for(
+        "bea's worker bound",
+        lambda: (b := kubectl.get("rolebinding", "bea-worker", namespace)) and b.get("subjects"),
+    )
+    kubectl.apply(voice_agent("bea", namespace, pod={"serviceAccountName": "ci-deployer"}))
+    _degraded(kubectl, "bea", namespace, "WorkerRoleNotBound")
+    wait_for(
+        "bea's subject taken back",
+        lambda: not (kubectl.get("rolebinding", "bea-worker", namespace) or {}).get("subjects"),
+    )
 
 
 # --- an operator configured with restrictions -----------------------------------------------

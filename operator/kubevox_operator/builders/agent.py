@@ -165,7 +165,7 @@ def _role_binding(agent: VoiceAgent, owner: Obj) -> Obj:
     Only the ServiceAccount the operator creates is bound: binding one spec.pod.serviceAccountName
     names would hand the worker role to whatever else runs as it (the status says so:
     policy.agent_notices). Then the binding has no subject, so that server-side apply also
-    takes back a subject an older operator bound."""
+    takes back a subject bound before (an older operator, the field set after creation)."""
     subjects = [
         {"kind": "ServiceAccount", "name": worker_service_account(agent), "namespace": _ns(agent)}
     ]
@@ -178,7 +178,8 @@ def _role_binding(agent: VoiceAgent, owner: Obj) -> Obj:
             "kind": "ClusterRole",
             "name": contract.WORKER_CLUSTER_ROLE,
         },
-        **({"subjects": subjects} if agent.spec.pod.service_account_name is None else {}),
+        # Empty, not absent: the apply must differ from a binding that still has a subject.
+        "subjects": subjects if agent.spec.pod.service_account_name is None else [],
     }
 
 
