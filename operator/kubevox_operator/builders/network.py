@@ -37,7 +37,9 @@ PRIVATE_V4 = (
     "169.254.0.0/16",  # link-local, the cloud metadata address
     "0.0.0.0/8",
 )
-PRIVATE_V6 = ("fc00::/7", "fe80::/10", "::1/128", "::ffff:0:0/96")
+PRIVATE_V6 = ("fc00::/7", "fe80::/10", "::1/128")
+"""(IPv4-mapped ::ffff:0:0/96 is refused by the API server in an except of ::/0: pods send
+IPv4 packets for those anyway, which the IPv4 block covers.)"""
 PUBLIC_PEERS: list[Obj] = [
     {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_V4)}},
     {"ipBlock": {"cidr": "::/0", "except": list(PRIVATE_V6)}},
