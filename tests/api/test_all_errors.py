@@ -19,7 +19,7 @@ from .cases import KNOWLEDGE_BASE, VOICE_AGENT
 # Six mistakes in five places: two schema errors (pattern, minimum) and four CEL rules, two of
 # them in the same object (spec.scaling), where a first-error parser stops.
 SEVERAL_ERRORS: dict[str, Any] = copy.deepcopy(VOICE_AGENT)
-SEVERAL_ERRORS["metadata"] = {"name": "several", "namespace": "admission"}
+SEVERAL_ERRORS["metadata"] = {"name": "several", "namespace": "all-errors"}
 SEVERAL_ERRORS["spec"].update(
     {
         "agentName": "Front_Desk",
@@ -93,12 +93,15 @@ def test_validate_names_the_fields_the_api_server_names(
     crds_installed: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plane = crds_installed
-    plane.kubectl_run("create", "namespace", "admission")
+    # A namespace of its own: test_admission deletes its own when its module ends.
+    made = plane.kubectl_run("create", "namespace", "all-errors")
+    assert made.returncode == 0 or "AlreadyExists" in made.stderr, made.stderr
     out = plane.kubectl_run(
         "create", "--dry-run=server", "--validate=strict", "-o", "json", "-f", "-",
         input=json.dumps(SEVERAL_ERRORS),
     )  # fmt: skip
     assert out.returncode != 0
+    assert "is invalid" in out.stderr, out.stderr
     # kubectl prints the Status message: `... is invalid: [field: reason, field: reason, ...]`.
     server = set(re.findall(r"(spec\.[A-Za-z0-9_.\[\]]+): ", out.stderr))
     ours = _fields(_validate(tmp_path, SEVERAL_ERRORS, capsys=capsys))
