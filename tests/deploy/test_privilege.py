@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -236,7 +237,7 @@ OPERATOR = "system:serviceaccount:kubevox-system:kubevox-operator"
 
 
 @pytest.fixture(scope="module")
-def scoped_plane() -> Iterator[Callable[..., Any]]:
+def scoped_plane() -> Iterator[Any]:
     """A control plane with the chart rendered for watchNamespaces=voice,support applied."""
     from kubevox_devenv.controlplane import temporary_control_plane
 
@@ -259,7 +260,7 @@ def scoped_plane() -> Iterator[Callable[..., Any]]:
             assert out.returncode == 0, out.stderr
             wait = k("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
             assert wait.returncode == 0, wait.stderr
-        yield k
+        yield plane
 
 
 def test_watch_namespaces_chart_renders_no_cluster_wide_secret_access() -> None:
@@ -290,9 +291,9 @@ def test_watch_namespaces_chart_refuses_globs() -> None:
 
 
 def test_operator_reads_secrets_only_in_watched_namespaces(
-    scoped_plane: Callable[..., Any],
+    scoped_plane: Any,
 ) -> None:
-    k = scoped_plane
+    k = scoped_plane.kubectl_run
     denied = k("get", "secrets", "-n", "kube-system", f"--as={OPERATOR}")
     assert denied.returncode != 0
     assert "forbidden" in denied.stderr.lower(), denied.stderr
@@ -318,9 +319,9 @@ def test_operator_reads_secrets_only_in_watched_namespaces(
     ],
 )
 def test_operator_works_only_in_watched_namespaces(
-    scoped_plane: Callable[..., Any], verb: str, resource: str
+    scoped_plane: Any, verb: str, resource: str
 ) -> None:
-    k = scoped_plane
+    k = scoped_plane.kubectl_run
     for ns in WATCHED:
         assert _can_i(k, OPERATOR, verb, resource, ns), ns
     for ns in ("kube-system", "elsewhere"):
@@ -328,15 +329,15 @@ def test_operator_works_only_in_watched_namespaces(
     assert not _can_i(k, OPERATOR, verb, resource, "")  # all namespaces
 
 
-def test_operator_keeps_its_cluster_scoped_reads(scoped_plane: Callable[..., Any]) -> None:
-    k = scoped_plane
+def test_operator_keeps_its_cluster_scoped_reads(scoped_plane: Any) -> None:
+    k = scoped_plane.kubectl_run
     assert _can_i(k, OPERATOR, "watch", "customresourcedefinitions.apiextensions.k8s.io", "")
     assert _can_i(k, OPERATOR, "list", "namespaces", "")
     assert _can_i(k, OPERATOR, "patch", "kopfpeerings.kopf.dev", "voice")
 
 
 def test_operator_binds_the_worker_role_only_in_watched_namespaces(
-    scoped_plane: Callable[..., Any],
+    scoped_plane: Any,
 ) -> None:
     def bind(ns: str) -> bool:
         return _can_i(
@@ -348,6 +349,50 @@ def test_operator_binds_the_worker_role_only_in_watched_namespaces(
             "kubevox-agent-worker",
         )
 
-    k = scoped_plane
+    k = scoped_plane.kubectl_run
     assert bind("voice")
     assert not bind("kube-system")
+
+
+def test_operator_reconciles_in_a_watched_namespace_with_only_these_rights(
+    scoped_plane: Any, tmp_path: Path
+) -> None:
+    """The real operator, logged in as its ServiceAccount with the chart's watchNamespaces
+    RBAC: it lists, watches and writes in a watched namespace without any cluster-wide right
+    on tenants' objects."""
+    from ..operator.kube import wait_for
+    from ..operator.objects import secrets, voice_agent
+    from ..operator.operator_process import OperatorProcess, service_account_kubeconfig
+
+    k = scoped_plane.kubectl_run
+    token = k("create", "token", "kubevox-operator", "-n", "kubevox-system").stdout.strip()
+    assert token
+    config = service_account_kubeconfig(
+        scoped_plane.kubeconfig, token, tmp_path / "operator.kubeconfig"
+    )
+    items = [*secrets("voice"), voice_agent("ava", "voice")]
+    out = k(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    )
+    assert out.returncode == 0, out.stderr
+    op = OperatorProcess(config, tmp_path, *(f"--namespace={ns}" for ns in WATCHED))
+    op.start()
+    try:
+        wait_for(
+            "the agent's Deployment and egress policy",
+            lambda: (
+                k(
+                    "get", "deployment/ava", "networkpolicy/ava-worker-egress", "-n", "voice"
+                ).returncode
+                == 0
+            ),
+            timeout=60,
+        )
+        status = json.loads(k("get", "voiceagent", "ava", "-n", "voice", "-o", "json").stdout)
+        assert status.get("status", {}).get("conditions"), status
+    finally:
+        op.stop()
+    records = op.log_records()
+    assert any("applied Deployment voice/ava" in str(r.get("message")) for r in records)
+    denied = [r for r in records if "forbidden" in str(r).lower()]
+    assert not denied, denied[:3]
