@@ -6,18 +6,22 @@ import argparse
 import asyncio
 import gc
 import ipaddress
+import json
 import os
 import random
 import sys
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import kopf
 
 from . import contract, logs, metrics
 from .builders import OperatorDefaults
+from .builders.network import EgressSettings
 from .controller import Controller, Settings
 from .handlers import register
+from .policy import AgentPolicy
 
 DEFAULT_IMAGE = "ghcr.io/kubevox/agent-runtime:0.1.0"
 
@@ -99,11 +103,71 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=float(env("KUBEVOX_SIP_POLL_SECONDS", "60")),
         help="compare agents' SIP trunks and dispatch rules with LiveKit this often (no watch)",
     )
+    p.add_argument(
+        "--allowed-image-prefix",
+        action="append",
+        default=_csv(env("KUBEVOX_ALLOWED_IMAGE_PREFIXES", "")),
+        help="a VoiceAgent's spec.image must start with one of these (repeatable; env "
+        "KUBEVOX_ALLOWED_IMAGE_PREFIXES, comma-separated; none: any image); others get "
+        "Degraded, reason ImageNotAllowed",
+    )
+    p.add_argument(
+        "--allow-foreign-service-accounts",
+        action=argparse.BooleanOptionalAction,
+        default=_bool(env("KUBEVOX_ALLOW_FOREIGN_SERVICE_ACCOUNTS", "true")),
+        help="whether spec.pod.serviceAccountName may name a ServiceAccount the operator did "
+        "not create (env KUBEVOX_ALLOW_FOREIGN_SERVICE_ACCOUNTS; refused: Degraded, reason "
+        "ServiceAccountNotAllowed); the worker role is never bound to one",
+    )
+    p.add_argument(
+        "--network-policies",
+        action=argparse.BooleanOptionalAction,
+        default=_bool(env("KUBEVOX_NETWORK_POLICIES", "true")),
+        help="a default-deny egress NetworkPolicy per VoiceAgent's workers and per "
+        "KnowledgeBase's ingestion Jobs (env KUBEVOX_NETWORK_POLICIES)",
+    )
+    p.add_argument(
+        "--egress-api-server-cidr",
+        action="append",
+        default=_csv(env("KUBEVOX_EGRESS_API_SERVER_CIDRS", "")),
+        help="where workers reach the Kubernetes API (repeatable; env "
+        "KUBEVOX_EGRESS_API_SERVER_CIDRS; none: ports 443 and 6443 anywhere)",
+    )
+    p.add_argument(
+        "--egress-extra",
+        type=_egress_rules,
+        default=_egress_rules(env("KUBEVOX_EGRESS_EXTRA", "")),
+        help="JSON list of NetworkPolicyEgressRules added to every egress policy (env "
+        "KUBEVOX_EGRESS_EXTRA), e.g. a proxy or internal sources",
+    )
     p.add_argument("--log-level", default=env("KUBEVOX_LOG_LEVEL", "info"))
     p.add_argument(
         "--log-format", choices=["json", "text"], default=env("KUBEVOX_LOG_FORMAT", "json")
     )
     return p.parse_args(argv)
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _bool(value: str) -> bool:
+    if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise SystemExit(f"expected true or false, not {value!r}")
+    return value.strip().lower() in ("true", "1", "yes")
+
+
+def _egress_rules(value: str) -> tuple[dict[str, Any], ...]:
+    """A JSON list of NetworkPolicyEgressRule objects ("" = none)."""
+    if not value.strip():
+        return ()
+    try:
+        rules = json.loads(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--egress-extra is not JSON: {exc}") from None
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise argparse.ArgumentTypeError("--egress-extra must be a JSON list of objects")
+    return tuple(rules)
 
 
 def _http_url(value: str) -> str:
@@ -178,6 +242,15 @@ def main(argv: list[str] | None = None) -> int:
             resync_seconds=args.resync_seconds,
             retry_max_seconds=args.retry_max_seconds,
             sip_poll_seconds=args.sip_poll_seconds,
+            agent_policy=AgentPolicy(
+                allowed_image_prefixes=tuple(args.allowed_image_prefix),
+                allow_foreign_service_accounts=args.allow_foreign_service_accounts,
+            ),
+            egress=EgressSettings(
+                api_server_cidrs=tuple(args.egress_api_server_cidr), extra=args.egress_extra
+            )
+            if args.network_policies
+            else None,
         )
     )
     registry = kopf.OperatorRegistry()

@@ -8,7 +8,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, get_args
 
@@ -23,10 +23,12 @@ from .builders import OperatorDefaults, build_agent_children, build_ingest_plan,
 from .builders.agent import AUTOSCALER_KINDS, OptionalKind, agent_selector
 from .builders.common import child_name, stable_hash
 from .builders.knowledge import parse_duration, run_id
+from .builders.network import EgressSettings, agent_egress, knowledge_egress
 from .cache import Cache
 from .diff import contains
 from .kube import KINDS, ApiError, Kube
 from .metrics import RECONCILE_SECONDS, RECONCILES
+from .policy import HOLD_CHILDREN, AgentPolicy, agent_notices, agent_policy_problems
 from .sip import FINALIZER, LiveKitSIP, Owner, SIPError, desired_rule, desired_trunk
 from .status import (
     AgentObservation,
@@ -128,6 +130,10 @@ class Settings:
     """LiveKit has no watch: agents with telephony are compared with it this often."""
     waiting_poll_seconds: float = 1.0
     """How often LiveKit is asked for calls waiting for a worker (agents with minReplicas 0)."""
+    agent_policy: AgentPolicy = field(default_factory=AgentPolicy)
+    """What VoiceAgent authors may choose (images, ServiceAccounts)."""
+    egress: EgressSettings | None = None
+    """The default-deny egress NetworkPolicies' settings; None: the operator makes none."""
 
 
 class Controller:
@@ -542,10 +548,15 @@ class Controller:
                 if problem.reason == "SecretMissing":
                     missing.add(sref.name)
 
+        # A restricted image or ServiceAccount: nothing is written, the running pods stay.
+        blocking += agent_policy_problems(agent, self.settings.agent_policy, self.defaults.image)
         digest: str | None = (body.get("status") or {}).get("configHash")
         wrote = False
         no_autoscaler: Problem | None = None
-        if not any(p.reason == "KnowledgeBaseMissing" for p in blocking):
+        if not any(p.reason in HOLD_CHILDREN | {"KnowledgeBaseMissing"} for p in blocking):
+            # The egress policy first: new worker pods start restricted.
+            for policy in agent_egress(agent, body, kbs, read, self.settings.egress):
+                wrote |= await self.ensure(policy)
             children = build_agent_children(agent, body, kbs, self.defaults)
             digest = children.config_hash
             no_autoscaler = autoscaler_unavailable(
@@ -596,6 +607,7 @@ class Controller:
                 scales_to_zero=agent.spec.scaling.min_replicas == 0
                 and agent.spec.scaling.autoscaler == "keda",
                 waiting_calls=self.waiting.counts.get((ns, name)),
+                notices=agent_notices(agent),
             )
         )
         old = body.get("status") or {}
@@ -886,6 +898,9 @@ class Controller:
                     kb, body, digest, run, self.defaults.image, self.defaults.ingest_allowed_cidrs
                 )
                 job_name = plan.job["metadata"]["name"]
+                redis = await self._secret(ns, kb.spec.store.redis_url_secret_ref.name)
+                for policy in knowledge_egress(kb, body, redis, self.settings.egress):
+                    wrote |= await self.ensure(policy)  # before the Job's pods start
                 wrote |= await self.ensure(plan.config_map)
                 job = self.cache.get("Job", ns, job_name) or await self.api.get("Job", ns, job_name)
                 if job is None:

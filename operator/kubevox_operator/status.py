@@ -199,6 +199,8 @@ class AgentObservation:
     """minReplicas 0 with KEDA: no worker running is the idle state, not an outage."""
     waiting_calls: int | None = None
     """Callers no worker has taken yet (waiting.py); None where the operator does not look."""
+    notices: list[Problem] = field(default_factory=list)
+    """Degraded, not blocking: the agent runs, with less than it should (policy.agent_notices)."""
 
 
 def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None:
@@ -222,7 +224,7 @@ def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None
 def agent_status(o: AgentObservation) -> Obj:
     prev = o.previous.get("conditions", []) or []
     roll = rollout_state(o.deployment)
-    degraded = list(o.blocking)
+    degraded = [*o.blocking, *o.notices]
     if roll.failure:
         degraded.append(roll.failure)
     for problem in (o.autoscaler_unavailable, autoscaler_problem(o.autoscaler)):
