@@ -27,7 +27,7 @@ from .errors import EmbeddingError, SourceError, StoreError
 from .extract import extract
 from .models import ChunkRecord, Document
 from .sources import SourceLimits, resolve, source_name
-from .store import KnowledgeStore, LiveVersion
+from .store import IndexOwner, KnowledgeStore, LiveVersion
 
 
 @dataclass
@@ -44,6 +44,8 @@ class IngestResult:
     changed: bool
     index_name: str
     message: str = ""
+    reason: str | None = None
+    """Why it failed, when the status should say more than IngestionFailed."""
     active_index: str | None = None
     content_hash: str | None = None
     documents: int = 0
@@ -144,6 +146,18 @@ async def ingest(
             result.last_indexed_time = datetime.fromtimestamp(live.indexed_at, UTC).isoformat()
         return result
 
+    try:
+        other = await store.claim(index_owner(kb))
+    except RedisError as exc:
+        return done(f"Redis unreachable: {exc}", None)
+    if other is not None:
+        # Not even its status is read: the owner's callers hear the owner's content only.
+        result.reason = "IndexOwnedByOther"
+        return done(
+            f"index {kb.index_name} belongs to KnowledgeBase {other.namespace}/{other.name}; "
+            "nothing was changed: choose another store.indexName (or leave it unset)",
+            None,
+        )
     docs, failures = await read_documents(kb, sources_dir)
     result.source_errors = failures
     try:
@@ -176,6 +190,13 @@ async def ingest(
         return done(f"Redis failed: {exc}", live)
     result.ok = result.changed = True
     return done(f"indexed {len(chunks)} chunks from {len(docs)} documents", new_live)
+
+
+def index_owner(kb: KnowledgeBase) -> IndexOwner:
+    meta = kb.metadata
+    return IndexOwner(
+        str(meta.get("namespace") or "default"), str(meta.get("name", "")), str(meta.get("uid", ""))
+    )
 
 
 def _failed_sources(failures: list[SourceFailure], live: LiveVersion | None) -> str:
