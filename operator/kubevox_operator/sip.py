@@ -21,6 +21,7 @@ from livekit.api import ServerError
 
 from . import contract
 from .api.voiceagent import SIPTelephony
+from .egress import AddressRefused, Network, check_url, checked_session
 from .status import Problem
 
 log = logging.getLogger("kubevox.sip")
@@ -169,7 +170,14 @@ class SIPError(Exception):
         self.problem = problem
 
 
+def refused_problem(url: str, why: str) -> Problem:
+    return Problem("LiveKitAddressRefused", f"spec.livekit.url {url}: {why}")
+
+
 def as_problem(exc: BaseException, url: str) -> Problem:
+    cause = getattr(exc, "os_error", None) or exc  # aiohttp wraps its resolver's error
+    if isinstance(cause, AddressRefused):
+        return refused_problem(url, str(cause))
     if isinstance(exc, ServerError):
         status = exc.status
         if status in (401, 403):
@@ -200,17 +208,29 @@ class SyncResult:
 class LiveKitSIP:
     """The SIP API of one LiveKit server (one HTTP session; use as an async context manager)."""
 
-    def __init__(self, url: str, api_key: str, api_secret: str) -> None:
+    def __init__(
+        self, url: str, api_key: str, api_secret: str, allowed: tuple[Network, ...] = ()
+    ) -> None:
         self.url = url
+        self._allowed = allowed
+        # Every connection's address is checked against the operator's allow list.
+        self._session = checked_session(
+            allowed, timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
+        )
         self._lk = api.LiveKitAPI(
             url,
             api_key,
             api_secret,
-            timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+            session=self._session,
             failover=False,  # self-hosted: no other region to fail over to
         )
 
     async def __aenter__(self) -> LiveKitSIP:
+        # Checked up front too: aiohttp does not resolve (so not check) a literal IP address.
+        why = await check_url(self.url, self._allowed)
+        if why is not None:
+            await self._session.close()
+            raise SIPError(refused_problem(self.url, why))
         return self
 
     async def __aexit__(
@@ -220,6 +240,7 @@ class LiveKitSIP:
         tb: TracebackType | None,
     ) -> None:
         await self._lk.aclose()
+        await self._session.close()
 
     async def _call(self, coro: Awaitable[R]) -> R:
         try:

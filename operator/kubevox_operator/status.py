@@ -195,12 +195,14 @@ class AgentObservation:
     pods: list[Obj] = field(default_factory=list)
     telephony: TelephonyObservation | None = None
     """None: the agent has no telephony (no TelephonyReady condition, no SIP ids)."""
+    degraded: list[Problem] = field(default_factory=list)
+    """Problems that leave the workers serving (e.g. an agent name another agent claims)."""
 
 
 def agent_status(o: AgentObservation) -> Obj:
     prev = o.previous.get("conditions", []) or []
     roll = rollout_state(o.deployment)
-    degraded = list(o.blocking)
+    degraded = list(o.blocking) + o.degraded
     if roll.failure:
         degraded.append(roll.failure)
     for problem in (o.autoscaler_unavailable, autoscaler_problem(o.autoscaler)):
@@ -406,7 +408,8 @@ def knowledge_status(o: KnowledgeObservation) -> Obj:
             msg = str(res.get("message") or job_msg or "the ingestion Job failed")
             phase = "Failed"
             indexing = (False, "JobFailed", f"ingestion Job {o.job_name} failed")
-            failed = (True, "IngestionFailed", msg)
+            # The ingest command may name the cause (IndexOwnedByOther), else a generic one.
+            failed = (True, str(res.get("reason") or "IngestionFailed"), msg)
             ready = (
                 has_index,
                 "PreviousIndexServing" if has_index else "IngestionFailed",
