@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         "Try: make dev-secrets NS=demo, apply manifests/samples/offline-agent.yaml in demo, and\n"
         f"  call it from this machine: LIVEKIT_URL={livekit_host_url(kube)} "
         f"LIVEKIT_API_KEY={LIVEKIT_KEY} LIVEKIT_API_SECRET=<{args.dir}/install/livekit-keys.json> "
-        "kubevox-agent call --agent offline --say 'When is the clinic open?'"
+        "kubevox-agent call --agent demo.offline --say 'When is the clinic open?'"
     )
     return 0
 
