@@ -156,4 +156,4 @@ async def test_redis_outage_mid_write_keeps_old_version_and_cleans_up(
     }
     leftovers = [k async for k in client.scan_iter(f"kv:{index_name}:*")]
     assert all(k.decode().startswith(key_prefix(index_name, live_version)) or
-               k.decode().endswith((":meta", ":versions")) for k in leftovers)  # fmt: skip
+               k.decode().endswith((":meta", ":versions", ":owner")) for k in leftovers)  # fmt: skip
