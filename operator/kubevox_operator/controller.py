@@ -598,8 +598,20 @@ class Controller:
         wrote = False
         refused: list[Problem] = []  # children the operator may not or cannot write
         no_autoscaler: Problem | None = None
+        children = None
         if not any(p.reason == "KnowledgeBaseMissing" for p in blocking):
-            children = build_agent_children(agent, body, kbs, self.defaults)
+            try:
+                children = build_agent_children(agent, body, kbs, self.defaults)
+            except ValidationError as exc:  # e.g. a name too long for the runtime config
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                refused.append(
+                    Problem(
+                        "ChildRejected",
+                        f"the workers' configuration cannot be built: {where}: {err['msg']}",
+                    )
+                )
+        if children is not None:
             digest = children.config_hash
             no_autoscaler = autoscaler_unavailable(
                 agent.spec.scaling.autoscaler, children.autoscaler_missing
