@@ -27,7 +27,7 @@ from .extract import extract
 from .models import ChunkRecord, Document, RawDocument
 from .netguard import AddressPolicy
 from .sources import ByteBudget, SourceLimits, guarded_session, resolve, source_name
-from .store import KnowledgeStore, LiveVersion
+from .store import IndexOwner, KnowledgeStore, LiveVersion
 
 MAX_CHUNKS_PER_DOCUMENT = 50_000
 """About 50 MB of text at the default passage size: beyond what one document should be."""
@@ -49,6 +49,8 @@ class IngestResult:
     changed: bool
     index_name: str
     message: str = ""
+    reason: str | None = None
+    """Why it failed, when the status should say more than IngestionFailed."""
     active_index: str | None = None
     content_hash: str | None = None
     documents: int = 0
@@ -204,6 +206,18 @@ async def ingest(
             result.last_indexed_time = datetime.fromtimestamp(live.indexed_at, UTC).isoformat()
         return result
 
+    try:
+        other = await store.claim(index_owner(kb))
+    except RedisError as exc:
+        return done(f"Redis unreachable: {exc}", None)
+    if other is not None:
+        # Not even its status is read: the owner's callers hear the owner's content only.
+        result.reason = "IndexOwnedByOther"
+        return done(
+            f"index {kb.index_name} belongs to KnowledgeBase {other.namespace}/{other.name}; "
+            "nothing was changed: choose another store.indexName (or leave it unset)",
+            None,
+        )
     docs, failures = await read_documents(kb, sources_dir, policy)
     opts = ChunkingOptions(kb.spec.chunking.size_tokens, kb.spec.chunking.overlap_tokens)
     chunks = _chunks(docs, opts, failures)
@@ -237,6 +251,13 @@ async def ingest(
         return done(f"Redis failed: {exc}", live)
     result.ok = result.changed = True
     return done(f"indexed {len(chunks)} chunks from {n_docs} documents", new_live)
+
+
+def index_owner(kb: KnowledgeBase) -> IndexOwner:
+    meta = kb.metadata
+    return IndexOwner(
+        str(meta.get("namespace") or "default"), str(meta.get("name", "")), str(meta.get("uid", ""))
+    )
 
 
 def _failed_sources(failures: list[SourceFailure], live: LiveVersion | None) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import ipaddress
 import json
+import logging
 import os
 import random
 import sys
@@ -20,8 +20,12 @@ from . import contract, logs, metrics
 from .builders import OperatorDefaults
 from .builders.network import EgressSettings
 from .controller import Controller, Settings
+from .egress import Network, parse_cidrs
 from .handlers import register
+from .kube import Kube
 from .policy import AgentPolicy
+
+log = logging.getLogger("kubevox.main")
 
 DEFAULT_IMAGE = "ghcr.io/kubevox/agent-runtime:0.1.0"
 
@@ -51,8 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--ingest-allowed-cidrs",
-        type=_cidrs,
-        default=_cidrs(env(contract.INGEST_ALLOWED_CIDRS_ENV, "")),
+        type=_cidr_text,
+        default=_cidr_text(env(contract.INGEST_ALLOWED_CIDRS_ENV, "")),
         help="internal networks (comma-separated CIDRs) that KnowledgeBase url sources may "
         "reach, passed to ingestion Jobs (env KUBEVOX_INGEST_ALLOWED_CIDRS); default none: "
         "loopback, private, link-local, metadata and other internal addresses are refused",
@@ -140,6 +144,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="JSON list of NetworkPolicyEgressRules added to every egress policy (env "
         "KUBEVOX_EGRESS_EXTRA), e.g. a proxy or internal sources",
     )
+    p.add_argument(
+        "--livekit-allowed-cidrs",
+        type=_cidrs,
+        default=_cidrs(env("KUBEVOX_LIVEKIT_ALLOWED_CIDRS", "")),
+        help="comma-separated CIDRs of internal addresses the operator may contact as a "
+        "spec.livekit.url (SIP, calls waiting for a worker), e.g. the cluster's Service and "
+        "pod ranges for an in-cluster LiveKit; loopback, link-local (cloud metadata), private "
+        "and shared addresses outside them are refused (env KUBEVOX_LIVEKIT_ALLOWED_CIDRS; "
+        "default: none)",
+    )
+    p.add_argument(
+        "--sip-cleanup-timeout-seconds",
+        type=float,
+        default=float(env("KUBEVOX_SIP_CLEANUP_TIMEOUT_SECONDS", "600")),
+        help="a deleted VoiceAgent with telephony waits this long for LiveKit to remove its SIP "
+        "trunk and rule, then is released with a Warning Event naming what may be left",
+    )
     p.add_argument("--log-level", default=env("KUBEVOX_LOG_LEVEL", "info"))
     p.add_argument(
         "--log-format", choices=["json", "text"], default=env("KUBEVOX_LOG_FORMAT", "json")
@@ -178,15 +199,50 @@ def _http_url(value: str) -> str:
     return value
 
 
-def _cidrs(value: str) -> str:
-    """Comma-separated CIDRs, normalised ("" for none); a bad one stops the operator at start."""
-    nets = []
-    for item in value.replace(",", " ").split():
-        try:
-            nets.append(str(ipaddress.ip_network(item, strict=False)))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a CIDR: {item!r}") from None
-    return ",".join(nets)
+def _cidrs(value: str) -> tuple[Network, ...]:
+    try:
+        return parse_cidrs(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def peering_resource(clusterwide: bool) -> tuple[str, str]:
+    """The kopf peering kind replicas coordinate through (group/version, plural)."""
+    return "kopf.dev/v1", "clusterkopfpeerings" if clusterwide else "kopfpeerings"
+
+
+async def peering_served(clusterwide: bool) -> bool | None:
+    """Whether the cluster serves kopf's peering kind (None: the cluster could not be asked,
+    kopf will say why). Without it kopf would wait for the CRD silently, reconciling nothing."""
+    settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(
+        logger=log, settings=settings
+    ) or kopf.login_with_kubeconfig(logger=log, settings=settings)
+    if info is None:
+        return None
+    kube = Kube(info)
+    try:
+        return await kube.has_api(*peering_resource(clusterwide))
+    except OSError:
+        return None
+    finally:
+        await kube.close()
+
+
+def choose_standalone(requested: bool, served: bool | None, clusterwide: bool) -> bool:
+    if requested or served is not False:
+        return requested
+    log.warning(
+        "the cluster has no %s.kopf.dev CRD (kopf peering): running standalone, as with "
+        "--standalone. Run a single replica, or install the chart's crds/ to run several",
+        peering_resource(clusterwide)[1],
+    )
+    return True
+
+
+def _cidr_text(value: str) -> str:
+    """Comma-separated CIDRs, normalised ("" for none), to pass on in a child's environment."""
+    return ",".join(str(n) for n in _cidrs(value))
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -251,18 +307,23 @@ def main(argv: list[str] | None = None) -> int:
             )
             if args.network_policies
             else None,
+            livekit_allowed=args.livekit_allowed_cidrs,
+            sip_cleanup_timeout_seconds=args.sip_cleanup_timeout_seconds,
         )
     )
     registry = kopf.OperatorRegistry()
     register(registry, controller)
+    clusterwide = not args.namespace
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        served = None if args.standalone else runner.run(peering_served(clusterwide))
+        standalone = choose_standalone(args.standalone, served, clusterwide)
         runner.run(
             kopf.operator(
                 registry=registry,
-                clusterwide=not args.namespace,
+                clusterwide=clusterwide,
                 namespaces=args.namespace,
-                standalone=args.standalone,
-                peering_name=None if args.standalone else args.peering,
+                standalone=standalone,
+                peering_name=None if standalone else args.peering,
                 priority=args.priority if args.priority is not None else random.randint(1, 2**30),
                 liveness_endpoint=args.liveness or None,
             )

@@ -200,7 +200,8 @@ class AgentObservation:
     waiting_calls: int | None = None
     """Callers no worker has taken yet (waiting.py); None where the operator does not look."""
     notices: list[Problem] = field(default_factory=list)
-    """Degraded, not blocking: the agent runs, with less than it should (policy.agent_notices)."""
+    """Degraded, not blocking: the agent runs, with less than it should (an agent policy
+    notice, an agent name another agent claims, a child the API server rejects)."""
 
 
 def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None:
@@ -437,7 +438,8 @@ def knowledge_status(o: KnowledgeObservation) -> Obj:
         else:
             res = result or {}
             msg = str(res.get("message") or job_msg or "the ingestion Job failed")
-            reason = "IngestionFailed"
+            # The ingest command may name the cause (IndexOwnedByOther), else a generic one.
+            reason = str(res.get("reason") or "IngestionFailed")
             if out_of_memory(o.pods):
                 # The termination message is then the log's tail, not a result: say what happened.
                 res, reason = {}, "IngestionOutOfMemory"

@@ -150,6 +150,14 @@ BAD_CASES = [
         spec__turnDetection={"minEndpointingDelaySeconds": 4, "maxEndpointingDelaySeconds": 1},
     ),
     va("open-sip-trunk", "spec.telephony.sip.allowedAddresses", spec__telephony={"sip": SIP_OPEN}),
+    *(
+        va(
+            f"sip-allows-{cidr.replace('/', '-').replace(':', '_')}",
+            "spec.telephony.sip.allowedAddresses",
+            spec__telephony={"sip": {**SIP_OPEN, "allowedAddresses": ["203.0.113.7", cidr]}},
+        )
+        for cidr in ("0.0.0.0/0", "::/0", "10.0.0.0/7", "2001:db8::/16")
+    ),
     va(
         "sip-number-not-e164",
         "spec.telephony.sip.phoneNumbers[0]",

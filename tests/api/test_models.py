@@ -13,6 +13,7 @@ from kubevox_operator.api import (
     KnowledgeBase,
     VoiceAgent,
     credential_env,
+    default_agent_name,
     render_runtime_config,
     secret_refs,
 )
@@ -46,7 +47,23 @@ def test_defaults_fill_in() -> None:
     assert agent.spec.scaling.max_calls_per_pod >= agent.spec.scaling.target_calls_per_pod
     assert agent.spec.turn_detection.mode == "model"
     assert agent.spec.resources.requests.cpu == "1"
-    assert agent.effective_agent_name == "case"
+    ns = agent.metadata.get("namespace") or "default"
+    assert agent.effective_agent_name == f"{ns}.case"  # unique across namespaces
+
+
+def test_default_agent_names_are_unique_stable_and_short() -> None:
+    # The hyphen-joined form would name both of these "team-a-support".
+    assert default_agent_name("team-a", "support") == "team-a.support"
+    assert default_agent_name("team", "a-support") == "team.a-support"
+    long_ns, long_name = "n" * 63, "support." + "x" * 200
+    long = default_agent_name(long_ns, long_name)
+    assert len(long) == 63
+    assert long == default_agent_name(long_ns, long_name)  # stable
+    assert long != default_agent_name(long_ns, long_name + "y")  # cut, yet still unique
+    explicit = VoiceAgent.model_validate(
+        {**VOICE_AGENT, "spec": {**VOICE_AGENT["spec"], "agentName": "front-desk"}}
+    )
+    assert explicit.effective_agent_name == "front-desk"
 
 
 @pytest.mark.parametrize("case", BAD_CASES, ids=lambda c: c.id)
@@ -74,7 +91,7 @@ def test_runtime_config_round_trips_without_secrets() -> None:
     config = render_runtime_config(agent, {"support-docs": kb})
     text = config.model_dump_json(by_alias=True)
     assert AgentRuntimeConfig.model_validate_json(text) == config
-    assert config.knowledge_bases[0].index_name == "kb-clinic-support-docs"
+    assert config.knowledge_bases[0].index_name == "kb_clinic_support-docs"
     assert config.knowledge_bases[0].redis_url_env == "KUBEVOX_KB_0_REDIS_URL"
     # Only references to Secrets, never a value: the config names keys, not contents.
     assert {r.name for r in secret_refs(agent.spec)} == {"livekit-credentials", "voice-providers"}
@@ -85,7 +102,7 @@ def test_knowledge_base_defaults() -> None:
     kb = KnowledgeBase.model_validate(KNOWLEDGE_BASE)
     assert kb.spec.chunking.size_tokens > kb.spec.chunking.overlap_tokens
     assert kb.spec.embedding.provider == "local"
-    assert kb.index_name == "kb-default-case"
+    assert kb.index_name == "kb_default_case"
 
 
 @pytest.mark.parametrize("interval", ["1m", "60s", "0.5h1s", "6h"])

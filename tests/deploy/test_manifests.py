@@ -192,6 +192,14 @@ def test_helm_ingestion_allowed_cidrs_reach_the_operator(monkeypatch: pytest.Mon
     assert parse_args(container["args"]).ingest_allowed_cidrs == "10.20.0.0/16,192.168.7.1/32"
 
 
+def test_helm_livekit_allowed_cidrs_reach_the_operator() -> None:
+    """livekit.allowedCIDRs becomes --livekit-allowed-cidrs (unset: no flag, nothing internal)."""
+    text = helm_template([], "--set", "livekit.allowedCIDRs={10.96.0.0/12,10.244.0.0/16}")
+    args = _operator(text)["spec"]["template"]["spec"]["containers"][0]["args"]
+    allowed = parse_args(args).livekit_allowed_cidrs
+    assert [str(n) for n in allowed] == ["10.96.0.0/12", "10.244.0.0/16"]
+
+
 def test_helm_watch_namespaces_mode() -> None:
     """Watching some namespaces: one --namespace flag, KopfPeering and peering Role each."""
     objs = by_key(helm_template([], "--set", "watchNamespaces={voice,support}"))

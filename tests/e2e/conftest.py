@@ -16,7 +16,12 @@ from kubevox_devenv.knowledge import ingest_manifest
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
-from kubevox_operator.api import KnowledgeBase, VoiceAgent, render_runtime_config
+from kubevox_operator.api import (
+    KnowledgeBase,
+    VoiceAgent,
+    default_agent_name,
+    render_runtime_config,
+)
 
 from agent_runtime.caller import CallOptions
 from agent_runtime.grounding_guard import best_sentence
@@ -119,7 +124,9 @@ def start_worker(
     return AgentWorker(config, env, log).start()
 
 
-def call_options(livekit: LiveKitServer, agent_name: str = "offline") -> CallOptions:
+def call_options(
+    livekit: LiveKitServer, agent_name: str = default_agent_name("e2e", "offline")
+) -> CallOptions:
     return CallOptions(
         url=livekit.url,
         api_key=livekit.api_key,

@@ -38,7 +38,7 @@ def test_ingestion_job_result_reaches_kb_and_agent_status(kubectl: Kubectl, name
     # The agent gets its index and Redis, but is not Ready before the KnowledgeBase is.
     cm = wait_for("agent config", lambda: kubectl.get("configmap", "ava-config", namespace))
     kbs = json.loads(cm["data"]["agent.json"])["knowledgeBases"]
-    assert kbs[0]["indexName"] == f"kb-{namespace}-docs"
+    assert kbs[0]["indexName"] == f"kb_{namespace}_docs"
     assert kbs[0]["topK"] == 3
     wait_for("worker pods", lambda: kubectl.list("pods", namespace, "kubevox.dev/voiceagent=ava"))
     make_pods_ready(kubectl, namespace, "kubevox.dev/voiceagent=ava")

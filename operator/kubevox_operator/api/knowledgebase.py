@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -139,7 +140,11 @@ class Store(KubeModel):
     """Secret key holding the Redis URL (``redis://user:password@host:6379/0``)."""
     index_name: Annotated[str, StringConstraints(pattern=INDEX_NAME)] | None = None
     """Name agents query (a Redis search alias; each content version gets its own index behind
-    it). Default: ``kb-<namespace>-<name>``."""
+    it). Default: ``kb_<namespace>_<name>`` (``_`` appears in no Kubernetes name, so no two
+    KnowledgeBases share a default); past 100 characters it is cut and ends in ``_`` and 12 hex
+    digits of the SHA-256 of ``<namespace>/<name>``. The first KnowledgeBase to index under a
+    name owns it (its uid is recorded in Redis, ``kv:<indexName>:owner``): another one naming
+    it fails with reason ``IndexOwnedByOther`` and changes nothing in it."""
 
 
 class Limits(KubeModel):
@@ -229,6 +234,18 @@ class KnowledgeBaseStatus(KubeModel):
     """The ingestion Job of the current content."""
 
 
+INDEX_NAME_MAX = 100
+
+
+def default_index_name(namespace: str, name: str) -> str:
+    """``kb_<namespace>_<name>``; too long: cut, with a hash of namespace/name (unique, stable)."""
+    full = f"kb_{namespace}_{name}"
+    if len(full) <= INDEX_NAME_MAX:
+        return full
+    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:12]
+    return f"{full[: INDEX_NAME_MAX - 13]}_{digest}"
+
+
 class KnowledgeBase(KubeModel):
     """A set of documents, chunked and embedded into a Redis vector index, that grounds the
     answers of the VoiceAgents referencing it."""
@@ -244,8 +261,8 @@ class KnowledgeBase(KubeModel):
     @property
     def index_name(self) -> str:
         """The Redis search alias agents query."""
-        return self.spec.store.index_name or (
-            f"kb-{self.metadata.get('namespace', 'default')}-{self.metadata.get('name', '')}"
+        return self.spec.store.index_name or default_index_name(
+            str(self.metadata.get("namespace") or "default"), str(self.metadata.get("name", ""))
         )
 
 

@@ -94,7 +94,13 @@ def build_ingest_plan(
     manifest = {
         "apiVersion": kb.api_version,
         "kind": kb.kind,
-        "metadata": {"name": _name(kb), "namespace": namespace},
+        # The uid identifies the owner of the Redis index (another KnowledgeBase naming it
+        # is refused by the ingest command).
+        "metadata": {
+            "name": _name(kb),
+            "namespace": namespace,
+            "uid": str(owner["metadata"].get("uid", "")),
+        },
         "spec": kb.spec.to_k8s(),
     }
     cm = {
