@@ -33,6 +33,9 @@ def setup(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Python's warnings (a library's InsecureKeyLengthWarning, a DeprecationWarning) would go
+    # raw to stderr, breaking the one-JSON-object-per-line stream: logged like the rest.
+    logging.captureWarnings(True)
     # kopf logs every watch event at debug; keep its info and above.
     logging.getLogger("kopf").setLevel(max(logging.INFO, root.level))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -308,7 +308,7 @@ async def test_scaled_to_zero_a_call_waits_for_a_pod_and_is_answered(
         seen.append(fleet.status())
         return seen[-1].get("waitingCalls") == 1
 
-    options = replace(caller_options(system), greeting_timeout=240.0)
+    options = replace(caller_options(system, namespace), greeting_timeout=240.0)
     call = SimulatedCall(options)
     placed = time.monotonic()
     answered = asyncio.create_task(call.start())
