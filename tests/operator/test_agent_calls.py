@@ -27,7 +27,11 @@ from .operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.voice]
 Obj = dict[str, Any]
-CALLS = 3
+CALLS = 2
+"""As many as the worker keeps idle processes for (two on this machine's 2 cores): a third call
+waits for a new process to load the offline models, which took over the 90 s greeting timeout
+when the machine was loaded (seen in CI). Each call could go to B's worker, registered first,
+were the names shared."""
 
 
 @pytest.fixture(scope="module")
