@@ -104,24 +104,13 @@ class RoomControls:
         await self._ctx.transfer_sip_participant(self._caller, to)
 
 
-HANG_UP_OUTCOMES = ("agent_ended", "max_duration", "silence_timeout")
+HANG_UP_OUTCOMES = ("agent_ended", "max_duration")
 
 
 async def entrypoint(ctx: JobContext) -> None:
     config: AgentRuntimeConfig = ctx.proc.userdata["config"]
     await ctx.connect()
-    try:
-        # A dispatch whose caller never joins (or left first) must not hold a call slot.
-        caller = await asyncio.wait_for(
-            ctx.wait_for_participant(), config.spec.silence_timeout_seconds
-        )
-    except TimeoutError:
-        log.warning(
-            "no caller joined within silenceTimeoutSeconds; leaving the room",
-            extra={"room": ctx.room.name, "job_id": ctx.job.id},
-        )
-        ctx.shutdown(reason="no caller")
-        return
+    caller = await ctx.wait_for_participant()
     record = CallRecord(
         call_id=ctx.job.id,
         room=ctx.room.name,

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.procs import eventually, free_port, stop_process_group
-from kubevox_operator.egress import parse_cidrs
 from kubevox_operator.status import AgentObservation, agent_status
 from kubevox_operator.waiting import (
     GRACE_SECONDS,
@@ -36,7 +35,6 @@ from .objects import secrets, voice_agent
 from .operator_process import OperatorProcess
 
 SLEEPY = Path(__file__).with_name("sleepy_worker.py")
-LOOPBACK = parse_cidrs("127.0.0.1/32")  # the local LiveKit: the operator refuses it by default
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +202,7 @@ async def test_a_call_before_any_worker_waits_until_handed_to_one_that_registers
     room = f"call-{uuid.uuid4().hex[:6]}"
     async with (
         caller(livekit, room, agent_name),
-        LiveKitRooms(livekit.url, livekit.api_key, livekit.api_secret, LOOPBACK) as lk,
+        LiveKitRooms(livekit.url, livekit.api_key, livekit.api_secret) as lk,
     ):
         book = WaitingBook()
         seen = await eventually(

@@ -86,21 +86,13 @@ def job_name(kb: KnowledgeBase, run: str) -> str:
 
 
 def build_ingest_plan(
-    kb: KnowledgeBase, owner: Obj, digest: str, run: str, image: str, allowed_cidrs: str = ""
+    kb: KnowledgeBase, owner: Obj, digest: str, run: str, image: str
 ) -> IngestPlan:
-    """``allowed_cidrs``: the operator's allow list of internal networks URL sources may reach
-    (comma-separated; "" refuses them all)."""
     namespace = str(kb.metadata.get("namespace", "default"))
     manifest = {
         "apiVersion": kb.api_version,
         "kind": kb.kind,
-        # The uid identifies the owner of the Redis index (another KnowledgeBase naming it
-        # is refused by the ingest command).
-        "metadata": {
-            "name": _name(kb),
-            "namespace": namespace,
-            "uid": str(owner["metadata"].get("uid", "")),
-        },
+        "metadata": {"name": _name(kb), "namespace": namespace},
         "spec": kb.spec.to_k8s(),
     }
     cm = {
@@ -109,8 +101,7 @@ def build_ingest_plan(
         "metadata": metadata(manifest_config_map_name(kb), namespace, owner, _labels(kb)),
         "data": {contract.KB_MANIFEST_FILE: yaml.safe_dump(manifest, sort_keys=False)},
     }
-    job = _job(kb, owner, namespace, digest, run, image, allowed_cidrs)
-    return IngestPlan(config_map=cm, job=job, run_id=run)
+    return IngestPlan(config_map=cm, job=_job(kb, owner, namespace, digest, run, image), run_id=run)
 
 
 def _source_volumes(kb: KnowledgeBase) -> tuple[list[Obj], list[Obj]]:
@@ -139,15 +130,7 @@ def _source_volumes(kb: KnowledgeBase) -> tuple[list[Obj], list[Obj]]:
     return volumes, mounts
 
 
-def _job(
-    kb: KnowledgeBase,
-    owner: Obj,
-    namespace: str,
-    digest: str,
-    run: str,
-    image: str,
-    allowed_cidrs: str,
-) -> Obj:
+def _job(kb: KnowledgeBase, owner: Obj, namespace: str, digest: str, run: str, image: str) -> Obj:
     spec = kb.spec
     env = [
         secret_env(
@@ -156,8 +139,6 @@ def _job(
             spec.store.redis_url_secret_ref.key,
         ),
         {"name": "HOME", "value": contract.TMP_DIR},
-        # Set even when empty, so an image's own default can never widen the operator's list.
-        {"name": contract.INGEST_ALLOWED_CIDRS_ENV, "value": allowed_cidrs},
     ]
     if spec.embedding.credentials is not None:
         ref = spec.embedding.credentials.secret_key_ref
@@ -207,18 +188,7 @@ def _job(
                             "values": [1, 2],
                         },
                     },
-                    # An eviction or preemption is not the ingestion's fault: retry it.
                     {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
-                    # Out of memory (SIGKILL): the same sources would exhaust memory again, so
-                    # the Job fails at once and the status says IngestionOutOfMemory.
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {
-                            "containerName": contract.INGEST_CONTAINER,
-                            "operator": "In",
-                            "values": [contract.INGEST_OOM_EXIT_CODE],
-                        },
-                    },
                 ]
             },
             "template": {

@@ -33,9 +33,6 @@ app.kubernetes.io/component: operator
 {{- range .Values.watchNamespaces }}
 - --namespace={{ . }}
 {{- end }}
-{{- with .Values.livekit.allowedCIDRs }}
-- --livekit-allowed-cidrs={{ join "," . }}
-{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . }}
 {{- end }}
