@@ -592,8 +592,7 @@ class Controller:
                 autoscaler_unavailable=no_autoscaler,
                 pods=pods,
                 telephony=telephony,
-                scales_to_zero=agent.spec.scaling.min_replicas == 0
-                and agent.spec.scaling.autoscaler == "keda",
+                scales_to_zero=agent.spec.scaling.scales_to_zero,
                 waiting_calls=self.waiting.counts.get((ns, name)),
             )
         )

@@ -30,7 +30,8 @@ Credentials = tuple[str, str, str]  # url, API key, API secret
 
 
 def scales_to_zero(body: Obj) -> bool:
-    """Read from the raw object: a cheap filter before any parsing, on every look."""
+    """``Scaling.scales_to_zero``, read from the raw object: a cheap filter before any parsing,
+    on every look (both fields have other defaults, so only explicit values match)."""
     scaling = (body.get("spec") or {}).get("scaling") or {}
     return scaling.get("minReplicas") == 0 and scaling.get("autoscaler") == "keda"
 

@@ -31,8 +31,9 @@ from kubevox_operator.waiting import (
 from livekit import api, rtc
 
 from .kube import Kubectl, wait_for
-from .objects import secrets, voice_agent
+from .objects import voice_agent
 from .operator_process import OperatorProcess
+from .test_sip import cluster_secrets
 
 SLEEPY = Path(__file__).with_name("sleepy_worker.py")
 
@@ -245,17 +246,7 @@ def test_the_operator_counts_a_waiting_caller_in_status_and_metric(
     kubectl: Kubectl, namespace: str, operator: OperatorProcess, livekit: LiveKitServer
 ):
     ns = namespace
-    kubectl.apply(
-        [s for s in secrets(ns) if s["metadata"]["name"] != "livekit"]
-        + [
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "livekit", "namespace": ns},
-                "stringData": {"apiKey": livekit.api_key, "apiSecret": livekit.api_secret},
-            }
-        ]
-    )
+    kubectl.apply(cluster_secrets(ns, livekit, auth=False))
     agent_name = f"cold-{uuid.uuid4().hex[:6]}"
     kubectl.apply(
         voice_agent(

@@ -356,6 +356,12 @@ class Scaling(KubeModel):
     scale_down_stabilization_seconds: int = Field(default=600, ge=0, le=3600)
     """How long call volume must stay low before pods are removed."""
 
+    @property
+    def scales_to_zero(self) -> bool:
+        """No worker running is this agent's idle state (KEDA scales it to zero), not an outage;
+        a call then waits for one."""
+        return self.min_replicas == 0 and self.autoscaler == "keda"
+
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
             cel="self.minReplicas <= self.maxReplicas",
