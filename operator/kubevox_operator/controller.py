@@ -126,7 +126,7 @@ class Settings:
     sip_poll_seconds: float = 60.0
     """LiveKit has no watch: agents with telephony are compared with it this often."""
     waiting_poll_seconds: float = 1.0
-    """How often LiveKit is asked for calls waiting for a worker (agents with minReplicas 0)."""
+    """How often LiveKit is asked for calls waiting for a worker (see waiting.py)."""
 
 
 class Controller:

@@ -1,4 +1,5 @@
-"""Calls waiting for a worker: the signal that scales an agent up from zero pods.
+"""Calls waiting for a worker: the signal that scales an agent up from zero pods, and the rescue
+of a call that every worker refused.
 
 LiveKit hands a call to a worker once, when its dispatch is created (a caller's token, a SIP
 dispatch rule, or the API). With no worker of that agent name registered, or every one full, the
@@ -12,7 +13,9 @@ The operator looks for such rooms (``LiveKitRooms.jobless``), keeps what it saw 
 looks (``WaitingBook``), counts them per agent (``kubevox_waiting_calls``, which the KEDA query
 adds to the active calls, and ``status.waitingCalls``) and hands each one to LiveKit again
 (``redispatch``: delete, then create the same dispatch) until a worker takes it. LiveKit has no
-watch for this, so it is polled, for the agents that can run out of workers (minReplicas 0).
+watch for this, so it is polled, for every agent: a worker refuses a call while its load is at
+the threshold (maxCallsPerPod calls, or its CPU saturated, e.g. by a process loading models
+for the next call), and a refused call would otherwise never be offered again.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The operator's look for calls waiting for a worker, every ``period`` seconds (see waiting.py).
 
-One look per LiveKit server (agents sharing a server share it), for the VoiceAgents that can run
-out of workers: ``minReplicas: 0`` with ``autoscaler: keda``. It sets ``kubevox_waiting_calls``,
-queues the agents whose count changed (their status shows it) and redispatches calls that have
-waited GRACE_SECONDS while a ready worker exists.
+One look per LiveKit server (agents sharing a server share it), for every VoiceAgent: any of
+them can run out of workers, scaled to zero or with every worker full or refusing for a moment
+(its CPU busy). It sets ``kubevox_waiting_calls``, queues the agents whose count changed (their
+status shows it) and redispatches calls that have waited REDISPATCH_SECONDS while a ready worker
+with room for a call exists.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from . import contract
 from .api import VoiceAgent
 from .cache import Cache
 from .metrics import WAITING_CALLS
@@ -29,22 +32,38 @@ AgentKey = tuple[str, str]  # namespace, name
 Credentials = tuple[str, str, str]  # url, API key, API secret
 
 
-def scales_to_zero(body: Obj) -> bool:
-    """``Scaling.scales_to_zero``, read from the raw object: a cheap filter before any parsing,
-    on every look (both fields have other defaults, so only explicit values match)."""
-    scaling = (body.get("spec") or {}).get("scaling") or {}
-    return scaling.get("minReplicas") == 0 and scaling.get("autoscaler") == "keda"
+@dataclass(frozen=True)
+class Polled:
+    """A VoiceAgent the look counts waiting calls for."""
+
+    key: AgentKey
+    max_calls_per_pod: int
 
 
-def ready_workers(cache: Cache, ns: str, name: str, label: str) -> int:
+def _is_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _calls(pod: Obj) -> int:
+    """What the worker last wrote in its active-calls annotation (0 before it first did)."""
+    annotations = pod["metadata"].get("annotations") or {}
+    try:
+        return int(annotations.get(contract.ACTIVE_CALLS_ANNOTATION, 0))
+    except ValueError:
+        return 0
+
+
+def workers_with_room(cache: Cache, agent: Polled, label: str) -> int:
+    """Ready, not terminating worker pods below maxCallsPerPod: where a redispatched call can go.
+    With none, handing the call to LiveKit again only has it refused again."""
+    ns, name = agent.key
     return sum(
         1
         for p in cache.with_label("Pod", ns, label, name)
         if not p["metadata"].get("deletionTimestamp")
-        and any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (p.get("status") or {}).get("conditions", []) or []
-        )
+        and _is_ready(p)
+        and _calls(p) < agent.max_calls_per_pod
     )
 
 
@@ -75,12 +94,12 @@ class WaitingPoll:
             except Exception:  # a bug here must not end the loop, nor the operator
                 log.exception("looking for waiting calls failed")
 
-    async def _groups(self) -> dict[Credentials, dict[str, AgentKey]]:
+    async def _groups(self) -> dict[Credentials, dict[str, Polled]]:
         """Polled agents by LiveKit server: agent name -> VoiceAgent."""
-        groups: dict[Credentials, dict[str, AgentKey]] = {}
+        groups: dict[Credentials, dict[str, Polled]] = {}
         for body in self._cache.items("VoiceAgent"):
             meta = body["metadata"]
-            if meta.get("deletionTimestamp") or not scales_to_zero(body):
+            if meta.get("deletionTimestamp"):
                 continue
             try:
                 agent = VoiceAgent.model_validate(body)
@@ -89,13 +108,13 @@ class WaitingPoll:
             creds = await self._credentials(agent, meta["namespace"])
             if isinstance(creds, Problem):
                 continue  # its status already says so (SecretMissing, ...)
-            key = (meta["namespace"], meta["name"])
-            groups.setdefault(creds, {})[agent.effective_agent_name] = key
+            polled = Polled((meta["namespace"], meta["name"]), agent.spec.scaling.max_calls_per_pod)
+            groups.setdefault(creds, {})[agent.effective_agent_name] = polled
         return groups
 
     async def look(self) -> None:
         groups = await self._groups()
-        counts = {key: 0 for agents in groups.values() for key in agents.values()}
+        counts = {a.key: 0 for agents in groups.values() for a in agents.values()}
         for creds, agents in groups.items():
             book = self._books.setdefault(creds, WaitingBook())
             try:
@@ -103,15 +122,14 @@ class WaitingPoll:
                     now = time.monotonic()
                     waiting, due = book.update(await lk.jobless(agents, book, now), now)
                     for call in waiting:
-                        counts[agents[call.agent_name]] += 1
+                        counts[agents[call.agent_name].key] += 1
                     for call in due:
-                        ns, name = agents[call.agent_name]
-                        if ready_workers(self._cache, ns, name, self._pod_label):
+                        agent = agents[call.agent_name]
+                        if workers_with_room(self._cache, agent, self._pod_label):
                             await lk.redispatch(call)
                             log.info(
                                 "VoiceAgent %s/%s: call in room %s handed to LiveKit again",
-                                ns,
-                                name,
+                                *agent.key,
                                 call.room,
                             )
                 self._failing.discard(creds[0])
@@ -119,8 +137,8 @@ class WaitingPoll:
                 if creds[0] not in self._failing:
                     log.warning("cannot look for waiting calls: %s", exc)
                     self._failing.add(creds[0])
-                for key in agents.values():
-                    counts.pop(key, None)  # unknown, not 0
+                for agent in agents.values():
+                    counts.pop(agent.key, None)  # unknown, not 0
         self._books = {c: b for c, b in self._books.items() if c in groups}
         self._publish(counts)
 

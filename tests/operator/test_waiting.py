@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.procs import eventually, free_port, stop_process_group
+from kubevox_operator import contract
+from kubevox_operator.cache import Cache
 from kubevox_operator.status import AgentObservation, agent_status
 from kubevox_operator.waiting import (
     GRACE_SECONDS,
@@ -28,6 +30,7 @@ from kubevox_operator.waiting import (
     WaitingCall,
     jobless_dispatches,
 )
+from kubevox_operator.waiting_poll import Polled, workers_with_room
 from livekit import api, rtc
 
 from .kube import Kubectl, wait_for
@@ -65,11 +68,14 @@ async def caller(server: LiveKitServer, room: str, agent_name: str) -> AsyncIter
 
 
 @contextmanager
-def sleepy_worker(server: LiveKitServer, agent_name: str, log: Path) -> Iterator[Path]:
+def sleepy_worker(
+    server: LiveKitServer, agent_name: str, log: Path, full_flag: Path | None = None
+) -> Iterator[Path]:
     env = {**os.environ, **server.env()}
+    flag = [str(full_flag)] if full_flag is not None else []
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(SLEEPY), agent_name, str(free_port())],
+            [sys.executable, str(SLEEPY), agent_name, str(free_port()), *flag],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -143,6 +149,34 @@ def test_a_call_waits_after_the_grace_period_and_stays_counted_across_a_redispat
     assert book.update([], t + REDISPATCH_SECONDS + 1) == ([], [])  # taken, or the caller left
     assert book.first_seen == {}
     assert book.waiting_rooms == set()
+
+
+def test_a_call_is_handed_again_only_where_a_ready_worker_has_room():
+    label = contract.LABEL_VOICE_AGENT
+
+    def pod(name: str, *, ready: bool = True, calls: str | None = None, **meta: object) -> dict:
+        annotations = {} if calls is None else {contract.ACTIVE_CALLS_ANNOTATION: calls}
+        return {
+            "metadata": {
+                "name": name,
+                "namespace": "ns",
+                "resourceVersion": "1",
+                "labels": {label: "support"},
+                "annotations": annotations,
+                **meta,
+            },
+            "status": {"conditions": [{"type": "Ready", "status": str(ready)}]},
+        }
+
+    cache = Cache()
+    agent = Polled(("ns", "support"), max_calls_per_pod=2)
+    cache.put("Pod", pod("full", calls="2"))
+    cache.put("Pod", pod("starting", ready=False))
+    cache.put("Pod", pod("leaving", calls="0", deletionTimestamp="2026-11-30T00:00:00Z"))
+    assert workers_with_room(cache, agent, label) == 0  # the call waits for the new pod
+    cache.put("Pod", pod("fresh"))  # ready, has not written its count yet
+    cache.put("Pod", pod("one-call", calls="1"))
+    assert workers_with_room(cache, agent, label) == 2
 
 
 def test_status_says_scaled_to_zero_and_who_waits():
@@ -230,6 +264,36 @@ async def test_a_call_before_any_worker_waits_until_handed_to_one_that_registers
             assert call.room_sid in book.served  # not listed again while the call lasts
 
 
+async def test_a_call_every_worker_refused_waits_until_handed_again_to_one_with_room(
+    livekit: LiveKitServer, tmp_path: Path
+):
+    """The case of an agent with running workers: one is registered but full (its load at the
+    threshold, as a worker with maxCallsPerPod calls or a saturated CPU reports). LiveKit drops
+    the call there too; once the worker has room, the redispatch reaches it."""
+    agent_name = f"busy-{uuid.uuid4().hex[:6]}"
+    room = f"call-{uuid.uuid4().hex[:6]}"
+    full = tmp_path / "full"
+    full.touch()
+    with sleepy_worker(livekit, agent_name, tmp_path / "worker.log", full) as log:
+        await eventually("the worker to register", log_has(log, "registered worker"), 30)
+        async with (
+            caller(livekit, room, agent_name),
+            LiveKitRooms(livekit.url, livekit.api_key, livekit.api_secret) as lk,
+        ):
+            book = WaitingBook()
+            (call,) = await eventually(
+                "the dispatch", lambda: lk.jobless({agent_name}, book, 0.0), within=30
+            )
+            full.unlink()  # the worker has room again, but LiveKit does not offer the call again
+            await asyncio.sleep(3)
+            assert await lk.jobless({agent_name}, book, 1.0) == [call]
+            assert "JOB" not in log.read_text()
+
+            await lk.redispatch(call)
+            await eventually("the worker to take the call", log_has(log, f"JOB {room}"), 30)
+            await eventually("the worker in the room", _none_waiting(lk, agent_name, book), 30)
+
+
 def _none_waiting(
     lk: LiveKitRooms, agent_name: str, book: WaitingBook
 ) -> Callable[[], Awaitable[bool]]:
@@ -294,3 +358,34 @@ def test_the_operator_counts_a_waiting_caller_in_status_and_metric(
     asyncio.run(call_and_watch())
     wait_for("the caller gone from the count", lambda: waiting() == 0)
     assert f"{metric} 0.0" in scraped()
+
+
+def test_the_operator_counts_a_waiting_caller_of_an_agent_that_keeps_its_workers(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, livekit: LiveKitServer
+):
+    """minReplicas 1, the default autoscaler: its workers can all be full or refusing too, and a
+    call they refused waits just the same (here no worker ever starts: no node)."""
+    ns = namespace
+    kubectl.apply(cluster_secrets(ns, livekit, auth=False))
+    agent_name = f"warm-{uuid.uuid4().hex[:6]}"
+    kubectl.apply(
+        voice_agent(
+            "warm",
+            ns,
+            agentName=agent_name,
+            livekit={"url": livekit.url, "credentialsSecretRef": {"name": "livekit"}},
+        )
+    )
+
+    def waiting() -> int | None:
+        va = kubectl.get("voiceagent", "warm", ns) or {}
+        return (va.get("status") or {}).get("waitingCalls")
+
+    wait_for("waitingCalls 0", lambda: waiting() == 0)
+
+    async def call() -> None:
+        async with caller(livekit, f"warm-{uuid.uuid4().hex[:6]}", agent_name):
+            await asyncio.to_thread(wait_for, "waitingCalls 1", lambda: waiting() == 1)
+
+    asyncio.run(call())
+    wait_for("the caller gone from the count", lambda: waiting() == 0)

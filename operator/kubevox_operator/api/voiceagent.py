@@ -463,9 +463,9 @@ class VoiceAgentStatus(KubeModel):
     active_calls: int | None = Field(default=None, ge=0)
     """Calls in progress across all worker pods."""
     waiting_calls: int | None = Field(default=None, ge=0)
-    """Callers in a room that no worker has taken yet (no worker running, or all full): the
-    operator hands each to LiveKit again until one does. Counted for agents with minReplicas 0;
-    absent for the others."""
+    """Callers in a room that no worker has taken yet (no worker running, or every one full or
+    refusing): the operator hands each to LiveKit again, once a ready worker has room, until one
+    takes it. Absent while the operator cannot ask LiveKit."""
     config_hash: ShortString | None = None
     """Hash of the runtime configuration the workers run."""
     sip_trunk_id: ShortString | None = None
