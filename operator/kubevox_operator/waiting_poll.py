@@ -31,6 +31,9 @@ Obj = dict[str, Any]
 AgentKey = tuple[str, str]  # namespace, name
 Credentials = tuple[str, str, str]  # url, API key, API secret
 
+CREDENTIALS_RETRY_SECONDS = 10.0
+"""An agent whose LiveKit credentials could not be read is looked at again after this long."""
+
 
 @dataclass(frozen=True)
 class Polled:
@@ -85,6 +88,8 @@ class WaitingPoll:
         """Waiting calls per polled agent (absent: not polled)."""
         self._books: dict[Credentials, WaitingBook] = {}
         self._failing: set[str] = set()  # LiveKit URLs whose last look failed (logged once)
+        self._parsed: dict[AgentKey, tuple[tuple[Any, Any], VoiceAgent | None]] = {}
+        self._no_credentials: dict[AgentKey, float] = {}  # agent -> when to try again
 
     async def run(self) -> None:
         while True:
@@ -94,22 +99,44 @@ class WaitingPoll:
             except Exception:  # a bug here must not end the loop, nor the operator
                 log.exception("looking for waiting calls failed")
 
+    def _parse(self, body: Obj) -> VoiceAgent | None:
+        """The VoiceAgent, parsed once per generation: every agent is looked at every period."""
+        meta = body["metadata"]
+        key, stamp = (meta["namespace"], meta["name"]), (meta.get("uid"), meta.get("generation"))
+        hit = self._parsed.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        try:
+            agent: VoiceAgent | None = VoiceAgent.model_validate(body)
+        except ValidationError:
+            agent = None  # its reconcile reports it
+        self._parsed[key] = (stamp, agent)
+        return agent
+
     async def _groups(self) -> dict[Credentials, dict[str, Polled]]:
         """Polled agents by LiveKit server: agent name -> VoiceAgent."""
         groups: dict[Credentials, dict[str, Polled]] = {}
+        now = time.monotonic()
+        seen = set()
         for body in self._cache.items("VoiceAgent"):
             meta = body["metadata"]
-            if meta.get("deletionTimestamp"):
+            key = (meta["namespace"], meta["name"])
+            seen.add(key)
+            agent = self._parse(body)
+            if agent is None or meta.get("deletionTimestamp"):
                 continue
-            try:
-                agent = VoiceAgent.model_validate(body)
-            except ValidationError:
-                continue  # its reconcile reports it
+            if now < self._no_credentials.get(key, 0.0):
+                continue
             creds = await self._credentials(agent, meta["namespace"])
             if isinstance(creds, Problem):
-                continue  # its status already says so (SecretMissing, ...)
-            polled = Polled((meta["namespace"], meta["name"]), agent.spec.scaling.max_calls_per_pod)
+                # Its status already says so (SecretMissing, ...). A missing Secret is read
+                # from the API each time: not every period for every such agent.
+                self._no_credentials[key] = now + CREDENTIALS_RETRY_SECONDS
+                continue
+            polled = Polled(key, agent.spec.scaling.max_calls_per_pod)
             groups.setdefault(creds, {})[agent.effective_agent_name] = polled
+        self._parsed = {k: v for k, v in self._parsed.items() if k in seen}
+        self._no_credentials = {k: t for k, t in self._no_credentials.items() if t > now}
         return groups
 
     async def look(self) -> None:

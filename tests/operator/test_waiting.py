@@ -20,8 +20,9 @@ import pytest
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.procs import eventually, free_port, stop_process_group
 from kubevox_operator import contract
+from kubevox_operator.api import VoiceAgent
 from kubevox_operator.cache import Cache
-from kubevox_operator.status import AgentObservation, agent_status
+from kubevox_operator.status import AgentObservation, Problem, agent_status
 from kubevox_operator.waiting import (
     GRACE_SECONDS,
     REDISPATCH_SECONDS,
@@ -30,7 +31,7 @@ from kubevox_operator.waiting import (
     WaitingCall,
     jobless_dispatches,
 )
-from kubevox_operator.waiting_poll import Polled, workers_with_room
+from kubevox_operator.waiting_poll import Polled, WaitingPoll, workers_with_room
 from livekit import api, rtc
 
 from .kube import Kubectl, wait_for
@@ -177,6 +178,33 @@ def test_a_call_is_handed_again_only_where_a_ready_worker_has_room():
     cache.put("Pod", pod("fresh"))  # ready, has not written its count yet
     cache.put("Pod", pod("one-call", calls="1"))
     assert workers_with_room(cache, agent, label) == 2
+
+
+async def test_the_look_parses_an_agent_once_a_generation_and_spares_a_missing_secret():
+    """Every agent is looked at every second: what does not change is not redone."""
+    cache = Cache()
+    body = voice_agent("support", "ns")
+    body["metadata"].update(uid="u1", generation=1, resourceVersion="1")
+    cache.put("VoiceAgent", body)
+    asked: list[str] = []
+
+    async def credentials(agent: VoiceAgent, ns: str) -> Problem:
+        asked.append(agent.spec.livekit.credentials_secret_ref.name)
+        return Problem("SecretMissing", "Secret ns/livekit not found")
+
+    poll = WaitingPoll(cache, credentials, lambda key: None, contract.LABEL_VOICE_AGENT, 1.0)
+    await poll.look()
+    await poll.look()
+    assert asked == ["livekit"]  # read again only after CREDENTIALS_RETRY_SECONDS
+    assert poll.counts == {}  # unknown, not 0: nothing was asked of LiveKit
+    parsed = poll._parsed[("ns", "support")][1]
+    await poll.look()
+    assert poll._parsed[("ns", "support")][1] is parsed
+    body = voice_agent("support", "ns", agentName="front-desk")
+    body["metadata"].update(uid="u1", generation=2, resourceVersion="2")
+    cache.put("VoiceAgent", body)
+    await poll.look()
+    assert poll._parsed[("ns", "support")][1].spec.agent_name == "front-desk"
 
 
 def test_status_says_scaled_to_zero_and_who_waits():
