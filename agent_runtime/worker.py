@@ -25,6 +25,7 @@ from .callrecord import CallRecord
 from .config import load_runtime_config
 from .knowledge.runtime import prewarm_embedders
 from .knowledge_hook import build_grounding
+from .one_worker import earlier_worker
 from .plugins.local_llm import prime_prompt_cache
 from .providers import prewarm_providers
 from .session import build_call
@@ -110,6 +111,13 @@ HANG_UP_OUTCOMES = ("agent_ended", "max_duration")
 async def entrypoint(ctx: JobContext) -> None:
     config: AgentRuntimeConfig = ctx.proc.userdata["config"]
     await ctx.connect()
+    if (other := earlier_worker(ctx.room, config.agent_name)) is not None:
+        log.info(
+            "another worker serves this call: leaving it",
+            extra={"room": ctx.room.name, "serving": other.identity},
+        )
+        ctx.shutdown(reason="served by another worker")
+        return
     caller = await ctx.wait_for_participant()
     record = CallRecord(
         call_id=ctx.job.id,

@@ -42,6 +42,8 @@ POD_NAMESPACE_ENV: Final = "POD_NAMESPACE"
 """Downward-API env vars: the worker patches its own pod's annotations through them."""
 
 DELETION_COST_ANNOTATION: Final = "controller.kubernetes.io/pod-deletion-cost"
+AGENT_NAME_ATTRIBUTE: Final = "lk.agent.name"
+"""Set by LiveKit Agents on the room participant of a worker's job: which agent it serves."""
 ACTIVE_CALLS_ANNOTATION: Final = "kubevox.dev/active-calls"
 """The worker keeps both annotations of its own pod equal to its active calls (see
 docs/operator.md, "Pod deletion cost"); the operator sums the second into status.activeCalls."""

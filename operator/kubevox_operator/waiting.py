@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from livekit import api
 from livekit.api import ServerError
 
+from .contract import AGENT_NAME_ATTRIBUTE
 from .livekit_client import NETWORK, LiveKitClient
 from .sip import as_problem
 
@@ -36,8 +37,6 @@ REDISPATCH_SECONDS = 5.0
 """A dispatch is handed to LiveKit again only after this long without its agent: deleting it
 ends a job a slow worker has taken but not yet joined with (it joins first thing, well within
 this), and a call that cannot be placed is offered again at most this often."""
-AGENT_NAME_ATTRIBUTE = "lk.agent.name"
-"""Set by LiveKit Agents on the participant of a worker's job."""
 RECHECK_SECONDS = 10.0
 """A room with none of the agents' dispatches is listed again after this long (a dispatch can be
 added to an existing room), not on every poll."""

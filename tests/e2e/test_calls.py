@@ -14,6 +14,7 @@ from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
 from kubevox_operator.api import KnowledgeBase
+from livekit import api
 
 from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
@@ -182,3 +183,33 @@ async def test_capacity_spills_to_a_second_worker_and_drain_spares_live_calls(
         first.stop()
         if second is not None:
             second.stop()
+
+
+async def test_a_second_dispatch_of_a_call_leaves_it_to_the_worker_that_joined_first(
+    worker: AgentWorker, livekit: LiveKitServer
+) -> None:
+    """The operator's redispatch, or a second dispatch of the agent, can bring a second job of
+    the same agent into a call: the later one leaves at once, the caller hears one agent."""
+    call = SimulatedCall(call_options(livekit))
+    try:
+        assert (await call.start()).greeting, "the call was not answered"
+        _wait_until("the call counted", lambda: worker.active_calls() == 1)
+        async with api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk:
+            await lk.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name="offline", room=call.room_name)
+            )
+            _wait_until(
+                "the second job to leave",
+                lambda: "another worker serves this call" in worker.log.read_text(),
+                60,
+            )
+            people = (
+                await lk.room.list_participants(api.ListParticipantsRequest(room=call.room_name))
+            ).participants
+        agents = [p for p in people if p.kind == api.ParticipantInfo.Kind.AGENT]
+        assert len(agents) == 1, [p.identity for p in agents]
+        _wait_until("one call again", lambda: worker.active_calls() == 1)
+        reply = await call.turn(synthesize(PARKING))
+        assert "parking" in reply.heard.lower() or "elm" in reply.heard.lower(), reply.heard
+    finally:
+        await call.hang_up()
