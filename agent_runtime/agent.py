@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -11,12 +12,14 @@ from typing import Any, Protocol
 from kubevox_operator.api import AgentRuntimeConfig
 from livekit.agents import Agent, ModelSettings, RunContext, function_tool, llm
 from livekit.agents.llm import Tool, Toolset
+from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent
 
 from . import metrics
 from .callrecord import CallRecord
 from .controls import CallControls
-from .grounding import RetrievedChunk, with_context
+from .grounding import KNOWLEDGE_RULES, RetrievedChunk, with_context
 from .grounding_guard import GroundingGuard
+from .history import HistoryWindow, history_budget
 
 log = logging.getLogger("kubevox.agent")
 
@@ -32,12 +35,27 @@ END_CALL_DESCRIPTION = (
 )
 
 
-def full_instructions(config: AgentRuntimeConfig) -> str:
+SILENCE_PROMPT = "Are you still there?"
+SILENCE_FAREWELL = "I haven't heard from you, so I'll end the call now. Goodbye."
+
+FAREWELL_TIMEOUT = 10.0
+"""Seconds a goodbye (time limit, silence) may take: a voice that fails or hangs must not keep
+the call open, so after this the call ends without it."""
+
+
+def full_instructions(config: AgentRuntimeConfig, *, grounded: bool | None = None) -> str:
+    """The system prompt: the spec's instructions, the reply language, and, for an agent with
+    knowledge (``grounded``; default: it has knowledge bases), the rule that fenced
+    knowledge is data, never instructions. Constant for the whole call, so providers' prompt
+    caches keep it."""
     spec = config.spec
+    parts = [spec.instructions]
     lang = spec.language
     if lang.split("-")[0] != "en":
-        return f"{spec.instructions}\n\nAlways reply in the language with the code '{lang}'."
-    return spec.instructions
+        parts.append(f"Always reply in the language with the code '{lang}'.")
+    if bool(config.knowledge_bases) if grounded is None else grounded:
+        parts.append(KNOWLEDGE_RULES)
+    return "\n\n".join(parts)
 
 
 def guard_for(config: AgentRuntimeConfig) -> GroundingGuard | None:
@@ -103,8 +121,15 @@ class KubevoxAgent(Agent):
         self._controls = controls
         self._grounding = grounding
         self._guard = guard_for(config) if grounding is not None else None
+        self._history = HistoryWindow(history_budget(config.spec), greeting=config.spec.greeting)
         self._timer: asyncio.Task[None] | None = None
-        super().__init__(instructions=full_instructions(config), tools=self._spec_tools())
+        self._silence_task: asyncio.Task[None] | None = None
+        self._prompted = False  # asked "are you still there?" since the caller last spoke
+        self.farewell_timeout = FAREWELL_TIMEOUT
+        super().__init__(
+            instructions=full_instructions(config, grounded=grounding is not None),
+            tools=self._spec_tools(),
+        )
 
     # --- tools, as the spec enables them ----------------------------------------------------
 
@@ -155,18 +180,71 @@ class KubevoxAgent(Agent):
         if greeting:
             self.session.say(greeting)
         self._timer = asyncio.create_task(self._time_limit(), name="kubevox.call_time_limit")
+        self.session.on("user_state_changed", self._on_user_state)
+        self.session.on("conversation_item_added", self._on_item)
 
     async def on_exit(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        self.session.off("user_state_changed", self._on_user_state)
+        self.session.off("conversation_item_added", self._on_item)
+
+    # --- a silent caller: livekit marks them "away" after silenceTimeoutSeconds -------------
+
+    def _on_user_state(self, ev: UserStateChangedEvent) -> None:
+        if ev.new_state == "speaking":
+            self._prompted = False
+        elif ev.new_state == "away" and self._silence_task is None:
+            self._silence_task = asyncio.create_task(self._on_silence(), name="kubevox.silence")
+
+    def _on_item(self, ev: ConversationItemAddedEvent) -> None:
+        if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "user":
+            # A typed or transcribed turn: the caller is back (livekit only sees speech).
+            self._prompted = False
+            self.session.reset_away_timer()
+
+    async def _on_silence(self) -> None:
+        try:
+            if self._prompted:
+                log.info("caller silent after the prompt", extra={"call_id": self._record.call_id})
+                await self.hang_up(SILENCE_FAREWELL, "silence_timeout")
+                return
+            self._prompted = True
+            # Back to "listening": livekit's timer runs again from the end of the prompt, and
+            # a second "away" ends the call.
+            self.session.reset_away_timer()
+            self.session.say(SILENCE_PROMPT)
+        except RuntimeError:
+            pass  # the session is closing already
+        finally:
+            self._silence_task = None
 
     async def _time_limit(self) -> None:
         await asyncio.sleep(self._config.spec.max_call_duration_seconds)
         log.info("call reached maxCallDurationSeconds", extra={"call_id": self._record.call_id})
-        self._record.set_outcome("max_duration")
-        self.session.interrupt()
-        await self.session.say(TIME_LIMIT_FAREWELL, allow_interruptions=False)
-        self.session.shutdown()
+        await self.hang_up(TIME_LIMIT_FAREWELL, "max_duration")
+
+    async def hang_up(self, farewell: str, outcome: str) -> None:
+        """Say ``farewell`` and end the call, whatever speaking does: if the goodbye raises or
+        takes longer than ``farewell_timeout``, the call ends without it."""
+        self._record.set_outcome(outcome)
+        drain = True
+        try:
+            async with asyncio.timeout(self.farewell_timeout):
+                await self._say_last(farewell)
+        except Exception as e:  # TimeoutError included: the voice hangs
+            log.warning(
+                "the goodbye failed; ending the call without it",
+                extra={"call_id": self._record.call_id, "outcome": outcome, "error": repr(e)},
+            )
+            drain = False  # drop the speech that failed, do not wait for it
+        self.session.shutdown(drain=drain)
+
+    async def _say_last(self, text: str) -> None:
+        # force: the speech in progress may be one the caller may not interrupt.
+        with contextlib.suppress(RuntimeError):  # nothing to interrupt
+            await self.session.interrupt(force=True)
+        await self.session.say(text, allow_interruptions=False)
 
     # --- the LLM node: grounding in, apology out ----------------------------------------------
 
@@ -176,6 +254,8 @@ class KubevoxAgent(Agent):
         tools: list[Tool],
         model_settings: ModelSettings,
     ) -> AsyncIterator[llm.ChatChunk | str | Any]:
+        # Long calls: the prompt shows the instructions, the greeting and the newest turns only.
+        chat_ctx = self._history(chat_ctx)
         question, passages = None, []
         if self._grounding is not None:
             start = time.perf_counter()

@@ -16,7 +16,15 @@ from . import metrics
 
 log = logging.getLogger("kubevox.call")
 
-OUTCOMES = ("completed", "agent_ended", "transferred", "max_duration", "error", "failed")
+OUTCOMES = (
+    "completed",
+    "agent_ended",
+    "transferred",
+    "max_duration",
+    "silence_timeout",
+    "error",
+    "failed",
+)
 
 
 def worker_name() -> str:

@@ -20,16 +20,22 @@ from kubevox_operator.api import (
     VoiceAgent,
     render_runtime_config,
 )
+from kubevox_operator.api.base import field_errors
 from pydantic import ValidationError
 
 from .errors import ConfigError
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    return f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}"
+    """Every error of the parse, each naming its field (kubectl shows them all too)."""
+    return _format_errors(source, field_errors(err))
+
+
+def _format_errors(source: str, errors: list[tuple[str, str]]) -> str:
+    lines = [f"{field}: {msg}" if field else msg for field, msg in errors]
+    if len(lines) == 1:
+        return f"{source}: {lines[0]}"
+    return f"{source}: {len(lines)} errors:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _read_documents(path: Path) -> list[Any]:
@@ -63,18 +69,23 @@ def load_manifest(path: str | Path) -> AgentRuntimeConfig:
     path = Path(path)
     agent: VoiceAgent | None = None
     kbs: dict[str, KnowledgeBase] = {}
+    invalid: list[str] = []  # every document's errors, not the first one's
+    agents = 0
     for i, doc in enumerate(_read_documents(path)):
         kind = doc.get("kind") if isinstance(doc, dict) else None
         try:
             if kind == "VoiceAgent":
-                if agent is not None:
+                agents += 1
+                if agents > 1:
                     raise ConfigError(f"{path}: more than one VoiceAgent")
                 agent = VoiceAgent.model_validate(doc)
             elif kind == "KnowledgeBase":
                 kb = KnowledgeBase.model_validate(doc)
                 kbs[str(kb.metadata.get("name", ""))] = kb
         except ValidationError as e:
-            raise ConfigError(_format_validation_error(f"{path}[{i}] {kind}", e)) from e
+            invalid.append(_format_validation_error(f"{path}[{i}] {kind}", e))
+    if invalid:
+        raise ConfigError("\n".join(invalid))
     if agent is None:
         raise ConfigError(f"{path}: no VoiceAgent document (kind: VoiceAgent)")
     if not agent.metadata.get("name"):

@@ -104,8 +104,13 @@ def build_call(
     vad_model: vad.VAD | None = None,
     http_session: Any = None,
     env: Mapping[str, str] = os.environ,
+    silence_timeout: bool | None = None,
 ) -> Call:
+    """One call's session and agent. ``silence_timeout`` (default: on for audio calls, off for
+    ``kubevox-agent chat`` on a terminal) ends the call when the caller stays silent."""
     spec = config.spec
+    if silence_timeout is None:
+        silence_timeout = audio
     labels = (config.name, config.namespace)
     ctx = BuildContext(language=spec.language, vad=vad_model, http_session=http_session)
 
@@ -134,6 +139,8 @@ def build_call(
         tts=the_tts if the_tts is not None else NOT_GIVEN,
         vad=vad_model if audio else None,
         turn_handling=turn_handling(config, audio=audio),
+        # livekit marks the caller "away" after this much silence; the agent prompts, then ends.
+        user_away_timeout=spec.silence_timeout_seconds if silence_timeout else None,
         # The FallbackAdapter does its own failover; one retry covers a single endpoint's blip.
         conn_options=SessionConnectOptions(
             llm_conn_options=APIConnectOptions(max_retry=1, retry_interval=0.5),

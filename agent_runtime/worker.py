@@ -105,7 +105,7 @@ class RoomControls:
         await self._ctx.transfer_sip_participant(self._caller, to)
 
 
-HANG_UP_OUTCOMES = ("agent_ended", "max_duration")
+HANG_UP_OUTCOMES = ("agent_ended", "max_duration", "silence_timeout")
 
 
 async def entrypoint(ctx: JobContext) -> None:
@@ -118,7 +118,18 @@ async def entrypoint(ctx: JobContext) -> None:
         )
         ctx.shutdown(reason="served by another worker")
         return
-    caller = await ctx.wait_for_participant()
+    try:
+        # A dispatch whose caller never joins (or left first) must not hold a call slot.
+        caller = await asyncio.wait_for(
+            ctx.wait_for_participant(), config.spec.silence_timeout_seconds
+        )
+    except TimeoutError:
+        log.warning(
+            "no caller joined within silenceTimeoutSeconds; leaving the room",
+            extra={"room": ctx.room.name, "job_id": ctx.job.id},
+        )
+        ctx.shutdown(reason="no caller")
+        return
     record = CallRecord(
         call_id=ctx.job.id,
         room=ctx.room.name,

@@ -105,7 +105,7 @@ def main() -> int:
         pod_ip = pods[0]["status"]["podIP"]
         registered = wait("worker registered", lambda: installmod.worker_registered(pod_ip))
         idle_mib = pod_memory_mib(uid)
-        options = installmod.host_caller(kube, workdir, "offline")
+        options = installmod.host_caller(kube, workdir, NAMESPACE, "offline")
         question = synthesize("When does the pharmacy open on Saturdays?")
         result = asyncio.run(SimulatedCall(options).run([question]))
         answered = time.monotonic()

@@ -30,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _voice as v
+from kubevox_operator.api import default_agent_name
 
 from agent_runtime import metrics as m
 from tests.e2e.conftest import answer_from_context
@@ -175,7 +176,7 @@ async def main(args: argparse.Namespace) -> int:
             l0 = os.getloadavg()[0]
             w = stack.worker(stack.config({"provider": "local", "temperature": 0, "maxTokens": 60}))
             samples, means, greeting_seen = await single_call(
-                stack, w, "offline", args.turns, transcribe=True
+                stack, w, default_agent_name("e2e", "offline"), args.turns, transcribe=True
             )
             w.stop()
             results["offline-local"] = (samples, means)

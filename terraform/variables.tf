@@ -68,9 +68,13 @@ variable "operator_replicas" {
 }
 
 variable "watch_namespaces" {
-  description = "Namespaces the operator watches; empty watches all namespaces."
+  description = "Namespaces the operator watches; empty watches all namespaces. When set, the operator's Secret reads and workload writes are granted in these namespaces only (a RoleBinding each), so they must be exact names, not globs."
   type        = list(string)
   default     = []
+  validation {
+    condition     = alltrue([for n in var.watch_namespaces : can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", n))])
+    error_message = "watch_namespaces must be exact namespace names (no globs): the operator is granted its rights by a RoleBinding in each."
+  }
 }
 
 variable "monitoring" {

@@ -41,7 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("LIVEKIT_API_SECRET"),
         help="LiveKit API secret (default: $LIVEKIT_API_SECRET)",
     )
-    parser.add_argument("--agent", required=True, help="the VoiceAgent's agentName")
+    parser.add_argument(
+        "--agent",
+        required=True,
+        help="the agent name to dispatch: the VoiceAgent's status.agentName (spec.agentName, else "
+        "<namespace>.<name>)",
+    )
     parser.add_argument(
         "--say",
         action="append",

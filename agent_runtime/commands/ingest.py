@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ from agent_runtime.knowledge import connect, ingest
 from agent_runtime.knowledge.errors import KnowledgeError
 from agent_runtime.knowledge.ingest import IngestResult
 from agent_runtime.knowledge.manifest import embedder_for, load_knowledge_base, redis_url
+from agent_runtime.knowledge.netguard import (
+    ALLOWED_CIDRS_ENV,
+    AddressPolicy,
+    IPNetwork,
+    parse_cidrs,
+)
 
 TERMINATION_LOG_MAX = 4096
 
@@ -50,14 +57,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="index the sources that could be read even if others failed",
     )
     p.add_argument(
+        "--allowed-cidrs",
+        type=_cidrs,
+        default=os.environ.get(ALLOWED_CIDRS_ENV, ""),
+        help="internal networks URL sources may reach, e.g. 10.20.0.0/16,192.168.7.0/24 "
+        "(default: $" + ALLOWED_CIDRS_ENV + "; none: loopback, private, link-local, "
+        "metadata and other internal addresses are refused)",
+    )
+    p.add_argument(
         "--termination-log",
         type=Path,
         help="also write the result JSON here (e.g. /dev/termination-log)",
     )
 
 
+def _cidrs(value: str) -> tuple[IPNetwork, ...]:
+    try:
+        return parse_cidrs(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--allowed-cidrs: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    try:
+        # An unset flag keeps the environment's string default, which argparse does not convert.
+        allowed = (
+            _cidrs(args.allowed_cidrs)
+            if isinstance(args.allowed_cidrs, str)
+            else args.allowed_cidrs
+        )
+        args.policy = AddressPolicy(allowed)
+    except argparse.ArgumentTypeError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 2
     try:
         kb = load_knowledge_base(args.file)
         url = redis_url(args.redis_url)
@@ -84,7 +117,12 @@ async def _ingest(kb: Any, url: str, embedder: Any, args: argparse.Namespace) ->
     client = connect(url)
     try:
         return await ingest(
-            kb, client, embedder, sources_dir=args.sources_dir, allow_partial=args.allow_partial
+            kb,
+            client,
+            embedder,
+            sources_dir=args.sources_dir,
+            allow_partial=args.allow_partial,
+            policy=args.policy,
         )
     finally:
         await client.aclose()

@@ -29,10 +29,16 @@ def heading_context(doc: Document, headings: tuple[str, ...]) -> str:
     return " > ".join(p for p in parts if p)
 
 
-def chunk_document(doc: Document, opts: ChunkingOptions) -> list[ChunkRecord]:
+def chunk_document(
+    doc: Document, opts: ChunkingOptions, limit: int | None = None
+) -> list[ChunkRecord]:
+    """The document's passages; stops once there are ``limit`` of them (the caller reports a
+    document that reaches it, rather than holding millions of passages in memory)."""
     tok = wordpiece()
     out: list[ChunkRecord] = []
     for section in doc.sections:
+        if limit is not None and len(out) >= limit:
+            break
         context = heading_context(doc, section.headings)
         ctx_tokens = len(tok.encode(context, add_special_tokens=False).ids)
         # The context is repeated in every passage; never let it eat more than half the budget.

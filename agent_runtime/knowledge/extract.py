@@ -23,7 +23,23 @@ _CTYPE = {
     "text/html": "html", "application/xhtml+xml": "html", "application/pdf": "pdf",
     "text/markdown": "markdown", "text/x-markdown": "markdown", "text/plain": "text",
 }  # fmt: skip
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+# No backtracking: the closing ``#``s are stripped in code (a lazy ``.+?`` followed by
+# ``\s*#*\s*$`` took 14 s on one crafted line).
+_MD_HEADING = re.compile(r"(#{1,6})\s+(.*)")
+MAX_HEADING_CHARS = 200
+"""Longer headings are cut: each is repeated in every passage under it."""
+
+
+def _md_heading(line: str) -> tuple[int, str] | None:
+    m = _MD_HEADING.match(line)
+    if m is None:
+        return None
+    text = m.group(2).rstrip().rstrip("#").rstrip()
+    return (len(m.group(1)), text) if text else None
+
+
+def _short_heading(text: str) -> str:
+    return text if len(text) <= MAX_HEADING_CHARS else text[: MAX_HEADING_CHARS - 1] + "…"
 
 
 def detect_format(doc: RawDocument) -> str:
@@ -43,7 +59,7 @@ def detect_format(doc: RawDocument) -> str:
     lowered = head[:256].lower()
     if lowered.startswith((b"<!doctype html", b"<html")):
         return "html"
-    if any(_MD_HEADING.match(line) for line in _decode_text(doc).splitlines()[:200]):
+    if any(_md_heading(line) for line in _decode_text(doc).splitlines()[:200]):
         return "markdown"
     return "text"
 
@@ -59,7 +75,7 @@ def extract(doc: RawDocument) -> Document:
     else:
         text = _decode_text(doc, where)
         if fmt == "html":
-            title, sections = _html(text)
+            title, sections = _html(text, where)
         elif fmt == "markdown":
             title, sections = _markdown(text)
         else:
@@ -92,13 +108,15 @@ def _normalise(text: str) -> str:
 
 # --- Markdown -------------------------------------------------------------------------------
 
+# Every repeat is bounded: on a long line without the closing mark, an unbounded one scans to the
+# end of the line from every opening mark (quadratic time on a crafted document).
 _MD_INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images: keep alt text
-    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links: keep label
-    (re.compile(r"<[^>\n]+>"), ""),  # inline HTML tags
-    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),
-    (re.compile(r"(?<![\w*])[*_](\S.*?)[*_](?![\w*])"), r"\1"),
-    (re.compile(r"`([^`]+)`"), r"\1"),
+    (re.compile(r"!\[([^\]]{0,500})\]\([^)]{0,2048}\)"), r"\1"),  # images: keep alt text
+    (re.compile(r"\[([^\]]{1,500})\]\([^)]{0,2048}\)"), r"\1"),  # links: keep label
+    (re.compile(r"<[^>\n]{1,500}>"), ""),  # inline HTML tags
+    (re.compile(r"(\*\*|__)(.{1,500}?)\1"), r"\2"),
+    (re.compile(r"(?<![\w*])[*_](\S.{0,500}?)[*_](?![\w*])"), r"\1"),
+    (re.compile(r"`([^`]{1,500})`"), r"\1"),
 ]
 
 
@@ -128,9 +146,9 @@ def _markdown(text: str) -> tuple[str | None, list[Section]]:
             continue
         level, heading = 0, ""
         if not in_fence:
-            m = _MD_HEADING.match(line)
-            if m:
-                level, heading = len(m.group(1)), m.group(2)
+            found = _md_heading(line)
+            if found:
+                level, heading = found
             elif (
                 i + 1 < len(lines) and line.strip() and re.fullmatch(r"=+|-+", lines[i + 1].strip())
             ):
@@ -140,7 +158,7 @@ def _markdown(text: str) -> tuple[str | None, list[Section]]:
                 continue
         if level:
             flush()
-            heading = _md_inline(heading).strip()
+            heading = _short_heading(_md_inline(heading).strip())
             stack = [(lv, h) for lv, h in stack if lv < level] + [(level, heading)]
             if level == 1 and title is None:
                 title = heading
@@ -160,9 +178,52 @@ _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _BLOCKS = {"p", "li", "pre", "td", "th", "dt", "dd", "blockquote", "figcaption", "caption"}
 
 
-def _html(text: str) -> tuple[str | None, list[Section]]:
+MAX_HTML_DEPTH = 5000
+"""Lexbor's parse time grows faster than quadratically with nesting (30,000 nested elements:
+1.5 s, 100,000: half a minute); a real page is a few dozen deep."""
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)|<!--")
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+         "track", "wbr", "param", "keygen", "frame"}  # fmt: skip
+# End tags the parser supplies itself: siblings, not nesting, when they are left out.
+_OPTIONAL_END = {"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "rb", "rt",
+                 "rp", "rtc", "thead", "tbody", "tfoot", "colgroup", "caption", "html", "head",
+                 "body"}  # fmt: skip
+_RAW_TEXT = {"script", "style", "textarea", "title", "xmp", "noembed", "noframes", "plaintext"}
+
+
+def html_depth_over(text: str, limit: int = MAX_HTML_DEPTH) -> bool:
+    """Whether open tags nest deeper than ``limit``: one linear pass before parsing, skipping
+    comments and script or style content (where ``<`` is not a tag)."""
+    lower = text.lower()
+    depth, pos = 0, 0
+    while m := _TAG.search(text, pos):
+        if m.group(0) == "<!--":
+            end = text.find("-->", m.end())
+            if end < 0:
+                return False
+            pos = end + 3
+            continue
+        pos = m.end()
+        name = m.group(2).lower()
+        if m.group(1):
+            depth = max(0, depth - 1)
+        elif name in _RAW_TEXT:
+            end = lower.find(f"</{name}", pos)
+            if end < 0:
+                return False
+            pos = end + 2 + len(name)
+        elif name not in _VOID and name not in _OPTIONAL_END:
+            depth += 1
+            if depth > limit:
+                return True
+    return False
+
+
+def _html(text: str, where: str = "") -> tuple[str | None, list[Section]]:
     from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+    if html_depth_over(text):
+        raise SourceError(where, f"HTML nests elements more than {MAX_HTML_DEPTH} deep")
     tree = LexborHTMLParser(text)
     title_node = tree.css_first("title")
     title = title_node.text(strip=True) if title_node else None
@@ -183,9 +244,15 @@ def _html(text: str) -> tuple[str | None, list[Section]]:
             sections.append(Section(tuple(h for _, h in stack), body))
         buf.clear()
 
-    def walk(node: LexborNode) -> None:
+    def walk(top: LexborNode) -> None:
+        # An explicit stack, not recursion: 3,000 nested <div>s raised RecursionError.
         nonlocal stack
-        for child in node.iter(include_text=True):
+        pending = [top.iter(include_text=True)]
+        while pending:
+            child = next(pending[-1], None)
+            if child is None:
+                pending.pop()
+                continue
             tag = child.tag
             if tag == "-text":
                 piece = (child.text_content or "").strip()
@@ -193,14 +260,15 @@ def _html(text: str) -> tuple[str | None, list[Section]]:
                     buf.append(piece)
             elif tag in _HEADINGS:
                 flush()
-                level, heading = _HEADINGS[tag], child.text(separator=" ", strip=True)
+                level = _HEADINGS[tag]
+                heading = _short_heading(child.text(separator=" ", strip=True))
                 stack = [(lv, h) for lv, h in stack if lv < level] + [(level, heading)]
             elif tag in _BLOCKS:
                 piece = child.text(separator=" ", strip=True)
                 if piece:
                     buf.append(piece)
             elif tag not in ("-comment", "br", "hr", "img"):
-                walk(child)
+                pending.append(child.iter(include_text=True))
 
     walk(root)
     flush()
@@ -214,7 +282,7 @@ def _html(text: str) -> tuple[str | None, list[Section]]:
 
 def _pdf(doc: RawDocument, where: str) -> tuple[str | None, list[Section]]:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from pypdf.errors import LimitReachedError, PyPdfError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # it warns on every odd xref
     try:
@@ -225,8 +293,12 @@ def _pdf(doc: RawDocument, where: str) -> tuple[str | None, list[Section]]:
         meta_title = reader.metadata.title if reader.metadata else None
     except SourceError:
         raise
+    except LimitReachedError as exc:
+        raise SourceError(where, f"PDF refused: it exceeds a safety limit ({exc})") from None
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise SourceError(where, f"is not a readable PDF: {exc}") from None
+    except Exception as exc:  # pypdf raises many kinds on malformed files; none may escape
+        raise SourceError(where, f"is not a readable PDF: {type(exc).__name__}: {exc}") from None
     sections = [Section((), _normalise(p)) for p in pages if p.strip()]
     if not sections:
         raise SourceError(where, "PDF has no text layer (scanned images?); nothing to index")

@@ -16,18 +16,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import redis.asyncio as aioredis
-from kubevox_operator.api import KnowledgeBase
+from kubevox_operator.api import KnowledgeBase, Source
 from redis.exceptions import RedisError
 
 from .chunking import ChunkingOptions, chunk_document
 from .embedders import Embedder
 from .errors import EmbeddingError, SourceError, StoreError
 from .extract import extract
-from .models import ChunkRecord, Document
-from .sources import SourceLimits, resolve, source_name
-from .store import KnowledgeStore, LiveVersion
+from .models import ChunkRecord, Document, RawDocument
+from .netguard import AddressPolicy
+from .sources import ByteBudget, SourceLimits, guarded_session, resolve, source_name
+from .store import IndexOwner, KnowledgeStore, LiveVersion
+
+MAX_CHUNKS_PER_DOCUMENT = 50_000
+"""About 50 MB of text at the default passage size: beyond what one document should be."""
+MAX_CHUNKS = 200_000
+"""All passages of one knowledge base: their text and vectors must fit the Job's memory."""
 
 
 @dataclass
@@ -44,6 +49,8 @@ class IngestResult:
     changed: bool
     index_name: str
     message: str = ""
+    reason: str | None = None
+    """Why it failed, when the status should say more than IngestionFailed."""
     active_index: str | None = None
     content_hash: str | None = None
     documents: int = 0
@@ -89,37 +96,91 @@ def content_hash(chunks: list[ChunkRecord], model_id: str, opts: ChunkingOptions
 
 
 async def read_documents(
-    kb: KnowledgeBase, sources_dir: Path | None
+    kb: KnowledgeBase,
+    sources_dir: Path | None,
+    policy: AddressPolicy | None = None,
+    max_total_bytes: int = SourceLimits.max_total_bytes,
 ) -> tuple[list[Document], list[SourceFailure]]:
     """Every document of every source, and one failure per bad source or document."""
     limits = SourceLimits(
         max_bytes=kb.spec.limits.max_source_bytes,
         fetch_timeout=float(kb.spec.limits.fetch_timeout_seconds),
+        policy=policy or AddressPolicy(),
+        max_total_bytes=max_total_bytes,
     )
     names = [source_name(s, i) for i, s in enumerate(kb.spec.sources)]
-    async with aiohttp.ClientSession() as session:
+    budget = ByteBudget(limits.max_total_bytes)
+    gate = asyncio.Semaphore(limits.concurrency)
+
+    async def one(source: Source, name: str) -> list[Document] | SourceFailure:
+        async with gate:
+            try:
+                raws = await resolve(source, name, sources_dir, limits, session, budget)
+            except SourceError as exc:
+                return SourceFailure(exc.source, exc.message)
+        return [d for raw in raws if (d := _extract_one(raw, failures)) is not None]
+
+    failures: list[SourceFailure] = []
+    async with guarded_session(limits.policy) as session:
         results = await asyncio.gather(
-            *(
-                resolve(s, n, sources_dir, limits, session)
-                for s, n in zip(kb.spec.sources, names, strict=True)
-            ),
+            *(one(s, n) for s, n in zip(kb.spec.sources, names, strict=True)),
             return_exceptions=True,
         )
     docs: list[Document] = []
-    failures: list[SourceFailure] = []
     for name, res in zip(names, results, strict=True):
-        if isinstance(res, SourceError):
-            failures.append(SourceFailure(res.source, res.message))
-            continue
-        if isinstance(res, BaseException):
-            failures.append(SourceFailure(name, f"could not be read: {res!r}"))
-            continue
-        for raw in res:
-            try:
-                docs.append(extract(raw))
-            except SourceError as exc:
-                failures.append(SourceFailure(exc.source, exc.message))
+        if isinstance(res, SourceFailure):
+            failures.append(res)
+        elif isinstance(res, BaseException):
+            failures.append(SourceFailure(name, f"could not be read: {type(res).__name__}"))
+        else:
+            docs.extend(res)
     return docs, failures
+
+
+def _extract_one(raw: RawDocument, failures: list[SourceFailure]) -> Document | None:
+    """Text of one document; any failure of a parser on hostile input is that document's error,
+    never the whole ingestion's."""
+    where = raw.source if raw.name == raw.source else f"{raw.source}/{raw.name}"
+    try:
+        return extract(raw)
+    except SourceError as exc:
+        failures.append(SourceFailure(exc.source, exc.message))
+    except (RecursionError, MemoryError) as exc:
+        failures.append(
+            SourceFailure(where, f"is too deeply nested or too large to read ({exc!r})")
+        )
+    except Exception as exc:  # a parser's bug on odd input must not take the other sources down
+        failures.append(
+            SourceFailure(where, f"could not be read: {type(exc).__name__}: {exc}"[:500])
+        )
+    return None
+
+
+def _chunks(
+    docs: list[Document], opts: ChunkingOptions, failures: list[SourceFailure]
+) -> list[ChunkRecord]:
+    """Passages of every document; a document with more than MAX_CHUNKS_PER_DOCUMENT is an error
+    of its source, and the whole knowledge base stops at MAX_CHUNKS (memory and Redis)."""
+    out: list[ChunkRecord] = []
+    for doc in docs:
+        where = doc.source if doc.name == doc.source else f"{doc.source}/{doc.name}"
+        chunks = chunk_document(doc, opts, limit=MAX_CHUNKS_PER_DOCUMENT + 1)
+        if len(chunks) > MAX_CHUNKS_PER_DOCUMENT:
+            failures.append(
+                SourceFailure(
+                    where,
+                    f"makes more than {MAX_CHUNKS_PER_DOCUMENT} passages; split it or use "
+                    "larger chunking.sizeTokens",
+                )
+            )
+            continue
+        if len(out) + len(chunks) > MAX_CHUNKS:
+            failures.append(
+                SourceFailure(where, f"takes the knowledge base over {MAX_CHUNKS} passages")
+            )
+            continue
+        out.extend(chunks)
+    return out
 
 
 async def ingest(
@@ -129,6 +190,7 @@ async def ingest(
     *,
     sources_dir: Path | None = None,
     allow_partial: bool = False,
+    policy: AddressPolicy | None = None,
 ) -> IngestResult:
     started = time.monotonic()
     store = KnowledgeStore(client, kb.index_name)
@@ -144,7 +206,21 @@ async def ingest(
             result.last_indexed_time = datetime.fromtimestamp(live.indexed_at, UTC).isoformat()
         return result
 
-    docs, failures = await read_documents(kb, sources_dir)
+    try:
+        other = await store.claim(index_owner(kb))
+    except RedisError as exc:
+        return done(f"Redis unreachable: {exc}", None)
+    if other is not None:
+        # Not even its status is read: the owner's callers hear the owner's content only.
+        result.reason = "IndexOwnedByOther"
+        return done(
+            f"index {kb.index_name} belongs to KnowledgeBase {other.namespace}/{other.name}; "
+            "nothing was changed: choose another store.indexName (or leave it unset)",
+            None,
+        )
+    docs, failures = await read_documents(kb, sources_dir, policy)
+    opts = ChunkingOptions(kb.spec.chunking.size_tokens, kb.spec.chunking.overlap_tokens)
+    chunks = _chunks(docs, opts, failures)
     result.source_errors = failures
     try:
         live = await store.live()
@@ -153,11 +229,10 @@ async def ingest(
     if failures and not allow_partial:
         return done(_failed_sources(failures, live), live)
 
-    opts = ChunkingOptions(kb.spec.chunking.size_tokens, kb.spec.chunking.overlap_tokens)
-    chunks = [c for d in docs for c in chunk_document(d, opts)]
     if not chunks:
         return done("no source produced any text to index", live)
     digest = content_hash(chunks, embedder.model_id, opts)
+    n_docs = len({(c.source, c.document) for c in chunks})
 
     try:
         if live is not None and live.content_hash == digest:
@@ -168,14 +243,21 @@ async def ingest(
         vectors = await embedder.embed_documents([c.text for c in chunks])
         result.embedding_seconds = round(time.monotonic() - t0, 3)
         version = f"{digest[:12]}-{int(time.time() * 1000) % 10**10:010d}"
-        await store.build(version, digest, chunks, vectors, len(docs), embedder.model_id)
+        await store.build(version, digest, chunks, vectors, n_docs, embedder.model_id)
         new_live = await store.live()
     except (StoreError, EmbeddingError) as exc:
         return done(str(exc), live)
     except RedisError as exc:
         return done(f"Redis failed: {exc}", live)
     result.ok = result.changed = True
-    return done(f"indexed {len(chunks)} chunks from {len(docs)} documents", new_live)
+    return done(f"indexed {len(chunks)} chunks from {n_docs} documents", new_live)
+
+
+def index_owner(kb: KnowledgeBase) -> IndexOwner:
+    meta = kb.metadata
+    return IndexOwner(
+        str(meta.get("namespace") or "default"), str(meta.get("name", "")), str(meta.get("uid", ""))
+    )
 
 
 def _failed_sources(failures: list[SourceFailure], live: LiveVersion | None) -> str:

@@ -9,6 +9,8 @@ a rebuild of the same content never touches the live keys):
   the same MULTI as the alias switch so all change together;
 - ``kv:A:versions``: every version ever started, so leftovers of a crashed or cut-off ingestion
   are found and removed by the next one.
+- ``kv:A:owner``: the KnowledgeBase that owns ``A`` (JSON: namespace, name, uid), claimed by
+  its first ingestion; another KnowledgeBase naming ``A`` is refused before anything changes.
 
 A new version is built completely and checked before FT.ALIASUPDATE moves the alias in one
 step; only then are older versions dropped. Any failure before the switch leaves the live
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +56,39 @@ def versions_key(alias: str) -> str:
     return f"kv:{alias}:versions"
 
 
+def owner_key(alias: str) -> str:
+    return f"kv:{alias}:owner"
+
+
+@dataclass(frozen=True)
+class IndexOwner:
+    """The KnowledgeBase an index belongs to."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"namespace": self.namespace, "name": self.name, "uid": self.uid}, sort_keys=True
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> IndexOwner:
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            raw = None
+        if not isinstance(raw, dict):
+            return cls("?", text[:64])
+        return cls(str(raw.get("namespace", "")), str(raw.get("name", "")), str(raw.get("uid", "")))
+
+    def same(self, other: IndexOwner) -> bool:
+        """The same KnowledgeBase: equal uids, or (a uid missing, or a namesake recreated in its
+        namespace after the first was deleted) the same namespace and name."""
+        return (self.namespace, self.name) == (other.namespace, other.name)
+
+
 @dataclass(frozen=True)
 class LiveVersion:
     index: str
@@ -74,6 +110,19 @@ class KnowledgeStore:
         self.r = client
         self.alias = alias
         self.common_term_docs = common_term_docs
+
+    async def claim(self, owner: IndexOwner) -> IndexOwner | None:
+        """Records ``owner`` as the index's owner unless another KnowledgeBase owns it; returns
+        that other owner (then nothing may be written, switched or dropped), else None."""
+        key = owner_key(self.alias)
+        if await self.r.set(key, owner.to_json(), nx=True):
+            return None
+        current = IndexOwner.from_json(_s(await self.r.get(key)))
+        if not current.same(owner):
+            return current
+        if current.uid != owner.uid and owner.uid:
+            await self.r.set(key, owner.to_json())  # the namesake's new uid
+        return None
 
     async def live(self) -> LiveVersion | None:
         """The version the alias serves, or None if there is none (or it is incomplete)."""

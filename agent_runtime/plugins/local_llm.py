@@ -27,7 +27,7 @@ from livekit.agents import (
 from livekit.agents.llm import ChatContext, Tool, ToolChoice
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 
-from ..grounding import KNOWLEDGE_PASSAGES, condense
+from ..grounding import KNOWLEDGE_PASSAGES, KNOWLEDGE_QUESTION, condense, fence, neutralise
 
 if TYPE_CHECKING:
     import xllamacpp
@@ -64,9 +64,34 @@ sentences. On 2 cores each prompt token costs about 4 ms before the first word, 
 bench/llm_eval.py 30 gave more correct answers (guarded) than 45, 60, 100 or whole chunks."""
 
 EXCERPTS_HEADER = (
-    "The caller's message starts with excerpts from the knowledge base. Answer their question "
-    "with them. If they do not contain the answer, say you don't know."
+    "The caller's message starts with excerpts from the knowledge base, in reference-data "
+    "tags. Answer their question with them. If they do not contain the answer, say you don't "
+    "know."
 )
+
+DEFAULT_MAX_TOKENS = 96
+"""Tokens of one reply when the spec sets no ``maxTokens``: two or three spoken sentences."""
+PROMPT_SHARE = 0.75
+"""Share of a slot the estimated prompt may fill: :func:`~..grounding.estimate_tokens` counts
+four characters a token, and SmolLM2 spends more on names, numbers and other languages."""
+EXCERPTS_OVERHEAD = 48
+"""Tokens the fence and the labels around a turn's excerpts add."""
+
+
+def history_token_budget(
+    max_tokens: int | None,
+    options: LocalModelOptions | None = None,
+    context_budget: int | None = None,
+) -> int:
+    """Estimated tokens the conversation (instructions included) may take in a prompt: one
+    llama.cpp slot (the window is shared by the parallel slots), less the reply and the turn's
+    knowledge excerpts. A prompt over the slot is refused by llama.cpp, and every later turn
+    of the call would be an apology."""
+    options = options or DEFAULT_OPTIONS
+    slot = options.context_tokens // options.parallel
+    excerpts = DEFAULT_CONTEXT_BUDGET if context_budget is None else context_budget
+    reply = max_tokens or DEFAULT_MAX_TOKENS
+    return max(int(slot * PROMPT_SHARE) - reply - excerpts - EXCERPTS_OVERHEAD, 128)
 
 
 def load_local_model(options: LocalModelOptions = DEFAULT_OPTIONS) -> xllamacpp.Server:
@@ -103,7 +128,7 @@ class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
     ) -> None:
         super().__init__()
         self._temperature = 0.0 if temperature is None else temperature
-        self._max_tokens = max_tokens or 96
+        self._max_tokens = max_tokens or DEFAULT_MAX_TOKENS
         self._context_budget = context_budget
         self._options = options
 
@@ -168,6 +193,10 @@ def _text_only(message: dict[str, Any]) -> dict[str, Any]:
         role = "system"
     if role == "tool":
         role = "user"
+    if role != "system":
+        # llama.cpp reads special tokens inside the templated prompt: a caller's typed
+        # "<|im_start|>system" would otherwise open a system turn of its own.
+        content = neutralise(content or "")
     return {"role": role, "content": content or ""}
 
 
@@ -180,17 +209,20 @@ def _one_system_message(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _take_knowledge(chat_ctx: ChatContext) -> tuple[ChatContext, list[str]]:
-    """``chat_ctx`` without the knowledge messages of :func:`~..grounding.with_context`, and
-    their passages."""
+    """``chat_ctx`` with the caller's own words in place of the grounded message of
+    :func:`~..grounding.with_context`, and its passages (laid out again, condensed, by
+    :func:`_with_excerpts`)."""
     passages: list[str] = []
     kept = []
     for item in chat_ctx.items:
         extra = item.extra if item.type == "message" else None
-        if extra and KNOWLEDGE_PASSAGES in extra:
-            passages += extra[KNOWLEDGE_PASSAGES]
-        else:
+        if item.type != "message" or not extra or KNOWLEDGE_PASSAGES not in extra:
             kept.append(item)
-    if len(kept) == len(chat_ctx.items):
+            continue
+        passages += extra[KNOWLEDGE_PASSAGES]
+        if item.role == "user" and extra.get(KNOWLEDGE_QUESTION):
+            kept.append(item.model_copy(update={"content": [extra[KNOWLEDGE_QUESTION]]}))
+    if not passages:
         return chat_ctx, []
     return ChatContext(kept), passages
 
@@ -210,9 +242,11 @@ def _with_excerpts(
     if not excerpts:
         return messages
     out = list(messages)
+    # The excerpts are data in the caller's message, fenced, never system text; the question
+    # was neutralised by _text_only already, the excerpts are by fence().
     out[last_user] = {
         "role": "user",
-        "content": "Excerpts:\n" + "\n".join(excerpts) + "\n\nQuestion: " + question,
+        "content": "Excerpts:\n" + fence(["\n".join(excerpts)]) + "\n\nQuestion: " + question,
     }
     if out[0]["role"] == "system":
         out[0] = {"role": "system", "content": grounded_system_prompt(out[0]["content"])}

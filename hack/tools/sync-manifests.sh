@@ -23,6 +23,7 @@ awk 'function flush() { if (doc ~ /kind: CustomResourceDefinition/) { printf "%s
 # Files the chart renders from (so it grants and shows exactly what the base does).
 mkdir -p "$chart/files"
 cp manifests/base/aggregated-roles.yaml "$chart/files/"
+cp manifests/base/worker-admission.yaml "$chart/files/"
 cp manifests/monitoring/grafana-dashboard.json "$chart/files/"
 
 # Argo CD: the health checks, inlined into the argocd-cm patch.

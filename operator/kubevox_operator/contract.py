@@ -65,6 +65,11 @@ TERMINATION_LOG: Final = "/dev/termination-log"
 from the pod's ``state.terminated.message``."""
 REDIS_URL_ENV: Final = "REDIS_URL"
 EMBEDDING_API_KEY_ENV: Final = "KUBEVOX_EMBEDDING_API_KEY"
+INGEST_ALLOWED_CIDRS_ENV: Final = "KUBEVOX_INGEST_ALLOWED_CIDRS"
+"""The operator's allow list of internal networks URL sources may reach (operator flag
+``--ingest-allowed-cidrs``), passed to the ingestion Job in this variable."""
+INGEST_OOM_EXIT_CODE: Final = 137
+"""SIGKILL, what the kernel's OOM killer leaves: a rerun with the same sources would die again."""
 
 # --- Labels ------------------------------------------------------------------------------------
 MANAGED_BY: Final = "kubevox-operator"

@@ -8,7 +8,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, get_args
 
@@ -17,15 +17,20 @@ from pydantic import ValidationError
 from . import contract
 from .api import KnowledgeBase, VoiceAgent, secret_refs
 from .api.common import SecretKeySelector
+from .api.knowledgebase import stored_knowledge_base
 from .api.voiceagent import SIPTelephony
 from .builders import OperatorDefaults, build_agent_children, build_ingest_plan, content_hash
 from .builders.agent import AUTOSCALER_KINDS, OptionalKind, agent_selector
 from .builders.common import child_name, stable_hash
 from .builders.knowledge import parse_duration, run_id
+from .builders.network import EgressSettings, agent_egress, knowledge_egress
 from .cache import Cache
 from .diff import contains
+from .egress import Network
 from .kube import KINDS, ApiError, Kube
 from .metrics import RECONCILE_SECONDS, RECONCILES
+from .names import Claims, agent_claim, conflict_problem
+from .policy import HOLD_CHILDREN, AgentPolicy, agent_notices, agent_policy_problems
 from .sip import FINALIZER, LiveKitSIP, Owner, SIPError, desired_rule, desired_trunk
 from .status import (
     AgentObservation,
@@ -69,6 +74,14 @@ LISTED_KINDS = frozenset(
 once synced, a cache miss means the object does not exist, with no GET to make sure."""
 HASH_LABEL = "kubevox.dev/content-hash"
 RUN_LABEL = "kubevox.dev/ingest-run"
+
+
+def deleted_for(body: Obj) -> float:
+    """Seconds since the object's deletionTimestamp (0 when it has none)."""
+    stamp = (body.get("metadata") or {}).get("deletionTimestamp")
+    if not stamp:
+        return 0.0
+    return time.time() - datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
 
 
 def serves(crd: Obj | None, version: str) -> bool:
@@ -127,6 +140,45 @@ class Settings:
     """LiveKit has no watch: agents with telephony are compared with it this often."""
     waiting_poll_seconds: float = 1.0
     """How often LiveKit is asked for calls waiting for a worker (see waiting.py)."""
+    agent_policy: AgentPolicy = field(default_factory=AgentPolicy)
+    """What VoiceAgent authors may choose (images, ServiceAccounts)."""
+    egress: EgressSettings | None = None
+    """The default-deny egress NetworkPolicies' settings; None: the operator makes none."""
+    livekit_allowed: tuple[Network, ...] = ()
+    """Internal addresses the operator may still contact as a spec.livekit.url (egress.py)."""
+    sip_cleanup_timeout_seconds: float = 600.0
+    """How long a deleted VoiceAgent waits for LiveKit to remove its SIP objects before its
+    finalizer is released anyway (with an Event naming what may be left)."""
+
+
+class ChildProblem(Exception):
+    """A child the operator may not or cannot write: reported in its owner's status."""
+
+    expected = True
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def child_owner_uid(obj: Obj) -> str | None:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return refs[0].get("uid") if refs else None
+
+
+def trusted_job_pods(pods: list[Obj], job: Obj | None) -> list[Obj]:
+    """The pods the Job controller made for ``job``: a ``job-name`` label is anyone's to set,
+    a controller reference to the Job's uid is not given to pods it did not create."""
+    uid = ((job or {}).get("metadata") or {}).get("uid")
+    return [
+        p
+        for p in pods
+        if uid
+        and any(
+            r.get("uid") == uid and r.get("controller") and r.get("kind") == "Job"
+            for r in (p.get("metadata") or {}).get("ownerReferences") or []
+        )
+    ]
 
 
 class Controller:
@@ -153,12 +205,14 @@ class Controller:
         self._fresh: dict[Key, float] = {}  # when a CRD kind's object was last read (monotonic)
         self._resync_task: asyncio.Task[None] | None = None
         self._host = socket.gethostname()
+        self.claims = Claims()  # LiveKit agent names, to report two agents sharing one
         self.waiting = WaitingPoll(
             self.cache,
             self._livekit_credentials,
             lambda key: self.queue.add(("VoiceAgent", *key)),
             contract.LABEL_VOICE_AGENT,
             settings.waiting_poll_seconds,
+            settings.livekit_allowed,
         )
         self._waiting_task: asyncio.Task[None] | None = None
 
@@ -230,6 +284,10 @@ class Controller:
             self.cache.put(kind, obj)
             if kind not in LISTED_KINDS:
                 self._fresh[key] = time.monotonic()
+        if kind == "VoiceAgent":
+            claim = None if event_type == "DELETED" else agent_claim(obj)
+            for other in self.claims.update(key, claim):
+                self.queue.add(("VoiceAgent", other[1], other[2]))
         if kind in ("VoiceAgent", "KnowledgeBase"):
             st = obj.get("status") or {}
             # A spec nobody has reconciled yet goes first: someone is waiting for it.
@@ -366,6 +424,19 @@ class Controller:
                 self.cache.delete(*key)
             else:
                 self.cache.put(kind, live)
+        if live is None and kind in LISTED_KINDS:
+            # The watches see only objects with the operator's label: a namesake without it is
+            # invisible to the cache, and a forced apply would take it over.
+            live = await self.api.get(*key)
+        owner_uid = child_owner_uid(obj)
+        if live is not None and not owned_by(live, owner_uid):
+            raise ChildProblem(
+                Problem(
+                    "ChildConflict",
+                    f"{kind} {key[1]}/{key[2]} exists and is not this object's (no owner "
+                    "reference to it): left untouched; delete or rename it",
+                )
+            )
         if live is not None and contains(live, obj):
             return False
         digest = stable_hash(obj)
@@ -374,7 +445,15 @@ class Controller:
             live["metadata"].get("resourceVersion"),
         ):
             return False  # our own last apply, which the server normalised differently
-        result = await self.api.apply(obj)
+        try:
+            result = await self.api.apply(obj)
+        except ApiError as exc:
+            if exc.status not in (400, 422):
+                raise
+            log.warning("%s %s/%s rejected: %s", kind, key[1], key[2], exc.message)
+            raise ChildProblem(
+                Problem("ChildRejected", f"{kind} {key[1]}/{key[2]}: {exc.message}")
+            ) from None
         self._remember(kind, result)
         if kind not in LISTED_KINDS:
             self._fresh[key] = now
@@ -504,7 +583,7 @@ class Controller:
                     Problem("KnowledgeBaseMissing", f"KnowledgeBase {ns}/{ref.name} not found")
                 )
                 continue
-            kb = KnowledgeBase.model_validate(kb_body)
+            kb, _ = stored_knowledge_base(kb_body)
             kbs[ref.name] = kb
             secrets.append(kb.spec.store.redis_url_secret_ref)
             if kb.spec.embedding.credentials is not None:
@@ -541,11 +620,31 @@ class Controller:
                 if problem.reason == "SecretMissing":
                     missing.add(sref.name)
 
+        # A restricted image or ServiceAccount: nothing is written, the running pods stay.
+        blocking += agent_policy_problems(agent, self.settings.agent_policy, self.defaults.image)
         digest: str | None = (body.get("status") or {}).get("configHash")
         wrote = False
+        refused: list[Problem] = []  # children the operator may not or cannot write
         no_autoscaler: Problem | None = None
-        if not any(p.reason == "KnowledgeBaseMissing" for p in blocking):
-            children = build_agent_children(agent, body, kbs, self.defaults)
+        children = None
+        if not any(p.reason in HOLD_CHILDREN | {"KnowledgeBaseMissing"} for p in blocking):
+            try:
+                children = build_agent_children(agent, body, kbs, self.defaults)
+            except ValidationError as exc:  # e.g. a name too long for the runtime config
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                refused.append(
+                    Problem(
+                        "ChildRejected",
+                        f"the workers' configuration cannot be built: {where}: {err['msg']}",
+                    )
+                )
+        if children is not None:
+            # The egress policy first: new worker pods start restricted.
+            applied, refused = await self._ensure_all(
+                agent_egress(agent, body, kbs, read, self.settings.egress)
+            )
+            wrote |= applied
             digest = children.config_hash
             no_autoscaler = autoscaler_unavailable(
                 agent.spec.scaling.autoscaler, children.autoscaler_missing
@@ -554,8 +653,9 @@ class Controller:
             # at once (and KEDA's webhook refuses a ScaledObject while an HPA targets it).
             wrote |= await self._remove_other_autoscaler(agent, body)
             # Independent objects: applied concurrently (the pod waits for its ConfigMap anyway).
-            results = await asyncio.gather(*(self.ensure(o) for o in children.objects))
-            wrote |= any(results)
+            applied, problems = await self._ensure_all(children.objects)
+            wrote |= applied
+            refused += problems
         telephony: TelephonyObservation | None = None
         sip = agent.spec.telephony.sip if agent.spec.telephony else None
         if sip is not None:
@@ -570,6 +670,9 @@ class Controller:
                     prev.get("sipTrunkId"), prev.get("sipDispatchRuleId"), problem
                 )
             wrote |= problem is None
+        conflict = conflict_problem(
+            agent.effective_agent_name, agent.spec.livekit.url, self.claims.others(key)
+        )
         child = child_name(name)  # the Deployment's and the autoscaler's name
         selector = agent_selector(agent)
         pods = [
@@ -594,17 +697,28 @@ class Controller:
                 telephony=telephony,
                 scales_to_zero=agent.spec.scaling.scales_to_zero,
                 waiting_calls=self.waiting.counts.get((ns, name)),
+                notices=[*agent_notices(agent), *refused, *([conflict] if conflict else [])],
             )
         )
         old = body.get("status") or {}
         wrote |= await self.write_status("VoiceAgent", body, status)
         self._transitions(body, old, status, "AgentReady")
-        if blocking or (telephony is not None and telephony.problem is not None):
-            # Secrets and LiveKit are not watched: look again, later and later.
+        if blocking or refused or (telephony is not None and telephony.problem is not None):
+            # Secrets, LiveKit and others' objects are not watched: look again, later and later.
             return self.queue.backoff(key), "blocked"
         self.queue.reset(key)
         again = self.settings.sip_poll_seconds if telephony is not None else None
         return again, "changed" if wrote else "unchanged"
+
+    async def _ensure_all(self, objects: list[Obj]) -> tuple[bool, list[Problem]]:
+        """Applies independent children concurrently: whether any was written, and the
+        problems of those refused (the others are still applied)."""
+        results = await asyncio.gather(*(self.ensure(o) for o in objects), return_exceptions=True)
+        problems = [r.problem for r in results if isinstance(r, ChildProblem)]
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, ChildProblem):
+                raise r
+        return any(r is True for r in results), problems
 
     async def _remove_other_autoscaler(self, agent: VoiceAgent, body: Obj) -> bool:
         """Deletes the agent's autoscaler of the kind spec.scaling.autoscaler does not name, if
@@ -676,7 +790,7 @@ class Controller:
         owner = Owner(ns, name, meta.get("uid", ""))
         agent_name = agent.effective_agent_name
         try:
-            async with LiveKitSIP(*creds) as lk:
+            async with LiveKitSIP(*creds, self.settings.livekit_allowed) as lk:
                 result = await lk.sync(
                     owner,
                     desired_trunk(owner, sip, auth),
@@ -731,7 +845,7 @@ class Controller:
             )
         else:
             try:
-                async with LiveKitSIP(*creds) as lk:
+                async with LiveKitSIP(*creds, self.settings.livekit_allowed) as lk:
                     gone = await lk.remove(Owner(ns, name, meta.get("uid", "")))
             except SIPError as exc:
                 log.warning(
@@ -752,10 +866,31 @@ class Controller:
             agent: VoiceAgent | None = VoiceAgent.model_validate(body)
         except ValidationError:
             agent = None  # admission rejects such specs; use remembered credentials if any
-        if await self._remove_sip(agent, body) is not None:
-            return self.queue.backoff(key), "blocked"
+        problem = await self._remove_sip(agent, body)
+        if problem is not None:
+            left = self.settings.sip_cleanup_timeout_seconds - deleted_for(body)
+            if left > 0:
+                return min(self.queue.backoff(key), left), "blocked"
+            await self._abandon_sip(body, problem)
         self.queue.forget(key)
         return None, "deleted"
+
+    async def _abandon_sip(self, body: Obj, problem: Problem) -> None:
+        """LiveKit stayed out of reach for the whole wait: the VoiceAgent (and its namespace)
+        may go, and the Event and the log say what may be left there."""
+        meta, st = body["metadata"], body.get("status") or {}
+        message = (
+            f"LiveKit did not answer for {self.settings.sip_cleanup_timeout_seconds:g}s after "
+            f"deletion ({problem.message}); finalizer released: SIP trunk "
+            f"{st.get('sipTrunkId') or '(id unknown)'} and dispatch rule "
+            f"{st.get('sipDispatchRuleId') or '(id unknown)'} (named "
+            f"kubevox/{meta['namespace']}/{meta['name']}) may be left in LiveKit; delete them "
+            "there"
+        )
+        log.warning("VoiceAgent %s/%s: %s", meta["namespace"], meta["name"], message)
+        await self._post_event(body, "Warning", "SIPCleanupAbandoned", message)
+        await self._set_finalizer(body, add=False)
+        self._livekit.pop((meta["namespace"], meta["name"]), None)
 
     async def _set_finalizer(self, body: Obj, *, add: bool) -> Obj:
         """Adds or removes the SIP finalizer by a conditional JSON patch (a concurrent change
@@ -862,11 +997,14 @@ class Controller:
     async def _reconcile_knowledge_base(self, key: Key, body: Obj) -> tuple[float | None, str]:
         _, ns, name = key
         try:
-            kb = KnowledgeBase.model_validate(body)
+            kb, note = stored_knowledge_base(body)
         except ValidationError as exc:
             log.warning("KnowledgeBase %s/%s does not parse: %s", ns, name, exc)
             return None, "invalid"
         prev: Obj = body.get("status") or {}
+        if note and prev.get("observedGeneration") != body["metadata"].get("generation"):
+            log.warning("KnowledgeBase %s/%s: %s", ns, name, note)
+            self.event(body, "Warning", "RefreshIntervalRaised", note)  # once per generation
         cms, secrets, blocking = await self._sources(kb, ns)
         digest: str | None = None
         job: Obj | None = None
@@ -877,19 +1015,36 @@ class Controller:
             digest = content_hash(kb, cms, secrets)
             job_name, run, again = self._choose_run(kb, prev, digest, ns)
             if run is not None:  # a run for this content is wanted: make sure it exists
-                plan = build_ingest_plan(kb, body, digest, run, self.defaults.image)
+                plan = build_ingest_plan(
+                    kb, body, digest, run, self.defaults.image, self.defaults.ingest_allowed_cidrs
+                )
                 job_name = plan.job["metadata"]["name"]
-                wrote |= await self.ensure(plan.config_map)
-                job = self.cache.get("Job", ns, job_name) or await self.api.get("Job", ns, job_name)
-                if job is None:
-                    wrote |= await self.ensure(plan.job)
-                    job = self.cache.get("Job", ns, job_name)
-                else:
-                    self.cache.put("Job", job)
+                try:
+                    redis = await self._secret(ns, kb.spec.store.redis_url_secret_ref.name)
+                    for policy in knowledge_egress(kb, body, redis, self.settings.egress):
+                        wrote |= await self.ensure(policy)  # before the Job's pods start
+                    wrote |= await self.ensure(plan.config_map)
+                    job = self.cache.get("Job", ns, job_name) or await self.api.get(
+                        "Job", ns, job_name
+                    )
+                    if job is None:
+                        wrote |= await self.ensure(plan.job)
+                        job = self.cache.get("Job", ns, job_name)
+                    elif not owned_by(job, body["metadata"].get("uid")):
+                        raise ChildProblem(
+                            Problem("ChildConflict", f"Job {ns}/{job_name} is not this object's")
+                        )
+                    else:
+                        self.cache.put("Job", job)
+                except ChildProblem as exc:
+                    blocking.append(exc.problem)
+                    job = None
             elif job_name:
                 job = self.cache.get("Job", ns, job_name)
         pods = (
-            [p for p in self.cache.with_label("Pod", ns, "job-name", job_name)] if job_name else []
+            trusted_job_pods(self.cache.with_label("Pod", ns, "job-name", job_name), job)
+            if job_name
+            else []
         )
         obs = KnowledgeObservation(
             generation=body["metadata"].get("generation", 0),

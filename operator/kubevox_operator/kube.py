@@ -58,6 +58,7 @@ KINDS: dict[str, Kind] = {
     "ServiceMonitor": Kind("monitoring.coreos.com/v1", "servicemonitors"),
     "ScaledObject": Kind("keda.sh/v1alpha1", "scaledobjects"),
     "Job": Kind("batch/v1", "jobs"),
+    "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     "VoiceAgent": Kind("kubevox.dev/v1alpha1", "voiceagents"),
     "KnowledgeBase": Kind("kubevox.dev/v1alpha1", "knowledgebases"),
 }

@@ -19,6 +19,7 @@ from livekit.api import ServerError
 
 from . import contract
 from .api.voiceagent import SIPTelephony
+from .egress import AddressRefused
 from .livekit_client import NETWORK, LiveKitClient
 from .status import Problem
 
@@ -166,7 +167,14 @@ class SIPError(Exception):
         self.problem = problem
 
 
+def refused_problem(url: str, why: str) -> Problem:
+    return Problem("LiveKitAddressRefused", f"spec.livekit.url {url}: {why}")
+
+
 def as_problem(exc: BaseException, url: str) -> Problem:
+    cause = getattr(exc, "os_error", None) or exc  # aiohttp wraps its resolver's error
+    if isinstance(cause, AddressRefused):
+        return refused_problem(url, str(cause))
     if isinstance(exc, ServerError):
         status = exc.status
         if status in (401, 403):
@@ -196,6 +204,9 @@ class SyncResult:
 
 class LiveKitSIP(LiveKitClient):
     """The SIP API of one LiveKit server (one HTTP session; use as an async context manager)."""
+
+    def refused(self, why: str) -> Exception:
+        return SIPError(refused_problem(self.url, why))
 
     async def _call(self, coro: Awaitable[R]) -> R:
         try:

@@ -199,6 +199,9 @@ class AgentObservation:
     """minReplicas 0 with KEDA: no worker running is the idle state, not an outage."""
     waiting_calls: int | None = None
     """Callers no worker has taken yet (waiting.py); None where the operator does not look."""
+    notices: list[Problem] = field(default_factory=list)
+    """Degraded, not blocking: the agent runs, with less than it should (an agent policy
+    notice, an agent name another agent claims, a child the API server rejects)."""
 
 
 def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None:
@@ -222,7 +225,7 @@ def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None
 def agent_status(o: AgentObservation) -> Obj:
     prev = o.previous.get("conditions", []) or []
     roll = rollout_state(o.deployment)
-    degraded = list(o.blocking)
+    degraded = [*o.blocking, *o.notices]
     if roll.failure:
         degraded.append(roll.failure)
     for problem in (o.autoscaler_unavailable, autoscaler_problem(o.autoscaler)):
@@ -305,6 +308,11 @@ def terminated(pod: Obj) -> Obj | None:
             if state:
                 return dict(state)
     return None
+
+
+def out_of_memory(pods: list[Obj]) -> bool:
+    """Whether the kernel killed an ingestion container for exceeding its memory limit."""
+    return any((terminated(p) or {}).get("reason") == "OOMKilled" for p in pods)
 
 
 def job_result(pods: list[Obj]) -> Obj | None:
@@ -430,12 +438,22 @@ def knowledge_status(o: KnowledgeObservation) -> Obj:
         else:
             res = result or {}
             msg = str(res.get("message") or job_msg or "the ingestion Job failed")
+            # The ingest command may name the cause (IndexOwnedByOther), else a generic one.
+            reason = str(res.get("reason") or "IngestionFailed")
+            if out_of_memory(o.pods):
+                # The termination message is then the log's tail, not a result: say what happened.
+                res, reason = {}, "IngestionOutOfMemory"
+                msg = (
+                    f"ingestion Job {o.job_name} ran out of memory and was not retried: the "
+                    "sources are too large for one run; lower spec.limits.maxSourceBytes or split "
+                    "the sources over several KnowledgeBases"
+                )
             phase = "Failed"
             indexing = (False, "JobFailed", f"ingestion Job {o.job_name} failed")
-            failed = (True, "IngestionFailed", msg)
+            failed = (True, reason, msg)
             ready = (
                 has_index,
-                "PreviousIndexServing" if has_index else "IngestionFailed",
+                "PreviousIndexServing" if has_index else reason,
                 f"latest ingestion failed ({msg}); the previous index serves" if has_index else msg,
             )
             out["sourceErrors"] = res.get("sourceErrors", out["sourceErrors"])

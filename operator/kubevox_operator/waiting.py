@@ -28,7 +28,7 @@ from livekit.api import ServerError
 
 from .contract import AGENT_NAME_ATTRIBUTE
 from .livekit_client import NETWORK, LiveKitClient
-from .sip import as_problem
+from .sip import as_problem, refused_problem
 
 GRACE_SECONDS = 2.0
 """A dispatch seen without its agent for less than this may still be on its way to a worker
@@ -144,6 +144,9 @@ class WaitingError(Exception):
 
 class LiveKitRooms(LiveKitClient):
     """The thin I/O layer: list rooms and their dispatches, and redispatch."""
+
+    def refused(self, why: str) -> Exception:
+        return WaitingError(refused_problem(self.url, why).message)
 
     async def jobless(
         self, agent_names: Collection[str], book: WaitingBook, now: float

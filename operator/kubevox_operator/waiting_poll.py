@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from . import contract
 from .api import VoiceAgent
 from .cache import Cache
+from .egress import Network
 from .metrics import WAITING_CALLS
 from .status import Problem
 from .waiting import LiveKitRooms, WaitingBook, WaitingError
@@ -78,12 +79,15 @@ class WaitingPoll:
         changed: Callable[[AgentKey], None],
         pod_label: str,
         period: float,
+        allowed: Sequence[Network] = (),
     ) -> None:
         self._cache = cache
         self._credentials = credentials
         self._changed = changed
         self._pod_label = pod_label
         self.period = period
+        self._allowed = allowed
+        """The operator's allow list for LiveKit addresses (egress.py), as for SIP."""
         self.counts: dict[AgentKey, int] = {}
         """Waiting calls per polled agent (absent: not polled)."""
         self._books: dict[Credentials, WaitingBook] = {}
@@ -145,7 +149,7 @@ class WaitingPoll:
         for creds, agents in groups.items():
             book = self._books.setdefault(creds, WaitingBook())
             try:
-                async with LiveKitRooms(*creds) as lk:
+                async with LiveKitRooms(*creds, self._allowed) as lk:
                     now = time.monotonic()
                     waiting, due = book.update(await lk.jobless(agents, book, now), now)
                     for call in waiting:

@@ -150,6 +150,14 @@ BAD_CASES = [
         spec__turnDetection={"minEndpointingDelaySeconds": 4, "maxEndpointingDelaySeconds": 1},
     ),
     va("open-sip-trunk", "spec.telephony.sip.allowedAddresses", spec__telephony={"sip": SIP_OPEN}),
+    *(
+        va(
+            f"sip-allows-{cidr.replace('/', '-').replace(':', '_')}",
+            "spec.telephony.sip.allowedAddresses",
+            spec__telephony={"sip": {**SIP_OPEN, "allowedAddresses": ["203.0.113.7", cidr]}},
+        )
+        for cidr in ("0.0.0.0/0", "::/0", "10.0.0.0/7", "2001:db8::/16")
+    ),
     va(
         "sip-number-not-e164",
         "spec.telephony.sip.phoneNumbers[0]",
@@ -227,6 +235,9 @@ BAD_CASES = [
     ),
     kb("missing-store", "spec.store", spec__store=_DELETE),
     kb("refresh-interval-not-duration", "spec.refreshInterval", spec__refreshInterval="tomorrow"),
+    kb("refresh-interval-under-a-minute", "spec.refreshInterval", spec__refreshInterval="30s"),
+    kb("refresh-interval-59.5s", "spec.refreshInterval", spec__refreshInterval="59.5s"),
+    kb("refresh-interval-zero", "spec.refreshInterval", spec__refreshInterval="0m"),
     kb(
         "configmap-name-not-dns",
         "spec.sources[0].configMap.name",

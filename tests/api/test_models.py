@@ -13,10 +13,11 @@ from kubevox_operator.api import (
     KnowledgeBase,
     VoiceAgent,
     credential_env,
+    default_agent_name,
     render_runtime_config,
     secret_refs,
 )
-from kubevox_operator.api.knowledgebase import LOCAL_EMBEDDING_MODELS
+from kubevox_operator.api.knowledgebase import LOCAL_EMBEDDING_MODELS, stored_knowledge_base
 from pydantic import ValidationError
 
 from .cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
@@ -46,7 +47,23 @@ def test_defaults_fill_in() -> None:
     assert agent.spec.scaling.max_calls_per_pod >= agent.spec.scaling.target_calls_per_pod
     assert agent.spec.turn_detection.mode == "model"
     assert agent.spec.resources.requests.cpu == "1"
-    assert agent.effective_agent_name == "case"
+    ns = agent.metadata.get("namespace") or "default"
+    assert agent.effective_agent_name == f"{ns}.case"  # unique across namespaces
+
+
+def test_default_agent_names_are_unique_stable_and_short() -> None:
+    # The hyphen-joined form would name both of these "team-a-support".
+    assert default_agent_name("team-a", "support") == "team-a.support"
+    assert default_agent_name("team", "a-support") == "team.a-support"
+    long_ns, long_name = "n" * 63, "support." + "x" * 200
+    long = default_agent_name(long_ns, long_name)
+    assert len(long) == 63
+    assert long == default_agent_name(long_ns, long_name)  # stable
+    assert long != default_agent_name(long_ns, long_name + "y")  # cut, yet still unique
+    explicit = VoiceAgent.model_validate(
+        {**VOICE_AGENT, "spec": {**VOICE_AGENT["spec"], "agentName": "front-desk"}}
+    )
+    assert explicit.effective_agent_name == "front-desk"
 
 
 @pytest.mark.parametrize("case", BAD_CASES, ids=lambda c: c.id)
@@ -74,7 +91,7 @@ def test_runtime_config_round_trips_without_secrets() -> None:
     config = render_runtime_config(agent, {"support-docs": kb})
     text = config.model_dump_json(by_alias=True)
     assert AgentRuntimeConfig.model_validate_json(text) == config
-    assert config.knowledge_bases[0].index_name == "kb-clinic-support-docs"
+    assert config.knowledge_bases[0].index_name == "kb_clinic_support-docs"
     assert config.knowledge_bases[0].redis_url_env == "KUBEVOX_KB_0_REDIS_URL"
     # Only references to Secrets, never a value: the config names keys, not contents.
     assert {r.name for r in secret_refs(agent.spec)} == {"livekit-credentials", "voice-providers"}
@@ -85,7 +102,29 @@ def test_knowledge_base_defaults() -> None:
     kb = KnowledgeBase.model_validate(KNOWLEDGE_BASE)
     assert kb.spec.chunking.size_tokens > kb.spec.chunking.overlap_tokens
     assert kb.spec.embedding.provider == "local"
-    assert kb.index_name == "kb-default-case"
+    assert kb.index_name == "kb_default_case"
+
+
+@pytest.mark.parametrize("interval", ["1m", "60s", "0.5h1s", "6h"])
+def test_refresh_interval_of_a_minute_or_more_is_accepted(interval: str) -> None:
+    doc = copy.deepcopy(KNOWLEDGE_BASE)
+    doc["spec"]["refreshInterval"] = interval
+    assert KnowledgeBase.model_validate(doc).spec.refresh_interval == interval
+    assert stored_knowledge_base(doc) == (KnowledgeBase.model_validate(doc), None)
+
+
+def test_stored_knowledge_base_from_before_the_minimum_runs_every_minute() -> None:
+    """An object the API server admitted before the one-minute minimum still parses in the
+    operator, refreshed every minute, with a note for its Event; the body is left as it was."""
+    doc = copy.deepcopy(KNOWLEDGE_BASE)
+    doc["spec"]["refreshInterval"] = "10s"
+    with pytest.raises(ValidationError, match="refreshInterval must be at least 1m"):
+        KnowledgeBase.model_validate(doc)
+    kb, note = stored_knowledge_base(doc)
+    assert kb.spec.refresh_interval == "1m"
+    assert note is not None
+    assert "spec.refreshInterval 10s is below the minimum of 1m" in note
+    assert doc["spec"]["refreshInterval"] == "10s"
 
 
 @pytest.mark.parametrize("model", [None, *LOCAL_EMBEDDING_MODELS])

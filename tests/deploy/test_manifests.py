@@ -178,6 +178,28 @@ def test_helm_prometheus_url_reaches_the_operator(monkeypatch: pytest.MonkeyPatc
     assert parse_args(container["args"]).prometheus_url == url
 
 
+def test_helm_ingestion_allowed_cidrs_reach_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ingestion.allowedCIDRs becomes the operator's allow list for URL sources (unset: none,
+    every internal address is refused)."""
+    monkeypatch.delenv("KUBEVOX_INGEST_ALLOWED_CIDRS", raising=False)
+    default = _operator(helm_template([]))["spec"]["template"]["spec"]["containers"][0]
+    assert "KUBEVOX_INGEST_ALLOWED_CIDRS" not in {e["name"] for e in default["env"]}
+    assert parse_args(default["args"]).ingest_allowed_cidrs == ""
+    text = helm_template([], "--set", "ingestion.allowedCIDRs={10.20.0.0/16,192.168.7.1/32}")
+    container = _operator(text)["spec"]["template"]["spec"]["containers"][0]
+    for e in container["env"]:
+        monkeypatch.setenv(e["name"], e.get("value") or "")
+    assert parse_args(container["args"]).ingest_allowed_cidrs == "10.20.0.0/16,192.168.7.1/32"
+
+
+def test_helm_livekit_allowed_cidrs_reach_the_operator() -> None:
+    """livekit.allowedCIDRs becomes --livekit-allowed-cidrs (unset: no flag, nothing internal)."""
+    text = helm_template([], "--set", "livekit.allowedCIDRs={10.96.0.0/12,10.244.0.0/16}")
+    args = _operator(text)["spec"]["template"]["spec"]["containers"][0]["args"]
+    allowed = parse_args(args).livekit_allowed_cidrs
+    assert [str(n) for n in allowed] == ["10.96.0.0/12", "10.244.0.0/16"]
+
+
 def test_helm_watch_namespaces_mode() -> None:
     """Watching some namespaces: one --namespace flag, KopfPeering and peering Role each."""
     objs = by_key(helm_template([], "--set", "watchNamespaces={voice,support}"))

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubevox_operator.api import VoiceAgent
 from kubevox_operator.builders.agent import scaled_object
+from kubevox_operator.builders.network import EgressSettings, agent_egress
 
 from ..api.cases import VOICE_AGENT
 from .tools import MANIFESTS
@@ -48,6 +49,7 @@ ALLOWED = [
             "servicemonitors.monitoring.coreos.com",
             "scaledobjects.keda.sh",
             "jobs.batch",
+            "networkpolicies.networking.k8s.io",
         )
         for verb in ("create", "patch", "get")
     ],
@@ -64,6 +66,7 @@ ALLOWED = [
             "servicemonitors.monitoring.coreos.com",
             "scaledobjects.keda.sh",
             "jobs.batch",
+            "networkpolicies.networking.k8s.io",
             "pods",
         )
         for verb in ("list", "watch")
@@ -124,6 +127,10 @@ DENIED = [
     ("patch", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("delete", "servicemonitors.monitoring.coreos.com", "clinic"),
+    ("delete", "networkpolicies.networking.k8s.io", "clinic"),
+    # Its own admission policy is the installer's business.
+    ("patch", "validatingadmissionpolicies.admissionregistration.k8s.io", ""),
+    ("delete", "validatingadmissionpolicybindings.admissionregistration.k8s.io", ""),
     ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io", ""),
     ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", ""),
     ("update", "leases.coordination.k8s.io", "kube-system"),
@@ -287,6 +294,31 @@ OPERATOR_WRITES = [
             "metadata": {"name": "rbac-test", "uid": "00000000-0000-0000-0000-000000000001"},
         },
         "http://prometheus-operated.monitoring.svc:9090",
+    ),
+    # The operator's default-deny egress policies, as built (IPv4 and IPv6 blocks, in-cluster
+    # peers, port ranges), checked by the real API server's validation.
+    *agent_egress(
+        VoiceAgent.model_validate(
+            {
+                **VOICE_AGENT,
+                "metadata": {"name": "rbac-test", "namespace": "clinic"},
+                "spec": {
+                    **VOICE_AGENT["spec"],
+                    "livekit": {
+                        "url": "wss://lk.example.com",
+                        "credentialsSecretRef": {"name": "livekit"},
+                    },
+                },
+            }
+        ),
+        {
+            "apiVersion": "kubevox.dev/v1alpha1",
+            "kind": "VoiceAgent",
+            "metadata": {"name": "rbac-test", "uid": "00000000-0000-0000-0000-000000000001"},
+        },
+        {},
+        {},
+        EgressSettings(api_server_cidrs=("10.0.0.1/32",)),
     ),
     _obj(
         "PodDisruptionBudget",

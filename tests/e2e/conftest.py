@@ -5,6 +5,7 @@ context they receive, and real `kubevox-agent start` workers."""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,12 @@ from kubevox_devenv.knowledge import ingest_manifest
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
-from kubevox_operator.api import KnowledgeBase, VoiceAgent, render_runtime_config
+from kubevox_operator.api import (
+    KnowledgeBase,
+    VoiceAgent,
+    default_agent_name,
+    render_runtime_config,
+)
 
 from agent_runtime.caller import CallOptions
 from agent_runtime.grounding_guard import best_sentence
@@ -25,7 +31,19 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "manifests" / "samples" / "offline-agent.yaml"
-CONTEXT_MARKER = "excerpts from the knowledge base"
+_FENCE = re.compile(r"<(reference-data-[0-9a-f]+)>\n(.*?)\n</\1>", re.S)
+CALLER_SAID = "The caller said: "
+
+
+def grounded_turn(body: dict[str, Any]) -> tuple[str, list[str]]:
+    """The caller's last words and the knowledge kubevox gave the model with them: fenced
+    inside that caller message (knowledge is data, never system text)."""
+    messages = body.get("messages", [])
+    last = next((str(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
+    fenced = _FENCE.search(last)
+    if fenced is None:
+        return last, []
+    return last.rsplit(CALLER_SAID, 1)[-1], [fenced.group(2)]
 
 
 def sample_docs() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -60,13 +78,7 @@ def clinic_kb(
 def answer_from_context(body: dict[str, Any]) -> Reply:
     """A scripted LLM that answers with the knowledge-base sentence closest to the caller's
     question, found in the context kubevox injected (and says so when there is none)."""
-    messages = body.get("messages", [])
-    question = next((str(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
-    context = [
-        str(m["content"])
-        for m in messages
-        if m["role"] == "system" and CONTEXT_MARKER in str(m["content"])
-    ]
+    question, context = grounded_turn(body)
     answer = best_sentence(question, context) if context else None
     return Reply(text=answer or "I'm sorry, I have no information about that.")
 
@@ -112,7 +124,9 @@ def start_worker(
     return AgentWorker(config, env, log).start()
 
 
-def call_options(livekit: LiveKitServer, agent_name: str = "offline") -> CallOptions:
+def call_options(
+    livekit: LiveKitServer, agent_name: str = default_agent_name("e2e", "offline")
+) -> CallOptions:
     return CallOptions(
         url=livekit.url,
         api_key=livekit.api_key,

@@ -20,7 +20,13 @@ from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
 from tests.runtime.servers.openai_server import OpenAIServer, Reply
 
-from .conftest import CONTEXT_MARKER, answer_from_context, call_options, start_worker, write_config
+from .conftest import (
+    answer_from_context,
+    call_options,
+    grounded_turn,
+    start_worker,
+    write_config,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.voice]
 
@@ -92,13 +98,14 @@ async def test_a_caller_hears_the_grounded_answer(
         if "pharmacy" in str(r.body["messages"][-2:]).lower()
     ]
     assert asked, "the caller's question never reached the language model"
-    context = [
-        m["content"]
-        for m in asked[-1]["messages"]
-        if m["role"] == "system" and CONTEXT_MARKER in m["content"]
-    ]
-    assert context
+    _, context = grounded_turn(asked[-1])
+    assert context, "no knowledge in the caller's message"
     assert "Saturdays at 9 am" in context[0]
+    assert all(
+        "Saturdays at 9 am" not in str(m["content"])
+        for m in asked[-1]["messages"]
+        if m["role"] == "system"
+    )
 
 
 async def test_fallback_takes_over_then_all_fail_and_the_caller_hears_an_apology(
@@ -146,6 +153,9 @@ async def test_capacity_spills_to_a_second_worker_and_drain_spares_live_calls(
             "targetCallsPerPod": 1,
             "maxCallsPerPod": capacity,
         },
+        # The held calls stay silent while the second worker starts (minutes on a busy
+        # machine): a silent caller would be hung up on (tests/e2e/test_silence.py).
+        silenceTimeoutSeconds=3600,
     )
     options = call_options(livekit, "capacity")
     first = start_worker(workdir, config, livekit, redis_server)
@@ -195,9 +205,10 @@ async def test_a_second_dispatch_of_a_call_leaves_it_to_the_worker_that_joined_f
         assert (await call.start()).greeting, "the call was not answered"
         _wait_until("the call counted", lambda: worker.active_calls() == 1)
         async with api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk:
-            await lk.agent_dispatch.create_dispatch(
-                api.CreateAgentDispatchRequest(agent_name="offline", room=call.room_name)
+            again = api.CreateAgentDispatchRequest(
+                agent_name=call.options.agent_name, room=call.room_name
             )
+            await lk.agent_dispatch.create_dispatch(again)
             _wait_until(
                 "the second job to leave",
                 lambda: "another worker serves this call" in worker.log.read_text(),

@@ -87,20 +87,22 @@ class CuttableProxy:
         self._writers.discard(up_w)
 
 
-def pdf_with_text(lines: list[str]) -> bytes:
-    """A one-page PDF whose text layer holds ``lines`` (Helvetica), built by hand."""
+def pdf_with_text(lines: list[str], content: bytes | None = None, filters: bytes = b"") -> bytes:
+    """A one-page PDF whose text layer holds ``lines`` (Helvetica), built by hand; ``content``
+    replaces the page's content stream (encoded with ``filters``, e.g. ``/FlateDecode``)."""
     ops = ["BT", "/F1 12 Tf", "72 720 Td", "14 TL"]
     for line in lines:
         esc = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
         ops.append(f"({esc}) Tj T*")
     ops.append("ET")
-    stream = "\n".join(ops).encode()
+    stream = "\n".join(ops).encode() if content is None else content
+    filter_entry = b" /Filter " + filters if filters else b""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
         b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Length %d%s >>\nstream\n" % (len(stream), filter_entry) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = io.BytesIO()
@@ -127,3 +129,19 @@ def pdf_without_text() -> bytes:
     buf = io.BytesIO()
     w.write(buf)
     return buf.getvalue()
+
+
+def pdf_bomb(expanded_bytes: int = 200 * 1024 * 1024) -> bytes:
+    """A PDF of about 200 KB whose page content inflates (FlateDecode) to ``expanded_bytes``."""
+    import zlib
+
+    packer = zlib.compressobj(9)
+    block = b" " * (1024 * 1024)
+    parts = [packer.compress(block) for _ in range(expanded_bytes // len(block))]
+    return pdf_with_text([], content=b"".join(parts) + packer.flush(), filters=b"/FlateDecode")
+
+
+def pdf_with_broken_trailer() -> bytes:
+    """A PDF whose trailer is a number instead of a dictionary: pypdf raises AttributeError,
+    outside its own error classes."""
+    return pdf_with_text(["The pool opens at 6 am."]).replace(b"trailer\n<<", b"trailer\n6<", 1)

@@ -3,6 +3,7 @@ version keeps answering."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,26 @@ import redis.asyncio as aioredis
 from kubevox_devenv.redis import free_port
 
 from agent_runtime.knowledge import LocalEmbedder, Retriever, connect, ingest
+from agent_runtime.knowledge.ingest import read_documents
+from agent_runtime.knowledge.netguard import AddressPolicy, parse_cidrs
 from agent_runtime.knowledge.store import key_prefix, versions_key
 
-from .helpers import CuttableProxy, make_kb, pdf_with_text, pdf_without_text
+from .helpers import (
+    CuttableProxy,
+    make_kb,
+    pdf_bomb,
+    pdf_with_broken_trailer,
+    pdf_with_text,
+    pdf_without_text,
+)
 
 pytestmark = pytest.mark.redis
 
 GOOD = {"name": "checkin", "inline": "Check-in starts at 3 pm at the front desk."}
 LIMITS = {"maxSourceBytes": 4096, "fetchTimeoutSeconds": 1}
+# The test HTTP server listens on loopback, which URL sources may reach only when the operator's
+# allow list says so (see test_ssrf.py).
+LOOPBACK = AddressPolicy(parse_cidrs("127.0.0.0/8"))
 
 
 def mount(root: Path, kind: str, name: str, files: dict[str, bytes]) -> None:
@@ -68,7 +81,11 @@ async def test_bad_source_is_named_and_old_version_keeps_answering(
     fill = {"dead": free_port(), "http": http_base}
     bad = {k: (v.format(**fill) if isinstance(v, str) else v) for k, v in spec.items()}
     result = await ingest(
-        make_kb(index_name, [GOOD, bad], limits=LIMITS), client, embedder, sources_dir=tmp_path
+        make_kb(index_name, [GOOD, bad], limits=LIMITS),
+        client,
+        embedder,
+        sources_dir=tmp_path,
+        policy=LOOPBACK,
     )
     assert not result.ok
     assert [e.source.split("/")[0] for e in result.source_errors] == ["menu"]
@@ -87,7 +104,9 @@ async def test_partial_ingestion_indexes_the_good_sources_when_allowed(
     client: aioredis.Redis, embedder: LocalEmbedder, index_name: str
 ) -> None:
     bad = {"name": "menu", "url": f"http://127.0.0.1:{free_port()}/menu"}
-    result = await ingest(make_kb(index_name, [GOOD, bad]), client, embedder, allow_partial=True)
+    result = await ingest(
+        make_kb(index_name, [GOOD, bad]), client, embedder, allow_partial=True, policy=LOOPBACK
+    )
     assert result.ok
     assert result.chunks == 1
     assert [e.source for e in result.source_errors] == ["menu"]
@@ -105,7 +124,9 @@ async def test_mounted_configmap_and_pdf_and_url_sources(
         {"name": "pool", "secret": {"name": "private", "key": "pool.pdf"}},
         {"name": "shuttle", "url": f"{http_base}/page.html"},
     ]
-    result = await ingest(make_kb(index_name, sources), client, embedder, sources_dir=tmp_path)
+    result = await ingest(
+        make_kb(index_name, sources), client, embedder, sources_dir=tmp_path, policy=LOOPBACK
+    )
     assert result.ok, result
     assert result.documents == 3, result
     retriever = Retriever(client, index_name, embedder)
@@ -155,5 +176,90 @@ async def test_redis_outage_mid_write_keeps_old_version_and_cleans_up(
         live_version
     }
     leftovers = [k async for k in client.scan_iter(f"kv:{index_name}:*")]
+    own = (":meta", ":versions", ":owner")
     assert all(k.decode().startswith(key_prefix(index_name, live_version)) or
-               k.decode().endswith((":meta", ":versions")) for k in leftovers)  # fmt: skip
+               k.decode().endswith(own) for k in leftovers)  # fmt: skip
+
+
+# --- hostile documents ---------------------------------------------------------------------------
+
+# Each: (file, its bytes, the error its source gets, or None when it must simply be indexed).
+# Before the fix, the deep <div>s raised RecursionError out of the whole ingestion, the heading
+# took 36 s to read, the emphasis 10 s, the broken PDF's AttributeError escaped.
+HOSTILE: dict[str, tuple[str, bytes, str | None]] = {
+    "nested-divs": ("deep.html", b"<html><body>" + b"<div>" * 3000 + b"Spa opens at 7."
+                    + b"</div>" * 3000 + b"</body></html>", None),
+    "nested-divs-100k": ("deeper.html", b"<html><body>" + b"<div>" * 100_000 + b"x"
+                         + b"</div>" * 100_000 + b"</body></html>",
+                         "HTML nests elements more than 5000 deep"),
+    "heading-backtracking": ("slow.md", b"# Spa" + b" " * 3000 + b"x\n\nThe spa opens at 7.",
+                             None),
+    "emphasis-backtracking": ("emph.md", b"# Spa\n\n" + b"*a " * 20_000, None),
+    "pdf-broken-trailer": ("broken.pdf", pdf_with_broken_trailer(),
+                           "is not a readable PDF: AttributeError"),
+    "pdf-decompression-bomb": ("bomb.pdf", pdf_bomb(), "PDF refused: it exceeds a safety limit"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+async def test_hostile_document_is_its_own_sources_error_and_quick(
+    case: str, tmp_path: Path
+) -> None:
+    """Read on its own: a named error (or the document), never an exception out of the run.
+    The bound is loose (5 s) on purpose: timing belongs to bench/; measured times are in
+    docs/security/ingestion.md."""
+    file, data, expected = HOSTILE[case]
+    mount(tmp_path, "configmap", "hostile", {file: data})
+    kb = make_kb("kb-hostile", [{"name": "hostile", "configMap": {"name": "hostile"}}],
+                 limits={"maxSourceBytes": 4 * 1024 * 1024})  # fmt: skip
+    started = time.monotonic()
+    docs, failures = await read_documents(kb, tmp_path)
+    elapsed = time.monotonic() - started
+    assert elapsed < 5, f"{case} took {elapsed:.1f}s"
+    if expected is None:
+        assert failures == []
+        assert [d.name for d in docs] == [file]
+    else:
+        assert docs == []
+        assert [f.source for f in failures] == [f"hostile/{file}"]
+        assert expected in failures[0].message
+
+
+async def test_hostile_documents_leave_the_other_sources_indexed(
+    client: aioredis.Redis, embedder: LocalEmbedder, index_name: str, tmp_path: Path
+) -> None:
+    """All hostile documents in one knowledge base, with a good source: every failing one is
+    named, and the rest is indexed and answers (partial ingestion)."""
+    small = {k: v for k, v in HOSTILE.items() if k != "emphasis-backtracking"}  # 400 passages
+    mount(tmp_path, "configmap", "hostile", {file: data for file, data, _ in small.values()})
+    sources = [GOOD, {"name": "hostile", "configMap": {"name": "hostile"}}]
+    kb = make_kb(index_name, sources, limits={"maxSourceBytes": 4 * 1024 * 1024})
+    started = time.monotonic()
+    result = await ingest(kb, client, embedder, sources_dir=tmp_path, allow_partial=True)
+    assert time.monotonic() - started < 30
+    assert result.ok, result
+    failed = {e.source: e.message for e in result.source_errors}
+    assert set(failed) == {f"hostile/{f}" for f, _, exp in small.values() if exp}
+    assert result.documents == 3  # checkin, deep.html, slow.md
+    retriever = Retriever(client, index_name, embedder)
+    assert (await retriever.retrieve("when can I check in?", 1))[0].source == "checkin"
+    spa = await retriever.retrieve("when does the spa open?", 2, sources=["hostile"])
+    assert {c.document for c in spa} == {"deep.html", "slow.md"}
+
+    # Without partial ingestion the run fails, naming every bad document, and nothing crashes.
+    strict = await ingest(kb, client, embedder, sources_dir=tmp_path)
+    assert not strict.ok
+    assert {e.source for e in strict.source_errors} == set(failed)
+    assert "hostile" in strict.message
+
+
+async def test_sources_share_one_byte_budget(tmp_path: Path) -> None:
+    """Past the budget of all sources together, the next source is refused by name."""
+    mount(tmp_path, "configmap", "a", {"a.txt": b"alpha " * 300})
+    mount(tmp_path, "configmap", "b", {"b.txt": b"bravo " * 300})
+    sources = [{"name": n, "configMap": {"name": n, "key": f"{n}.txt"}} for n in ("a", "b")]
+    kb = make_kb("kb-budget", sources)
+    docs, failures = await read_documents(kb, tmp_path, max_total_bytes=3000)
+    assert [d.source for d in docs] == ["a"]
+    assert [f.source for f in failures] == ["b"]
+    assert "total budget of 3000 bytes" in failures[0].message

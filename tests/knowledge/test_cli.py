@@ -51,7 +51,7 @@ def test_ingest_then_query_from_the_command_line(
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["ok"]
-    assert result["indexName"] == "kb-hotel-concierge"
+    assert result["indexName"] == "kb_hotel_concierge"
     assert result["documents"] == 2
     assert result["chunks"] == 2
     assert result["sourceErrors"] == []

@@ -6,9 +6,9 @@ from livekit.agents import llm
 
 from agent_runtime.grounding import (
     KNOWLEDGE_PASSAGES,
+    KNOWLEDGE_QUESTION,
     condense,
     estimate_tokens,
-    format_context,
     with_context,
 )
 from tests.runtime.knowledge_stub import Chunk
@@ -69,9 +69,16 @@ def test_context_message_carries_the_passages_for_the_provider() -> None:
     ctx = llm.ChatContext()
     ctx.add_message(role="user", content="Are you open on Sunday?")
     grounded = with_context(ctx, [Chunk(HOURS), Chunk(PARKING)])
+    assert len(grounded.items) == 1, "the passages join the caller's message"
     message = grounded.items[-1]
     assert message.type == "message"
-    # Providers that read only the content (openai) get the same text as before.
-    assert message.text_content == format_context([Chunk(HOURS), Chunk(PARKING)])
+    assert message.role == "user"
+    # Providers that read only the content (openai) get the passages fenced, then the words.
+    text = message.text_content or ""
+    assert HOURS in text
+    assert PARKING in text
+    assert text.index("<reference-data-") < text.index(HOURS) < text.index("</reference-data-")
+    assert text.endswith("The caller said: Are you open on Sunday?")
     assert message.extra[KNOWLEDGE_PASSAGES] == [HOURS, PARKING]
-    assert len(ctx.items) == 1, "the session's own history is not modified"
+    assert message.extra[KNOWLEDGE_QUESTION] == "Are you open on Sunday?"
+    assert ctx.items[0].text_content == "Are you open on Sunday?", "history is not modified"

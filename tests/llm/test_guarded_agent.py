@@ -72,8 +72,10 @@ async def test_invented_answer_is_replaced_when_the_guard_is_enforced(
     said = await _answer(llm_server, "enforce", "When does the pharmacy open on Saturday?")
     assert said == FACTS["pharmacy"]
     # The model did receive the knowledge: the guard judged its answer against it.
-    system = [m for m in llm_server.chat_requests[-1].body["messages"] if m["role"] == "system"]
-    assert any("9 am" in str(m["content"]) for m in system)
+    # (as data in the caller's message, never as system text)
+    caller = llm_server.chat_requests[-1].body["messages"][-1]
+    assert caller["role"] == "user"
+    assert "9 am" in str(caller["content"])
 
 
 async def test_supported_answer_passes_the_guard(llm_server: OpenAIServer) -> None:

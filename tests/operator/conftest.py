@@ -17,6 +17,11 @@ REPO = Path(__file__).resolve().parents[2]
 RESYNC_SECONDS = 3
 PROMETHEUS_URL = "http://prometheus.test:9090"
 """Never queried here (no KEDA runs): what the operator writes into ScaledObjects."""
+LIVEKIT_ALLOWED = "127.0.0.1/32"
+"""The tests' LiveKit listens on 127.0.0.1: the one internal address the operator may contact
+(127.0.0.2, loopback too, stays refused: tests/operator/test_operator_requests.py)."""
+SIP_CLEANUP_SECONDS = 8
+"""How long a deleted VoiceAgent waits for an unreachable LiveKit (default 10 minutes)."""
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +55,10 @@ def operator(
         "registry.test/kubevox/agent-runtime:test",
         "--prometheus-url",
         PROMETHEUS_URL,
+        "--livekit-allowed-cidrs",
+        LIVEKIT_ALLOWED,
+        "--sip-cleanup-timeout-seconds",
+        str(SIP_CLEANUP_SECONDS),
     )
     op.start()
     yield op

@@ -131,9 +131,13 @@ def make_pods_ready(k: Kubectl, ns: str, selector: str) -> int:
     return len(pods)
 
 
-def finish_ingest_pod(k: Kubectl, ns: str, job: str, exit_code: int, result: Obj) -> None:
+def finish_ingest_pod(
+    k: Kubectl, ns: str, job: str, exit_code: int, result: Obj, reason: str | None = None
+) -> None:
     """What a kubelet reports when `kubevox-agent ingest` exits: the phase, the exit code and
-    the termination message the command wrote (its result JSON)."""
+    the termination message the command wrote (its result JSON). With ``reason="OOMKilled"``:
+    what it reports when the kernel killed the container (exit 137, the log's tail as the
+    message, since the command never wrote its result)."""
     pod = wait_for(f"a pod of Job {job}", lambda: k.list("pods", ns, f"job-name={job}"))[0]
     t = now()
     k.patch_status(
@@ -153,8 +157,10 @@ def finish_ingest_pod(k: Kubectl, ns: str, job: str, exit_code: int, result: Obj
                     "state": {
                         "terminated": {
                             "exitCode": exit_code,
-                            "reason": "Completed" if exit_code == 0 else "Error",
-                            "message": json.dumps(result),
+                            "reason": reason or ("Completed" if exit_code == 0 else "Error"),
+                            "message": json.dumps(result)
+                            if reason != "OOMKilled"
+                            else "embedding 4096 passages\n",
                             "startedAt": t,
                             "finishedAt": t,
                         }

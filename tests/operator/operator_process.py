@@ -35,10 +35,13 @@ def service_account_kubeconfig(admin_kubeconfig: Path, token: str, out: Path) ->
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_dir: Path, *extra: str) -> None:
+    def __init__(
+        self, kubeconfig: Path, log_dir: Path, *extra: str, standalone: bool = True
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_dir = log_dir
         self.extra = extra
+        self.standalone = standalone
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.metrics_port = 0
@@ -56,7 +59,7 @@ class OperatorProcess:
                 sys.executable,
                 "-m",
                 "kubevox_operator",
-                "--standalone",
+                *(["--standalone"] if self.standalone else []),
                 "--metrics-port",
                 str(self.metrics_port),
                 "--liveness",

@@ -198,6 +198,21 @@ def test_content_hash_follows_config_map_data_and_the_job_mounts_it():
     assert parse_duration("1h30m") == 5400
 
 
+def test_ingest_job_carries_the_operators_allow_list_and_fails_fast_on_oom():
+    kb = KnowledgeBase.model_validate(knowledge_base("docs", "ns"))
+    body = knowledge_base("docs", "ns")
+    body["metadata"]["uid"] = "u"
+    for given in ("", "10.20.0.0/16,192.168.7.1/32"):
+        job = build_ingest_plan(kb, body, "d" * 20, "r", "img", given).job
+        env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        # Always set, even empty: the image can never bring a wider list of its own.
+        assert {"name": "KUBEVOX_INGEST_ALLOWED_CIDRS", "value": given} in env
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    actions = [(r["action"], r.get("onExitCodes", {}).get("values")) for r in rules]
+    # Evictions (DisruptionTarget, also exit 137) are retried; an OOM kill is not.
+    assert actions.index(("Ignore", None)) < actions.index(("FailJob", [137]))
+
+
 def test_contains_ignores_server_defaults_and_normalises_quantities():
     live = {"spec": {"cpu": "1", "ports": [{"port": 1, "protocol": "TCP"}], "x": 1}}
     assert contains(live, {"spec": {"cpu": "1000m", "ports": [{"port": 1}], "sel": {}}})

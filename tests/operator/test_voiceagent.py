@@ -58,7 +58,7 @@ def test_create_makes_owned_children_with_the_right_fields(kubectl: Kubectl, nam
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubevox-operator"
 
     config = AgentRuntimeConfig.model_validate_json(kids["configmap"]["data"]["agent.json"])
-    assert config.agent_name == "ava"
+    assert config.agent_name == f"{namespace}.ava"  # unique across namespaces
     assert config.spec.instructions.startswith("You are")
     assert "SECRET" not in kids["configmap"]["data"]["agent.json"]  # no secret in it
 

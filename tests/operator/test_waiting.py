@@ -22,6 +22,7 @@ from kubevox_devenv.procs import eventually, free_port, stop_process_group
 from kubevox_operator import contract
 from kubevox_operator.api import VoiceAgent
 from kubevox_operator.cache import Cache
+from kubevox_operator.egress import parse_cidrs
 from kubevox_operator.status import AgentObservation, Problem, agent_status
 from kubevox_operator.waiting import (
     GRACE_SECONDS,
@@ -40,6 +41,7 @@ from .operator_process import OperatorProcess
 from .test_sip import cluster_secrets
 
 SLEEPY = Path(__file__).with_name("sleepy_worker.py")
+LOOPBACK = parse_cidrs("127.0.0.1/32")  # the local LiveKit: the operator refuses it by default
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +267,7 @@ async def test_a_call_before_any_worker_waits_until_handed_to_one_that_registers
     room = f"call-{uuid.uuid4().hex[:6]}"
     async with (
         caller(livekit, room, agent_name),
-        LiveKitRooms(livekit.url, livekit.api_key, livekit.api_secret) as lk,
+        LiveKitRooms(livekit.url, livekit.api_key, livekit.api_secret, LOOPBACK) as lk,
     ):
         book = WaitingBook()
         seen = await eventually(
@@ -306,7 +308,7 @@ async def test_a_call_every_worker_refused_waits_until_handed_again_to_one_with_
         await eventually("the worker to register", log_has(log, "registered worker"), 30)
         async with (
             caller(livekit, room, agent_name),
-            LiveKitRooms(livekit.url, livekit.api_key, livekit.api_secret) as lk,
+            LiveKitRooms(livekit.url, livekit.api_key, livekit.api_secret, LOOPBACK) as lk,
         ):
             book = WaitingBook()
             (call,) = await eventually(

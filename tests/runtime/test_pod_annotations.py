@@ -1,9 +1,11 @@
 """The worker's own pod annotations, written as the worker's ServiceAccount through the RBAC the
-operator grants it, against the real API server."""
+operator grants it and the worker admission policy (manifests/base/worker-admission.yaml),
+with tokens bound to each pod as the kubelet mounts them, against the real API server."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,31 +62,57 @@ def worker_api(
         }
         for i in (0, 1)
     ]
+    objects += list(yaml.safe_load_all((REPO / "manifests/base/worker-admission.yaml").read_text()))
     out = k(
         "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     )
     assert out.returncode == 0, out.stderr
-    token = k("create", "token", "w", "-n", NS).stdout.strip()
-    cfg = yaml.safe_load(control_plane.kubeconfig.read_text())
+    clients = [_client_as(control_plane, tmp_path_factory, pod) for pod in ("worker-0", "worker-1")]
+    as_admin = config.new_client_from_config(str(control_plane.kubeconfig))
+    _wait_for_the_policy(client.CoreV1Api(clients[0]))
+    yield client.CoreV1Api(clients[0]), client.CoreV1Api(as_admin), client.CoreV1Api(clients[1])
+    for c in (*clients, as_admin):
+        c.close()
+    k("delete", "namespace", NS, "--wait=false")
+
+
+def _client_as(
+    plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory, pod: str
+) -> client.ApiClient:
+    """An API client with ServiceAccount w's token bound to ``pod`` (what the kubelet mounts)."""
+    token = plane.kubectl_run(
+        "create", "token", "w", "-n", NS, "--bound-object-kind=Pod", f"--bound-object-name={pod}"
+    ).stdout.strip()
+    assert token
+    cfg = yaml.safe_load(plane.kubeconfig.read_text())
     cfg["users"][0]["user"] = {"token": token}
     path = tmp_path_factory.mktemp("worker") / "kubeconfig"
     path.write_text(yaml.safe_dump(cfg))
-    as_worker = config.new_client_from_config(str(path))
-    as_admin = config.new_client_from_config(str(control_plane.kubeconfig))
-    yield client.CoreV1Api(as_worker), client.CoreV1Api(as_admin)
-    as_worker.close()
-    as_admin.close()
-    k("delete", "namespace", NS, "--wait=false")
+    return config.new_client_from_config(str(path))
+
+
+def _wait_for_the_policy(as_worker_0: client.CoreV1Api) -> None:
+    """A new ValidatingAdmissionPolicy is enforced once the API server's informer has it."""
+    body = {"metadata": {"annotations": {DELETION_COST_ANNOTATION: "0"}}}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            as_worker_0.patch_namespaced_pod("worker-1", NS, body)
+        except client.ApiException as exc:
+            if exc.status == 403:
+                return
+        time.sleep(0.5)
 
 
 def _annotations(admin: client.CoreV1Api, pod: str) -> dict[str, str]:
     return dict(admin.read_namespaced_pod(pod, NS).metadata.annotations or {})
 
 
-def test_calls_reach_the_pod_annotations(
-    worker_api: tuple[client.CoreV1Api, client.CoreV1Api],
-) -> None:
-    as_worker, admin = worker_api
+Clients = tuple[client.CoreV1Api, client.CoreV1Api, client.CoreV1Api]
+
+
+def test_calls_reach_the_pod_annotations(worker_api: Clients) -> None:
+    as_worker, admin, _ = worker_api
     annotator = PodCallsAnnotator(as_worker, "worker-0", NS)
     assert annotator.update(3)
     assert _annotations(admin, "worker-0")[DELETION_COST_ANNOTATION] == "3"
@@ -96,10 +124,19 @@ def test_calls_reach_the_pod_annotations(
     assert _annotations(admin, "worker-0")[DELETION_COST_ANNOTATION] == "0"
 
 
-def test_worker_rights_end_at_get_and_patch_pods(
-    worker_api: tuple[client.CoreV1Api, client.CoreV1Api],
-) -> None:
-    as_worker, _ = worker_api
+def test_worker_rights_end_at_patching_its_own_pod(worker_api: Clients) -> None:
+    as_worker, admin, _ = worker_api
+    before = _annotations(admin, "worker-1")
+    assert not PodCallsAnnotator(as_worker, "worker-1", NS).update(7)
+    assert _annotations(admin, "worker-1") == before
+    with pytest.raises(client.ApiException) as denied:
+        as_worker.patch_namespaced_pod(
+            "worker-0", NS, {"spec": {"containers": [{"name": "w", "image": "evil:1"}]}}
+        )
+    assert denied.value.status == 403
+    with pytest.raises(client.ApiException) as denied:
+        as_worker.read_namespaced_pod("worker-1", NS)
+    assert denied.value.status == 403
     with pytest.raises(client.ApiException) as denied:
         as_worker.delete_namespaced_pod("worker-1", NS)
     assert denied.value.status == 403
@@ -109,10 +146,9 @@ def test_worker_rights_end_at_get_and_patch_pods(
 
 
 def test_a_denied_write_is_reported_once_and_retried(
-    worker_api: tuple[client.CoreV1Api, client.CoreV1Api],
-    caplog: pytest.LogCaptureFixture,
+    worker_api: Clients, caplog: pytest.LogCaptureFixture
 ) -> None:
-    as_worker, admin = worker_api
+    _, admin, as_worker = worker_api  # worker-1's token
     annotator = PodCallsAnnotator(as_worker, "no-such-pod", NS)
     assert not annotator.update(2)
     assert not annotator.update(2)

@@ -137,10 +137,12 @@ async def test_grounding_is_injected_for_the_user_turn(primary: OpenAIServer) ->
         result.expect.next_event().is_message(role="assistant")
     assert store.queries == ["When does the pharmacy open on Saturdays?"]
     messages = primary.chat_requests[-1].body["messages"]
-    user_idx = max(i for i, m in enumerate(messages) if m["role"] == "user")
-    injected = messages[user_idx + 1]
-    assert injected["role"] == "system"
-    assert "\n\nThe pharmacy opens on Saturdays at 9 am." in injected["content"]
+    # Knowledge is data: fenced in the caller's message, never system text.
+    grounded = messages[-1]
+    assert grounded["role"] == "user"
+    assert "\nThe pharmacy opens on Saturdays at 9 am." in grounded["content"]
+    assert grounded["content"].endswith("When does the pharmacy open on Saturdays?")
+    assert all("pharmacy opens" not in m["content"] for m in messages if m["role"] == "system")
     # grounding is per turn: the session's own history does not keep it
     assert all("excerpts from the knowledge base" not in str(i) for i in session.history.items)
 

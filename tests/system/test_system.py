@@ -72,15 +72,15 @@ def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) ->
     wait_until("the worker registered", lambda: installmod.worker_registered(pod_ip), 300)
 
 
-def caller_options(system: System) -> CallOptions:
-    return installmod.host_caller(system.kube, system.workdir, "offline")
+def caller_options(system: System, namespace: str) -> CallOptions:
+    return installmod.host_caller(system.kube, system.workdir, namespace, "offline")
 
 
 @pytest.mark.timeout(600)
 async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
     system: System, namespace: str
 ) -> None:
-    result = await SimulatedCall(caller_options(system)).run([synthesize(PHARMACY)])
+    result = await SimulatedCall(caller_options(system, namespace)).run([synthesize(PHARMACY)])
     assert result.error is None, result.error
     assert "clinic" in (result.greeting or "").lower()
     heard = result.turns[0].heard.lower()
@@ -123,8 +123,10 @@ async def live_calls() -> AsyncIterator[dict[str, SimulatedCall]]:
         await call.hang_up()
 
 
-async def place_call(system: System, live: dict[str, SimulatedCall], name: str) -> None:
-    call = SimulatedCall(caller_options(system), index=len(live))
+async def place_call(
+    system: System, namespace: str, live: dict[str, SimulatedCall], name: str
+) -> None:
+    call = SimulatedCall(caller_options(system, namespace), index=len(live))
     live[name] = call
     result = await call.start()
     assert result.greeting, f"the {name} call was not answered (no greeting)"
@@ -148,10 +150,10 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
     # targetCallsPerPod 1, maxCallsPerPod 2: the first pod takes the second call too, and that
     # is the signal for a second pod. (With no headroom, maxCallsPerPod 1, the second call has
     # no worker to go to: LiveKit does not queue a dispatch, so it would never be counted.)
-    await place_call(system, live_calls, "first")
+    await place_call(system, namespace, live_calls, "first")
     await await_until("the first call counted", lambda: fleet.calls_by_pod() == {first: 1}, 60)
     placed = time.monotonic()
-    await place_call(system, live_calls, "second")
+    await place_call(system, namespace, live_calls, "second")
     total = f'sum({contract.ACTIVE_CALLS_METRIC}{{namespace="{namespace}",agent="offline"}})'
     await await_until(
         "Prometheus counting 2 active calls", lambda: system.prometheus(total) == 2, 60
@@ -168,7 +170,7 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
 
     # The first pod is full (2 of 2): LiveKit gives the third call to the new pod, and KEDA
     # asks for a third pod (3 calls / 1 per pod; maxReplicas 3).
-    await place_call(system, live_calls, "third")
+    await place_call(system, namespace, live_calls, "third")
     await await_until(
         "the third call on the second pod",
         lambda: {first: 2, second: 1}.items() <= fleet.calls_by_pod().items(),
@@ -306,7 +308,7 @@ async def test_scaled_to_zero_a_call_waits_for_a_pod_and_is_answered(
         seen.append(fleet.status())
         return seen[-1].get("waitingCalls") == 1
 
-    options = replace(caller_options(system), greeting_timeout=240.0)
+    options = replace(caller_options(system, namespace), greeting_timeout=240.0)
     call = SimulatedCall(options)
     placed = time.monotonic()
     answered = asyncio.create_task(call.start())

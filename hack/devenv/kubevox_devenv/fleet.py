@@ -21,7 +21,8 @@ SAMPLE = Path(__file__).resolve().parents[3] / "manifests" / "samples" / "offlin
 def sample_for_this_node(sample: Path = SAMPLE) -> str:
     """The offline sample, scaled by KEDA (which `make install` runs) and sized for a 2-core
     node: three workers must fit beside LiveKit, Redis, Prometheus and KEDA. Scale-down waits
-    15 s instead of 10 min and a draining worker gives its calls 5 min, so a demo is short."""
+    15 s instead of 10 min and a draining worker gives its calls 5 min, so a demo is short; held
+    calls may stay silent for an hour."""
     docs = list(yaml.safe_load_all(sample.read_text()))
     agent = next(d for d in docs if d["kind"] == "VoiceAgent")
     agent["spec"]["scaling"].update(
@@ -32,6 +33,9 @@ def sample_for_this_node(sample: Path = SAMPLE) -> str:
         "limits": {"memory": "3Gi"},
     }
     agent["spec"]["drainTimeoutSeconds"] = 300
+    # The demo's and the system tests' held calls stay silent while the fleet scales and rolls
+    # (minutes): the default silence timeout (30 s) would hang up on them.
+    agent["spec"]["silenceTimeoutSeconds"] = 3600
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 

@@ -28,7 +28,8 @@ import yaml
 from kubevox_operator.contract import METRICS_PORT
 
 from . import images as imagesmod
-from .controlplane import REPO
+from .controlplane import REPO, SERVICE_CIDR
+from .nodenet import POD_CIDR
 from .procs import built
 
 if TYPE_CHECKING:
@@ -194,9 +195,20 @@ def livekit_host_url(kube: Kube) -> str:
     return f"ws://{ip}:7880"
 
 
-def host_caller(kube: Kube, directory: Path, agent_name: str) -> CallOptions:
-    """A simulated caller on the host for ``agent_name``, with this cluster's LiveKit keys, and
-    room for a worker that is still loading its offline models."""
+def dispatch_name(kube: Kube, namespace: str, voice_agent: str) -> str:
+    """The LiveKit agent name callers dispatch to: the VoiceAgent's status.agentName, or the
+    name the operator computes the same way (spec.agentName, else <namespace>.<name>)."""
+    from kubevox_operator.api import default_agent_name
+
+    body = json.loads(kube.run("get", "voiceagent", voice_agent, "-n", namespace, "-o=json"))
+    status_name = (body.get("status") or {}).get("agentName")
+    spec_name = (body.get("spec") or {}).get("agentName")
+    return str(status_name or spec_name or default_agent_name(namespace, voice_agent))
+
+
+def host_caller(kube: Kube, directory: Path, namespace: str, voice_agent: str) -> CallOptions:
+    """A simulated caller on the host for VoiceAgent ``namespace/voice_agent``, with this
+    cluster's LiveKit keys, and room for a worker that is still loading its offline models."""
     from agent_runtime.caller import CallOptions
 
     key, secret = livekit_keys(directory)
@@ -204,7 +216,7 @@ def host_caller(kube: Kube, directory: Path, agent_name: str) -> CallOptions:
         url=livekit_host_url(kube),
         api_key=key,
         api_secret=secret,
-        agent_name=agent_name,
+        agent_name=dispatch_name(kube, namespace, voice_agent),
         greeting_timeout=120.0,
         reply_timeout=90.0,
     )
@@ -244,6 +256,9 @@ def helm_values(built: dict[str, imagesmod.Image]) -> dict[str, object]:
         "runtimeImage": runtime,
         # VoiceAgents with spec.scaling.autoscaler: keda query this Prometheus.
         "autoscaling": {"prometheusUrl": PROMETHEUS_URL},
+        # The samples' LiveKit is the in-cluster Service: the operator may reach the cluster's
+        # own Service and pod ranges (and nothing else internal) for SIP.
+        "livekit": {"allowedCIDRs": [SERVICE_CIDR, POD_CIDR]},
     }
 
 
@@ -313,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         "Try: make dev-secrets NS=demo, apply manifests/samples/offline-agent.yaml in demo, and\n"
         f"  call it from this machine: LIVEKIT_URL={livekit_host_url(kube)} "
         f"LIVEKIT_API_KEY={LIVEKIT_KEY} LIVEKIT_API_SECRET=<{args.dir}/install/livekit-keys.json> "
-        "kubevox-agent call --agent offline --say 'When is the clinic open?'"
+        "kubevox-agent call --agent demo.offline --say 'When is the clinic open?'"
     )
     return 0
 

@@ -90,7 +90,7 @@ class ScaleTable:
 async def _scale(kube: Kube, fleet: Fleet) -> None:
     from agent_runtime.caller import SimulatedCall
 
-    options = host_caller(kube, STATE, AGENT)
+    options = host_caller(kube, STATE, NAMESPACE, AGENT)
     table = ScaleTable(fleet)
     calls: list[SimulatedCall] = []
     # targetCallsPerPod 1, maxCallsPerPod 2: each call beyond the first asks for one more pod.
@@ -122,7 +122,9 @@ def _call(kube: Kube, fleet: Fleet) -> int:
     from agent_runtime.caller.audio import synthesize
     from agent_runtime.caller.report import table
 
-    result = asyncio.run(SimulatedCall(host_caller(kube, STATE, AGENT)).run([synthesize(QUESTION)]))
+    result = asyncio.run(
+        SimulatedCall(host_caller(kube, STATE, NAMESPACE, AGENT)).run([synthesize(QUESTION)])
+    )
     print(table([result]))
 
     def call_record() -> tuple[str, dict[str, Any]] | None:

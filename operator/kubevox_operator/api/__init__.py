@@ -26,6 +26,7 @@ from .voiceagent import (
     VoiceAgent,
     VoiceAgentSpec,
     VoiceAgentStatus,
+    default_agent_name,
     secret_refs,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "VoiceAgentSpec",
     "VoiceAgentStatus",
     "credential_env",
+    "default_agent_name",
     "knowledge_base_redis_env",
     "render_runtime_config",
     "secret_refs",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -37,7 +37,16 @@ class Rule:
 
 
 class RuleViolation(ValueError):
-    """A :class:`Rule` failed; the message names the field."""
+    """One or more rules (:class:`Rule`) of a model failed; the message names each field.
+
+    ``violations``: (field path relative to the model or None, message) of every failed rule,
+    so that a caller can report each at its own field, as the API server does."""
+
+    def __init__(self, violations: list[tuple[str | None, str]]) -> None:
+        self.violations = violations
+        super().__init__(
+            "; ".join(f"{path.lstrip('.')}: {msg}" if path else msg for path, msg in violations)
+        )
 
 
 class KubeModel(BaseModel):
@@ -56,12 +65,48 @@ class KubeModel(BaseModel):
 
     @model_validator(mode="after")
     def _check_rules(self) -> Self:
-        for rule in self.rules:
-            if not rule.check(self):
-                where = f"{rule.field_path.lstrip('.')}: " if rule.field_path else ""
-                raise RuleViolation(f"{where}{rule.message}")
+        # Every rule, not the first failing one: the API server reports them all.
+        failed = [(r.field_path, r.message) for r in self.rules if not r.check(self)]
+        if failed:
+            raise RuleViolation(failed)
         return self
 
     def to_k8s(self) -> dict[str, Any]:
         """The object as it is written to the API: camelCase, unset optional fields left out."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def field_errors(err: ValidationError) -> list[tuple[str, str]]:
+    """Every error of a parse, as (field, message) with the field written the way the API
+    server writes it (``spec.sources[0].url``); a failed rule at its own fieldPath."""
+    out: list[tuple[str, str]] = []
+    for e in err.errors():
+        where = _field_path(e["loc"])
+        exc = (e.get("ctx") or {}).get("error")
+        if isinstance(exc, RuleViolation):
+            for path, message in exc.violations:
+                out.append((_join(where, path or ""), message))
+        elif e["type"] == "extra_forbidden":
+            out.append((where, "unknown field"))
+        else:
+            out.append((where, str(e["msg"]).removeprefix("Value error, ")))
+    return out
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in part or part.startswith(("function-", "union")):
+            continue  # pydantic's name of a union member or validator, not a field
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _join(base: str, rel: str) -> str:
+    rel = rel.lstrip(".")
+    if not rel:
+        return base
+    return f"{base}.{rel}" if base else rel

@@ -20,6 +20,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from .base import KubeModel
+from .common import DNS_LABEL
 from .knowledgebase import KnowledgeBase, KnowledgeBaseSpec, KnowledgeBaseStatus
 from .voiceagent import VoiceAgent, VoiceAgentSpec, VoiceAgentStatus
 
@@ -39,6 +40,9 @@ class Kind:
     plural: str
     short_names: tuple[str, ...]
     printer_columns: tuple[dict[str, Any], ...]
+    name_pattern: str | None = None
+    """What metadata.name must match beyond its 63 characters (it is a label value of every
+    child, so a longer one could never be applied)."""
 
     @property
     def name(self) -> str:
@@ -85,6 +89,8 @@ VOICE_AGENT = Kind(
         },
         AGE,
     ),
+    # Dots are no DNS label: the runtime config names the agent with one.
+    name_pattern=DNS_LABEL,
 )
 
 KNOWLEDGE_BASE = Kind(
@@ -229,6 +235,13 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
 
 
+def name_schema(kind: Kind) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "string", "maxLength": 63}
+    if kind.name_pattern:
+        out["pattern"] = kind.name_pattern
+    return out
+
+
 def crd(kind: Kind) -> dict[str, Any]:
     """The CustomResourceDefinition of one kind."""
     spec = model_schema(kind.spec)
@@ -272,7 +285,10 @@ def crd(kind: Kind) -> dict[str, Any]:
                                     "description": "Versioned schema of this object.",
                                 },
                                 "kind": {"type": "string", "description": "Kind of this object."},
-                                "metadata": {"type": "object"},
+                                "metadata": {
+                                    "type": "object",
+                                    "properties": {"name": name_schema(kind)},
+                                },
                                 "spec": spec,
                                 "status": status,
                             },

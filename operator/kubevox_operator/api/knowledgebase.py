@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -19,6 +22,9 @@ from .common import (
 
 HTTP_URL = r"^https?://[^\s/$.?#][^\s]*$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(s|m|h)")
+MIN_REFRESH_SECONDS = 60
+"""Below a minute, refreshes would re-read every source and rebuild the index back to back."""
 INDEX_NAME = r"^[a-zA-Z][a-zA-Z0-9_-]{0,62}$"
 
 SOURCE_KINDS = ("inline", "configMap", "secret", "url")
@@ -134,7 +140,11 @@ class Store(KubeModel):
     """Secret key holding the Redis URL (``redis://user:password@host:6379/0``)."""
     index_name: Annotated[str, StringConstraints(pattern=INDEX_NAME)] | None = None
     """Name agents query (a Redis search alias; each content version gets its own index behind
-    it). Default: ``kb-<namespace>-<name>``."""
+    it). Default: ``kb_<namespace>_<name>`` (``_`` appears in no Kubernetes name, so no two
+    KnowledgeBases share a default); past 100 characters it is cut and ends in ``_`` and 12 hex
+    digits of the SHA-256 of ``<namespace>/<name>``. The first KnowledgeBase to index under a
+    name owns it (its uid is recorded in Redis, ``kv:<indexName>:owner``): another one naming
+    it fails with reason ``IndexOwnedByOther`` and changes nothing in it."""
 
 
 class Limits(KubeModel):
@@ -160,10 +170,29 @@ class KnowledgeBaseSpec(KubeModel):
     refresh_interval: Annotated[str, StringConstraints(pattern=DURATION, max_length=32)] | None = (
         None
     )
-    """Re-read the sources this often (e.g. ``6h``) and re-index when they changed. URLs are
-    otherwise only read when the spec changes."""
+    """Re-read the sources this often (e.g. ``6h``; at least ``1m``) and re-index when they
+    changed. URLs are otherwise only read when the spec changes."""
     limits: Limits = Field(default_factory=Limits)
     """Ingestion limits."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.refreshInterval) || "
+            f"duration(self.refreshInterval) >= duration('{MIN_REFRESH_SECONDS}s')",
+            message="refreshInterval must be at least 1m",
+            check=lambda s: (
+                s.refresh_interval is None
+                or duration_seconds(s.refresh_interval) >= MIN_REFRESH_SECONDS
+            ),
+            field_path=".refreshInterval",
+        ),
+    )
+
+
+def duration_seconds(text: str) -> float:
+    """``6h``, ``1h30m``, ``90s`` → seconds (the pattern DURATION has validated the form)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in _DURATION_PART.findall(text))
 
 
 class SourceError(KubeModel):
@@ -205,6 +234,18 @@ class KnowledgeBaseStatus(KubeModel):
     """The ingestion Job of the current content."""
 
 
+INDEX_NAME_MAX = 100
+
+
+def default_index_name(namespace: str, name: str) -> str:
+    """``kb_<namespace>_<name>``; too long: cut, with a hash of namespace/name (unique, stable)."""
+    full = f"kb_{namespace}_{name}"
+    if len(full) <= INDEX_NAME_MAX:
+        return full
+    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:12]
+    return f"{full[: INDEX_NAME_MAX - 13]}_{digest}"
+
+
 class KnowledgeBase(KubeModel):
     """A set of documents, chunked and embedded into a Redis vector index, that grounds the
     answers of the VoiceAgents referencing it."""
@@ -220,6 +261,25 @@ class KnowledgeBase(KubeModel):
     @property
     def index_name(self) -> str:
         """The Redis search alias agents query."""
-        return self.spec.store.index_name or (
-            f"kb-{self.metadata.get('namespace', 'default')}-{self.metadata.get('name', '')}"
+        return self.spec.store.index_name or default_index_name(
+            str(self.metadata.get("namespace") or "default"), str(self.metadata.get("name", ""))
         )
+
+
+def stored_knowledge_base(body: dict[str, Any]) -> tuple[KnowledgeBase, str | None]:
+    """Parse a KnowledgeBase as the API server stored it. One created before refreshInterval
+    had its one-minute minimum still parses: it is refreshed every minute, and the note (None
+    otherwise) says so, for an Event."""
+    spec = body.get("spec") or {}
+    interval = spec.get("refreshInterval")
+    if not isinstance(interval, str) or not re.fullmatch(DURATION, interval):
+        return KnowledgeBase.model_validate(body), None
+    if duration_seconds(interval) >= MIN_REFRESH_SECONDS:
+        return KnowledgeBase.model_validate(body), None
+    fixed = copy.deepcopy(body)
+    fixed["spec"]["refreshInterval"] = "1m"
+    note = (
+        f"spec.refreshInterval {interval} is below the minimum of 1m (the API server refuses "
+        "it since); refreshing every 1m. Set refreshInterval to 1m or more."
+    )
+    return KnowledgeBase.model_validate(fixed), note

@@ -14,7 +14,7 @@ from pydantic import Field, StringConstraints
 from .base import KubeModel
 from .common import ShortString
 from .knowledgebase import Embedding, KnowledgeBase
-from .voiceagent import AgentName, KnowledgeBaseRef, VoiceAgent, VoiceAgentSpec
+from .voiceagent import AgentName, DispatchName, KnowledgeBaseRef, VoiceAgent, VoiceAgentSpec
 
 CONFIG_ENV = "KUBEVOX_CONFIG"
 """Environment variable with the path of the rendered config file in the worker pod."""
@@ -76,7 +76,7 @@ class AgentRuntimeConfig(KubeModel):
     """Name of the VoiceAgent."""
     namespace: ShortString
     """Namespace of the VoiceAgent."""
-    agent_name: AgentName
+    agent_name: DispatchName
     """Name the worker registers under in LiveKit."""
     spec: VoiceAgentSpec
     """The VoiceAgent's spec."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
@@ -26,7 +27,29 @@ E164 = r"^\+[1-9][0-9]{6,14}$"
 SIP_OR_TEL_URI = r"^(sip:|sips:|tel:\+)[^\s]+$"
 CIDR_OR_IP = r"^[0-9a-fA-F:.]+(/[0-9]{1,3})?$"
 
-AgentName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+AGENT_NAME_MAX = 63
+"""Longest LiveKit agent name kubevox gives or accepts (a label value: it names the workers in
+metrics and logs too)."""
+AgentName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=AGENT_NAME_MAX)]
+DISPATCH_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+DispatchName = Annotated[str, StringConstraints(pattern=DISPATCH_NAME, max_length=AGENT_NAME_MAX)]
+"""An effective agent name: spec.agentName, or the default ``<namespace>.<name>``."""
+
+
+def default_agent_name(namespace: str, name: str) -> str:
+    """The LiveKit agent name of a VoiceAgent without spec.agentName: ``<namespace>.<name>``.
+
+    A namespace has no dot, so this never names two VoiceAgents alike (``team-a/support`` is
+    ``team-a.support``, ``team/a-support`` is ``team.a-support``). Past AGENT_NAME_MAX it is cut
+    and ends in a hash of namespace/name instead, which keeps it unique and stable.
+    """
+    full = f"{namespace}.{name}"
+    if len(full) <= AGENT_NAME_MAX:
+        return full
+    digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:10]
+    return f"{full[: AGENT_NAME_MAX - 11].rstrip('-.')}-{digest}"
+
+
 ProviderOptions = Annotated[
     dict[str, str | int | float | bool],
     Field(
@@ -273,6 +296,17 @@ class SIPTrunkAuth(KubeModel):
     """Key of the Secret that holds the password."""
 
 
+MIN_PREFIX = {False: 8, True: 32}
+"""Shortest allowed SIP source prefix, by IPv6-ness."""
+
+
+def _prefix_ok(address: str) -> bool:
+    if "/" not in address:
+        return True
+    prefix = address.split("/", 1)[1]
+    return prefix.isdigit() and int(prefix) >= MIN_PREFIX[":" in address]
+
+
 class SIPTelephony(KubeModel):
     """Phone calls through LiveKit SIP: the operator keeps an inbound trunk and a dispatch rule
     in step with this."""
@@ -295,6 +329,14 @@ class SIPTelephony(KubeModel):
             cel="self.allowedAddresses.size() > 0 || has(self.auth)",
             message="set allowedAddresses or auth: an open trunk would accept anyone's calls",
             check=lambda s: bool(s.allowed_addresses) or s.auth is not None,
+            field_path=".allowedAddresses",
+        ),
+        Rule(
+            cel="self.allowedAddresses.all(a, !a.contains('/')"
+            " || int(a.split('/')[1]) >= (a.contains(':') ? 32 : 8))",
+            message="allowedAddresses: a range wider than /8 (IPv4) or /32 (IPv6), such as "
+            "0.0.0.0/0, lets the whole internet call the trunk; name the SIP provider's ranges",
+            check=lambda s: all(_prefix_ok(a) for a in s.allowed_addresses),
             field_path=".allowedAddresses",
         ),
     )
@@ -382,8 +424,12 @@ class VoiceAgentSpec(KubeModel):
     """The desired state of a VoiceAgent."""
 
     agent_name: AgentName | None = None
-    """Name the workers register under in LiveKit (explicit dispatch). Defaults to the
-    VoiceAgent's metadata.name."""
+    """Name the workers register under in LiveKit (explicit dispatch); callers and SIP dispatch
+    rules ask for it. Default: ``<namespace>.<metadata.name>``, unique across namespaces (a
+    namespace has no dot); past 63 characters it is cut and ends in ``-`` and 10 hex digits of
+    the SHA-256 of ``<namespace>/<name>``. status.agentName shows the name in use. An explicit
+    name another VoiceAgent on the same LiveKit server also claims is reported on both
+    (Degraded, reason ``AgentNameConflict``): calls to it would be shared."""
     instructions: Annotated[str, StringConstraints(min_length=1, max_length=32768)]
     """The persona and rules of the agent: the system prompt of the language model."""
     greeting: Annotated[str, StringConstraints(max_length=2048)] | None = None
@@ -416,7 +462,23 @@ class VoiceAgentSpec(KubeModel):
     """On shutdown (rollout, scale-down, node drain) a worker takes no new calls and waits this
     long for live calls to end. The pods' termination grace period is derived from it."""
     max_call_duration_seconds: int = Field(default=3600, ge=30, le=86400)
-    """Calls are ended politely after this long."""
+    """Calls are ended politely after this long. The goodbye gets a few seconds: if the voice
+    fails or hangs, the call ends without it."""
+    silence_timeout_seconds: int = Field(default=30, ge=5, le=3600)
+    """When the caller says nothing for this long after the agent has finished speaking, the
+    agent asks once whether they are still there; after as long again without a word it says
+    goodbye and ends the call. A worker also leaves a call's room that no caller has joined
+    after this long."""
+    max_history_turns: int = Field(default=40, ge=1, le=1000)
+    """Caller turns (a question and everything the agent said and did in reply) the language
+    model is shown; older turns are left out of its prompt. The instructions and the greeting
+    always stay."""
+    max_history_tokens: int | None = Field(default=None, ge=256, le=2000000)
+    """Bound on the prompt's estimated size in tokens (about four characters each),
+    instructions included: the oldest turns are left out until it fits (the caller's current
+    turn always stays). Unset: what fits the smallest context window of the agent's models —
+    for provider ``local``, its 2,048-token slot less the reply and the knowledge excerpts;
+    the ``openai`` provider is bounded by ``maxHistoryTurns`` only."""
     log_transcripts: bool = False
     """Include the conversation's text in the call-end log record."""
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
@@ -454,8 +516,8 @@ class VoiceAgentStatus(KubeModel):
     """The .metadata.generation this status was computed from."""
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
     """Ready, Progressing and Degraded, with reasons."""
-    agent_name: AgentName | None = None
-    """The name the workers register under in LiveKit."""
+    agent_name: DispatchName | None = None
+    """The name the workers register under in LiveKit: callers dispatch to this one."""
     replicas: int | None = Field(default=None, ge=0)
     """Worker pods that exist."""
     ready_replicas: int | None = Field(default=None, ge=0)
@@ -488,8 +550,10 @@ class VoiceAgent(KubeModel):
 
     @property
     def effective_agent_name(self) -> str:
-        """The LiveKit agent name: spec.agentName, else metadata.name."""
-        return self.spec.agent_name or str(self.metadata.get("name", ""))
+        """The LiveKit agent name: spec.agentName, else default_agent_name()."""
+        return self.spec.agent_name or default_agent_name(
+            str(self.metadata.get("namespace") or "default"), str(self.metadata.get("name", ""))
+        )
 
 
 # Forward references between classes of this module.

@@ -53,6 +53,8 @@ class OperatorDefaults:
     """Optional kinds whose CRD the cluster serves right now."""
     prometheus_url: str = ""
     """Prometheus the KEDA ScaledObjects query ("" when the operator was given none)."""
+    ingest_allowed_cidrs: str = ""
+    """Internal networks URL sources may reach (comma-separated CIDRs; "" none)."""
 
 
 @dataclass
@@ -160,7 +162,15 @@ def _service_account(agent: VoiceAgent, owner: Obj) -> Obj:
 
 
 def _role_binding(agent: VoiceAgent, owner: Obj) -> Obj:
-    """Lets the worker patch its own pod's deletion-cost annotation (docs/operator.md)."""
+    """Lets the worker patch its own pod's deletion-cost annotation (docs/operator.md).
+
+    Only the ServiceAccount the operator creates is bound: binding one spec.pod.serviceAccountName
+    names would hand the worker role to whatever else runs as it (the status says so:
+    policy.agent_notices). Then the binding has no subject, so that server-side apply also
+    takes back a subject bound before (an older operator, the field set after creation)."""
+    subjects = [
+        {"kind": "ServiceAccount", "name": worker_service_account(agent), "namespace": _ns(agent)}
+    ]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
@@ -170,13 +180,8 @@ def _role_binding(agent: VoiceAgent, owner: Obj) -> Obj:
             "kind": "ClusterRole",
             "name": contract.WORKER_CLUSTER_ROLE,
         },
-        "subjects": [
-            {
-                "kind": "ServiceAccount",
-                "name": worker_service_account(agent),
-                "namespace": _ns(agent),
-            }
-        ],
+        # Empty, not absent: the apply must differ from a binding that still has a subject.
+        "subjects": subjects if agent.spec.pod.service_account_name is None else [],
     }
 
 

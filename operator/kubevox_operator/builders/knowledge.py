@@ -86,13 +86,21 @@ def job_name(kb: KnowledgeBase, run: str) -> str:
 
 
 def build_ingest_plan(
-    kb: KnowledgeBase, owner: Obj, digest: str, run: str, image: str
+    kb: KnowledgeBase, owner: Obj, digest: str, run: str, image: str, allowed_cidrs: str = ""
 ) -> IngestPlan:
+    """``allowed_cidrs``: the operator's allow list of internal networks URL sources may reach
+    (comma-separated; "" refuses them all)."""
     namespace = str(kb.metadata.get("namespace", "default"))
     manifest = {
         "apiVersion": kb.api_version,
         "kind": kb.kind,
-        "metadata": {"name": _name(kb), "namespace": namespace},
+        # The uid identifies the owner of the Redis index (another KnowledgeBase naming it
+        # is refused by the ingest command).
+        "metadata": {
+            "name": _name(kb),
+            "namespace": namespace,
+            "uid": str(owner["metadata"].get("uid", "")),
+        },
         "spec": kb.spec.to_k8s(),
     }
     cm = {
@@ -101,7 +109,8 @@ def build_ingest_plan(
         "metadata": metadata(manifest_config_map_name(kb), namespace, owner, _labels(kb)),
         "data": {contract.KB_MANIFEST_FILE: yaml.safe_dump(manifest, sort_keys=False)},
     }
-    return IngestPlan(config_map=cm, job=_job(kb, owner, namespace, digest, run, image), run_id=run)
+    job = _job(kb, owner, namespace, digest, run, image, allowed_cidrs)
+    return IngestPlan(config_map=cm, job=job, run_id=run)
 
 
 def _source_volumes(kb: KnowledgeBase) -> tuple[list[Obj], list[Obj]]:
@@ -130,7 +139,15 @@ def _source_volumes(kb: KnowledgeBase) -> tuple[list[Obj], list[Obj]]:
     return volumes, mounts
 
 
-def _job(kb: KnowledgeBase, owner: Obj, namespace: str, digest: str, run: str, image: str) -> Obj:
+def _job(
+    kb: KnowledgeBase,
+    owner: Obj,
+    namespace: str,
+    digest: str,
+    run: str,
+    image: str,
+    allowed_cidrs: str,
+) -> Obj:
     spec = kb.spec
     env = [
         secret_env(
@@ -139,6 +156,8 @@ def _job(kb: KnowledgeBase, owner: Obj, namespace: str, digest: str, run: str, i
             spec.store.redis_url_secret_ref.key,
         ),
         {"name": "HOME", "value": contract.TMP_DIR},
+        # Set even when empty, so an image's own default can never widen the operator's list.
+        {"name": contract.INGEST_ALLOWED_CIDRS_ENV, "value": allowed_cidrs},
     ]
     if spec.embedding.credentials is not None:
         ref = spec.embedding.credentials.secret_key_ref
@@ -188,7 +207,18 @@ def _job(kb: KnowledgeBase, owner: Obj, namespace: str, digest: str, run: str, i
                             "values": [1, 2],
                         },
                     },
+                    # An eviction or preemption is not the ingestion's fault: retry it.
                     {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                    # Out of memory (SIGKILL): the same sources would exhaust memory again, so
+                    # the Job fails at once and the status says IngestionOutOfMemory.
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": contract.INGEST_CONTAINER,
+                            "operator": "In",
+                            "values": [contract.INGEST_OOM_EXIT_CODE],
+                        },
+                    },
                 ]
             },
             "template": {

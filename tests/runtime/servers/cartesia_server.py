@@ -12,7 +12,7 @@ import json
 import math
 import struct
 import time
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
@@ -28,9 +28,14 @@ def tone(sample_rate: int, seconds: float, freq: float = 220.0) -> bytes:
 
 
 class CartesiaServer(LocalServer):
-    def __init__(self, first_byte_delay: float = 0.0) -> None:
+    def __init__(
+        self, first_byte_delay: float = 0.0, fail: Literal["error", "hang"] | None = None
+    ) -> None:
         super().__init__()
         self.first_byte_delay = first_byte_delay
+        self.fail = fail
+        """``error``: answer every transcript with Cartesia's error message; ``hang``: never
+        answer (a provider that accepted the connection and went silent)."""
         self.connections: list[dict[str, Any]] = []
         self.app.router.add_get("/tts/websocket", self._ws)
 
@@ -55,6 +60,13 @@ class CartesiaServer(LocalServer):
             conn["messages"].append(data)
             ctx = data.get("context_id")
             if data.get("cancel"):
+                continue
+            if self.fail == "hang":
+                continue
+            if self.fail == "error":
+                await ws.send_str(
+                    json.dumps({"type": "error", "context_id": ctx, "error": "scripted failure"})
+                )
                 continue
             rate = int(data.get("output_format", {}).get("sample_rate", 24000))
             if data.get("transcript", "").strip():

@@ -33,6 +33,9 @@ app.kubernetes.io/component: operator
 {{- range .Values.watchNamespaces }}
 - --namespace={{ . }}
 {{- end }}
+{{- with .Values.livekit.allowedCIDRs }}
+- --livekit-allowed-cidrs={{ join "," . }}
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . }}
 {{- end }}
