@@ -8,7 +8,6 @@ local models once per process, ``entrypoint`` runs one call).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 from typing import Any
@@ -25,6 +24,7 @@ from .callrecord import CallRecord
 from .config import load_runtime_config
 from .knowledge.runtime import prewarm_embedders
 from .knowledge_hook import build_grounding
+from .load import LOAD_THRESHOLD, WorkerLoad
 from .one_worker import earlier_worker
 from .plugins.local_llm import prime_prompt_cache
 from .providers import prewarm_providers
@@ -33,26 +33,6 @@ from .session import build_call
 log = logging.getLogger("kubevox.worker")
 
 HEALTH_PORT = contract.HEALTH_PORT
-LOAD_THRESHOLD = 1.0
-"""With load = max(calls / maxCallsPerPod, cpu), the pod is full exactly at maxCallsPerPod
-calls (or a saturated CPU)."""
-
-
-def compute_load(active_calls: int, max_calls: int, cpu: float, cpu_weight: float = 1.0) -> float:
-    """max(active/maxCallsPerPod, cpu) kept within 0..1 (LiveKit breaks on loads above 1).
-
-    ``cpu_weight`` scales the CPU part: 0 on a shared development machine, where the CPU is
-    busy with everything else (the caller, the tests) and the call count is the capacity.
-    """
-    return min(max(active_calls / max(max_calls, 1), cpu * cpu_weight, 0.0), 1.0)
-
-
-class _LastLoad:
-    value: float = 0.0
-
-
-LAST_LOAD = _LastLoad()
-"""The load last reported to LiveKit (exported as a gauge)."""
 
 
 def active_calls(server: AgentServer) -> int:
@@ -68,14 +48,17 @@ PREWARM_TIMEOUT = 120.0
 
 
 CPU_WEIGHT_ENV = "KUBEVOX_CPU_LOAD_WEIGHT"
-"""How much CPU counts in the load (0..1, default 1); see :func:`compute_load`."""
+"""How much CPU counts in the load (0..1, default 1); see :func:`load.compute_load`."""
 
 
-def load_fnc(max_calls: int, cpu_weight: float, server: AgentServer) -> float:
-    # Runs in a thread every 0.5 s; cpu_percent blocks for its short sampling interval.
-    cpu = get_cpu_monitor().cpu_percent(interval=0.2) if cpu_weight > 0 else 0.0
-    LAST_LOAD.value = compute_load(active_calls(server), max_calls, cpu, cpu_weight)
-    return LAST_LOAD.value
+def worker_load(config: AgentRuntimeConfig) -> WorkerLoad:
+    """The load this worker reports, measured from its calls and its pod's CPU."""
+    return WorkerLoad(
+        config.spec.scaling.max_calls_per_pod,
+        min(max(float(os.environ.get(CPU_WEIGHT_ENV, "1")), 0.0), 1.0),
+        # Blocks for its sampling interval, in LiveKit's executor thread.
+        cpu_sample=lambda: get_cpu_monitor().cpu_percent(interval=0.2),
+    )
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -179,16 +162,14 @@ async def _delete_room(ctx: JobContext) -> None:
         log.exception("could not delete the room", extra={"room": ctx.room.name})
 
 
-def make_server(config: AgentRuntimeConfig, *, health_port: int = HEALTH_PORT) -> AgentServer:
+def make_server(
+    config: AgentRuntimeConfig, load: WorkerLoad, *, health_port: int = HEALTH_PORT
+) -> AgentServer:
     spec = config.spec
     server = AgentServer(
         drain_timeout=spec.drain_timeout_seconds,
         load_threshold=LOAD_THRESHOLD,
-        load_fnc=functools.partial(
-            load_fnc,
-            spec.scaling.max_calls_per_pod,
-            min(max(float(os.environ.get(CPU_WEIGHT_ENV, "1")), 0.0), 1.0),
-        ),
+        load_fnc=lambda s: load.measure(active_calls(s)),
         setup_fnc=prewarm,
         port=health_port,
         num_idle_processes=min(spec.scaling.max_calls_per_pod, os.cpu_count() or 1),

@@ -77,12 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import metrics, worker
 
-    server = worker.make_server(config, health_port=args.health_port)
+    load = worker.worker_load(config)
+    server = worker.make_server(config, load, health_port=args.health_port)
     parent = metrics.ParentCollector(
         config.name,
         config.namespace,
         active_calls=lambda: worker.active_calls(server),
-        load=lambda: worker.LAST_LOAD.value,
+        load=lambda: load.value,
         registered=lambda: server.id not in ("", "unregistered"),
     )
     start_http_server(args.metrics_port, registry=metrics.scrape_registry(parent))

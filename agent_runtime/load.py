@@ -1,0 +1,86 @@
+"""The load a worker reports to LiveKit, which offers a call only to workers below the threshold
+(1.0 here): max(calls / maxCallsPerPod, CPU), so a pod is full at maxCallsPerPod calls or with
+its CPU saturated.
+
+The CPU part is smoothed. A pod's CPU is saturated for a second or two whenever a local model
+works (a reply generated, a process loading its models for the next call); a call refused then
+waits for the operator to hand it out again (seconds of silence for the caller), although the
+pod has room. Averaged over a few seconds, only a CPU that stays saturated fills the pod.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("kubevox.worker")
+
+LOAD_THRESHOLD = 1.0
+"""LiveKit's threshold: a worker at this load takes no new call."""
+CPU_SMOOTHING_SECONDS = 5.0
+"""Time constant of the CPU's moving average: a step to 100 % shows fully after about 3x this."""
+CPU_FULL = 0.95
+"""Smoothed CPU (0..1 of what the pod may use) at which the pod counts as full: an average that
+only approaches 1 never reaches it."""
+
+
+def compute_load(active_calls: int, max_calls: int, cpu: float, cpu_weight: float = 1.0) -> float:
+    """max(active/maxCallsPerPod, cpu / CPU_FULL) kept within 0..1 (LiveKit breaks on loads
+    above 1); ``cpu`` is the smoothed CPU.
+
+    ``cpu_weight`` scales the CPU part: 0 on a shared development machine, where the CPU is
+    busy with everything else (the caller, the tests) and the call count is the capacity.
+    """
+    return min(max(active_calls / max(max_calls, 1), cpu / CPU_FULL * cpu_weight, 0.0), 1.0)
+
+
+def smoothed(previous: float | None, sample: float, elapsed: float) -> float:
+    """An exponential moving average, whatever the time between samples: LiveKit asks for the
+    load every 0.5 s and again before answering each job request."""
+    if previous is None:
+        return sample
+    weight = 1.0 - math.exp(-max(elapsed, 0.0) / CPU_SMOOTHING_SECONDS)
+    return previous + weight * (sample - previous)
+
+
+class WorkerLoad:
+    """The load of one worker, measured from its active calls and its CPU (called from threads:
+    LiveKit runs the load function in an executor)."""
+
+    def __init__(
+        self,
+        max_calls: int,
+        cpu_weight: float,
+        cpu_sample: Callable[[], float],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_calls = max_calls
+        self.cpu_weight = cpu_weight
+        self._cpu_sample = cpu_sample
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cpu: float | None = None
+        self._at = 0.0
+        self.value = 0.0
+        """The load last reported (exported as a gauge)."""
+
+    def measure(self, active_calls: int) -> float:
+        sample = self._cpu_sample() if self.cpu_weight > 0 else 0.0
+        with self._lock:
+            now = self._clock()
+            self._cpu = smoothed(self._cpu, sample, now - self._at)
+            self._at = now
+            was_full = self.value >= LOAD_THRESHOLD
+            self.value = compute_load(active_calls, self.max_calls, self._cpu, self.cpu_weight)
+            full = self.value >= LOAD_THRESHOLD
+            cpu = self._cpu
+        if full != was_full:
+            # Why calls go elsewhere (or wait) is the first question when they do.
+            log.info(
+                "worker full: taking no new call" if full else "worker has room for a call",
+                extra={"active_calls": active_calls, "max_calls": self.max_calls, "cpu": cpu},
+            )
+        return self.value
