@@ -146,6 +146,21 @@ def worker_log_lines(system: System, room: str, most: int = 40) -> str:
     return "\n".join(lines[-most:])
 
 
+def pod_log_tails(system: System, namespace: str, lines: int = 30) -> str:
+    """The last log lines of the agent's pods still in ``namespace``."""
+    out = []
+    for pod in system.kubectl(
+        "get", "pods", "-n", namespace, "-l", WORKER_LABEL, "-o=name"
+    ).split():
+        try:
+            out.append(
+                f"== {pod}\n" + system.kubectl("logs", "-n", namespace, pod, f"--tail={lines}")
+            )
+        except installmod.InstallError as e:
+            out.append(f"== {pod}: {e}")
+    return "\n".join(out)
+
+
 async def place_call(
     system: System, namespace: str, live: dict[str, SimulatedCall], name: str
 ) -> None:
@@ -385,7 +400,13 @@ def test_deleting_the_agent_removes_what_it_owned(system: System, namespace: str
             for kind in (*owned, "pod")
         )
 
-    wait_until("the VoiceAgent's children and pods garbage-collected", gone, timeout=180)
+    try:
+        wait_until("the VoiceAgent's children and pods garbage-collected", gone, timeout=180)
+    except AssertionError as e:
+        left = system.kubectl(
+            "get", "all,configmap,pdb", "-n", namespace, "-l", WORKER_LABEL, "-o=wide"
+        )  # fmt: skip
+        raise AssertionError(f"{e}\nleft:\n{left}\n{pod_log_tails(system, namespace)}") from None
     system.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=180s")
     names = system.kubectl("get", "namespaces", "-o=name").split()
     assert f"namespace/{namespace}" not in names
