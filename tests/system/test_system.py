@@ -20,6 +20,7 @@ import pytest
 from kubevox_devenv import install as installmod
 from kubevox_devenv.fleet import SAMPLE, Fleet, sample_for_this_node
 from kubevox_operator import contract
+from kubevox_operator.builders.agent import calls_query
 
 from agent_runtime.caller import CallOptions, SimulatedCall
 from agent_runtime.caller.audio import synthesize
@@ -146,6 +147,16 @@ def worker_log_lines(system: System, room: str, most: int = 40) -> str:
     return "\n".join(lines[-most:])
 
 
+def scaling_state(system: System, namespace: str, fleet: Fleet) -> str:
+    """What the autoscaler saw and did, and what each pod says: why the fleet did not follow."""
+    calls = system.prometheus(calls_query(namespace, "offline"))
+    hpa = system.kubectl("describe", "hpa", "-n", namespace)
+    return (
+        f"replicas {fleet.replicas()}, calls by pod {fleet.calls_by_pod()}, calls+waiting in"
+        f" Prometheus {calls}, status {fleet.status()}\n{hpa}\n{pod_log_tails(system, namespace)}"
+    )
+
+
 def pod_log_tails(system: System, namespace: str, lines: int = 30) -> str:
     """The last log lines of the agent's pods still in ``namespace``."""
     out = []
@@ -251,7 +262,10 @@ async def test_calls_ending_scale_down_idle_pods_first(
         def scaled_down(want: int = want) -> bool:
             return fleet.replicas() == want == len(fleet.pods())
 
-        await await_until(f"{want} worker pods after the {name} call ended", scaled_down, 240)
+        try:
+            await await_until(f"{want} worker pods after the {name} call ended", scaled_down, 240)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{scaling_state(system, namespace, fleet)}") from None
     # The pod that kept a call was never chosen; the removed ones were idle and exited 0.
     assert set(fleet.calls_by_pod()) == busy
     removed = [r for r in pod_history.pods.values() if r.deleting_at is not None]
