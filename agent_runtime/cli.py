@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from . import commands
+from .early_stop import TERMINATED, stop_at_once
 from .errors import ConfigError
 
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    stop_at_once(TERMINATED)  # an ingestion stopped half-way has not succeeded
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args))

@@ -19,6 +19,7 @@ from kubevox_operator.api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API
 from kubevox_operator.contract import HEALTH_PORT, METRICS_PORT
 
 from ..config import load_runtime_config, resolve_config_path
+from ..early_stop import stop_at_once
 from ..errors import ConfigError
 from ..pod_annotations import PodCallsAnnotator
 from ..providers import check_providers
@@ -60,6 +61,9 @@ def preflight(path: str, env: dict[str, str] | os._Environ[str]) -> AgentRuntime
 
 
 def run(args: argparse.Namespace) -> int:
+    # A worker stopped before it registered has no call to drain: a clean stop, exit 0 (livekit's
+    # handler replaces this one once the worker runs).
+    stop_at_once(0)
     path = str(Path(resolve_config_path(args.config)).resolve())
     config = preflight(path, os.environ)
 

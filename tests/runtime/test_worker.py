@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -100,6 +101,52 @@ async def test_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
         "kubevox-agent: spec.stt.credentials: missing API key for deepgram: set "
         "KUBEVOX_STT_API_KEY or DEEPGRAM_API_KEY"
     )
+
+
+def _child_pid(pid: int) -> int | None:
+    """The one child of ``pid`` (the process that is PID 1 in unshare's namespace)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        if children:
+            return int(children[0])
+    return None
+
+
+async def test_sigterm_while_starting_stops_the_worker_as_pid_1(
+    livekit: LiveKitStandIn, tmp_path: Path
+) -> None:
+    """In a pod the worker is PID 1, and the kernel ignores SIGTERM for a PID 1 without a
+    handler: a pod deleted while its worker starts would hang for its whole grace period."""
+    path = write_config(tmp_path, livekit.ws_url)
+    env = worker_env(
+        LIVEKIT_API_KEY="devkey",
+        LIVEKIT_API_SECRET="secret" * 6,
+        DEEPGRAM_API_KEY="d",
+        CARTESIA_API_KEY="c",
+        OPENAI_API_KEY="o",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
+    )
+    argv = [sys.executable, "-m", "agent_runtime", "start", "--config", str(path)]
+    unshare = await asyncio.create_subprocess_exec(
+        "unshare", "--pid", "--fork", "--kill-child", *argv, env=env, cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while (worker := _child_pid(unshare.pid)) is None:
+            assert time.monotonic() < deadline, "the worker did not start"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # importing: no handler of livekit's yet
+        assert livekit.agent_connections == 0
+        os.kill(worker, signal.SIGTERM)
+        _out, err = await asyncio.wait_for(unshare.communicate(), 10)
+        # 0 once `start` runs (nothing to drain), 143 if the signal came while the commands load.
+        assert unshare.returncode in (0, 143), err.decode()[-2000:]
+        assert "SIGTERM: stopping" in err.decode()
+    finally:
+        if unshare.returncode is None:
+            unshare.kill()
+            await unshare.wait()
 
 
 async def scrape(port: int) -> str:
