@@ -61,7 +61,7 @@ images: $(STAMP) ## Build the operator and runtime images (no registry; cached),
 
 .PHONY: crds
 crds: $(STAMP) ## Regenerate crds/ from the pydantic models (and the installers' copies)
-	@$(PY) -m kubevox_operator.api.crd crds
+	@$(PY) -m kubevox_api.crd crds
 	@bash hack/tools/sync-manifests.sh
 
 .PHONY: lint

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Protocol
 
-from kubevox_operator.api import AgentRuntimeConfig
+from kubevox_api import AgentRuntimeConfig
 from livekit.agents import Agent, ModelSettings, RunContext, function_tool, llm
 from livekit.agents.llm import Tool, Toolset
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent

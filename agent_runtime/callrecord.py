@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubevox_operator.contract import POD_NAME_ENV
+from kubevox_api.contract import POD_NAME_ENV
 from livekit.agents import llm
 
 from . import metrics

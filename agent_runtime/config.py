@@ -1,6 +1,6 @@
 """Loading the runtime config: the operator's rendered file, or a VoiceAgent manifest.
 
-Both are parsed with the operator's own models (``kubevox_operator.api``), so the runtime can
+Both are parsed with the operator's own models (``kubevox_api``), so the runtime can
 never disagree with the operator about what a VoiceAgent means.
 """
 
@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubevox_operator.api import (
+from kubevox_api import (
     CONFIG_ENV,
     AgentRuntimeConfig,
     KnowledgeBase,
     VoiceAgent,
     render_runtime_config,
 )
-from kubevox_operator.api.base import field_errors
+from kubevox_api.base import field_errors
+from kubevox_api.contract import KNOWLEDGE_BASE_KIND, VOICE_AGENT_KIND
 from pydantic import ValidationError
 
 from .errors import ConfigError
@@ -74,12 +75,12 @@ def load_manifest(path: str | Path) -> AgentRuntimeConfig:
     for i, doc in enumerate(_read_documents(path)):
         kind = doc.get("kind") if isinstance(doc, dict) else None
         try:
-            if kind == "VoiceAgent":
+            if kind == VOICE_AGENT_KIND:
                 agents += 1
                 if agents > 1:
                     raise ConfigError(f"{path}: more than one VoiceAgent")
                 agent = VoiceAgent.model_validate(doc)
-            elif kind == "KnowledgeBase":
+            elif kind == KNOWLEDGE_BASE_KIND:
                 kb = KnowledgeBase.model_validate(doc)
                 kbs[str(kb.metadata.get("name", ""))] = kb
         except ValidationError as e:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubevox_operator.api import VoiceAgentSpec
+from kubevox_api import VoiceAgentSpec
 from livekit.agents import llm
 
 from .grounding import estimate_tokens

@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
-from kubevox_operator.api import AgentRuntimeConfig, ResolvedKnowledgeBase
+from kubevox_api import AgentRuntimeConfig, ResolvedKnowledgeBase
 
 from .grounding import Grounding, KnowledgeSource, Retriever
 from .knowledge import build_retriever

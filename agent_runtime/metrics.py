@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 
-from kubevox_operator.contract import ACTIVE_CALLS_METRIC
+from kubevox_api.contract import ACTIVE_CALLS_METRIC
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from kubevox_operator.contract import AGENT_NAME_ATTRIBUTE
+from kubevox_api.contract import AGENT_NAME_ATTRIBUTE
 from livekit import rtc
 
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kubevox_operator.contract import (
+from kubevox_api.contract import (
     ACTIVE_CALLS_ANNOTATION,
     DELETION_COST_ANNOTATION,
     POD_NAME_ENV,

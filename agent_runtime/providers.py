@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import aiohttp
 import httpx2 as httpx
-from kubevox_operator.api import (
+from kubevox_api import (
     PROVIDER_ENV,
     AgentRuntimeConfig,
     LLMEndpoint,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubevox_operator.api import AgentRuntimeConfig
+from kubevox_api import AgentRuntimeConfig
 from livekit.agents import (
     AgentSession,
     APIConnectOptions,

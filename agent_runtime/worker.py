@@ -12,9 +12,8 @@ import logging
 import os
 from typing import Any
 
-from kubevox_operator import contract
-from kubevox_operator.api import CONFIG_ENV, AgentRuntimeConfig
-from kubevox_operator.api.runtime_config import LIVEKIT_URL_ENV
+from kubevox_api import CONFIG_ENV, AgentRuntimeConfig, contract
+from kubevox_api.runtime_config import LIVEKIT_URL_ENV
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess, inference, room_io
 from livekit.agents.utils.hw import get_cpu_monitor

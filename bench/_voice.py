@@ -32,11 +32,11 @@ for extra in (REPO, REPO / "hack" / "devenv"):
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
+from kubevox_api import KnowledgeBase  # noqa: E402
 from kubevox_devenv.knowledge import ingest_manifest  # noqa: E402
 from kubevox_devenv.livekit import LiveKitServer  # noqa: E402
 from kubevox_devenv.redis import RedisSearchServer  # noqa: E402
 from kubevox_devenv.worker import AgentWorker  # noqa: E402
-from kubevox_operator.api import KnowledgeBase  # noqa: E402
 
 from agent_runtime.caller import CallOptions, SimulatedCall  # noqa: E402
 from agent_runtime.caller.audio import FRAME_MS, Utterance, is_speech, synthesize  # noqa: E402

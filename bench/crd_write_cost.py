@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubevox_api import VoiceAgent, contract
 from kubevox_devenv.controlplane import ControlPlane
-from kubevox_operator.api import VoiceAgent
 from kubevox_operator.builders import OperatorDefaults, build_agent_children
 from kubevox_operator.kube import Kube
 from operator_bench import agent, cpu_since, info, plane_cpu
@@ -55,15 +55,15 @@ def unchecked_spec(schema: dict[str, Any]) -> None:
 
 
 VARIANTS: dict[str, Callable[[dict[str, Any]], None] | None] = {
-    "kubevox.dev": None,
-    "nocel.kubevox.dev": without_cel,
-    "tiny.kubevox.dev": unchecked_spec,
+    contract.GROUP: None,
+    f"nocel.{contract.GROUP}": without_cel,
+    f"tiny.{contract.GROUP}": unchecked_spec,
 }
 
 
 def variant_crd(group: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     crd: dict[str, Any] = copy.deepcopy(yaml.safe_load(CRD.read_text()))
-    crd["metadata"]["name"] = f"voiceagents.{group}"
+    crd["metadata"]["name"] = f"{contract.VOICE_AGENT_PLURAL}.{group}"
     crd["spec"]["group"] = group
     for version in crd["spec"]["versions"]:
         change(version["schema"]["openAPIV3Schema"])
@@ -85,7 +85,10 @@ async def measure(
             manifest.write_text(yaml.safe_dump(variant_crd(group, change)))
             plane.kubectl_run("apply", "--server-side", "-f", str(manifest))
             plane.kubectl_run(
-                "wait", "--for=condition=Established", f"crd/voiceagents.{group}", "--timeout=30s"
+                "wait",
+                "--for=condition=Established",
+                f"crd/{contract.VOICE_AGENT_PLURAL}.{group}",
+                "--timeout=30s",
             )
     kube = Kube(info(plane.kubeconfig))
     ms: dict[str, list[float]] = {}
@@ -94,10 +97,11 @@ async def measure(
             for group in VARIANTS:
                 ns = f"{group.split('.')[0]}-{r}"
                 plane.kubectl_run("create", "namespace", ns)
-                path = f"/apis/{group}/v1alpha1/namespaces/{ns}/voiceagents"
+                plural = contract.VOICE_AGENT_PLURAL
+                path = f"/apis/{group}/{contract.VERSION}/namespaces/{ns}/{plural}"
 
                 def body(i: int, group: str = group, ns: str = ns) -> dict[str, Any]:
-                    return {**agent(f"a{i}", ns), "apiVersion": f"{group}/v1alpha1"}
+                    return {**agent(f"a{i}", ns), "apiVersion": f"{group}/{contract.VERSION}"}
 
                 def creates(path: str = path, body: Any = body) -> Awaitable[Any]:
                     return asyncio.gather(*(kube.request("POST", path, body(i)) for i in range(n)))
@@ -131,14 +135,14 @@ async def measure(
                 for what, work in (("create", creates), ("status patch", patches)):
                     cpu = await apiserver_cpu(plane, work)
                     ms.setdefault(f"{group} {what}", []).append(1000 * cpu / n)
-                if group == "kubevox.dev":
+                if group == contract.GROUP:
                     cpu = await apiserver_cpu(plane, applies)
                     ms.setdefault("ConfigMap apply", []).append(1000 * cpu / n)
                 await asyncio.sleep(2)  # the watch cache and the GC settle between variants
         # Last (their Deployments keep the controller-manager busy for a while): one agent's
         # children, as the lower bound applies them, for the agents created in round 0.
         ns = "kubevox-0"
-        path = f"/apis/kubevox.dev/v1alpha1/namespaces/{ns}/voiceagents"
+        path = f"/apis/{contract.API_VERSION}/namespaces/{ns}/{contract.VOICE_AGENT_PLURAL}"
         children = []
         for va in (await kube.request("GET", path))["items"]:
             built = build_agent_children(VoiceAgent.model_validate(va), va, {}, OperatorDefaults())

@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT, ROOT / "operator", ROOT / "hack" / "devenv"):
     sys.path.insert(0, str(extra))
 
-from kubevox_devenv.redis import RedisSearchServer  # noqa: E402
-from kubevox_operator.api import KnowledgeBase  # noqa: E402
-from kubevox_operator.api.knowledgebase import (  # noqa: E402
+from kubevox_api import KnowledgeBase  # noqa: E402
+from kubevox_api.knowledgebase import (  # noqa: E402
     LOCAL_EMBEDDING_MODEL,
     LOCAL_EMBEDDING_MODELS,
     Embedding,
 )
+from kubevox_devenv.redis import RedisSearchServer  # noqa: E402
 
 from agent_runtime.knowledge import (  # noqa: E402
     LocalEmbedder,

@@ -23,8 +23,8 @@ for extra in (ROOT, ROOT / "operator", ROOT / "hack" / "devenv"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from kubevox_operator.api import KnowledgeBase  # noqa: E402
-from kubevox_operator.api.knowledgebase import (  # noqa: E402
+from kubevox_api import KnowledgeBase  # noqa: E402
+from kubevox_api.knowledgebase import (  # noqa: E402
     LOCAL_EMBEDDING_MODEL,
     LOCAL_EMBEDDING_MODELS,
     Embedding,

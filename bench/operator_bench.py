@@ -27,9 +27,9 @@ from typing import Any
 import aiohttp
 import yaml
 from kopf._cogs.structs.credentials import ConnectionInfo
+from kubevox_api import VoiceAgent, contract
 from kubevox_devenv.controlplane import ControlPlane, audit_writes
 from kubevox_devenv.procs import free_port
-from kubevox_operator.api import VoiceAgent
 from kubevox_operator.builders import OperatorDefaults, build_agent_children
 from kubevox_operator.kube import ApiError, Kube
 
@@ -41,8 +41,8 @@ RESYNC = 5.0
 def agent(name: str, ns: str) -> dict[str, Any]:
     cred = {"secretKeyRef": {"name": "providers", "key": "k"}}
     return {
-        "apiVersion": "kubevox.dev/v1alpha1",
-        "kind": "VoiceAgent",
+        "apiVersion": contract.API_VERSION,
+        "kind": contract.VOICE_AGENT_KIND,
         "metadata": {"name": name, "namespace": ns},
         "spec": {
             "instructions": "You are a benchmark agent.",
@@ -117,7 +117,7 @@ async def create_all(kube: Kube, objs: list[dict[str, Any]]) -> dict[str, float]
     async def one(o: dict[str, Any]) -> None:
         res = await kube.request(
             "POST",
-            f"/apis/kubevox.dev/v1alpha1/namespaces/{o['metadata']['namespace']}/voiceagents",
+            f"/apis/{contract.API_VERSION}/namespaces/{o['metadata']['namespace']}/{contract.VOICE_AGENT_PLURAL}",
             o,
         )
         done[res["metadata"]["name"]] = time.monotonic()
@@ -138,7 +138,7 @@ async def wait_statuses(
 ) -> dict[str, float]:
     """name → first time (monotonic) its status is up to date, from a watch: the moment the
     event arrives, and no polling load on the API server while the operator is measured."""
-    path = f"/apis/kubevox.dev/v1alpha1/namespaces/{ns}/voiceagents"
+    path = f"/apis/{contract.API_VERSION}/namespaces/{ns}/{contract.VOICE_AGENT_PLURAL}"
     seen: dict[str, float] = {}
     listed = await kube.request("GET", path)
     for va in listed["items"]:
@@ -186,9 +186,11 @@ async def direct_apply(kube: Kube, ns: str, n: int) -> tuple[float, float]:
     t = time.monotonic()
     await create_all(kube, [agent(f"d{i}", ns) for i in range(n)])
     create_s = time.monotonic() - t
-    items = (await kube.request("GET", f"/apis/kubevox.dev/v1alpha1/namespaces/{ns}/voiceagents"))[
-        "items"
-    ]
+    items = (
+        await kube.request(
+            "GET", f"/apis/{contract.API_VERSION}/namespaces/{ns}/{contract.VOICE_AGENT_PLURAL}"
+        )
+    )["items"]
     objs = []
     for body in items:
         kids = build_agent_children(VoiceAgent.model_validate(body), body, {}, OperatorDefaults())

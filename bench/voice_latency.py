@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _voice as v
-from kubevox_operator.api import default_agent_name
+from kubevox_api import default_agent_name
 
 from agent_runtime import metrics as m
 from tests.e2e.conftest import answer_from_context

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from kubevox_operator.api import AgentRuntimeConfig
+from kubevox_api import AgentRuntimeConfig
 
 from ..config import load_manifest, load_runtime_config, resolve_config_path
 

@@ -12,7 +12,7 @@ import os
 import sys
 import uuid
 
-from kubevox_operator.api import AgentRuntimeConfig
+from kubevox_api import AgentRuntimeConfig
 from livekit.agents.voice.run_result import (
     ChatMessageEvent,
     FunctionCallEvent,

@@ -14,9 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kubevox_operator.api import CONFIG_ENV, AgentRuntimeConfig
-from kubevox_operator.api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV
-from kubevox_operator.contract import HEALTH_PORT, METRICS_PORT
+from kubevox_api import CONFIG_ENV, AgentRuntimeConfig
+from kubevox_api.contract import HEALTH_PORT, METRICS_PORT
+from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV
 
 from ..config import load_runtime_config, resolve_config_path
 from ..early_stop import stop_at_once

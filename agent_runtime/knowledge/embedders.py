@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from kubevox_operator.api.knowledgebase import LOCAL_STATIC_EMBEDDING_MODEL, Embedding
+from kubevox_api.knowledgebase import LOCAL_STATIC_EMBEDDING_MODEL, Embedding
 
 from .errors import EmbeddingError
 from .tokenizer import wordpiece

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from kubevox_operator.api import KnowledgeBase, Source
+from kubevox_api import KnowledgeBase, Source
 from redis.exceptions import RedisError
 
 from .chunking import ChunkingOptions, chunk_document

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import yaml
-from kubevox_operator.api import KnowledgeBase
+from kubevox_api import KnowledgeBase
+from kubevox_api.contract import KNOWLEDGE_BASE_KIND
 from pydantic import ValidationError
 
 from .embedders import Embedder, make_embedder
@@ -25,7 +26,7 @@ def load_knowledge_base(path: Path) -> KnowledgeBase:
     except (OSError, yaml.YAMLError) as exc:
         raise KnowledgeError(f"cannot read {path}: {exc}") from exc
     for doc in docs:
-        if doc.get("kind") == "KnowledgeBase":
+        if doc.get("kind") == KNOWLEDGE_BASE_KIND:
             try:
                 return KnowledgeBase.model_validate(doc)
             except ValidationError as exc:

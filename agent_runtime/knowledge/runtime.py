@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kubevox_operator.api import ResolvedKnowledgeBase
+from kubevox_api import ResolvedKnowledgeBase
 
 from .embedders import Embedder, LocalEmbedder, StaticEmbedder, make_embedder
 from .errors import KnowledgeError

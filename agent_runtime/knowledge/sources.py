@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from kubevox_operator.api import Source
+from kubevox_api import Source
 from yarl import URL
 
 from .errors import SourceError

@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import kopf
+from kubevox_api import contract
 
-from . import contract, logs, metrics
+from . import logs, metrics
 from .builders import OperatorDefaults
 from .builders.network import EgressSettings
 from .controller import Controller, Settings

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, get_args
 
+from kubevox_api import KnowledgeBase, VoiceAgent, contract, secret_refs
+from kubevox_api.common import SecretKeySelector
+from kubevox_api.knowledgebase import stored_knowledge_base
+from kubevox_api.voiceagent import SIPTelephony
 from pydantic import ValidationError
 
-from . import contract
-from .api import KnowledgeBase, VoiceAgent, secret_refs
-from .api.common import SecretKeySelector
-from .api.knowledgebase import stored_knowledge_base
-from .api.voiceagent import SIPTelephony
 from .builders import OperatorDefaults, build_agent_children, build_ingest_plan, content_hash
 from .builders.agent import AUTOSCALER_KINDS, OptionalKind, agent_selector
 from .builders.common import child_name, stable_hash
@@ -31,7 +30,7 @@ from .kube import KINDS, ApiError, Kube
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .names import Claims, agent_claim, conflict_problem
 from .policy import HOLD_CHILDREN, AgentPolicy, agent_notices, agent_policy_problems
-from .sip import FINALIZER, LiveKitSIP, Owner, SIPError, desired_rule, desired_trunk
+from .sip import LiveKitSIP, Owner, SIPError, desired_rule, desired_trunk
 from .status import (
     AgentObservation,
     KnowledgeObservation,
@@ -57,8 +56,8 @@ OPTIONAL_CRDS: dict[str, OptionalKind] = {KINDS[k].crd: k for k in get_args(Opti
 built only while the CRD is served."""
 LISTED_KINDS = frozenset(
     (
-        "VoiceAgent",
-        "KnowledgeBase",
+        contract.VOICE_AGENT_KIND,
+        contract.KNOWLEDGE_BASE_KIND,
         "ConfigMap",
         "ServiceAccount",
         "Service",
@@ -72,8 +71,6 @@ LISTED_KINDS = frozenset(
 )
 """Watched kinds whose initial listing completes before any reconcile (kopf's index barrier):
 once synced, a cache miss means the object does not exist, with no GET to make sure."""
-HASH_LABEL = "kubevox.dev/content-hash"
-RUN_LABEL = "kubevox.dev/ingest-run"
 
 
 def deleted_for(body: Obj) -> float:
@@ -209,7 +206,7 @@ class Controller:
         self.waiting = WaitingPoll(
             self.cache,
             self._livekit_credentials,
-            lambda key: self.queue.add(("VoiceAgent", *key)),
+            lambda key: self.queue.add((contract.VOICE_AGENT_KIND, *key)),
             contract.LABEL_VOICE_AGENT,
             settings.waiting_poll_seconds,
             settings.livekit_allowed,
@@ -259,7 +256,7 @@ class Controller:
             period = self.settings.resync_seconds
             await asyncio.sleep(period)
             recent = time.monotonic() - period / 2
-            for kind in ("KnowledgeBase", "VoiceAgent"):
+            for kind in (contract.KNOWLEDGE_BASE_KIND, contract.VOICE_AGENT_KIND):
                 for obj in self.cache.items(kind):
                     key = (kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
                     # One just reconciled (an event) needs no safety-net look yet.
@@ -284,27 +281,27 @@ class Controller:
             self.cache.put(kind, obj)
             if kind not in LISTED_KINDS:
                 self._fresh[key] = time.monotonic()
-        if kind == "VoiceAgent":
+        if kind == contract.VOICE_AGENT_KIND:
             claim = None if event_type == "DELETED" else agent_claim(obj)
             for other in self.claims.update(key, claim):
-                self.queue.add(("VoiceAgent", other[1], other[2]))
-        if kind in ("VoiceAgent", "KnowledgeBase"):
+                self.queue.add((contract.VOICE_AGENT_KIND, other[1], other[2]))
+        if kind in (contract.VOICE_AGENT_KIND, contract.KNOWLEDGE_BASE_KIND):
             st = obj.get("status") or {}
             # A spec nobody has reconciled yet goes first: someone is waiting for it.
             urgent = event_type != "DELETED" and st.get("observedGeneration") != meta.get(
                 "generation"
             )
             self.queue.add(key, urgent=urgent)
-            if kind == "KnowledgeBase":
+            if kind == contract.KNOWLEDGE_BASE_KIND:
                 for va in self._agents_using(ns, name):
-                    self.queue.add(("VoiceAgent", ns, va))
+                    self.queue.add((contract.VOICE_AGENT_KIND, ns, va))
             return
         labels = meta.get("labels") or {}
         owners = [
             (owner, ns, labels[label])
             for owner, label in (
-                ("VoiceAgent", contract.LABEL_VOICE_AGENT),
-                ("KnowledgeBase", contract.LABEL_KNOWLEDGE_BASE),
+                (contract.VOICE_AGENT_KIND, contract.LABEL_VOICE_AGENT),
+                (contract.KNOWLEDGE_BASE_KIND, contract.LABEL_KNOWLEDGE_BASE),
             )
             if label in labels
         ]
@@ -330,8 +327,10 @@ class Controller:
             for obj in list(self.cache.items(kind)):
                 meta = obj["metadata"]
                 self._forget((kind, meta["namespace"], meta["name"]))
-        for va in self.cache.items("VoiceAgent"):
-            self.queue.add(("VoiceAgent", va["metadata"]["namespace"], va["metadata"]["name"]))
+        for va in self.cache.items(contract.VOICE_AGENT_KIND):
+            self.queue.add(
+                (contract.VOICE_AGENT_KIND, va["metadata"]["namespace"], va["metadata"]["name"])
+            )
 
     def _forget(self, key: tuple[str, str, str]) -> None:
         """An object gone from the cluster: nothing about it is kept."""
@@ -343,7 +342,7 @@ class Controller:
     def _agents_using(self, ns: str, kb: str) -> list[str]:
         return [
             va["metadata"]["name"]
-            for va in self.cache.items("VoiceAgent", ns)
+            for va in self.cache.items(contract.VOICE_AGENT_KIND, ns)
             if any(r.get("name") == kb for r in va.get("spec", {}).get("knowledgeBases", []) or [])
         ]
 
@@ -357,7 +356,7 @@ class Controller:
         outcome = "error"
         self._looked[key] = time.monotonic()
         try:
-            if kind == "VoiceAgent":
+            if kind == contract.VOICE_AGENT_KIND:
                 again, outcome = await self.reconcile_agent(key)
             else:
                 again, outcome = await self.reconcile_knowledge_base(key)
@@ -473,11 +472,11 @@ class Controller:
         meta = body["metadata"]
         result = await self.api.patch_status(kind, meta["namespace"], meta["name"], patch)
         self._remember(kind, result)
-        if kind == "KnowledgeBase":
+        if kind == contract.KNOWLEDGE_BASE_KIND:
             # Its watch echo is skipped, yet its agents may be waiting for exactly this status
             # (Ready after its Job): they look again now.
             for va in self._agents_using(meta["namespace"], meta["name"]):
-                self.queue.add(("VoiceAgent", meta["namespace"], va))
+                self.queue.add((contract.VOICE_AGENT_KIND, meta["namespace"], va))
         return True
 
     def _remember(self, kind: str, result: Obj) -> None:
@@ -535,7 +534,7 @@ class Controller:
             c: Obj = next((c for c in st.get("conditions", []) or [] if c.get("type") == t), {})
             return c.get("status", ""), c.get("reason", ""), c.get("message", "")
 
-        bad = "Degraded" if body.get("kind") == "VoiceAgent" else "Failed"
+        bad = "Degraded" if body.get("kind") == contract.VOICE_AGENT_KIND else "Failed"
         r_old, r_new = cond(old, "Ready"), cond(new, "Ready")
         d_old, d_new = cond(old, bad), cond(new, bad)
         if d_new[0] == "True" and d_new[:2] != d_old[:2]:
@@ -549,10 +548,12 @@ class Controller:
 
     async def reconcile_agent(self, key: Key) -> tuple[float | None, str]:
         _, ns, name = key
-        body = self.cache.get("VoiceAgent", ns, name)
+        body = self.cache.get(contract.VOICE_AGENT_KIND, ns, name)
         try:
             meta = (body or {}).get("metadata", {})
-            if meta.get("deletionTimestamp") and FINALIZER in (meta.get("finalizers") or []):
+            if meta.get("deletionTimestamp") and contract.SIP_FINALIZER in (
+                meta.get("finalizers") or []
+            ):
                 assert body is not None
                 return await self._finalize_sip(key, body)
             if body is None or body["metadata"].get("deletionTimestamp"):
@@ -577,7 +578,7 @@ class Controller:
         kbs: dict[str, KnowledgeBase] = {}
         secrets: list[SecretKeySelector] = list(secret_refs(agent.spec))
         for ref in agent.spec.knowledge_bases:
-            kb_body = self.cache.get("KnowledgeBase", ns, ref.name)
+            kb_body = self.cache.get(contract.KNOWLEDGE_BASE_KIND, ns, ref.name)
             if kb_body is None:
                 blocking.append(
                     Problem("KnowledgeBaseMissing", f"KnowledgeBase {ns}/{ref.name} not found")
@@ -661,7 +662,7 @@ class Controller:
         if sip is not None:
             body, telephony, sip_wrote = await self._reconcile_sip(agent, body, sip)
             wrote |= sip_wrote
-        elif FINALIZER in (body["metadata"].get("finalizers") or []):
+        elif contract.SIP_FINALIZER in (body["metadata"].get("finalizers") or []):
             # Telephony was removed from the spec: its LiveKit objects go, then the finalizer.
             problem = await self._remove_sip(agent, body)
             if problem is not None:
@@ -701,7 +702,7 @@ class Controller:
             )
         )
         old = body.get("status") or {}
-        wrote |= await self.write_status("VoiceAgent", body, status)
+        wrote |= await self.write_status(contract.VOICE_AGENT_KIND, body, status)
         self._transitions(body, old, status, "AgentReady")
         if blocking or refused or (telephony is not None and telephony.problem is not None):
             # Secrets, LiveKit and others' objects are not watched: look again, later and later.
@@ -769,7 +770,7 @@ class Controller:
         prev = body.get("status") or {}
         known = (prev.get("sipTrunkId"), prev.get("sipDispatchRuleId"))
         wrote = False
-        if FINALIZER not in (meta.get("finalizers") or []):
+        if contract.SIP_FINALIZER not in (meta.get("finalizers") or []):
             # Before anything exists in LiveKit, so that no deletion can leave it behind.
             body = await self._set_finalizer(body, add=True)
             wrote = True
@@ -902,28 +903,44 @@ class Controller:
             ops: list[Obj] = (
                 [
                     {"op": "test", "path": "/metadata/finalizers", "value": current},
-                    {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+                    {
+                        "op": "add",
+                        "path": "/metadata/finalizers/-",
+                        "value": contract.SIP_FINALIZER,
+                    },
                 ]
                 if current
                 else [
                     {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
-                    {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+                    {
+                        "op": "add",
+                        "path": "/metadata/finalizers",
+                        "value": [contract.SIP_FINALIZER],
+                    },
                 ]
             )
         else:
-            i = current.index(FINALIZER)
+            i = current.index(contract.SIP_FINALIZER)
             ops = [
-                {"op": "test", "path": f"/metadata/finalizers/{i}", "value": FINALIZER},
+                {
+                    "op": "test",
+                    "path": f"/metadata/finalizers/{i}",
+                    "value": contract.SIP_FINALIZER,
+                },
                 {"op": "remove", "path": f"/metadata/finalizers/{i}"},
             ]
         try:
-            result = await self.api.json_patch("VoiceAgent", meta["namespace"], meta["name"], ops)
+            result = await self.api.json_patch(
+                contract.VOICE_AGENT_KIND, meta["namespace"], meta["name"], ops
+            )
         except ApiError as exc:
             if exc.status == 404 and not add:
                 return body  # already gone
             raise
         if not result["metadata"].get("deletionTimestamp"):
-            self._remember("VoiceAgent", result)  # never resurrect one whose deletion completes
+            self._remember(
+                contract.VOICE_AGENT_KIND, result
+            )  # never resurrect one whose deletion completes
         return result
 
     # --- KnowledgeBase --------------------------------------------------------------------------
@@ -983,7 +1000,7 @@ class Controller:
 
     async def reconcile_knowledge_base(self, key: Key) -> tuple[float | None, str]:
         _, ns, name = key
-        body = self.cache.get("KnowledgeBase", ns, name)
+        body = self.cache.get(contract.KNOWLEDGE_BASE_KIND, ns, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             self.queue.forget(key)
             return None, "deleted"
@@ -1061,7 +1078,7 @@ class Controller:
             if (job_name or blocking)
             else {**prev, "observedGeneration": obs.generation}
         )
-        wrote |= await self.write_status("KnowledgeBase", body, status)
+        wrote |= await self.write_status(contract.KNOWLEDGE_BASE_KIND, body, status)
         self._transitions(body, prev, status, "Indexed")
         if job_outcome(job)[0] in ("Complete", "Failed") and job_name:
             await self._delete_superseded_jobs(ns, name, job_name)
@@ -1079,8 +1096,12 @@ class Controller:
         interval = parse_duration(kb.spec.refresh_interval) if kb.spec.refresh_interval else None
         current = prev.get("jobName")
         cur_job = self.cache.get("Job", ns, current) if current else None
-        cur_run = ((cur_job or {}).get("metadata", {}).get("labels") or {}).get(RUN_LABEL)
-        cur_hash = ((cur_job or {}).get("metadata", {}).get("labels") or {}).get(HASH_LABEL)
+        cur_run = ((cur_job or {}).get("metadata", {}).get("labels") or {}).get(
+            contract.LABEL_INGEST_RUN
+        )
+        cur_hash = ((cur_job or {}).get("metadata", {}).get("labels") or {}).get(
+            contract.LABEL_CONTENT_HASH
+        )
         if cur_job is not None and cur_hash == digest:
             same_run: str | None = cur_run
         elif cur_job is None and prev.get("contentHash") == digest:

@@ -11,8 +11,8 @@ import logging
 from typing import Any
 
 import kopf
+from kubevox_api import contract
 
-from . import contract
 from .controller import LISTED_KINDS, OPTIONAL_CRDS, Controller
 from .kube import Kube
 
@@ -33,8 +33,12 @@ OWNED = {
     "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
 }
 PRIMARY = {
-    "VoiceAgent": ("kubevox.dev", "v1alpha1", "voiceagents"),
-    "KnowledgeBase": ("kubevox.dev", "v1alpha1", "knowledgebases"),
+    contract.VOICE_AGENT_KIND: (contract.GROUP, contract.VERSION, contract.VOICE_AGENT_PLURAL),
+    contract.KNOWLEDGE_BASE_KIND: (
+        contract.GROUP,
+        contract.VERSION,
+        contract.KNOWLEDGE_BASE_PLURAL,
+    ),
 }
 MANAGED_SELECTOR = f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY}"
 

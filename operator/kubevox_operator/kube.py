@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 from kopf._cogs.structs.credentials import ConnectionInfo
+from kubevox_api import contract
 
-from . import contract
 from .metrics import API_WRITES
 
 Obj = dict[str, Any]
@@ -59,8 +59,8 @@ KINDS: dict[str, Kind] = {
     "ScaledObject": Kind("keda.sh/v1alpha1", "scaledobjects"),
     "Job": Kind("batch/v1", "jobs"),
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
-    "VoiceAgent": Kind("kubevox.dev/v1alpha1", "voiceagents"),
-    "KnowledgeBase": Kind("kubevox.dev/v1alpha1", "knowledgebases"),
+    contract.VOICE_AGENT_KIND: Kind(contract.API_VERSION, contract.VOICE_AGENT_PLURAL),
+    contract.KNOWLEDGE_BASE_KIND: Kind(contract.API_VERSION, contract.KNOWLEDGE_BASE_PLURAL),
 }
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from kubevox_api import contract
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
-
-from . import contract
 
 RECONCILES = Counter(
     "kubevox_operator_reconciles_total", "Reconciles, by kind and outcome.", ["kind", "outcome"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from .api import default_agent_name
+from kubevox_api import default_agent_name
+
 from .status import Problem
 
 Obj = dict[str, Any]

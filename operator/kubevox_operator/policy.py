@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .api import VoiceAgent
+from kubevox_api import VoiceAgent
+
 from .status import Problem
 
 IMAGE_NOT_ALLOWED = "ImageNotAllowed"

@@ -14,20 +14,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from kubevox_api import contract
+from kubevox_api.voiceagent import SIPTelephony
 from livekit import api
 from livekit.api import ServerError
 
-from . import contract
-from .api.voiceagent import SIPTelephony
 from .egress import AddressRefused
 from .livekit_client import NETWORK, LiveKitClient
 from .status import Problem
 
 log = logging.getLogger("kubevox.sip")
-
-FINALIZER = "kubevox.dev/sip"
-"""Only on VoiceAgents with telephony: LiveKit state is the one thing garbage collection
-cannot remove."""
 
 
 @dataclass(frozen=True)

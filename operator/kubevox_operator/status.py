@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import contract
+from kubevox_api import contract
 
 Obj = dict[str, Any]
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from kubevox_api.contract import AGENT_NAME_ATTRIBUTE
 from livekit import api
 from livekit.api import ServerError
 
-from .contract import AGENT_NAME_ATTRIBUTE
 from .livekit_client import NETWORK, LiveKitClient
 from .sip import as_problem, refused_problem
 

@@ -16,10 +16,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubevox_api import VoiceAgent, contract
 from pydantic import ValidationError
 
-from . import contract
-from .api import VoiceAgent
 from .cache import Cache
 from .egress import Network
 from .metrics import WAITING_CALLS
@@ -122,7 +121,7 @@ class WaitingPoll:
         groups: dict[Credentials, dict[str, Polled]] = {}
         now = time.monotonic()
         seen = set()
-        for body in self._cache.items("VoiceAgent"):
+        for body in self._cache.items(contract.VOICE_AGENT_KIND):
             meta = body["metadata"]
             key = (meta["namespace"], meta["name"])
             seen.add(key)

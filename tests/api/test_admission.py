@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubevox_api.knowledgebase import LOCAL_EMBEDDING_MODELS
 from kubevox_devenv.controlplane import ControlPlane
-from kubevox_operator.api.knowledgebase import LOCAL_EMBEDDING_MODELS
 
 from .cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
 

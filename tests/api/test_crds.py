@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubevox_operator.api.crd import KINDS, Kind, render
+from kubevox_api.crd import KINDS, Kind, render
 
 CRDS = Path(__file__).parents[2] / "crds"
 

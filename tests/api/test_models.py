@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubevox_operator.api import (
+from kubevox_api import (
     AgentRuntimeConfig,
     KnowledgeBase,
     VoiceAgent,
@@ -17,7 +17,7 @@ from kubevox_operator.api import (
     render_runtime_config,
     secret_refs,
 )
-from kubevox_operator.api.knowledgebase import LOCAL_EMBEDDING_MODELS, stored_knowledge_base
+from kubevox_api.knowledgebase import LOCAL_EMBEDDING_MODELS, stored_knowledge_base
 from pydantic import ValidationError
 
 from .cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase

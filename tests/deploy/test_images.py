@@ -14,7 +14,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from kubevox_operator import contract
+from kubevox_api import contract
 from kubevox_operator.builders.common import restricted_pod_security
 
 from .render import by_key

@@ -151,7 +151,7 @@ def test_helm_chart_lints_strictly() -> None:
 def test_helm_adapter_rules_match_the_adapter_values_file(rendered: dict[str, str]) -> None:
     """The chart's adapter ConfigMap and manifests/monitoring/prometheus-adapter-values.yaml
     carry the same rule, and it serves the metric the operator's HPAs read."""
-    from kubevox_operator.contract import ACTIVE_CALLS_METRIC
+    from kubevox_api.contract import ACTIVE_CALLS_METRIC
 
     cm = by_key(rendered["helm-production"])[("ConfigMap", "monitoring", "kubevox-adapter-rules")]
     config = yaml.safe_load(cm["data"]["config.yaml"])

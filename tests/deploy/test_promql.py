@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubevox_api.contract import ACTIVE_CALLS_METRIC
 from kubevox_operator import metrics as operator_metrics
 from kubevox_operator.builders.agent import calls_query
-from kubevox_operator.contract import ACTIVE_CALLS_METRIC
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kubevox_operator.api import VoiceAgent
+from kubevox_api import VoiceAgent
 from kubevox_operator.builders.agent import scaled_object
 from kubevox_operator.builders.network import EgressSettings, agent_egress
 

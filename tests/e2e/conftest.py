@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 import yaml
-from kubevox_devenv.knowledge import ingest_manifest
-from kubevox_devenv.livekit import LiveKitServer
-from kubevox_devenv.redis import RedisSearchServer
-from kubevox_devenv.worker import AgentWorker
-from kubevox_operator.api import (
+from kubevox_api import (
     KnowledgeBase,
     VoiceAgent,
     default_agent_name,
     render_runtime_config,
 )
+from kubevox_devenv.knowledge import ingest_manifest
+from kubevox_devenv.livekit import LiveKitServer
+from kubevox_devenv.redis import RedisSearchServer
+from kubevox_devenv.worker import AgentWorker
 
 from agent_runtime.caller import CallOptions
 from agent_runtime.grounding_guard import best_sentence

@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kubevox_api import KnowledgeBase
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
-from kubevox_operator.api import KnowledgeBase
 from livekit import api
 
 from agent_runtime.caller import SimulatedCall

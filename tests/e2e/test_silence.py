@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from kubevox_api import KnowledgeBase
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
-from kubevox_operator.api import KnowledgeBase
 from livekit import rtc
 
 from agent_runtime.caller import SimulatedCall

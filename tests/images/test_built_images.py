@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
+from kubevox_api import KnowledgeBase, VoiceAgent, contract
 from kubevox_devenv.images import (
     Image,
     ImagesUnavailable,
     build_images,
     ensure_in_storage,
 )
-from kubevox_operator import contract
-from kubevox_operator.api import KnowledgeBase, VoiceAgent
 from kubevox_operator.builders import OperatorDefaults, build_agent_children
 from kubevox_operator.builders.common import restricted_pod_security
 

@@ -8,7 +8,7 @@ import contextlib
 import io
 from typing import Any
 
-from kubevox_operator.api import KnowledgeBase
+from kubevox_api import KnowledgeBase
 
 
 def make_kb(index: str, sources: list[dict[str, Any]], **spec: Any) -> KnowledgeBase:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.redis
 
 
 def kb(ns: str, name: str, uid: str, index: str, text: str) -> Any:
-    from kubevox_operator.api import KnowledgeBase
+    from kubevox_api import KnowledgeBase
 
     return KnowledgeBase.model_validate(
         {

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
-from kubevox_operator.api.knowledgebase import LOCAL_STATIC_EMBEDDING_MODEL
+from kubevox_api.knowledgebase import LOCAL_STATIC_EMBEDDING_MODEL
 
 from agent_runtime.knowledge import (
     EmbeddingError,

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubevox_api import CONFIG_FILE
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
-from kubevox_operator.api import CONFIG_FILE
 
 from agent_runtime.caller import CallOptions, SimulatedCall
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubevox_api.contract import KB_MANIFEST_FILE
 from kubevox_devenv.redis import RedisSearchServer
-from kubevox_operator.contract import KB_MANIFEST_FILE
 
 from agent_runtime.knowledge import LocalEmbedder, Retriever
 

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubevox_api.contract import SIP_FINALIZER
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.procs import free_port
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_operator.__main__ import choose_standalone, parse_args
 from kubevox_operator.egress import parse_cidrs, refused
-from kubevox_operator.sip import FINALIZER
 from livekit import api
 
 from .conftest import SIP_CLEANUP_SECONDS
@@ -181,7 +181,7 @@ def test_a_livekit_gone_for_good_releases_the_deletion_after_the_wait_with_an_ev
     kubectl("delete", "voiceagent", "gone", "-n", ns, "--wait=false")
     still = kubectl.get("voiceagent", "gone", ns)
     assert still is not None
-    assert FINALIZER in still["metadata"]["finalizers"]  # it tries, for a while
+    assert SIP_FINALIZER in still["metadata"]["finalizers"]  # it tries, for a while
     wait_for(
         "VoiceAgent released",
         lambda: kubectl.get("voiceagent", "gone", ns) is None,

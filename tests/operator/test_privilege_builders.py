@@ -7,7 +7,7 @@ import base64
 from typing import Any
 
 import pytest
-from kubevox_operator.api import KnowledgeBase, VoiceAgent
+from kubevox_api import KnowledgeBase, VoiceAgent
 from kubevox_operator.builders import OperatorDefaults, build_agent_children
 from kubevox_operator.builders.network import (
     EgressSettings,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubevox_operator.api.common import SecretKeySelector
+from kubevox_api.common import SecretKeySelector
 from kubevox_operator.controller import secret_problem
 
 

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubevox_api import VoiceAgent
+from kubevox_api.contract import SIP_FINALIZER
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.procs import free_port
 from kubevox_devenv.redis import RedisSearchServer
-from kubevox_operator.api import VoiceAgent
 from kubevox_operator.sip import (
-    FINALIZER,
     Owner,
     desired_rule,
     desired_trunk,
@@ -224,7 +224,7 @@ def test_trunk_and_rule_created_updated_repaired_and_removed(
     kubectl.apply(cluster_secrets(ns, livekit))
     kubectl.apply(phone_agent("clinic", ns, livekit, ["+15550100", "+15550101"]))
     va = wait_for("trunk and rule in status", lambda: sip_ready(kubectl, "clinic", ns), 40)
-    assert FINALIZER in va["metadata"]["finalizers"]
+    assert SIP_FINALIZER in va["metadata"]["finalizers"]
     [trunk] = lk_trunks(livekit, ns, "clinic")
     [rule] = lk_rules(livekit, ns, "clinic")
     assert va["status"]["sipTrunkId"] == trunk.sip_trunk_id

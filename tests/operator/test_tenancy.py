@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from kubevox_operator.api import KnowledgeBase
+from kubevox_api import KnowledgeBase
 from kubevox_operator.controller import trusted_job_pods
 from kubevox_operator.names import Claims, agent_claim, livekit_endpoint
 

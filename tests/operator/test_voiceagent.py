@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from kubevox_operator.api import AgentRuntimeConfig
-from kubevox_operator.contract import ACTIVE_CALLS_ANNOTATION, CONFIG_HASH_ANNOTATION
+from kubevox_api import AgentRuntimeConfig
+from kubevox_api.contract import ACTIVE_CALLS_ANNOTATION, CONFIG_HASH_ANNOTATION
 
 from .kube import Kubectl, condition, delete_and_wait_recreated, make_pods_ready, wait_for
 from .objects import secrets, voice_agent

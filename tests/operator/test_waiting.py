@@ -17,10 +17,9 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
+from kubevox_api import VoiceAgent, contract
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.procs import eventually, free_port, stop_process_group
-from kubevox_operator import contract
-from kubevox_operator.api import VoiceAgent
 from kubevox_operator.cache import Cache
 from kubevox_operator.egress import parse_cidrs
 from kubevox_operator.status import AgentObservation, Problem, agent_status

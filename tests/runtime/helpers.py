@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubevox_operator.api import AgentRuntimeConfig
+from kubevox_api import AgentRuntimeConfig
 
 
 def base_spec() -> dict[str, Any]:

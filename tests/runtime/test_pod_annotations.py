@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client, config
-from kubevox_devenv.controlplane import ControlPlane
-from kubevox_operator.contract import (
+from kubevox_api.contract import (
     ACTIVE_CALLS_ANNOTATION,
     DELETION_COST_ANNOTATION,
     WORKER_CLUSTER_ROLE,
 )
+from kubevox_devenv.controlplane import ControlPlane
 
 from agent_runtime.pod_annotations import PodCallsAnnotator
 

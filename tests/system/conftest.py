@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubevox_api import contract
 from kubevox_devenv import install as installmod
 from kubevox_devenv import node as nodemod
 from kubevox_devenv.cluster import temporary_cluster
-from kubevox_operator import contract
 
 pytestmark = [pytest.mark.node, pytest.mark.system]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubevox_api import contract
 from kubevox_devenv import install as installmod
 from kubevox_devenv.fleet import SAMPLE, Fleet, sample_for_this_node
-from kubevox_operator import contract
 from kubevox_operator.builders.agent import calls_query
 
 from agent_runtime.caller import CallOptions, SimulatedCall

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
+from kubevox_api import contract
 
 from .cluster import up
 from .controlplane import REPO, install_crds
@@ -124,7 +125,9 @@ def _operator(workdir: Path) -> Iterator[ManagedProcess]:
 
 def _settled() -> bool:
     """Every VoiceAgent has its Deployment and a status for its current generation."""
-    agents = json.loads(kubectl("get", "voiceagents", "-n", NAMESPACE, "-o", "json", show=False))
+    agents = json.loads(
+        kubectl("get", contract.VOICE_AGENT_PLURAL, "-n", NAMESPACE, "-o", "json", show=False)
+    )
     deployments = json.loads(
         kubectl("get", "deployments", "-n", NAMESPACE, "-o", "json", show=False)
     )
@@ -143,7 +146,7 @@ def platform_demo(workdir: Path) -> None:
 
     _step("The kubevox CRDs, generated from the API's pydantic models")
     install_crds(lambda *a: subprocess.run(_kubectl_argv(*a), capture_output=True, text=True))
-    kubectl("get", "crd", "-l", "app.kubernetes.io/part-of=kubevox")
+    kubectl("get", "crd", "-l", f"{contract.LABEL_PART_OF}={contract.APP_NAME}")
 
     _step("The operator, and the samples of manifests/samples")
     kubectl("create", "namespace", NAMESPACE, show=False)
@@ -164,7 +167,7 @@ def platform_demo(workdir: Path) -> None:
             "-n",
             NAMESPACE,
             "-l",
-            "app.kubernetes.io/managed-by=kubevox-operator",
+            f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY}",
         )
         kubectl("get", "voiceagents,knowledgebases", "-n", NAMESPACE)
         print("$ kubectl get voiceagent offline -o yaml  # its status", flush=True)
@@ -183,7 +186,7 @@ def platform_demo(workdir: Path) -> None:
 
 
 def call_demo(workdir: Path) -> int:
-    from kubevox_operator.api import KnowledgeBase, VoiceAgent, render_runtime_config
+    from kubevox_api import KnowledgeBase, VoiceAgent, render_runtime_config
 
     from agent_runtime.caller import CallOptions, SimulatedCall
     from agent_runtime.caller.audio import synthesize

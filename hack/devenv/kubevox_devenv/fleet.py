@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubevox_operator import contract
+from kubevox_api import contract
 
 from .install import Kube, worker_registered
 
@@ -24,7 +24,7 @@ def sample_for_this_node(sample: Path = SAMPLE) -> str:
     15 s instead of 10 min and a draining worker gives its calls 5 min, so a demo is short; held
     calls may stay silent for an hour."""
     docs = list(yaml.safe_load_all(sample.read_text()))
-    agent = next(d for d in docs if d["kind"] == "VoiceAgent")
+    agent = next(d for d in docs if d["kind"] == contract.VOICE_AGENT_KIND)
     agent["spec"]["scaling"].update(
         autoscaler="keda", maxReplicas=3, scaleDownStabilizationSeconds=15
     )

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
-from kubevox_operator.contract import METRICS_PORT
+from kubevox_api.contract import METRICS_PORT
 
 from . import images as imagesmod
 from .controlplane import REPO, SERVICE_CIDR
@@ -198,7 +198,7 @@ def livekit_host_url(kube: Kube) -> str:
 def dispatch_name(kube: Kube, namespace: str, voice_agent: str) -> str:
     """The LiveKit agent name callers dispatch to: the VoiceAgent's status.agentName, or the
     name the operator computes the same way (spec.agentName, else <namespace>.<name>)."""
-    from kubevox_operator.api import default_agent_name
+    from kubevox_api import default_agent_name
 
     body = json.loads(kube.run("get", "voiceagent", voice_agent, "-n", namespace, "-o=json"))
     status_name = (body.get("status") or {}).get("agentName")

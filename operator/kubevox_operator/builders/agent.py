@@ -8,17 +8,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from .. import contract
-from ..api import (
+from kubevox_api import (
     CONFIG_ENV,
     CONFIG_FILE,
     AgentRuntimeConfig,
     KnowledgeBase,
     VoiceAgent,
+    contract,
     credential_env,
     render_runtime_config,
 )
-from ..api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, LIVEKIT_URL_ENV
+from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, LIVEKIT_URL_ENV
+
 from .common import (
     Obj,
     child_name,
@@ -83,7 +84,7 @@ def worker_service_account(agent: VoiceAgent) -> str:
 
 
 def agent_selector(agent: VoiceAgent) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "kubevox", contract.LABEL_VOICE_AGENT: _name(agent)}
+    return {contract.LABEL_NAME: contract.APP_NAME, contract.LABEL_VOICE_AGENT: _name(agent)}
 
 
 def build_agent_children(

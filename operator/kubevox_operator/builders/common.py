@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from .. import contract
+from kubevox_api import contract
 
 Obj = dict[str, Any]
 MAX_NAME = 63
@@ -30,7 +30,7 @@ def child_name(owner: str, suffix: str = "") -> str:
 def owner_reference(owner: Obj) -> Obj:
     meta = owner["metadata"]
     return {
-        "apiVersion": owner.get("apiVersion", "kubevox.dev/v1alpha1"),
+        "apiVersion": owner.get("apiVersion", contract.API_VERSION),
         "kind": owner["kind"],
         "name": meta["name"],
         "uid": meta["uid"],
@@ -41,10 +41,10 @@ def owner_reference(owner: Obj) -> Obj:
 
 def labels(component: str, instance: str, extra: dict[str, str]) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "kubevox",
-        "app.kubernetes.io/instance": instance,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/part-of": "kubevox",
+        contract.LABEL_NAME: contract.APP_NAME,
+        contract.LABEL_INSTANCE: instance,
+        contract.LABEL_COMPONENT: component,
+        contract.LABEL_PART_OF: contract.APP_NAME,
         contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
         **extra,
     }

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from kubevox_api import KnowledgeBase, contract
 
-from .. import contract
-from ..api import KnowledgeBase
 from .common import (
     Obj,
     child_name,
@@ -164,7 +163,11 @@ def _job(
         env.append(secret_env(contract.EMBEDDING_API_KEY_ENV, ref.name, ref.key))
     src_volumes, src_mounts = _source_volumes(kb)
     name = job_name(kb, run)
-    job_labels = {**_labels(kb), "kubevox.dev/content-hash": digest, "kubevox.dev/ingest-run": run}
+    job_labels = {
+        **_labels(kb),
+        contract.LABEL_CONTENT_HASH: digest,
+        contract.LABEL_INGEST_RUN: run,
+    }
     container = {
         "name": contract.INGEST_CONTAINER,
         "image": image,

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import contract
-from ..api import KnowledgeBase, VoiceAgent
+from kubevox_api import KnowledgeBase, VoiceAgent, contract
+
 from .agent import agent_selector
 from .common import Obj, child_name, labels, metadata
 
@@ -233,7 +233,7 @@ def agent_egress_policy(
 
 def ingest_selector(kb: KnowledgeBase) -> dict[str, str]:
     return {
-        "app.kubernetes.io/component": "ingest",
+        contract.LABEL_COMPONENT: "ingest",
         contract.LABEL_KNOWLEDGE_BASE: str(kb.metadata["name"]),
     }
 

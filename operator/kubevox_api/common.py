@@ -15,6 +15,10 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 """RFC 1123 subdomain: what Kubernetes accepts as a ConfigMap or Secret name."""
 CONFIG_KEY = r"^[-._a-zA-Z0-9]+$"
 """A ConfigMap or Secret data key."""
+HTTP_URL = r"^https?://[^\s/$.?#][^\s]*$"
+"""An http(s) URL."""
+LANGUAGE_TAG = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+"""A BCP 47 language tag such as ``en`` or ``en-US``."""
 QUANTITY = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
 """A Kubernetes resource quantity such as ``500m``, ``2`` or ``1Gi``."""
 

@@ -1,6 +1,6 @@
 """Generate the CustomResourceDefinitions from the pydantic models.
 
-``python -m kubevox_operator.api.crd crds/`` (``make crds``) writes one YAML file per kind. The
+``python -m kubevox_api.crd crds/`` (``make crds``) writes one YAML file per kind. The
 pydantic JSON schema is turned into a Kubernetes *structural* schema: references inlined, optional
 fields as plain omissions, defaults of nested objects made explicit, JSON-Schema-2020 forms
 rewritten in the OpenAPI v3 dialect the API server speaks, and each model's :class:`Rule` s added
@@ -14,20 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from .base import KubeModel
 from .common import DNS_LABEL
+from .contract import (
+    APP_NAME,
+    GROUP,
+    KNOWLEDGE_BASE_PLURAL,
+    LABEL_NAME,
+    LABEL_PART_OF,
+    VERSION,
+    VOICE_AGENT_PLURAL,
+)
 from .knowledgebase import KnowledgeBase, KnowledgeBaseSpec, KnowledgeBaseStatus
 from .voiceagent import VoiceAgent, VoiceAgentSpec, VoiceAgentStatus
 
-GROUP = "kubevox.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-CATEGORY = "kubevox"
+CATEGORY = APP_NAME
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ VOICE_AGENT = Kind(
     kind=VoiceAgent,
     spec=VoiceAgentSpec,
     status=VoiceAgentStatus,
-    plural="voiceagents",
+    plural=VOICE_AGENT_PLURAL,
     short_names=("va",),
     printer_columns=(
         _ready_column(),
@@ -97,7 +102,7 @@ KNOWLEDGE_BASE = Kind(
     kind=KnowledgeBase,
     spec=KnowledgeBaseSpec,
     status=KnowledgeBaseStatus,
-    plural="knowledgebases",
+    plural=KNOWLEDGE_BASE_PLURAL,
     short_names=("kb",),
     printer_columns=(
         {
@@ -254,7 +259,7 @@ def crd(kind: Kind) -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": kind.name,
-            "labels": {"app.kubernetes.io/name": "kubevox", "app.kubernetes.io/part-of": "kubevox"},
+            "labels": {LABEL_NAME: APP_NAME, LABEL_PART_OF: APP_NAME},
         },
         "spec": {
             "group": GROUP,
@@ -301,6 +306,10 @@ def crd(kind: Kind) -> dict[str, Any]:
 
 
 def render(kind: Kind) -> str:
+    """The CRD file of one kind. PyYAML is imported here: only writing the CRDs needs it, so the
+    API itself depends on pydantic alone."""
+    import yaml
+
     header = "# Generated from the pydantic models by `make crds`. Do not edit.\n"
     return header + yaml.safe_dump(crd(kind), sort_keys=False, width=100, allow_unicode=True)
 

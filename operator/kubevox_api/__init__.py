@@ -1,15 +1,16 @@
 """The kubevox API, group ``kubevox.dev`` version ``v1alpha1``: the single source of truth.
 
-These pydantic models generate the CRD schemas (``make crds``), drive the operator's builders and
-parse the runtime's configuration.
+These pydantic models generate the CRD schemas (``make crds``: ``python -m kubevox_api.crd``),
+drive the operator's builders and parse the runtime's configuration; :mod:`kubevox_api.contract`
+names what the operator and the runtime agree on. Both depend on this package; it depends on
+pydantic alone and imports nothing from either.
 """
 
 from .base import KubeModel, Rule, RuleViolation
 from .common import Condition, ConfigMapKeySelector, Credentials, SecretKeySelector
+from .contract import API_VERSION, CONFIG_ENV, CONFIG_FILE, GROUP, VERSION
 from .knowledgebase import KnowledgeBase, KnowledgeBaseSpec, KnowledgeBaseStatus, Source
 from .runtime_config import (
-    CONFIG_ENV,
-    CONFIG_FILE,
     PROVIDER_ENV,
     AgentRuntimeConfig,
     ResolvedKnowledgeBase,
@@ -18,21 +19,14 @@ from .runtime_config import (
     render_runtime_config,
 )
 from .voiceagent import (
-    LLMEndpoint,
-    LLMSpec,
-    Scaling,
-    STTSpec,
-    TTSSpec,
     VoiceAgent,
     VoiceAgentSpec,
     VoiceAgentStatus,
     default_agent_name,
     secret_refs,
 )
-
-GROUP = "kubevox.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from .voiceagent_providers import LLMEndpoint, LLMSpec, STTSpec, TTSSpec
+from .voiceagent_scaling import Scaling
 
 __all__ = [
     "API_VERSION",

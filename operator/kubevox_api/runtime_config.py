@@ -16,11 +16,6 @@ from .common import ShortString
 from .knowledgebase import Embedding, KnowledgeBase
 from .voiceagent import AgentName, DispatchName, KnowledgeBaseRef, VoiceAgent, VoiceAgentSpec
 
-CONFIG_ENV = "KUBEVOX_CONFIG"
-"""Environment variable with the path of the rendered config file in the worker pod."""
-CONFIG_FILE = "agent.json"
-"""Key of the rendered config in the agent's ConfigMap (and its file name when mounted)."""
-
 LIVEKIT_URL_ENV = "LIVEKIT_URL"
 LIVEKIT_API_KEY_ENV = "LIVEKIT_API_KEY"
 LIVEKIT_API_SECRET_ENV = "LIVEKIT_API_SECRET"

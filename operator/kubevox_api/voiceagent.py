@@ -10,8 +10,8 @@ from pydantic import Field, StringConstraints
 from .base import KubeModel, Rule
 from .common import (
     DNS_LABEL,
+    LANGUAGE_TAG,
     Condition,
-    Credentials,
     PodOptions,
     ResourceName,
     ResourceRequirements,
@@ -19,10 +19,11 @@ from .common import (
     ShortString,
     UniqueByName,
 )
+from .contract import API_VERSION, VOICE_AGENT_KIND
+from .voiceagent_providers import LLMSpec, STTSpec, TTSSpec
+from .voiceagent_scaling import Scaling
 
-HTTP_URL = r"^https?://[^\s/$.?#][^\s]*$"
 LIVEKIT_URL = r"^(wss?|https?)://[^\s/$.?#][^\s]*$"
-LANGUAGE_TAG = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 E164 = r"^\+[1-9][0-9]{6,14}$"
 SIP_OR_TEL_URI = r"^(sip:|sips:|tel:\+)[^\s]+$"
 CIDR_OR_IP = r"^[0-9a-fA-F:.]+(/[0-9]{1,3})?$"
@@ -50,16 +51,6 @@ def default_agent_name(namespace: str, name: str) -> str:
     return f"{full[: AGENT_NAME_MAX - 11].rstrip('-.')}-{digest}"
 
 
-ProviderOptions = Annotated[
-    dict[str, str | int | float | bool],
-    Field(
-        max_length=32,
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
-    ),
-]
-"""Extra provider settings passed to the provider's client as keyword arguments."""
-
-
 class LiveKitConnection(KubeModel):
     """The LiveKit server the agent's workers register with."""
 
@@ -78,143 +69,6 @@ class LiveKitCredentials(KubeModel):
     """Key of the Secret that holds the LiveKit API key."""
     api_secret_key: ShortString = "apiSecret"
     """Key of the Secret that holds the LiveKit API secret."""
-
-
-class ProviderBase(KubeModel):
-    """Fields every speech or language provider has."""
-
-    model: ShortString | None = None
-    """Provider model. Defaults to the provider's recommended model."""
-    base_url: Annotated[str, StringConstraints(pattern=HTTP_URL, max_length=2048)] | None = Field(
-        default=None, alias="baseURL"
-    )
-    """Override of the provider's API endpoint (a proxy, a regional endpoint, or a compatible
-    self-hosted server)."""
-    credentials: Credentials | None = None
-    """API key of the provider, from a Secret. Required by the cloud providers."""
-    options: ProviderOptions = Field(default_factory=dict)
-    """Extra provider settings passed to its client; unknown ones are reported at start-up."""
-
-
-class STTSpec(ProviderBase):
-    """Speech-to-text: turns the caller's audio into text."""
-
-    provider: Literal["deepgram", "whisper"]
-    """``deepgram`` (streaming, cloud) or ``whisper`` (offline, bundled tiny.en weights,
-    English only)."""
-    language: Annotated[str, StringConstraints(pattern=LANGUAGE_TAG, max_length=35)] | None = None
-    """Language of the caller's speech when it differs from the agent's ``language``."""
-
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="self.provider != 'deepgram' || has(self.credentials)",
-            message="stt.credentials is required for provider deepgram",
-            check=lambda s: s.provider != "deepgram" or s.credentials is not None,
-            field_path=".credentials",
-        ),
-        Rule(
-            cel="self.provider != 'whisper' || !has(self.model) || self.model == 'tiny.en'",
-            message="whisper ships only the bundled 'tiny.en' model",
-            check=lambda s: s.provider != "whisper" or s.model in (None, "tiny.en"),
-            field_path=".model",
-        ),
-    )
-
-
-LOCAL_LLM_MODEL = "smollm2-135m-instruct"
-"""The one model the ``local`` LLM provider ships (inside the runtime image)."""
-
-
-class LLMEndpoint(ProviderBase):
-    """One language model endpoint."""
-
-    provider: Literal["openai", "local"]
-    """``openai``: the OpenAI API or any OpenAI-compatible server (vLLM, Ollama, LiteLLM)
-    reached through ``baseURL``. ``local``: SmolLM2-135M-Instruct, bundled in the runtime image
-    and run in the worker on CPU with no network at all — for air-gapped clusters, demos and
-    tests; it does not call tools, and it needs knowledge bases and the grounding guard to
-    answer facts reliably."""
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    """Sampling temperature; lower is more predictable."""
-    max_tokens: int | None = Field(default=None, ge=1, le=32768)
-    """Upper bound on the tokens of one reply. Spoken replies should stay short."""
-    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    """How long to wait for the endpoint before it counts as failed (and a fallback takes over)."""
-
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="self.provider != 'openai' || has(self.credentials) || has(self.baseURL)",
-            message="credentials is required for provider openai unless baseURL points at a "
-            "self-hosted server",
-            check=lambda s: (
-                s.provider != "openai" or s.credentials is not None or s.base_url is not None
-            ),
-            field_path=".credentials",
-        ),
-        Rule(
-            cel="self.provider != 'local' || (!has(self.baseURL) && !has(self.credentials))",
-            message="provider local runs inside the worker: unset baseURL and credentials",
-            check=lambda s: s.provider != "local" or (s.base_url is None and s.credentials is None),
-            field_path=".provider",
-        ),
-        Rule(
-            cel="self.provider != 'local' || !has(self.model)"
-            f" || self.model == '{LOCAL_LLM_MODEL}'",
-            message=f"provider local ships only '{LOCAL_LLM_MODEL}'",
-            check=lambda s: s.provider != "local" or s.model in (None, LOCAL_LLM_MODEL),
-            field_path=".model",
-        ),
-    )
-
-
-class LLMSpec(LLMEndpoint):
-    """The language model that writes the agent's replies, and its fallbacks."""
-
-    fallbacks: list[LLMEndpoint] = Field(default_factory=list, max_length=4)
-    """Endpoints tried in order when the primary errors or times out (an LLM router)."""
-
-    rules: ClassVar[tuple[Rule, ...]] = (
-        *LLMEndpoint.rules,
-        Rule(
-            cel=(
-                "self.fallbacks.all(f, f.provider != self.provider"
-                " || (has(f.model) ? f.model : '') != (has(self.model) ? self.model : '')"
-                " || (has(f.baseURL) ? f.baseURL : '') != (has(self.baseURL) ? self.baseURL : ''))"
-            ),
-            message="each of llm.fallbacks must differ from the primary (model or baseURL)",
-            check=lambda s: all(
-                (f.provider, f.model, f.base_url) != (s.provider, s.model, s.base_url)
-                for f in s.fallbacks
-            ),
-            field_path=".fallbacks",
-        ),
-    )
-
-
-class TTSSpec(ProviderBase):
-    """Text-to-speech: the agent's voice."""
-
-    provider: Literal["cartesia", "piper"]
-    """``cartesia`` (streaming, cloud) or ``piper`` (offline, bundled en_US voice)."""
-    voice: ShortString | None = None
-    """Voice identifier of the provider. Defaults to the provider's default voice."""
-    speed: float | None = Field(default=None, ge=0.5, le=2.0)
-    """Speaking rate relative to normal."""
-
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="self.provider != 'cartesia' || has(self.credentials)",
-            message="tts.credentials is required for provider cartesia",
-            check=lambda s: s.provider != "cartesia" or s.credentials is not None,
-            field_path=".credentials",
-        ),
-        Rule(
-            cel="self.provider != 'piper' || !has(self.voice) || self.voice == 'en_US-joe-medium'",
-            message="piper ships only the bundled 'en_US-joe-medium' voice",
-            check=lambda s: s.provider != "piper" or s.voice in (None, "en_US-joe-medium"),
-            field_path=".voice",
-        ),
-    )
 
 
 class TurnDetection(KubeModel):
@@ -369,57 +223,6 @@ class Tools(KubeModel):
     """Let the agent transfer phone callers to a human."""
 
 
-class Scaling(KubeModel):
-    """How many worker pods run: the autoscaler follows active calls, not CPU."""
-
-    autoscaler: Literal["hpa", "keda"] = "hpa"
-    """What scales the workers on the calls in progress they export, ``kubevox_active_calls``.
-    ``hpa``: a HorizontalPodAutoscaler reading it as a Pods custom metric; needs
-    prometheus-adapter or another custom metrics server (until one serves it the agent is
-    Degraded, ``AutoscalerInactive``). ``keda``: a KEDA ScaledObject whose Prometheus trigger
-    queries it; needs KEDA in the cluster and the operator's Prometheus URL
-    (``--prometheus-url``); without either the agent is Degraded (``AutoscalerUnavailable``),
-    no autoscaler runs and the pod count stays where it is. Both apply the same bounds, target
-    and scale-up and scale-down behavior; switching deletes the other one."""
-    min_replicas: int = Field(default=1, ge=0, le=1000)
-    """Fewest worker pods, even with no calls. 0 scales to zero with ``autoscaler: keda``: once
-    the calls have stayed at 0 for scaleDownStabilizationSeconds, no pod runs, and the next
-    caller waits while one starts (status.waitingCalls counts them; the operator watches
-    LiveKit for such calls, the autoscaler adds them to the active calls and the operator hands
-    each to the new worker). With ``hpa`` (whose minReplicas 0 needs an alpha feature gate) 0
-    runs 1 pod."""
-    max_replicas: int = Field(default=10, ge=1, le=1000)
-    """Most worker pods."""
-    target_calls_per_pod: int = Field(default=4, ge=1, le=500)
-    """Average active calls per pod the autoscaler aims for; keep it below maxCallsPerPod for
-    headroom while new pods start."""
-    max_calls_per_pod: int = Field(default=6, ge=1, le=500)
-    """Hard capacity of one pod: LiveKit assigns no more calls to a pod that has this many."""
-    scale_down_stabilization_seconds: int = Field(default=600, ge=0, le=3600)
-    """How long call volume must stay low before pods are removed."""
-
-    @property
-    def scales_to_zero(self) -> bool:
-        """No worker running is this agent's idle state (KEDA scales it to zero), not an outage;
-        a call then waits for one."""
-        return self.min_replicas == 0 and self.autoscaler == "keda"
-
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="self.minReplicas <= self.maxReplicas",
-            message="minReplicas must be less than or equal to maxReplicas",
-            check=lambda s: s.min_replicas <= s.max_replicas,
-            field_path=".minReplicas",
-        ),
-        Rule(
-            cel="self.targetCallsPerPod <= self.maxCallsPerPod",
-            message="targetCallsPerPod must be less than or equal to maxCallsPerPod",
-            check=lambda s: s.target_calls_per_pod <= s.max_calls_per_pod,
-            field_path=".targetCallsPerPod",
-        ),
-    )
-
-
 class VoiceAgentSpec(KubeModel):
     """The desired state of a VoiceAgent."""
 
@@ -542,8 +345,10 @@ class VoiceAgent(KubeModel):
 
     model_config = KubeModel.model_config | {"extra": "ignore"}
 
-    api_version: Literal["kubevox.dev/v1alpha1"] = "kubevox.dev/v1alpha1"
-    kind: Literal["VoiceAgent"] = "VoiceAgent"
+    # A Literal type needs the literal; the default is the contract's constant (a test checks
+    # they agree).
+    api_version: Literal["kubevox.dev/v1alpha1"] = API_VERSION
+    kind: Literal["VoiceAgent"] = VOICE_AGENT_KIND
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: VoiceAgentSpec
     status: VoiceAgentStatus | None = None

@@ -1,15 +1,31 @@
 """The contract between the operator and the runtime image, named once.
 
-The runtime imports these names too (``from kubevox_operator.contract import ...``), so the pod
-the operator builds and the process inside it can never disagree about a port, a path or the
-metric the autoscaler reads.
+The API's group, version and kinds, the labels and annotations, the pod's ports, paths and
+environment: the operator and the runtime both import these names (``from kubevox_api.contract
+import ...``), so the pod the operator builds and the process inside it can never disagree about
+a port, a path or the metric the autoscaler reads. This module imports nothing: every other
+module of kubevox_api may use it.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from .api import CONFIG_FILE
+# --- The API -----------------------------------------------------------------------------------
+API_VERSION: Final = "kubevox.dev/v1alpha1"
+"""Written out (not joined from GROUP and VERSION): the models' Literal types take its value."""
+GROUP: Final = API_VERSION.partition("/")[0]
+VERSION: Final = API_VERSION.partition("/")[2]
+VOICE_AGENT_KIND: Final = "VoiceAgent"
+KNOWLEDGE_BASE_KIND: Final = "KnowledgeBase"
+VOICE_AGENT_PLURAL: Final = "voiceagents"
+KNOWLEDGE_BASE_PLURAL: Final = "knowledgebases"
+
+# --- The runtime's configuration ---------------------------------------------------------------
+CONFIG_ENV: Final = "KUBEVOX_CONFIG"
+"""Environment variable with the path of the rendered config file in the worker pod."""
+CONFIG_FILE: Final = "agent.json"
+"""Key of the rendered config in the agent's ConfigMap (and its file name when mounted)."""
 
 # --- The worker pod ----------------------------------------------------------------------------
 ACTIVE_CALLS_METRIC: Final = "kubevox_active_calls"
@@ -44,10 +60,10 @@ POD_NAMESPACE_ENV: Final = "POD_NAMESPACE"
 DELETION_COST_ANNOTATION: Final = "controller.kubernetes.io/pod-deletion-cost"
 AGENT_NAME_ATTRIBUTE: Final = "lk.agent.name"
 """Set by LiveKit Agents on the room participant of a worker's job: which agent it serves."""
-ACTIVE_CALLS_ANNOTATION: Final = "kubevox.dev/active-calls"
+ACTIVE_CALLS_ANNOTATION: Final = f"{GROUP}/active-calls"
 """The worker keeps both annotations of its own pod equal to its active calls (see
 docs/operator.md, "Pod deletion cost"); the operator sums the second into status.activeCalls."""
-CONFIG_HASH_ANNOTATION: Final = "kubevox.dev/config-hash"
+CONFIG_HASH_ANNOTATION: Final = f"{GROUP}/config-hash"
 WORKER_CLUSTER_ROLE: Final = "kubevox-agent-worker"
 """ClusterRole (manifests/base/rbac.yaml) bound per VoiceAgent to its worker ServiceAccount."""
 
@@ -72,8 +88,21 @@ INGEST_OOM_EXIT_CODE: Final = 137
 """SIGKILL, what the kernel's OOM killer leaves: a rerun with the same sources would die again."""
 
 # --- Labels ------------------------------------------------------------------------------------
+APP_NAME: Final = "kubevox"
+"""The value of app.kubernetes.io/name and app.kubernetes.io/part-of on what kubevox makes."""
 MANAGED_BY: Final = "kubevox-operator"
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
-LABEL_VOICE_AGENT: Final = "kubevox.dev/voiceagent"
-LABEL_KNOWLEDGE_BASE: Final = "kubevox.dev/knowledgebase"
+LABEL_VOICE_AGENT: Final = f"{GROUP}/voiceagent"
+LABEL_KNOWLEDGE_BASE: Final = f"{GROUP}/knowledgebase"
+LABEL_CONTENT_HASH: Final = f"{GROUP}/content-hash"
+"""On an ingestion Job: the hash of the KnowledgeBase's sources and settings it indexes."""
+LABEL_INGEST_RUN: Final = f"{GROUP}/ingest-run"
+"""On an ingestion Job: which run (a forced refresh) of those contents it is."""
+SIP_FINALIZER: Final = f"{GROUP}/sip"
+"""The operator's finalizer, only on VoiceAgents with telephony: LiveKit state (the SIP trunk and
+dispatch rule) is the one thing garbage collection cannot remove."""
 FIELD_MANAGER: Final = "kubevox-operator"

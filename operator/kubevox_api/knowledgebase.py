@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints
 
 from .base import KubeModel, Rule
 from .common import (
+    HTTP_URL,
     Condition,
     ConfigMapKeySelector,
     Credentials,
@@ -19,8 +20,8 @@ from .common import (
     ShortString,
     UniqueByName,
 )
+from .contract import API_VERSION, KNOWLEDGE_BASE_KIND
 
-HTTP_URL = r"^https?://[^\s/$.?#][^\s]*$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(s|m|h)")
 MIN_REFRESH_SECONDS = 60
@@ -252,8 +253,10 @@ class KnowledgeBase(KubeModel):
 
     model_config = KubeModel.model_config | {"extra": "ignore"}
 
-    api_version: Literal["kubevox.dev/v1alpha1"] = "kubevox.dev/v1alpha1"
-    kind: Literal["KnowledgeBase"] = "KnowledgeBase"
+    # A Literal type needs the literal; the default is the contract's constant (a test checks
+    # they agree).
+    api_version: Literal["kubevox.dev/v1alpha1"] = API_VERSION
+    kind: Literal["KnowledgeBase"] = KNOWLEDGE_BASE_KIND
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: KnowledgeBaseSpec
     status: KnowledgeBaseStatus | None = None
