@@ -13,8 +13,10 @@ from typing import Any
 import kopf
 
 from . import contract
-from .controller import LISTED_KINDS, OPTIONAL_CRDS, Controller
+from .controller import Controller
+from .intake import OPTIONAL_CRDS
 from .kube import Kube
+from .store import LISTED_KINDS
 
 log = logging.getLogger("kubevox.handlers")
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from .. import contract
+from ..api import VoiceAgent
 
 Obj = dict[str, Any]
 MAX_NAME = 63
@@ -82,3 +83,22 @@ def restricted_container_security() -> Obj:
 
 def secret_env(name: str, secret: str, key: str) -> Obj:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+# --- a VoiceAgent's children ----------------------------------------------------------------
+
+
+def agent_name(agent: VoiceAgent) -> str:
+    return str(agent.metadata["name"])
+
+
+def agent_namespace(agent: VoiceAgent) -> str:
+    return str(agent.metadata.get("namespace", "default"))
+
+
+def agent_labels(agent: VoiceAgent, component: str) -> dict[str, str]:
+    return labels(component, agent_name(agent), {contract.LABEL_VOICE_AGENT: agent_name(agent)})
+
+
+def agent_metadata(agent: VoiceAgent, owner: Obj, name: str, component: str) -> Obj:
+    return metadata(name, agent_namespace(agent), owner, agent_labels(agent, component))
