@@ -72,7 +72,7 @@ def finish(h: Harness, job_name: str, result: Obj, outcome: str = "Complete") ->
     h.watch("KnowledgeBase", NS, "kb")
 
 
-async def test_new_content_gets_an_ingestion_job_once():
+async def test_new_content_gets_an_ingestion_job_once() -> None:
     h = harness()
     with_kb(h)
     assert await h.knowledge.reconcile(KEY) == (None, "changed")
@@ -91,7 +91,7 @@ async def test_new_content_gets_an_ingestion_job_once():
     assert h.api.writes == []
 
 
-async def test_a_completed_job_makes_the_index_ready_with_its_counts():
+async def test_a_completed_job_makes_the_index_ready_with_its_counts() -> None:
     h = harness()
     with_kb(h)
     await h.knowledge.reconcile(KEY)
@@ -113,7 +113,7 @@ async def test_a_completed_job_makes_the_index_ready_with_its_counts():
     assert h.api.writes == []
 
 
-async def test_a_failed_ingestion_is_reported_with_its_reason():
+async def test_a_failed_ingestion_is_reported_with_its_reason() -> None:
     h = harness()
     with_kb(h)
     await h.knowledge.reconcile(KEY)
@@ -126,7 +126,7 @@ async def test_a_failed_ingestion_is_reported_with_its_reason():
     assert ("Warning", "IngestionFailed") in await h.event_reasons()
 
 
-async def test_a_missing_source_runs_nothing_and_backs_off():
+async def test_a_missing_source_runs_nothing_and_backs_off() -> None:
     h = harness()
     with_kb(h, source=False)
     again, outcome = await h.knowledge.reconcile(KEY)
@@ -138,7 +138,7 @@ async def test_a_missing_source_runs_nothing_and_backs_off():
     assert cond(st, "Indexing") == ("False", "Blocked")
 
 
-async def test_a_job_namesake_that_is_not_ours_is_reported():
+async def test_a_job_namesake_that_is_not_ours_is_reported() -> None:
     h = harness()
     with_kb(h)
     await h.knowledge.reconcile(KEY)
@@ -159,7 +159,7 @@ async def test_a_job_namesake_that_is_not_ours_is_reported():
     )
 
 
-async def test_a_superseded_job_is_deleted_once_the_new_run_ends():
+async def test_a_superseded_job_is_deleted_once_the_new_run_ends() -> None:
     h = harness()
     with_kb(h)
     await h.knowledge.reconcile(KEY)
@@ -178,6 +178,6 @@ async def test_a_superseded_job_is_deleted_once_the_new_run_ends():
     assert status(h)["documents"] == 3
 
 
-async def test_a_deleted_knowledge_base_is_forgotten():
+async def test_a_deleted_knowledge_base_is_forgotten() -> None:
     h = harness()
     assert await h.knowledge.reconcile(KEY) == (None, "deleted")

@@ -43,7 +43,7 @@ def status(h: Harness) -> Obj:
     return dict(live.get("status") or {})
 
 
-async def test_a_new_agent_gets_its_children_and_a_status_then_nothing_more():
+async def test_a_new_agent_gets_its_children_and_a_status_then_nothing_more() -> None:
     h = harness()
     with_agent(h)
     again, outcome = await h.agents.reconcile(KEY)
@@ -67,7 +67,7 @@ async def test_a_new_agent_gets_its_children_and_a_status_then_nothing_more():
     assert h.api.writes == []
 
 
-async def test_the_watch_echo_of_the_reconciles_own_writes_is_recognised():
+async def test_the_watch_echo_of_the_reconciles_own_writes_is_recognised() -> None:
     h = harness()
     with_agent(h)
     await h.agents.reconcile(KEY)
@@ -78,7 +78,7 @@ async def test_the_watch_echo_of_the_reconciles_own_writes_is_recognised():
         assert not h.store.echo((kind, NS, name), live["metadata"]["resourceVersion"])  # once
 
 
-async def test_a_ready_deployment_makes_the_agent_ready_with_an_event():
+async def test_a_ready_deployment_makes_the_agent_ready_with_an_event() -> None:
     h = harness()
     with_agent(h)
     await h.agents.reconcile(KEY)
@@ -100,7 +100,7 @@ async def test_a_ready_deployment_makes_the_agent_ready_with_an_event():
     assert await h.event_reasons() == [("Normal", "AgentReady")]
 
 
-async def test_a_missing_secret_blocks_the_agent_and_backs_off():
+async def test_a_missing_secret_blocks_the_agent_and_backs_off() -> None:
     h = harness()
     h.api.seed(voice_agent("va", NS))  # no Secrets at all
     h.watch("VoiceAgent", NS, "va")
@@ -118,7 +118,7 @@ async def test_a_missing_secret_blocks_the_agent_and_backs_off():
     assert ("Warning", "SecretMissing") in await h.event_reasons()
 
 
-async def test_a_missing_knowledge_base_holds_the_children():
+async def test_a_missing_knowledge_base_holds_the_children() -> None:
     h = harness()
     with_agent(h, knowledgeBases=[{"name": "kb"}])
     assert (await h.agents.reconcile(KEY))[1] == "blocked"
@@ -126,7 +126,7 @@ async def test_a_missing_knowledge_base_holds_the_children():
     assert cond(status(h), "Ready") == ("False", "KnowledgeBaseMissing")
 
 
-async def test_a_knowledge_base_not_ready_yet_is_waited_for():
+async def test_a_knowledge_base_not_ready_yet_is_waited_for() -> None:
     h = harness()
     with_agent(h, knowledgeBases=[{"name": "kb"}])
     h.api.seed(knowledge_base("kb", NS))
@@ -138,7 +138,7 @@ async def test_a_knowledge_base_not_ready_yet_is_waited_for():
     assert cond(st, "Progressing")[0] == "True"
 
 
-async def test_a_namesake_child_is_left_alone_and_reported():
+async def test_a_namesake_child_is_left_alone_and_reported() -> None:
     h = harness()
     with_agent(h)
     h.api.seed(
@@ -156,7 +156,7 @@ async def test_a_namesake_child_is_left_alone_and_reported():
     assert "ownerReferences" not in live["metadata"]
 
 
-async def test_a_child_the_api_server_rejects_is_reported():
+async def test_a_child_the_api_server_rejects_is_reported() -> None:
     h = harness()
     h.api.reject["PodDisruptionBudget"] = "spec.maxUnavailable: Invalid value"
     with_agent(h)
@@ -166,7 +166,7 @@ async def test_a_child_the_api_server_rejects_is_reported():
     assert "spec.maxUnavailable: Invalid value" in c["message"]
 
 
-async def test_a_restricted_image_writes_no_child():
+async def test_a_restricted_image_writes_no_child() -> None:
     h = harness(policy=AgentPolicy(allowed_image_prefixes=("registry.example/",)))
     with_agent(h, image="evil.example/runtime:1")
     assert (await h.agents.reconcile(KEY))[1] == "blocked"
@@ -174,7 +174,7 @@ async def test_a_restricted_image_writes_no_child():
     assert cond(status(h), "Degraded")[0] == "True"
 
 
-async def test_switching_to_keda_removes_the_hpa_and_reports_keda_unavailable():
+async def test_switching_to_keda_removes_the_hpa_and_reports_keda_unavailable() -> None:
     h = harness()
     with_agent(h)
     await h.agents.reconcile(KEY)
@@ -189,7 +189,7 @@ async def test_switching_to_keda_removes_the_hpa_and_reports_keda_unavailable():
     assert cond(status(h), "Degraded") == ("True", "AutoscalerUnavailable")
 
 
-async def test_keda_served_gets_a_scaled_object():
+async def test_keda_served_gets_a_scaled_object() -> None:
     h = harness(OperatorDefaults(served=frozenset({"ScaledObject"}), prometheus_url="http://p"))
     with_agent(h, scaling={"autoscaler": "keda", "minReplicas": 0, "maxReplicas": 3})
     await h.agents.reconcile(KEY)
@@ -198,7 +198,7 @@ async def test_keda_served_gets_a_scaled_object():
     assert ("HorizontalPodAutoscaler", "va") not in applied
 
 
-async def test_waiting_calls_are_reported():
+async def test_waiting_calls_are_reported() -> None:
     h = harness()
     with_agent(h)
     h.waiting[(NS, "va")] = 3
@@ -206,14 +206,16 @@ async def test_waiting_calls_are_reported():
     assert status(h)["waitingCalls"] == 3
 
 
-async def test_a_deleted_agent_is_forgotten():
+async def test_a_deleted_agent_is_forgotten() -> None:
     h = harness()
     assert await h.agents.reconcile(KEY) == (None, "deleted")
     assert h.api.writes == []
 
 
 @pytest.mark.parametrize("telephony_left", [True, False])
-async def test_the_sip_finalizer_is_released_when_livekit_cannot_be_asked(telephony_left: bool):
+async def test_the_sip_finalizer_is_released_when_livekit_cannot_be_asked(
+    telephony_left: bool,
+) -> None:
     """No LiveKit credentials (the Secret went first, nothing remembered): the finalizer is
     released rather than blocking the deletion (or the removal of telephony) for ever."""
     h = harness()

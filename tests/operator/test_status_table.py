@@ -357,10 +357,11 @@ OK = {
     "activeIndex": "kb-v2",
     "sourceErrors": [],
 }
-BAD = {
+BAD_MESSAGE = "index kb belongs to team/other"
+BAD: Obj = {
     "ok": False,
     "reason": "IndexOwnedByOther",
-    "message": "index kb belongs to team/other",
+    "message": BAD_MESSAGE,
     "sourceErrors": [{"source": "faq", "message": "x"}],
 }
 INDEXED = {"lastIndexedTime": "2026-01-01T00:00:00Z", "contentHash": "old", "documents": 1}
@@ -464,9 +465,9 @@ KB_CASES: list[tuple[str, Obj, str, dict[str, Cond]]] = [
         {"job": job("Failed"), "pods": [pod(BAD, reason="Error")]},
         "Failed",
         {
-            "Ready": ("False", "IndexOwnedByOther", BAD["message"]),
+            "Ready": ("False", "IndexOwnedByOther", BAD_MESSAGE),
             "Indexing": ("False", "JobFailed", "ingestion Job kb-1 failed"),
-            "Failed": ("True", "IndexOwnedByOther", BAD["message"]),
+            "Failed": ("True", "IndexOwnedByOther", BAD_MESSAGE),
         },
     ),
     (
@@ -492,9 +493,9 @@ KB_CASES: list[tuple[str, Obj, str, dict[str, Cond]]] = [
             "Ready": (
                 "True",
                 "PreviousIndexServing",
-                f"latest ingestion failed ({BAD['message']}); the previous index serves",
+                f"latest ingestion failed ({BAD_MESSAGE}); the previous index serves",
             ),
-            "Failed": ("True", "IndexOwnedByOther", BAD["message"]),
+            "Failed": ("True", "IndexOwnedByOther", BAD_MESSAGE),
         },
     ),
     (
