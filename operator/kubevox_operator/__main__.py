@@ -20,11 +20,12 @@ from kubevox_api import contract
 from . import logs, metrics
 from .builders import OperatorDefaults
 from .builders.network import EgressSettings
-from .controller import Controller, Settings
+from .controller import Controller
 from .egress import Network, parse_cidrs
 from .handlers import register
 from .kube import Kube
 from .policy import AgentPolicy
+from .settings import Settings
 
 log = logging.getLogger("kubevox.main")
 

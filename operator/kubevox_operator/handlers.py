@@ -13,8 +13,10 @@ from typing import Any
 import kopf
 from kubevox_api import contract
 
-from .controller import LISTED_KINDS, OPTIONAL_CRDS, Controller
+from .controller import Controller
+from .intake import OPTIONAL_CRDS
 from .kube import Kube
+from .store import LISTED_KINDS
 
 log = logging.getLogger("kubevox.handlers")
 
@@ -33,12 +35,8 @@ OWNED = {
     "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
 }
 PRIMARY = {
-    contract.VOICE_AGENT_KIND: (contract.GROUP, contract.VERSION, contract.VOICE_AGENT_PLURAL),
-    contract.KNOWLEDGE_BASE_KIND: (
-        contract.GROUP,
-        contract.VERSION,
-        contract.KNOWLEDGE_BASE_PLURAL,
-    ),
+    contract.VOICE_AGENT_KIND: ("kubevox.dev", "v1alpha1", "voiceagents"),
+    contract.KNOWLEDGE_BASE_KIND: ("kubevox.dev", "v1alpha1", "knowledgebases"),
 }
 MANAGED_SELECTOR = f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY}"
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from kubevox_api.contract import ACTIVE_CALLS_METRIC
 from kubevox_operator import metrics as operator_metrics
-from kubevox_operator.builders.agent import calls_query
+from kubevox_operator.builders.autoscaling import calls_query
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
@@ -121,7 +121,7 @@ def test_adapter_rule_serves_calls_per_pod(tmp_path: Path) -> None:
 
 
 def test_keda_query_excludes_terminating_pods_and_other_agents(tmp_path: Path) -> None:
-    """The query of VoiceAgent "support"'s ScaledObject (builders.agent.scaled_object): KEDA
+    """The query of VoiceAgent "support"'s ScaledObject (builders.autoscaling.scaled_object): KEDA
     divides it by targetCallsPerPod."""
     _promtool_test(
         tmp_path,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from kubevox_api import VoiceAgent
-from kubevox_operator.builders.agent import scaled_object
+from kubevox_operator.builders.autoscaling import scaled_object
 from kubevox_operator.builders.network import EgressSettings, agent_egress
 
 from ..api.cases import VOICE_AGENT

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubevox_operator.builders.agent import calls_query
+from kubevox_operator.builders.autoscaling import calls_query
 
 from ..deploy.tools import third_party
 from .conftest import PROMETHEUS_URL, RESYNC_SECONDS

@@ -7,7 +7,7 @@ from typing import Any
 from kubevox_api import KnowledgeBase, VoiceAgent
 from kubevox_api.contract import ACTIVE_CALLS_METRIC, WAITING_CALLS_METRIC
 from kubevox_operator.builders import OperatorDefaults, build_agent_children, build_ingest_plan
-from kubevox_operator.builders.agent import active_calls_query, calls_query
+from kubevox_operator.builders.autoscaling import active_calls_query, calls_query
 from kubevox_operator.builders.knowledge import content_hash, parse_duration
 from kubevox_operator.diff import contains
 from kubevox_operator.status import (

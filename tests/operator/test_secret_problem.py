@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kubevox_api.common import SecretKeySelector
-from kubevox_operator.controller import secret_problem
+from kubevox_operator.secret_reader import secret_problem
 
 
 def test_missing_secret_missing_key_and_present_key() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from kubevox_api import KnowledgeBase
-from kubevox_operator.controller import trusted_job_pods
 from kubevox_operator.names import Claims, agent_claim, livekit_endpoint
+from kubevox_operator.reconcile_knowledgebase import trusted_job_pods
 
 from .kube import Kubectl, condition, now, wait_for
 from .objects import faq, ingest_result, knowledge_base, secrets, voice_agent

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from kubevox_operator.builders import OperatorDefaults
-from kubevox_operator.controller import Controller, Settings, serves, status_only
+from kubevox_operator.controller import Controller
+from kubevox_operator.intake import serves, status_only
+from kubevox_operator.settings import Settings
 from kubevox_operator.workqueue import Key, WorkQueue
 
 Obj = dict[str, Any]

@@ -3,10 +3,8 @@ ScaledObject), Service, PDB, ServiceMonitor."""
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from kubevox_api import (
     CONFIG_ENV,
@@ -20,11 +18,14 @@ from kubevox_api import (
 )
 from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, LIVEKIT_URL_ENV
 
+from .autoscaling import hpa, scaled_object
 from .common import (
     Obj,
+    agent_labels,
+    agent_metadata,
+    agent_name,
+    agent_namespace,
     child_name,
-    labels,
-    metadata,
     restricted_container_security,
     restricted_pod_security,
     secret_env,
@@ -38,11 +39,6 @@ _NOT_IN_HASH = ("scaling", "resources", "pod", "image")
 
 OptionalKind = Literal["ServiceMonitor", "ScaledObject"]
 """Child kinds of CRDs that may be absent from a cluster (and appear or go at run time)."""
-AUTOSCALER_KINDS: Final[dict[str, str]] = {
-    "hpa": "HorizontalPodAutoscaler",
-    "keda": "ScaledObject",
-}
-"""The child kind of each spec.scaling.autoscaler (both named like the Deployment)."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +76,11 @@ def config_hash(config: AgentRuntimeConfig) -> str:
 
 
 def worker_service_account(agent: VoiceAgent) -> str:
-    return agent.spec.pod.service_account_name or child_name(_name(agent), "-worker")
+    return agent.spec.pod.service_account_name or child_name(agent_name(agent), "-worker")
 
 
 def agent_selector(agent: VoiceAgent) -> dict[str, str]:
-    return {contract.LABEL_NAME: contract.APP_NAME, contract.LABEL_VOICE_AGENT: _name(agent)}
+    return {"app.kubernetes.io/name": "kubevox", contract.LABEL_VOICE_AGENT: agent_name(agent)}
 
 
 def build_agent_children(
@@ -107,7 +103,7 @@ def build_agent_children(
         if agent.spec.scaling.autoscaler == "keda":
             out.objects.append(scaled_object(agent, owner, defaults.prometheus_url))
         else:
-            out.objects.append(_hpa(agent, owner))
+            out.objects.append(hpa(agent, owner))
     out.objects.append(_service(agent, owner))
     out.objects.append(_pdb(agent, owner))
     if "ServiceMonitor" in defaults.served:
@@ -129,27 +125,13 @@ def autoscaler_missing(agent: VoiceAgent, defaults: OperatorDefaults) -> list[st
     return missing
 
 
-def _name(agent: VoiceAgent) -> str:
-    return str(agent.metadata["name"])
-
-
-def _ns(agent: VoiceAgent) -> str:
-    return str(agent.metadata.get("namespace", "default"))
-
-
-def _labels(agent: VoiceAgent, component: str) -> dict[str, str]:
-    return labels(component, _name(agent), {contract.LABEL_VOICE_AGENT: _name(agent)})
-
-
-def _meta(agent: VoiceAgent, owner: Obj, name: str, component: str) -> Obj:
-    return metadata(name, _ns(agent), owner, _labels(agent, component))
-
-
 def _config_map(agent: VoiceAgent, owner: Obj, config: AgentRuntimeConfig) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(agent, owner, child_name(_name(agent), "-config"), "config"),
+        "metadata": agent_metadata(
+            agent, owner, child_name(agent_name(agent), "-config"), "config"
+        ),
         "data": {CONFIG_FILE: config.model_dump_json(by_alias=True, exclude_none=True, indent=2)},
     }
 
@@ -158,7 +140,7 @@ def _service_account(agent: VoiceAgent, owner: Obj) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(agent, owner, worker_service_account(agent), "worker"),
+        "metadata": agent_metadata(agent, owner, worker_service_account(agent), "worker"),
     }
 
 
@@ -170,12 +152,18 @@ def _role_binding(agent: VoiceAgent, owner: Obj) -> Obj:
     policy.agent_notices). Then the binding has no subject, so that server-side apply also
     takes back a subject bound before (an older operator, the field set after creation)."""
     subjects = [
-        {"kind": "ServiceAccount", "name": worker_service_account(agent), "namespace": _ns(agent)}
+        {
+            "kind": "ServiceAccount",
+            "name": worker_service_account(agent),
+            "namespace": agent_namespace(agent),
+        }
     ]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": _meta(agent, owner, child_name(_name(agent), "-worker"), "worker"),
+        "metadata": agent_metadata(
+            agent, owner, child_name(agent_name(agent), "-worker"), "worker"
+        ),
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",
@@ -248,7 +236,7 @@ def _deployment(
 ) -> Obj:
     spec = agent.spec
     pod = spec.pod
-    pod_labels = {**pod.labels, **_labels(agent, "worker")}  # ours win on conflict
+    pod_labels = {**pod.labels, **agent_labels(agent, "worker")}  # ours win on conflict
     container = {
         "name": "agent",
         "image": spec.image or defaults.image,
@@ -278,7 +266,7 @@ def _deployment(
         "securityContext": restricted_pod_security(),
         "containers": [container],
         "volumes": [
-            {"name": "config", "configMap": {"name": child_name(_name(agent), "-config")}},
+            {"name": "config", "configMap": {"name": child_name(agent_name(agent), "-config")}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
             {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
         ],
@@ -294,7 +282,7 @@ def _deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(agent, owner, child_name(_name(agent)), "worker"),
+        "metadata": agent_metadata(agent, owner, child_name(agent_name(agent)), "worker"),
         # No "replicas": the autoscaler owns it.
         "spec": {
             "selector": {"matchLabels": agent_selector(agent)},
@@ -315,145 +303,13 @@ def _deployment(
     }
 
 
-def _hpa(agent: VoiceAgent, owner: Obj) -> Obj:
-    scaling = agent.spec.scaling
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(agent, owner, child_name(_name(agent)), "autoscaler"),
-        "spec": {
-            "scaleTargetRef": _scale_target(agent),
-            "minReplicas": _min_replicas(agent),
-            "maxReplicas": scaling.max_replicas,
-            "metrics": [
-                {
-                    "type": "Pods",
-                    "pods": {
-                        "metric": {"name": contract.ACTIVE_CALLS_METRIC},
-                        "target": {
-                            "type": "AverageValue",
-                            "averageValue": str(scaling.target_calls_per_pod),
-                        },
-                    },
-                }
-            ],
-            "behavior": _scaling_behavior(agent),
-        },
-    }
-
-
-def _scale_target(agent: VoiceAgent) -> Obj:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": child_name(_name(agent))}
-
-
-def _min_replicas(agent: VoiceAgent) -> int:
-    # Only KEDA scales to zero: it reads the waiting calls (see waiting_calls_query); an HPA's
-    # minReplicas of 0 needs the HPAScaleToZero alpha gate and sees no call without a pod.
-    if agent.spec.scaling.autoscaler == "keda":
-        return agent.spec.scaling.min_replicas
-    return max(agent.spec.scaling.min_replicas, 1)
-
-
-def _scaling_behavior(agent: VoiceAgent) -> Obj:
-    """Up fast (a new call must find a worker), down one pod a minute after the calls stayed low
-    for scaleDownStabilizationSeconds (each removed pod drains its calls first)."""
-    return {
-        "scaleUp": {
-            "stabilizationWindowSeconds": 0,
-            "selectPolicy": "Max",
-            "policies": [
-                {"type": "Percent", "value": 100, "periodSeconds": 15},
-                {"type": "Pods", "value": 4, "periodSeconds": 15},
-            ],
-        },
-        "scaleDown": {
-            "stabilizationWindowSeconds": agent.spec.scaling.scale_down_stabilization_seconds,
-            "selectPolicy": "Min",
-            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
-        },
-    }
-
-
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-def _promql_selector(matchers: dict[str, str]) -> str:
-    """``{a="x",b="y"}``: each value a PromQL string literal (PromQL takes Go's escapes, of
-    which JSON's are a subset), so no value can end the string early."""
-    assert all(_LABEL_NAME.match(k) for k in matchers), matchers
-    return "{" + ",".join(f"{k}={json.dumps(v)}" for k, v in matchers.items()) + "}"
-
-
-def active_calls_query(namespace: str, agent: str) -> str:
-    """Calls in progress on the agent's workers that are not terminating, 0 when none reports.
-
-    The worker labels the metric with ``agent`` = the VoiceAgent's metadata.name and
-    ``namespace`` = its namespace (agent_runtime/metrics.py). Terminating pods drain their last
-    calls and take no new ones: like the HPA's Pods metric, which skips pods being deleted, they
-    do not count (kube-state-metrics' kube_pod_deletion_timestamp names them; without it the
-    ``unless`` removes nothing). ``or vector(0)``: no series is 0 calls, not an error for KEDA.
-    """
-    selector = _promql_selector({"namespace": namespace, "agent": agent})
-    return (
-        f"sum({contract.ACTIVE_CALLS_METRIC}{selector}"
-        " unless on(namespace,pod) kube_pod_deletion_timestamp) or vector(0)"
-    )
-
-
-def calls_query(namespace: str, agent: str) -> str:
-    """Calls in progress plus callers waiting for a worker (``kubevox_waiting_calls``, from the
-    operator): a waiting call needs a worker as much as a live one, and it is the only signal
-    there is when no pod runs. Each side is 0 when nothing reports it."""
-    selector = _promql_selector({"agent_namespace": namespace, "agent": agent})
-    return (
-        f"({active_calls_query(namespace, agent)})"
-        f" + (sum({contract.WAITING_CALLS_METRIC}{selector}) or vector(0))"
-    )
-
-
-def scaled_object(agent: VoiceAgent, owner: Obj, prometheus_url: str) -> Obj:
-    """The KEDA ScaledObject of ``autoscaler: keda``: the HPA's bounds, target and behavior, the
-    metric read from Prometheus. KEDA makes its own HPA from it (``keda-hpa-<name>``)."""
-    scaling = agent.spec.scaling
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": _meta(agent, owner, child_name(_name(agent)), "autoscaler"),
-        "spec": {
-            "scaleTargetRef": _scale_target(agent),
-            "minReplicaCount": _min_replicas(agent),
-            "maxReplicaCount": scaling.max_replicas,
-            # With minReplicaCount >= 1, KEDA (2.21) leaves scaling to its HPA, which runs the
-            # query at the HPA controller's sync period (15 s by default): that is today's pace.
-            # pollingInterval paces KEDA's own loop (scaling from and to zero, cached metrics):
-            # 5 s, not KEDA's 30, so that once it acts a first call waits seconds for a pod.
-            "pollingInterval": 5,
-            # Also only for scaling to zero (after the last active poll): the same low-volume
-            # wait as the scale-down stabilization.
-            "cooldownPeriod": scaling.scale_down_stabilization_seconds,
-            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": _scaling_behavior(agent)}},
-            "triggers": [
-                {
-                    "type": "prometheus",
-                    # AverageValue: replicas = ceil(total calls / threshold), as the HPA's
-                    # per-pod average target does.
-                    "metricType": "AverageValue",
-                    "metadata": {
-                        "serverAddress": prometheus_url,
-                        "query": calls_query(_ns(agent), _name(agent)),
-                        "threshold": str(scaling.target_calls_per_pod),
-                    },
-                }
-            ],
-        },
-    }
-
-
 def _service(agent: VoiceAgent, owner: Obj) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(agent, owner, child_name(_name(agent), "-metrics"), "metrics"),
+        "metadata": agent_metadata(
+            agent, owner, child_name(agent_name(agent), "-metrics"), "metrics"
+        ),
         "spec": {
             # Headless: Prometheus scrapes each pod; no cluster IP is spent on it.
             "clusterIP": "None",
@@ -474,7 +330,7 @@ def _pdb(agent: VoiceAgent, owner: Obj) -> Obj:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(agent, owner, child_name(_name(agent)), "worker"),
+        "metadata": agent_metadata(agent, owner, child_name(agent_name(agent)), "worker"),
         "spec": {
             # One pod at a time; each evicted pod drains its calls for its grace period.
             "maxUnavailable": 1,
@@ -488,9 +344,9 @@ def _service_monitor(agent: VoiceAgent, owner: Obj) -> Obj:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": _meta(agent, owner, child_name(_name(agent)), "metrics"),
+        "metadata": agent_metadata(agent, owner, child_name(agent_name(agent)), "metrics"),
         "spec": {
-            "selector": {"matchLabels": _labels(agent, "metrics")},
+            "selector": {"matchLabels": agent_labels(agent, "metrics")},
             "endpoints": [{"port": contract.METRICS_PORT_NAME, "interval": "15s"}],
         },
     }

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from kubevox_api import contract
+from kubevox_api import VoiceAgent, contract
 
 Obj = dict[str, Any]
 MAX_NAME = 63
@@ -30,7 +30,7 @@ def child_name(owner: str, suffix: str = "") -> str:
 def owner_reference(owner: Obj) -> Obj:
     meta = owner["metadata"]
     return {
-        "apiVersion": owner.get("apiVersion", contract.API_VERSION),
+        "apiVersion": owner.get("apiVersion", "kubevox.dev/v1alpha1"),
         "kind": owner["kind"],
         "name": meta["name"],
         "uid": meta["uid"],
@@ -41,10 +41,10 @@ def owner_reference(owner: Obj) -> Obj:
 
 def labels(component: str, instance: str, extra: dict[str, str]) -> dict[str, str]:
     return {
-        contract.LABEL_NAME: contract.APP_NAME,
-        contract.LABEL_INSTANCE: instance,
-        contract.LABEL_COMPONENT: component,
-        contract.LABEL_PART_OF: contract.APP_NAME,
+        "app.kubernetes.io/name": "kubevox",
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "kubevox",
         contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
         **extra,
     }
@@ -82,3 +82,22 @@ def restricted_container_security() -> Obj:
 
 def secret_env(name: str, secret: str, key: str) -> Obj:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+# --- a VoiceAgent's children ----------------------------------------------------------------
+
+
+def agent_name(agent: VoiceAgent) -> str:
+    return str(agent.metadata["name"])
+
+
+def agent_namespace(agent: VoiceAgent) -> str:
+    return str(agent.metadata.get("namespace", "default"))
+
+
+def agent_labels(agent: VoiceAgent, component: str) -> dict[str, str]:
+    return labels(component, agent_name(agent), {contract.LABEL_VOICE_AGENT: agent_name(agent)})
+
+
+def agent_metadata(agent: VoiceAgent, owner: Obj, name: str, component: str) -> Obj:
+    return metadata(name, agent_namespace(agent), owner, agent_labels(agent, component))

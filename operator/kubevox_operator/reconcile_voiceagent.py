@@ -1,0 +1,262 @@
+"""The VoiceAgent reconciler: read the cache, apply the children that differ, keep the SIP
+objects in step (reconcile_sip.py), write the status that changed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kubevox_api import KnowledgeBase, VoiceAgent, contract, secret_refs
+from kubevox_api.common import SecretKeySelector
+from kubevox_api.knowledgebase import stored_knowledge_base
+from pydantic import ValidationError
+
+from .builders import OperatorDefaults, build_agent_children
+from .builders.agent import agent_selector
+from .builders.autoscaling import AUTOSCALER_KINDS
+from .builders.common import child_name
+from .builders.network import EgressSettings, agent_egress
+from .events import Events
+from .kube import ApiError
+from .names import Claims, conflict_problem
+from .policy import HOLD_CHILDREN, AgentPolicy, agent_notices, agent_policy_problems
+from .reconcile_sip import AgentSIP
+from .secret_reader import Secrets, secret_problem
+from .status import (
+    AgentObservation,
+    Problem,
+    TelephonyObservation,
+    agent_status,
+    autoscaler_unavailable,
+)
+from .store import Store, owned_by
+from .workqueue import Key, WorkQueue
+
+Obj = dict[str, Any]
+log = logging.getLogger("kubevox.controller")
+
+
+class VoiceAgentReconciler:
+    def __init__(
+        self,
+        store: Store,
+        secrets: Secrets,
+        events: Events,
+        queue: WorkQueue,
+        sip: AgentSIP,
+        claims: Claims,
+        defaults: Callable[[], OperatorDefaults],
+        waiting_calls: Callable[[str, str], int | None],
+        *,
+        agent_policy: AgentPolicy,
+        egress: EgressSettings | None,
+        sip_poll_seconds: float,
+    ) -> None:
+        self.store = store
+        self.cache = store.cache
+        self.secrets = secrets
+        self.events = events
+        self.queue = queue
+        self.sip = sip
+        self.claims = claims
+        self.defaults = defaults
+        """The operator's defaults now (the optional CRDs served change at run time)."""
+        self.waiting_calls = waiting_calls
+        """Calls waiting for a worker of agent (namespace, name), as LiveKit last said."""
+        self.agent_policy = agent_policy
+        self.egress = egress
+        self.sip_poll_seconds = sip_poll_seconds
+
+    async def reconcile(self, key: Key) -> tuple[float | None, str]:
+        """Returns (seconds after which to look again or None, outcome for the metrics)."""
+        _, ns, name = key
+        body = self.cache.get(contract.VOICE_AGENT_KIND, ns, name)
+        try:
+            meta = (body or {}).get("metadata", {})
+            if meta.get("deletionTimestamp") and contract.SIP_FINALIZER in (
+                meta.get("finalizers") or []
+            ):
+                assert body is not None
+                return await self.sip.finalize(key, body)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                self.queue.forget(key)  # the controller-manager garbage-collects the children
+                self.sip.forget(ns, name)
+                return None, "deleted"
+            return await self._reconcile(key, body)
+        except ApiError as exc:
+            if exc.status == 403 and "being terminated" in exc.message:
+                return None, "deleted"  # its namespace is going away, and the agent with it
+            raise
+
+    async def _reconcile(self, key: Key, body: Obj) -> tuple[float | None, str]:
+        _, ns, name = key
+        try:
+            agent = VoiceAgent.model_validate(body)
+        except ValidationError as exc:
+            log.warning("VoiceAgent %s/%s does not parse: %s", ns, name, exc)
+            return None, "invalid"
+        blocking: list[Problem] = []
+        waiting: list[str] = []
+        kbs: dict[str, KnowledgeBase] = {}
+        secrets: list[SecretKeySelector] = list(secret_refs(agent.spec))
+        for ref in agent.spec.knowledge_bases:
+            kb_body = self.cache.get(contract.KNOWLEDGE_BASE_KIND, ns, ref.name)
+            if kb_body is None:
+                blocking.append(
+                    Problem("KnowledgeBaseMissing", f"KnowledgeBase {ns}/{ref.name} not found")
+                )
+                continue
+            kb, _ = stored_knowledge_base(kb_body)
+            kbs[ref.name] = kb
+            secrets.append(kb.spec.store.redis_url_secret_ref)
+            if kb.spec.embedding.credentials is not None:
+                secrets.append(kb.spec.embedding.credentials.secret_key_ref)
+            ready: Obj = next(
+                (
+                    c
+                    for c in (kb_body.get("status") or {}).get("conditions", []) or []
+                    if c.get("type") == "Ready"
+                ),
+                {},
+            )
+            if ready.get("status") != "True":
+                phase = (kb_body.get("status") or {}).get("phase")
+                if phase == "Failed":
+                    blocking.append(
+                        Problem(
+                            "KnowledgeBaseFailed",
+                            f"KnowledgeBase {ns}/{ref.name} failed: {ready.get('message', '')}",
+                        )
+                    )
+                else:
+                    waiting.append(ref.name)
+        read = await self.secrets.read(ns, secrets)
+        seen: set[tuple[str, str]] = set()
+        missing: set[str] = set()
+        for sref in secrets:
+            if (sref.name, sref.key) in seen or sref.name in missing:
+                continue
+            seen.add((sref.name, sref.key))
+            problem = secret_problem(read[sref.name], ns, sref)
+            if problem:
+                blocking.append(problem)
+                if problem.reason == "SecretMissing":
+                    missing.add(sref.name)
+
+        defaults = self.defaults()
+        # A restricted image or ServiceAccount: nothing is written, the running pods stay.
+        blocking += agent_policy_problems(agent, self.agent_policy, defaults.image)
+        digest: str | None = (body.get("status") or {}).get("configHash")
+        wrote = False
+        refused: list[Problem] = []  # children the operator may not or cannot write
+        no_autoscaler: Problem | None = None
+        children = None
+        if not any(p.reason in HOLD_CHILDREN | {"KnowledgeBaseMissing"} for p in blocking):
+            try:
+                children = build_agent_children(agent, body, kbs, defaults)
+            except ValidationError as exc:  # e.g. a name too long for the runtime config
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                refused.append(
+                    Problem(
+                        "ChildRejected",
+                        f"the workers' configuration cannot be built: {where}: {err['msg']}",
+                    )
+                )
+        if children is not None:
+            # The egress policy first: new worker pods start restricted.
+            applied, refused = await self.store.ensure_all(
+                agent_egress(agent, body, kbs, read, self.egress)
+            )
+            wrote |= applied
+            digest = children.config_hash
+            no_autoscaler = autoscaler_unavailable(
+                agent.spec.scaling.autoscaler, children.autoscaler_missing
+            )
+            # Before the wanted one is applied: two autoscalers must never drive the Deployment
+            # at once (and KEDA's webhook refuses a ScaledObject while an HPA targets it).
+            wrote |= await self._remove_other_autoscaler(agent, body)
+            # Independent objects: applied concurrently (the pod waits for its ConfigMap anyway).
+            applied, problems = await self.store.ensure_all(children.objects)
+            wrote |= applied
+            refused += problems
+        telephony: TelephonyObservation | None = None
+        sip = agent.spec.telephony.sip if agent.spec.telephony else None
+        if sip is not None:
+            body, telephony, sip_wrote = await self.sip.reconcile(agent, body, sip)
+            wrote |= sip_wrote
+        elif contract.SIP_FINALIZER in (body["metadata"].get("finalizers") or []):
+            # Telephony was removed from the spec: its LiveKit objects go, then the finalizer.
+            problem = await self.sip.remove(agent, body)
+            if problem is not None:
+                prev = body.get("status") or {}
+                telephony = TelephonyObservation(
+                    prev.get("sipTrunkId"), prev.get("sipDispatchRuleId"), problem
+                )
+            wrote |= problem is None
+        conflict = conflict_problem(
+            agent.effective_agent_name, agent.spec.livekit.url, self.claims.others(key)
+        )
+        child = child_name(name)  # the Deployment's and the autoscaler's name
+        selector = agent_selector(agent)
+        pods = [
+            p
+            for p in self.cache.with_label("Pod", ns, contract.LABEL_VOICE_AGENT, name)
+            if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+        ]
+        status = agent_status(
+            AgentObservation(
+                generation=body["metadata"].get("generation", 0),
+                previous=body.get("status") or {},
+                agent_name=agent.effective_agent_name,
+                config_hash=digest,
+                blocking=blocking,
+                waiting=waiting,
+                deployment=self.cache.get("Deployment", ns, child),
+                autoscaler=self.cache.get(
+                    AUTOSCALER_KINDS[agent.spec.scaling.autoscaler], ns, child
+                ),
+                autoscaler_unavailable=no_autoscaler,
+                pods=pods,
+                telephony=telephony,
+                scales_to_zero=agent.spec.scaling.scales_to_zero,
+                waiting_calls=self.waiting_calls(ns, name),
+                notices=[*agent_notices(agent), *refused, *([conflict] if conflict else [])],
+            )
+        )
+        old = body.get("status") or {}
+        wrote |= await self.store.write_status(contract.VOICE_AGENT_KIND, body, status)
+        self.events.transitions(body, old, status, "AgentReady")
+        if blocking or refused or (telephony is not None and telephony.problem is not None):
+            # Secrets, LiveKit and others' objects are not watched: look again, later and later.
+            return self.queue.backoff(key), "blocked"
+        self.queue.reset(key)
+        again = self.sip_poll_seconds if telephony is not None else None
+        return again, "changed" if wrote else "unchanged"
+
+    async def _remove_other_autoscaler(self, agent: VoiceAgent, body: Obj) -> bool:
+        """Deletes the agent's autoscaler of the kind spec.scaling.autoscaler does not name, if
+        this VoiceAgent owns it (never a namesake of someone else's). KEDA's own HPA
+        (``keda-hpa-<name>``) is KEDA's child: it goes with the ScaledObject."""
+        meta = body["metadata"]
+        ns, name = meta["namespace"], child_name(meta["name"])
+        wanted = AUTOSCALER_KINDS[agent.spec.scaling.autoscaler]
+        wrote = False
+        for kind in AUTOSCALER_KINDS.values():
+            # The cache is complete for HPAs (listed) and holds every ScaledObject the operator
+            # applied or watched; one it missed is queued here by its watch event.
+            live = self.cache.get(kind, ns, name)
+            if kind == wanted or live is None or not owned_by(live, meta.get("uid")):
+                continue
+            await self.store.api.delete(kind, ns, name, uid=live["metadata"].get("uid"))
+            self.store.forget((kind, ns, name))
+            log.info(
+                "deleted %s %s/%s: spec.scaling.autoscaler is %s",
+                kind,
+                ns,
+                name,
+                agent.spec.scaling.autoscaler,
+            )
+            wrote = True
+        return wrote

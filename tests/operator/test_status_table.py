@@ -1,0 +1,545 @@
+"""agent_status and knowledge_status, case by case: the reason and message of each condition
+(and the phase of a KnowledgeBase) for each situation they tell apart. Pure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kubevox_api import contract
+from kubevox_operator.status import AgentObservation, Problem, TelephonyObservation, agent_status
+from kubevox_operator.status_knowledge import KnowledgeObservation, knowledge_status
+
+Obj = dict[str, Any]
+Cond = tuple[str, str, str]  # status, reason, message
+
+
+def conditions(status: Obj) -> dict[str, Cond]:
+    return {c["type"]: (c["status"], c["reason"], c["message"]) for c in status["conditions"]}
+
+
+# --- VoiceAgent ---------------------------------------------------------------------------------
+
+
+def deployment(
+    want: int = 1,
+    replicas: int | None = None,
+    updated: int | None = None,
+    available: int | None = None,
+    ready: int | None = None,
+    *,
+    generation: int = 1,
+    observed: int = 1,
+    conds: list[Obj] | None = None,
+) -> Obj:
+    replicas = want if replicas is None else replicas
+    updated = replicas if updated is None else updated
+    available = updated if available is None else available
+    return {
+        "metadata": {"name": "va", "generation": generation},
+        "spec": {"replicas": want},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": replicas,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+            "readyReplicas": available if ready is None else ready,
+            "conditions": conds
+            if conds is not None
+            else [{"type": "Available", "status": "True" if available else "False"}],
+        },
+    }
+
+
+def hpa(type_: str, reason: str, message: str = "m") -> Obj:
+    return {
+        "kind": "HorizontalPodAutoscaler",
+        "status": {
+            "conditions": [{"type": type_, "status": "False", "reason": reason, "message": message}]
+        },
+    }
+
+
+SECRET = Problem("SecretMissing", "Secret team/providers not found")
+KB_GONE = Problem("KnowledgeBaseMissing", "KnowledgeBase team/kb not found")
+NO_LIVEKIT = Problem("SIPUnreachable", "LiveKit did not answer")
+NOTICE = Problem("AgentNameConflict", "another agent claims this name")
+READY_1 = ("True", "AgentReady", "1 of 1 workers are ready")
+AS_EXPECTED = ("False", "AsExpected", "no problem detected")
+COMPLETE = ("False", "RolloutComplete", "1 of 1 workers are ready")
+
+AGENT_CASES: list[tuple[str, Obj, dict[str, Cond]]] = [
+    (
+        "no-deployment-yet",
+        {},
+        {
+            "Ready": ("False", "Creating", "the worker Deployment is being created"),
+            "Progressing": ("True", "Creating", "the worker Deployment is being created"),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "all-workers-ready",
+        {"deployment": deployment()},
+        {
+            "Ready": ("True", "AgentReady", "1 of 1 workers are ready"),
+            "Progressing": COMPLETE,
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "secrets-missing",
+        {"blocking": [SECRET, KB_GONE], "deployment": deployment()},
+        {
+            "Ready": ("False", "SecretMissing", f"{SECRET.message}; {KB_GONE.message}"),
+            "Progressing": (
+                "False",
+                "Blocked",
+                "cannot progress until the missing objects exist",
+            ),
+            "Degraded": ("True", "SecretMissing", f"{SECRET.message}; {KB_GONE.message}"),
+        },
+    ),
+    (
+        "knowledge-base-indexing",
+        {"waiting": ["kb", "faq"], "deployment": deployment()},
+        {
+            "Ready": (
+                "False",
+                "KnowledgeBaseNotReady",
+                "waiting for KnowledgeBase kb, faq to be Ready",
+            ),
+            "Progressing": ("True", "KnowledgeBaseIndexing", "waiting for kb, faq"),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "template-not-seen-yet",
+        {"deployment": deployment(generation=2, observed=1)},
+        {
+            "Ready": (
+                "False",
+                "RolloutPending",
+                "the Deployment controller has not seen the latest pod template yet",
+            ),
+            "Progressing": (
+                "True",
+                "RolloutPending",
+                "the Deployment controller has not seen the latest pod template yet",
+            ),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "rolling-out",
+        {"deployment": deployment(want=2, replicas=3, updated=1, available=2)},
+        {
+            "Ready": ("False", "RollingOut", "1 of 2 workers run the latest configuration"),
+            "Progressing": ("True", "RollingOut", "1 of 2 workers run the latest configuration"),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "old-workers-draining",
+        {"deployment": deployment(want=2, replicas=3, updated=2, available=2)},
+        {
+            "Ready": ("False", "RollingOut", "1 old workers are draining"),
+            "Progressing": ("True", "RollingOut", "1 old workers are draining"),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "scaling-up-some-ready",
+        {"deployment": deployment(want=3, available=1)},
+        {
+            "Ready": ("True", "AgentReady", "1 of 3 workers are ready, more are starting"),
+            "Progressing": ("True", "WorkersStarting", "1 of 3 workers are ready"),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "first-worker-starting",
+        {"deployment": deployment(want=1, available=0)},
+        {
+            "Ready": ("False", "WorkersStarting", "0 of 1 workers are ready"),
+            "Progressing": ("True", "WorkersStarting", "0 of 1 workers are ready"),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "scaled-to-zero",
+        {"deployment": deployment(want=0), "scales_to_zero": True, "waiting_calls": 0},
+        {
+            "Ready": (
+                "True",
+                "ScaledToZero",
+                "no worker runs: the next call waits while one starts",
+            ),
+            "Progressing": ("False", "RolloutComplete", "0 of 0 workers are ready"),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "scaling-from-zero",
+        {
+            "deployment": deployment(want=1, available=0),
+            "scales_to_zero": True,
+            "waiting_calls": 2,
+        },
+        {
+            "Ready": ("True", "ScalingFromZero", "the first worker is starting (2 call(s) wait)"),
+            "Progressing": ("True", "WorkersStarting", "0 of 1 workers are ready"),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        "rollout-stuck",
+        {
+            "deployment": deployment(
+                conds=[
+                    {"type": "Available", "status": "True"},
+                    {
+                        "type": "Progressing",
+                        "status": "False",
+                        "reason": "ProgressDeadlineExceeded",
+                        "message": "too slow",
+                    },
+                ]
+            )
+        },
+        {
+            "Ready": READY_1,
+            "Progressing": COMPLETE,
+            "Degraded": ("True", "RolloutStuck", "Deployment va: too slow"),
+        },
+    ),
+    (
+        "replica-failure",
+        {
+            "deployment": deployment(
+                available=0,
+                conds=[{"type": "ReplicaFailure", "status": "True", "message": "quota"}],
+            )
+        },
+        {
+            "Ready": ("False", "WorkersStarting", "0 of 1 workers are ready"),
+            "Progressing": ("True", "WorkersStarting", "0 of 1 workers are ready"),
+            "Degraded": ("True", "ReplicaFailure", "Deployment va: quota"),
+        },
+    ),
+    (
+        "hpa-inactive",
+        {
+            "deployment": deployment(),
+            "autoscaler": hpa("ScalingActive", "FailedGetPodsMetric", "no metrics API"),
+        },
+        {
+            "Ready": ("True", "AgentReady", "1 of 1 workers are ready"),
+            "Progressing": COMPLETE,
+            "Degraded": (
+                "True",
+                "AutoscalerInactive",
+                "HorizontalPodAutoscaler FailedGetPodsMetric: no metrics API",
+            ),
+        },
+    ),
+    (
+        "hpa-scaling-disabled-by-hand",
+        {"deployment": deployment(), "autoscaler": hpa("ScalingActive", "ScalingDisabled")},
+        {"Ready": ("True", "AgentReady", "1 of 1 workers are ready"), "Degraded": AS_EXPECTED},
+    ),
+    (
+        "autoscaler-unavailable",
+        {
+            "deployment": deployment(),
+            "autoscaler_unavailable": Problem("AutoscalerUnavailable", "no KEDA"),
+        },
+        {
+            "Ready": ("True", "AgentReady", "1 of 1 workers are ready"),
+            "Degraded": ("True", "AutoscalerUnavailable", "no KEDA"),
+        },
+    ),
+    (
+        "a-notice",
+        {"deployment": deployment(), "notices": [NOTICE]},
+        {
+            "Ready": ("True", "AgentReady", "1 of 1 workers are ready"),
+            "Degraded": ("True", "AgentNameConflict", "another agent claims this name"),
+        },
+    ),
+    (
+        "telephony-in-step",
+        {"deployment": deployment(), "telephony": TelephonyObservation("ST_1", "SDR_1")},
+        {
+            "Ready": ("True", "AgentReady", "1 of 1 workers are ready"),
+            "Degraded": AS_EXPECTED,
+            "TelephonyReady": (
+                "True",
+                "SIPReady",
+                "inbound trunk ST_1 and dispatch rule SDR_1 are in step",
+            ),
+        },
+    ),
+    (
+        "telephony-unreachable",
+        {
+            "deployment": deployment(),
+            "telephony": TelephonyObservation("ST_1", None, NO_LIVEKIT),
+        },
+        {
+            "Ready": ("True", "AgentReady", "1 of 1 workers are ready"),
+            "Degraded": ("True", "SIPUnreachable", "LiveKit did not answer"),
+            "TelephonyReady": ("False", "SIPUnreachable", "LiveKit did not answer"),
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("observed", "expected"), [c[1:] for c in AGENT_CASES], ids=[c[0] for c in AGENT_CASES]
+)
+def test_agent_status(observed: Obj, expected: dict[str, Cond]) -> None:
+    o = AgentObservation(
+        generation=3, previous={}, agent_name="team-va", config_hash="h", **observed
+    )
+    status = agent_status(o)
+    got = conditions(status)
+    assert {t: got[t] for t in expected} == expected
+    assert ("TelephonyReady" in got) == (o.telephony is not None)
+    assert status["observedGeneration"] == 3
+    assert all(c["observedGeneration"] == 3 for c in status["conditions"])
+    assert ("waitingCalls" in status) == (o.waiting_calls is not None)
+    if o.telephony is not None:
+        assert (status["sipTrunkId"], status["sipDispatchRuleId"]) == (
+            o.telephony.trunk_id,
+            o.telephony.rule_id,
+        )
+
+
+def test_an_unchanged_condition_keeps_its_transition_time() -> None:
+    first = agent_status(AgentObservation(1, {}, "a", "h", deployment=deployment()))
+    for c in first["conditions"]:
+        c["lastTransitionTime"] = "2020-01-01T00:00:00Z"
+    again = agent_status(AgentObservation(2, first, "a", "h", deployment=deployment()))
+    assert {c["lastTransitionTime"] for c in again["conditions"]} == {"2020-01-01T00:00:00Z"}
+    blocked = agent_status(AgentObservation(3, first, "a", "h", blocking=[SECRET]))
+    times = {c["type"]: c["lastTransitionTime"] for c in blocked["conditions"]}
+    assert times["Ready"] != "2020-01-01T00:00:00Z"  # True → False
+    assert times["Progressing"] == "2020-01-01T00:00:00Z"  # False → False
+
+
+# --- KnowledgeBase ------------------------------------------------------------------------------
+
+
+def job(outcome: str | None) -> Obj:
+    conds = [{"type": outcome, "status": "True", "message": "BackoffLimitExceeded"}]
+    return {"metadata": {"name": "kb-1"}, "status": {"conditions": conds if outcome else []}}
+
+
+def pod(result: Obj | None = None, reason: str = "Completed", message: str | None = None) -> Obj:
+    text = message if message is not None else json.dumps(result)
+    state = {
+        "terminated": {"reason": reason, "message": text, "finishedAt": "2026-01-02T00:00:00Z"}
+    }
+    return {
+        "metadata": {"name": "kb-1-x"},
+        "status": {"containerStatuses": [{"name": contract.INGEST_CONTAINER, "state": state}]},
+    }
+
+
+OK = {
+    "ok": True,
+    "message": "indexed 2 documents",
+    "documents": 2,
+    "chunks": 5,
+    "lastIndexedTime": "2026-01-02T00:00:00Z",
+    "activeIndex": "kb-v2",
+    "sourceErrors": [],
+}
+BAD_MESSAGE = "index kb belongs to team/other"
+BAD: Obj = {
+    "ok": False,
+    "reason": "IndexOwnedByOther",
+    "message": BAD_MESSAGE,
+    "sourceErrors": [{"source": "faq", "message": "x"}],
+}
+INDEXED = {"lastIndexedTime": "2026-01-01T00:00:00Z", "contentHash": "old", "documents": 1}
+SOURCE = Problem("SourceMissing", "ConfigMap team/faq (source faq) not found")
+OOM = (
+    "ingestion Job kb-1 ran out of memory and was not retried: the sources are too large for "
+    "one run; lower spec.limits.maxSourceBytes or split the sources over several KnowledgeBases"
+)
+NO_FAILURE = ("False", "NoFailure", "")
+
+KB_CASES: list[tuple[str, Obj, str, dict[str, Cond]]] = [
+    (
+        "blocked-first-index",
+        {"blocking": [SOURCE]},
+        "Pending",
+        {
+            "Ready": ("False", "SourceMissing", SOURCE.message),
+            "Indexing": ("False", "Blocked", SOURCE.message),
+            "Failed": ("True", "SourceMissing", SOURCE.message),
+        },
+    ),
+    (
+        "blocked-previous-index-serves",
+        {"blocking": [SOURCE], "previous": INDEXED},
+        "Pending",
+        {
+            "Ready": ("True", "PreviousIndexServing", SOURCE.message),
+            "Failed": ("True", "SourceMissing", SOURCE.message),
+        },
+    ),
+    (
+        "current-job-gone",
+        {"previous": {**INDEXED, "contentHash": "h"}, "job": None},
+        "Ready",
+        {
+            "Ready": ("True", "Indexed", "index is current"),
+            "Indexing": ("False", "JobComplete", "the index is current"),
+            "Failed": NO_FAILURE,
+        },
+    ),
+    (
+        "first-run",
+        {"job": job(None)},
+        "Indexing",
+        {
+            "Ready": ("False", "Indexing", "the first index is being built"),
+            "Indexing": ("True", "JobRunning", "ingestion Job kb-1 is running"),
+            "Failed": NO_FAILURE,
+        },
+    ),
+    (
+        "rerun-previous-serves",
+        {"job": job(None), "previous": INDEXED},
+        "Indexing",
+        {
+            "Ready": (
+                "True",
+                "PreviousIndexServing",
+                "the previous index serves until the new one is built",
+            ),
+            "Indexing": ("True", "JobRunning", "ingestion Job kb-1 is running"),
+        },
+    ),
+    (
+        "completed",
+        {"job": job("Complete"), "pods": [pod(OK)]},
+        "Ready",
+        {
+            "Ready": ("True", "Indexed", "indexed 2 documents"),
+            "Indexing": ("False", "JobComplete", "ingestion Job kb-1 completed"),
+            "Failed": NO_FAILURE,
+        },
+    ),
+    (
+        "completed-without-result",
+        {"job": job("Complete")},
+        "Failed",
+        {
+            "Ready": (
+                "False",
+                "ResultMissing",
+                "the Job completed without a result in its termination message",
+            ),
+            "Indexing": ("False", "JobComplete", "ingestion Job kb-1 completed"),
+        },
+    ),
+    (
+        "completed-without-result-previous-serves",
+        {"job": job("Complete"), "previous": INDEXED},
+        "Ready",
+        {
+            "Ready": (
+                "True",
+                "ResultMissing",
+                "the Job completed without a result in its termination message",
+            ),
+        },
+    ),
+    (
+        "failed-with-a-reason",
+        {"job": job("Failed"), "pods": [pod(BAD, reason="Error")]},
+        "Failed",
+        {
+            "Ready": ("False", "IndexOwnedByOther", BAD_MESSAGE),
+            "Indexing": ("False", "JobFailed", "ingestion Job kb-1 failed"),
+            "Failed": ("True", "IndexOwnedByOther", BAD_MESSAGE),
+        },
+    ),
+    (
+        "completed-but-not-ok",
+        {"job": job("Complete"), "pods": [pod({"ok": False, "message": "bad"})]},
+        "Failed",
+        {
+            "Ready": ("False", "IngestionFailed", "bad"),
+            "Failed": ("True", "IngestionFailed", "bad"),
+        },
+    ),
+    (
+        "failed-without-result",
+        {"job": job("Failed")},
+        "Failed",
+        {"Failed": ("True", "IngestionFailed", "BackoffLimitExceeded")},
+    ),
+    (
+        "failed-previous-serves",
+        {"job": job("Failed"), "pods": [pod(BAD, reason="Error")], "previous": INDEXED},
+        "Failed",
+        {
+            "Ready": (
+                "True",
+                "PreviousIndexServing",
+                f"latest ingestion failed ({BAD_MESSAGE}); the previous index serves",
+            ),
+            "Failed": ("True", "IndexOwnedByOther", BAD_MESSAGE),
+        },
+    ),
+    (
+        "out-of-memory",
+        {"job": job("Failed"), "pods": [pod(reason="OOMKilled", message="...log tail")]},
+        "Failed",
+        {
+            "Ready": ("False", "IngestionOutOfMemory", OOM),
+            "Failed": ("True", "IngestionOutOfMemory", OOM),
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("observed", "phase", "expected"),
+    [c[1:] for c in KB_CASES],
+    ids=[c[0] for c in KB_CASES],
+)
+def test_knowledge_status(observed: Obj, phase: str, expected: dict[str, Cond]) -> None:
+    fields: Obj = {"previous": {}, "content_hash": "h", "job_name": "kb-1", **observed}
+    status = knowledge_status(KnowledgeObservation(generation=2, index_name="kb", **fields))
+    assert status["phase"] == phase
+    got = conditions(status)
+    assert {t: got[t] for t in expected} == expected
+    assert status["observedGeneration"] == 2
+    assert status["indexName"] == "kb"
+
+
+def test_a_completed_run_records_its_result_and_content() -> None:
+    status = knowledge_status(
+        KnowledgeObservation(2, INDEXED, "kb", "new", "kb-1", job=job("Complete"), pods=[pod(OK)])
+    )
+    assert (status["documents"], status["chunks"], status["activeIndex"]) == (2, 5, "kb-v2")
+    assert status["lastIndexedTime"] == "2026-01-02T00:00:00Z"
+    assert status["contentHash"] == "new"
+    assert status["sourceErrors"] == []
+
+
+def test_a_failed_run_keeps_the_live_index_and_reports_source_errors() -> None:
+    status = knowledge_status(
+        KnowledgeObservation(
+            2, INDEXED, "kb", "new", "kb-1", job=job("Failed"), pods=[pod(BAD, reason="Error")]
+        )
+    )
+    assert (status["documents"], status["contentHash"]) == (1, "old")
+    assert status["sourceErrors"] == BAD["sourceErrors"]
