@@ -23,9 +23,9 @@ from kubevox_operator import contract
 
 from agent_runtime.caller import CallOptions, SimulatedCall
 from agent_runtime.caller.audio import synthesize
+from tests.support.lua import health
+from tests.support.tools import lua_interpreters
 
-from ..deploy.lua import health
-from ..deploy.tools import lua_interpreters
 from .conftest import PodHistory, PodRecord, System, await_until, wait_until
 
 INTERPRETERS = lua_interpreters()
