@@ -27,11 +27,7 @@ from tests.support.servers.openai_server import Reply
 REPO = Path(__file__).resolve().parents[2]
 
 SAMPLE = REPO / "manifests" / "samples" / "offline-agent.yaml"
-
-
 _FENCE = re.compile(r"<(reference-data-[0-9a-f]+)>\n(.*?)\n</\1>", re.S)
-
-
 CALLER_SAID = "The caller said: "
 
 
