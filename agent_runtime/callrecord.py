@@ -16,16 +16,6 @@ from . import metrics
 
 log = logging.getLogger("kubevox.call")
 
-OUTCOMES = (
-    "completed",
-    "agent_ended",
-    "transferred",
-    "max_duration",
-    "silence_timeout",
-    "error",
-    "failed",
-)
-
 
 def worker_name() -> str:
     """Who served the call: the pod's name (the operator sets POD_NAME), else the host's."""

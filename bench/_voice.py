@@ -3,7 +3,7 @@
 Everything is real except the cloud providers: a livekit-server on 127.0.0.1, Redis with search
 holding the sample KnowledgeBase, `kubevox-agent start` workers, and the simulated caller that
 measures voice-to-voice latency on the audio (end of its speech → first reply audio frame).
-The cloud providers are the wire-protocol stand-ins of tests/runtime/servers/ with fixed,
+The cloud providers are the wire-protocol stand-ins of tests/support/servers/ with fixed,
 known latencies.
 """
 
@@ -40,7 +40,7 @@ from kubevox_devenv.worker import AgentWorker  # noqa: E402
 
 from agent_runtime.caller import CallOptions, SimulatedCall  # noqa: E402
 from agent_runtime.caller.audio import FRAME_MS, Utterance, is_speech, synthesize  # noqa: E402
-from tests.e2e.conftest import sample_docs, write_config  # noqa: E402
+from tests.support.voice import sample_docs, write_config  # noqa: E402
 
 INGEST = [sys.executable, "-m", "agent_runtime", "ingest"]
 DOC = REPO / "docs" / "benchmarks.md"

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import kopf
 import yaml
-from kopf._cogs.structs.credentials import ConnectionInfo
 from kubevox_api import VoiceAgent, contract
 from kubevox_devenv.controlplane import ControlPlane, audit_writes
 from kubevox_devenv.procs import free_port
@@ -71,10 +71,10 @@ def secrets(ns: str) -> list[dict[str, Any]]:
     ]
 
 
-def info(kubeconfig: Path) -> ConnectionInfo:
+def info(kubeconfig: Path) -> kopf.ConnectionInfo:
     cfg = yaml.safe_load(kubeconfig.read_text())
     user = cfg["users"][0]["user"]
-    return ConnectionInfo(
+    return kopf.ConnectionInfo(
         server=cfg["clusters"][0]["cluster"]["server"],
         ca_path=cfg["clusters"][0]["cluster"]["certificate-authority"],
         certificate_path=user.get("client-certificate"),

@@ -39,9 +39,9 @@ import _voice as v
 from kubevox_devenv.procs import ManagedProcess, free_port
 
 from agent_runtime import metrics as m
-from tests.runtime.servers.cartesia_server import CartesiaServer
-from tests.runtime.servers.deepgram_server import DeepgramServer
-from tests.runtime.servers.openai_server import OpenAIServer, Reply
+from tests.support.servers.cartesia_server import CartesiaServer
+from tests.support.servers.deepgram_server import DeepgramServer
+from tests.support.servers.openai_server import OpenAIServer, Reply
 
 TITLE = "Runtime overhead: kubevox vs a bare livekit-agents AgentSession"
 BARE = Path(__file__).resolve().parent / "bare_worker.py"

@@ -33,10 +33,10 @@ import _voice as v
 from kubevox_api import default_agent_name
 
 from agent_runtime import metrics as m
-from tests.e2e.conftest import answer_from_context
-from tests.runtime.servers.cartesia_server import CartesiaServer
-from tests.runtime.servers.deepgram_server import DeepgramServer
-from tests.runtime.servers.openai_server import OpenAIServer, Reply
+from tests.support.servers.cartesia_server import CartesiaServer
+from tests.support.servers.deepgram_server import DeepgramServer
+from tests.support.servers.openai_server import OpenAIServer, Reply
+from tests.support.voice import answer_from_context
 
 TITLE_OFFLINE = "Voice-to-voice latency: offline stack (real LiveKit server, real worker)"
 TITLE_CLOUD = "Voice-to-voice latency: fixed-latency cloud stand-ins, and calls per core"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from kopf._cogs.structs.credentials import ConnectionInfo
+import kopf
 from kubevox_api import contract
 
 from .metrics import API_WRITES
@@ -80,7 +80,7 @@ class ApiError(Exception):
 class Kube:
     """One connection pool for the operator's own requests."""
 
-    def __init__(self, info: ConnectionInfo, concurrency: int = 32) -> None:
+    def __init__(self, info: kopf.ConnectionInfo, concurrency: int = 32) -> None:
         self._info = info
         self._session: aiohttp.ClientSession | None = None
         self._limit = asyncio.Semaphore(concurrency)

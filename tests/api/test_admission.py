@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from kubevox_api.knowledgebase import LOCAL_EMBEDDING_MODELS
 from kubevox_devenv.controlplane import ControlPlane
 
-from .cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
+from tests.support.cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
 
 pytestmark = pytest.mark.cluster
 

@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from agent_runtime.cli import main
-
-from .cases import KNOWLEDGE_BASE, VOICE_AGENT
+from tests.support.cases import KNOWLEDGE_BASE, VOICE_AGENT
 
 # Six mistakes in five places: two schema errors (pattern, minimum) and four CEL rules, two of
 # them in the same object (spec.scaling), where a first-error parser stops.

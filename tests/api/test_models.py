@@ -20,7 +20,7 @@ from kubevox_api import (
 from kubevox_api.knowledgebase import LOCAL_EMBEDDING_MODELS, stored_knowledge_base
 from pydantic import ValidationError
 
-from .cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
+from tests.support.cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
 
 SAMPLES = sorted((Path(__file__).parents[2] / "manifests" / "samples").glob("*.yaml"))
 MODELS = {"VoiceAgent": VoiceAgent, "KnowledgeBase": KnowledgeBase}

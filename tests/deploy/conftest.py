@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tools import MANIFESTS, REPO, third_party
+
 from .render import HELM_VALUES, KUSTOMIZATIONS, helm_template, kustomize
-from .tools import MANIFESTS, REPO, third_party
 
 # Namespaces the rendered manifests and examples put objects in (besides kubevox-system).
 NAMESPACES = ("kubevox-system", "monitoring", "argocd", "clinic")

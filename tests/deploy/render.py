@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from .tools import CHART, MANIFESTS, helm, run
+from tests.support.tools import CHART, MANIFESTS, helm, run
 
 KUBE_VERSION = "v1.34.4"
 """The local control plane's version: charts render for the cluster they are checked against."""

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from . import lua
-from .tools import MANIFESTS, lua_interpreters, third_party
+from tests.support import lua
+from tests.support.tools import MANIFESTS, lua_interpreters, third_party
 
 HEALTH = MANIFESTS / "argocd" / "health" / "kubevox.dev"
 KINDS = ("VoiceAgent", "KnowledgeBase")

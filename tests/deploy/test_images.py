@@ -17,8 +17,9 @@ import pytest
 from kubevox_api import contract
 from kubevox_operator.builders.common import restricted_pod_security
 
+from tests.support.tools import REPO, run
+
 from .render import by_key
-from .tools import REPO, run
 
 OPERATOR = REPO / "operator" / "Dockerfile"
 RUNTIME = REPO / "agent_runtime" / "Dockerfile"

@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-from .tools import REPO
+from tests.support.tools import REPO
 
 
 def test_kind_config_matches_the_tested_kubernetes() -> None:

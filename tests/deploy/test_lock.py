@@ -14,7 +14,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from .tools import REPO, run
+from tests.support.tools import REPO, run
 
 REQUIREMENTS = REPO / "requirements"
 UV = Path(sys.executable).parent / "uv"

@@ -13,8 +13,9 @@ import pytest
 import yaml
 from kubevox_operator.__main__ import parse_args
 
+from tests.support.tools import CHART, MANIFESTS, REPO, helm, run
+
 from .render import HELM_VALUES, KUSTOMIZATIONS, by_key, documents, helm_template
-from .tools import CHART, MANIFESTS, REPO, helm, run
 
 CRDS = REPO / "crds"
 BASE = MANIFESTS / "base"

@@ -24,9 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.tools import MANIFESTS
+
+from .rbac import can_i
 from .render import documents, helm_template
-from .test_rbac import _can_i
-from .tools import MANIFESTS
 
 pytestmark = pytest.mark.cluster
 
@@ -206,9 +207,9 @@ def test_worker_without_a_pod_bound_token_may_patch_no_pod(workers: Any) -> None
 
 
 def test_worker_may_not_read_other_pods(workers: Any, kubectl: Callable[..., Any]) -> None:
-    assert not _can_i(kubectl, WORKER, "get", "pods", NS)
-    assert not _can_i(kubectl, WORKER, "list", "pods", NS)
-    assert not _can_i(kubectl, WORKER, "delete", "pods", NS)
+    assert not can_i(kubectl, WORKER, "get", "pods", NS)
+    assert not can_i(kubectl, WORKER, "list", "pods", NS)
+    assert not can_i(kubectl, WORKER, "delete", "pods", NS)
 
 
 def test_policy_leaves_everyone_else_alone(workers: Any, kubectl: Callable[..., Any]) -> None:
@@ -283,7 +284,7 @@ def test_watch_namespaces_chart_renders_no_cluster_wide_secret_access() -> None:
 
 
 def test_watch_namespaces_chart_refuses_globs() -> None:
-    from .tools import CHART, helm, run
+    from tests.support.tools import CHART, helm, run
 
     proc = run([helm(), "template", "kubevox", CHART, "--set", "watchNamespaces={team-*}"])
     assert proc.returncode != 0
@@ -300,9 +301,9 @@ def test_operator_reads_secrets_only_in_watched_namespaces(
     allowed = k("get", "secret", "nothing-here", "-n", "voice", f"--as={OPERATOR}")
     assert "NotFound" in allowed.stderr, allowed.stderr  # authorized; the Secret just is not there
     for ns in WATCHED:
-        assert _can_i(k, OPERATOR, "get", "secrets", ns)
+        assert can_i(k, OPERATOR, "get", "secrets", ns)
     for ns in ("kube-system", "default", "elsewhere", "kubevox-system"):
-        assert not _can_i(k, OPERATOR, "get", "secrets", ns), ns
+        assert not can_i(k, OPERATOR, "get", "secrets", ns), ns
 
 
 @pytest.mark.parametrize(
@@ -323,24 +324,24 @@ def test_operator_works_only_in_watched_namespaces(
 ) -> None:
     k = scoped_plane.kubectl_run
     for ns in WATCHED:
-        assert _can_i(k, OPERATOR, verb, resource, ns), ns
+        assert can_i(k, OPERATOR, verb, resource, ns), ns
     for ns in ("kube-system", "elsewhere"):
-        assert not _can_i(k, OPERATOR, verb, resource, ns), ns
-    assert not _can_i(k, OPERATOR, verb, resource, "")  # all namespaces
+        assert not can_i(k, OPERATOR, verb, resource, ns), ns
+    assert not can_i(k, OPERATOR, verb, resource, "")  # all namespaces
 
 
 def test_operator_keeps_its_cluster_scoped_reads(scoped_plane: Any) -> None:
     k = scoped_plane.kubectl_run
-    assert _can_i(k, OPERATOR, "watch", "customresourcedefinitions.apiextensions.k8s.io", "")
-    assert _can_i(k, OPERATOR, "list", "namespaces", "")
-    assert _can_i(k, OPERATOR, "patch", "kopfpeerings.kopf.dev", "voice")
+    assert can_i(k, OPERATOR, "watch", "customresourcedefinitions.apiextensions.k8s.io", "")
+    assert can_i(k, OPERATOR, "list", "namespaces", "")
+    assert can_i(k, OPERATOR, "patch", "kopfpeerings.kopf.dev", "voice")
 
 
 def test_operator_binds_the_worker_role_only_in_watched_namespaces(
     scoped_plane: Any,
 ) -> None:
     def bind(ns: str) -> bool:
-        return _can_i(
+        return can_i(
             k,
             OPERATOR,
             "bind",
@@ -360,9 +361,9 @@ def test_operator_reconciles_in_a_watched_namespace_with_only_these_rights(
     """The real operator, logged in as its ServiceAccount with the chart's watchNamespaces
     RBAC: it lists, watches and writes in a watched namespace without any cluster-wide right
     on tenants' objects."""
-    from ..operator.kube import wait_for
-    from ..operator.objects import secrets, voice_agent
-    from ..operator.operator_process import OperatorProcess, service_account_kubeconfig
+    from tests.support.kube import wait_for
+    from tests.support.objects import secrets, voice_agent
+    from tests.support.operator_process import OperatorProcess, service_account_kubeconfig
 
     k = scoped_plane.kubectl_run
     token = k("create", "token", "kubevox-operator", "-n", "kubevox-system").stdout.strip()

@@ -19,8 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from agent_runtime import metrics as runtime_metrics
-
-from .tools import MANIFESTS, promtool, run
+from tests.support.tools import MANIFESTS, promtool, run
 
 ADAPTER_VALUES = MANIFESTS / "monitoring" / "prometheus-adapter-values.yaml"
 DASHBOARD = MANIFESTS / "monitoring" / "grafana-dashboard.json"

@@ -15,8 +15,10 @@ from kubevox_api import VoiceAgent
 from kubevox_operator.builders.autoscaling import scaled_object
 from kubevox_operator.builders.network import EgressSettings, agent_egress
 
-from ..api.cases import VOICE_AGENT
-from .tools import MANIFESTS
+from tests.support.cases import VOICE_AGENT
+from tests.support.tools import MANIFESTS
+
+from .rbac import can_i
 
 pytestmark = pytest.mark.cluster
 
@@ -139,19 +141,6 @@ DENIED = [
 ]
 
 
-def _can_i(
-    kubectl: Callable[..., Any], user: str, verb: str, resource: str, namespace: str, name: str = ""
-) -> bool:
-    """``kubectl auth can-i`` as ``user``; ``resource`` may be ``type/subresource``."""
-    scope = ["-n", namespace] if namespace else ["--all-namespaces"]
-    kind, _, sub = resource.partition("/")
-    target = f"{kind}/{name}" if name else kind
-    extra = [f"--subresource={sub}"] if sub else []
-    out = kubectl("auth", "can-i", verb, target, *scope, f"--as={user}", *extra)
-    assert out.stdout.strip() in ("yes", "no"), out.stderr
-    return bool(out.stdout.strip() == "yes")
-
-
 @pytest.fixture(scope="module")
 def rbac_applied(kubectl: Callable[..., Any]) -> Callable[..., Any]:
     # The local kube-controller-manager runs every controller as system:kube-controller-manager
@@ -176,14 +165,14 @@ def rbac_applied(kubectl: Callable[..., Any]) -> Callable[..., Any]:
 def test_operator_is_allowed(
     rbac_applied: Callable[..., Any], verb: str, resource: str, namespace: str
 ) -> None:
-    assert _can_i(rbac_applied, OPERATOR, verb, resource, namespace)
+    assert can_i(rbac_applied, OPERATOR, verb, resource, namespace)
 
 
 def test_operator_may_bind_only_the_worker_role(rbac_applied: Callable[..., Any]) -> None:
     """RoleBindings it creates can grant kubevox-agent-worker and nothing else."""
 
     def bind(name: str) -> bool:
-        return _can_i(
+        return can_i(
             rbac_applied, OPERATOR, "bind", "clusterroles.rbac.authorization.k8s.io", "clinic", name
         )
 
@@ -197,7 +186,7 @@ def test_operator_may_bind_only_the_worker_role(rbac_applied: Callable[..., Any]
 def test_operator_is_denied(
     rbac_applied: Callable[..., Any], verb: str, resource: str, namespace: str
 ) -> None:
-    assert not _can_i(rbac_applied, OPERATOR, verb, resource, namespace)
+    assert not can_i(rbac_applied, OPERATOR, verb, resource, namespace)
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 30) -> bool:
@@ -236,13 +225,13 @@ def test_standard_roles_aggregate_kubevox_rights(
     for resource in ("voiceagents.kubevox.dev", "knowledgebases.kubevox.dev"):
         for verb in allowed:
             assert _eventually(
-                functools.partial(_can_i, rbac_applied, user, verb, resource, "clinic")
+                functools.partial(can_i, rbac_applied, user, verb, resource, "clinic")
             ), (role, verb, resource)
         for verb in denied:
-            assert not _can_i(rbac_applied, user, verb, resource, "clinic"), (role, verb, resource)
+            assert not can_i(rbac_applied, user, verb, resource, "clinic"), (role, verb, resource)
         # Only in the namespace of the binding, and status stays the operator's.
-        assert not _can_i(rbac_applied, user, "get", resource, "kubevox-system")
-        assert not _can_i(rbac_applied, user, "patch", f"{resource}/status", "clinic")
+        assert not can_i(rbac_applied, user, "get", resource, "kubevox-system")
+        assert not can_i(rbac_applied, user, "patch", f"{resource}/status", "clinic")
 
 
 def _obj(kind: str, api: str, name: str, **body: Any) -> dict[str, Any]:

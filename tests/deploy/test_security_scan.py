@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.tools import MANIFESTS, REPO, checkov, run
+
 from .render import documents
-from .tools import MANIFESTS, REPO, checkov, run
 
 # (check id, file name the finding is in): why it is accepted.
 ACCEPTED = {

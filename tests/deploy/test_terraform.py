@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .tools import REPO, run, terraform, tool_dir
+from tests.support.tools import REPO, run, terraform, tool_dir
 
 MODULE = REPO / "terraform"
 EXAMPLE = MODULE / "examples" / "existing-cluster"

@@ -1,66 +1,21 @@
-"""End-to-end fixtures: a real LiveKit server (with Redis, for its SIP API), a real Redis with
-search holding an ingested KnowledgeBase, OpenAI-compatible LLM servers whose answers use the
-context they receive, and real `kubevox-agent start` workers."""
+"""End-to-end fixtures: the shared LiveKit server and Redis with search (tests/conftest.py), the
+sample KnowledgeBase ingested into that Redis, OpenAI-compatible LLM servers whose answers use
+the context they receive. The helpers that start real `kubevox-agent start` workers are in
+tests/support/voice.py (the voice benchmarks use them too)."""
 
 from __future__ import annotations
 
-import copy
-import re
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
-import yaml
-from kubevox_api import (
-    KnowledgeBase,
-    VoiceAgent,
-    default_agent_name,
-    render_runtime_config,
-)
+from kubevox_api import KnowledgeBase
 from kubevox_devenv.knowledge import ingest_manifest
-from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
-from kubevox_devenv.worker import AgentWorker
 
-from agent_runtime.caller import CallOptions
-from agent_runtime.grounding_guard import best_sentence
-from tests.runtime.servers.openai_server import OpenAIServer, Reply
+from tests.support.servers.openai_server import OpenAIServer
+from tests.support.voice import answer_from_context, sample_docs
 
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "manifests" / "samples" / "offline-agent.yaml"
-_FENCE = re.compile(r"<(reference-data-[0-9a-f]+)>\n(.*?)\n</\1>", re.S)
-CALLER_SAID = "The caller said: "
-
-
-def grounded_turn(body: dict[str, Any]) -> tuple[str, list[str]]:
-    """The caller's last words and the knowledge kubevox gave the model with them: fenced
-    inside that caller message (knowledge is data, never system text)."""
-    messages = body.get("messages", [])
-    last = next((str(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
-    fenced = _FENCE.search(last)
-    if fenced is None:
-        return last, []
-    return last.rsplit(CALLER_SAID, 1)[-1], [fenced.group(2)]
-
-
-def sample_docs() -> tuple[dict[str, Any], dict[str, Any]]:
-    agent, kb = yaml.safe_load_all(SAMPLE.read_text())
-    return agent, kb
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisSearchServer]:
-    with RedisSearchServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def livekit(redis_server: RedisSearchServer) -> Iterator[LiveKitServer]:
-    with LiveKitServer(redis_url=redis_server.url) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
@@ -75,14 +30,6 @@ def clinic_kb(
     return KnowledgeBase.model_validate(doc)
 
 
-def answer_from_context(body: dict[str, Any]) -> Reply:
-    """A scripted LLM that answers with the knowledge-base sentence closest to the caller's
-    question, found in the context kubevox injected (and says so when there is none)."""
-    question, context = grounded_turn(body)
-    answer = best_sentence(question, context) if context else None
-    return Reply(text=answer or "I'm sorry, I have no information about that.")
-
-
 @pytest.fixture(scope="session")
 async def llm_primary() -> AsyncIterator[OpenAIServer]:
     async with OpenAIServer("primary") as server:
@@ -95,43 +42,3 @@ async def llm_fallback() -> AsyncIterator[OpenAIServer]:
     async with OpenAIServer("fallback") as server:
         server.responder = answer_from_context
         yield server
-
-
-def write_config(directory: Path, kb: KnowledgeBase, llm: dict[str, Any], **spec: Any) -> Path:
-    """The runtime config the operator would render for the sample offline agent."""
-    agent_doc, _ = sample_docs()
-    agent_doc = copy.deepcopy(agent_doc)
-    agent_doc["metadata"]["namespace"] = "e2e"
-    agent_doc["spec"]["llm"] = llm
-    agent_doc["spec"].update(spec)
-    agent = VoiceAgent.model_validate(agent_doc)
-    config = render_runtime_config(agent, {kb.metadata["name"]: kb})
-    path = directory / f"{agent.effective_agent_name}-{len(list(directory.iterdir()))}.json"
-    path.write_text(config.model_dump_json(by_alias=True))
-    return path
-
-
-def start_worker(
-    directory: Path, config: Path, livekit: LiveKitServer, redis: RedisSearchServer
-) -> AgentWorker:
-    env = {
-        **livekit.env(),
-        "KUBEVOX_KB_0_REDIS_URL": redis.url,
-        # The test machine's CPU is busy with the caller too: capacity is the call count.
-        "KUBEVOX_CPU_LOAD_WEIGHT": "0",
-    }
-    log = directory / f"{config.stem}-{len(list(directory.glob('*.log')))}.log"
-    return AgentWorker(config, env, log).start()
-
-
-def call_options(
-    livekit: LiveKitServer, agent_name: str = default_agent_name("e2e", "offline")
-) -> CallOptions:
-    return CallOptions(
-        url=livekit.url,
-        api_key=livekit.api_key,
-        api_secret=livekit.api_secret,
-        agent_name=agent_name,
-        reply_timeout=45.0,
-        greeting_timeout=60.0,
-    )

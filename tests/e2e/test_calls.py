@@ -18,9 +18,8 @@ from livekit import api
 
 from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
-from tests.runtime.servers.openai_server import OpenAIServer, Reply
-
-from .conftest import (
+from tests.support.servers.openai_server import OpenAIServer, Reply
+from tests.support.voice import (
     answer_from_context,
     call_options,
     grounded_turn,

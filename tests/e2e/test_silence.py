@@ -16,9 +16,8 @@ from kubevox_devenv.worker import AgentWorker
 from livekit import rtc
 
 from agent_runtime.caller import SimulatedCall
-from tests.runtime.servers.openai_server import OpenAIServer
-
-from .conftest import call_options, start_worker, write_config
+from tests.support.servers.openai_server import OpenAIServer
+from tests.support.voice import call_options, start_worker, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.voice]
 

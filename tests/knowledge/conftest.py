@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,12 +17,6 @@ from agent_runtime.knowledge import LocalEmbedder, StaticEmbedder, connect
 from .helpers import CuttableProxy
 
 _names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisSearchServer]:
-    with RedisSearchServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""Test helpers: KnowledgeBase builders, a cuttable TCP proxy (a Redis outage seen from the
-client while the server keeps its data), and tiny PDFs."""
+"""Test helpers: KnowledgeBase builders, a small hotel knowledge base and its questions, a
+cuttable TCP proxy (a Redis outage seen from the client while the server keeps its data), and
+tiny PDFs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,21 @@ import io
 from typing import Any
 
 from kubevox_api import KnowledgeBase
+
+HOTEL = [
+    {"name": "breakfast", "inline": "# Breakfast\n\nBreakfast is served from 7 to 10 am in the "
+     "garden room. Vegan and gluten-free options are available on request."},
+    {"name": "parking", "inline": "# Parking\n\nGuests park in the garage on level -2 for 18 euros "
+     "per night. Electric cars can charge at the four wallboxes near the exit."},
+    {"name": "wifi", "inline": "# Internet\n\nThe wifi network is called HotelGuest and the "
+     "password is printed on your key card sleeve."},
+]  # fmt: skip
+HOTEL_QUESTIONS = {
+    "where can I charge my electric car?": "parking",
+    "what's the wifi password": "wifi",
+    "is there something vegan in the morning?": "breakfast",
+}
+"""Questions about HOTEL and the source that answers each."""
 
 
 def make_kb(index: str, sources: list[dict[str, Any]], **spec: Any) -> KnowledgeBase:

@@ -8,24 +8,9 @@ import redis.asyncio as aioredis
 from agent_runtime.knowledge import LocalEmbedder, Retriever, ingest
 from agent_runtime.knowledge.store import key_prefix, versions_key
 
-from .helpers import make_kb
+from .helpers import HOTEL, HOTEL_QUESTIONS, make_kb
 
 pytestmark = pytest.mark.redis
-
-HOTEL = [
-    {"name": "breakfast", "inline": "# Breakfast\n\nBreakfast is served from 7 to 10 am in the "
-     "garden room. Vegan and gluten-free options are available on request."},
-    {"name": "parking", "inline": "# Parking\n\nGuests park in the garage on level -2 for 18 euros "
-     "per night. Electric cars can charge at the four wallboxes near the exit."},
-    {"name": "wifi", "inline": "# Internet\n\nThe wifi network is called HotelGuest and the "
-     "password is printed on your key card sleeve."},
-]  # fmt: skip
-HOTEL_QUESTIONS = {
-    "where can I charge my electric car?": "parking",
-    "what's the wifi password": "wifi",
-    "is there something vegan in the morning?": "breakfast",
-}
-"""Questions about HOTEL and the source that answers each."""
 
 
 async def changes(client: aioredis.Redis) -> int:

@@ -13,6 +13,8 @@ pytestmark = pytest.mark.redis
 
 
 async def test_retriever_recovers_after_redis_restart(embedder: LocalEmbedder) -> None:
+    # A Redis of its own, not the session's (tests/conftest.py): this test stops and restarts
+    # it, which would cut every other test's connection.
     with RedisSearchServer() as server:
         client = connect(server.url)
         kb = make_kb("kb-restart", [{"name": "gym", "inline": "The gym is open 24 hours."}])

@@ -23,8 +23,7 @@ from agent_runtime.knowledge import (
 from agent_runtime.knowledge import static_model as sm
 from agent_runtime.knowledge.store import meta_key
 
-from .helpers import make_kb
-from .test_ingest_query import HOTEL, HOTEL_QUESTIONS
+from .helpers import HOTEL, HOTEL_QUESTIONS, make_kb
 
 TRIPLES = [
     ("When does the pharmacy open?", "The pharmacy opens at 9 am on weekdays.",

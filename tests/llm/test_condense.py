@@ -11,7 +11,7 @@ from agent_runtime.grounding import (
     estimate_tokens,
     with_context,
 )
-from tests.runtime.knowledge_stub import Chunk
+from tests.support.knowledge_stub import Chunk
 
 HOURS = (
     "Riverside Family Clinic: visiting us > Opening hours\n"

@@ -10,10 +10,10 @@ import pytest
 
 from agent_runtime.agent import guard_for
 from agent_runtime.grounding import Grounding, KnowledgeSource
-from tests.runtime.helpers import make_config
-from tests.runtime.knowledge_stub import KeywordStore
-from tests.runtime.servers.openai_server import OpenAIServer, Reply
-from tests.runtime.test_text_sessions import llm_spec, make_call, text_of
+from tests.support.calls import llm_spec, make_call, text_of
+from tests.support.knowledge_stub import KeywordStore
+from tests.support.runtime import make_config
+from tests.support.servers.openai_server import OpenAIServer, Reply
 
 FACTS = {
     "pharmacy": "The pharmacy opens on Saturdays at 9 am and closes at noon.",

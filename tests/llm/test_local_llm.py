@@ -98,8 +98,8 @@ async def test_works_as_a_fallback_target() -> None:
 async def test_prewarm_primes_the_prompt_cache_for_the_first_turn() -> None:
     from agent_runtime.agent import full_instructions
     from agent_runtime.plugins.local_llm import prime_prompt_cache
-    from tests.runtime.knowledge_stub import KeywordStore
-    from tests.runtime.test_text_sessions import clinic_grounding, make_call
+    from tests.support.calls import clinic_grounding, make_call
+    from tests.support.knowledge_stub import KeywordStore
 
     call = make_call(
         {"llm": {"provider": "local", "baseURL": None, "model": None}, "greeting": None},
@@ -128,7 +128,7 @@ async def test_turn_200_of_a_local_call_still_gets_an_answer() -> None:
     from livekit.agents import APIError
 
     from agent_runtime.history import HistoryWindow, history_budget
-    from tests.runtime.helpers import make_config
+    from tests.support.runtime import make_config
 
     ctx = llm.ChatContext()
     ctx.add_message(role="system", content=CONTEXT)

@@ -9,7 +9,7 @@ from livekit.agents import llm
 
 from agent_runtime.grounding import estimate_tokens, with_context
 from agent_runtime.plugins.local_llm import EXCERPTS_HEADER, LocalLLM
-from tests.runtime.knowledge_stub import Chunk
+from tests.support.knowledge_stub import Chunk
 
 INSTRUCTIONS = "You are the front desk of Riverside Family Clinic."
 HOURS = (

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from kubevox_devenv.controlplane import ControlPlane
 
-from .kube import Kubectl
-from .operator_process import OperatorProcess, service_account_kubeconfig
+from tests.support.kube import Kubectl
+from tests.support.operator_process import OperatorProcess, service_account_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 RESYNC_SECONDS = 3

@@ -9,21 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubevox_api import CONFIG_FILE
 from kubevox_devenv.livekit import LiveKitServer
-from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
 
 from agent_runtime.caller import CallOptions, SimulatedCall
-
-from .kube import Kubectl, wait_for
-from .objects import voice_agent
-from .operator_process import OperatorProcess
+from tests.support.kube import Kubectl, wait_for
+from tests.support.objects import voice_agent
+from tests.support.operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.voice]
 Obj = dict[str, Any]
@@ -32,12 +29,6 @@ CALLS = 2
 waits for a new process to load the offline models, which took over the 90 s greeting timeout
 when the machine was loaded (seen in CI). Each call could go to B's worker, registered first,
 were the names shared."""
-
-
-@pytest.fixture(scope="module")
-def livekit() -> Iterator[LiveKitServer]:
-    with RedisSearchServer() as redis, LiveKitServer(redis_url=redis.url) as server:
-        yield server
 
 
 def offline_agent(ns: str, url: str, greeting: str) -> Obj:

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from kubevox_operator.builders.autoscaling import calls_query
 
-from ..deploy.tools import third_party
+from tests.support.kube import Kubectl, condition, wait_for
+from tests.support.objects import secrets, voice_agent
+from tests.support.operator_process import SA_USER, OperatorProcess, audit_writes
+from tests.support.tools import third_party
+
 from .conftest import PROMETHEUS_URL, RESYNC_SECONDS
-from .kube import Kubectl, condition, wait_for
-from .objects import secrets, voice_agent
-from .operator_process import SA_USER, OperatorProcess, audit_writes
 
 pytestmark = pytest.mark.cluster
 

@@ -18,7 +18,7 @@ from kubevox_operator.status import (
     autoscaler_unavailable,
 )
 
-from .objects import faq, knowledge_base, voice_agent
+from tests.support.objects import faq, knowledge_base, voice_agent
 
 OWNER = {"uid": "u-1"}
 KEDA = OperatorDefaults(

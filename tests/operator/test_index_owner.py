@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,11 @@ from kubevox_api.contract import KB_MANIFEST_FILE
 from kubevox_devenv.redis import RedisSearchServer
 
 from agent_runtime.knowledge import LocalEmbedder, Retriever
-
-from .kube import Kubectl, condition, finish_ingest_pod, wait_for
-from .operator_process import OperatorProcess
+from tests.support.kube import Kubectl, condition, finish_ingest_pod, wait_for
+from tests.support.operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.cluster, pytest.mark.redis]
 Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisSearchServer]:
-    with RedisSearchServer() as server:
-        yield server
 
 
 def kb(name: str, ns: str, text: str, index: str | None = None) -> Obj:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .kube import Kubectl, condition, finish_ingest_pod, make_pods_ready, wait_for
-from .objects import faq, ingest_result, knowledge_base, secrets, voice_agent
+from tests.support.kube import Kubectl, condition, finish_ingest_pod, make_pods_ready, wait_for
+from tests.support.objects import faq, ingest_result, knowledge_base, secrets, voice_agent
 
 pytestmark = pytest.mark.cluster
 

@@ -8,10 +8,11 @@ import urllib.request
 import pytest
 import yaml
 
+from tests.support.kube import Kubectl, condition, wait_for
+from tests.support.objects import secrets, voice_agent
+from tests.support.operator_process import SA_USER, OperatorProcess, audit_writes, wait_quiet
+
 from .conftest import REPO, RESYNC_SECONDS
-from .kube import Kubectl, condition, wait_for
-from .objects import secrets, voice_agent
-from .operator_process import SA_USER, OperatorProcess, audit_writes, wait_quiet
 
 pytestmark = pytest.mark.cluster
 

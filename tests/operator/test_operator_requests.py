@@ -9,23 +9,22 @@ import json
 import socket
 import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubevox_api.contract import SIP_FINALIZER
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.procs import free_port
-from kubevox_devenv.redis import RedisSearchServer
 from kubevox_operator.__main__ import choose_standalone, parse_args
 from kubevox_operator.egress import parse_cidrs, refused
 from livekit import api
 
+from tests.support.kube import Kubectl, wait_for
+from tests.support.objects import secrets, voice_agent
+from tests.support.operator_process import OperatorProcess
+
 from .conftest import SIP_CLEANUP_SECONDS
-from .kube import Kubectl, wait_for
-from .objects import secrets, voice_agent
-from .operator_process import OperatorProcess
-from .test_sip import (
+from .sip_helpers import (
     cluster_secrets,
     lk_call,
     lk_rules,
@@ -99,12 +98,6 @@ def test_no_peering_crd_means_standalone_with_a_warning(caplog: pytest.LogCaptur
 
 
 # --- against the API server and LiveKit ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def livekit() -> Iterator[LiveKitServer]:
-    with RedisSearchServer() as redis, LiveKitServer(redis_url=redis.url) as server:
-        yield server
 
 
 class Listener:

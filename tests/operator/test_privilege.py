@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from .kube import Kubectl, condition, wait_for
-from .objects import faq, knowledge_base, secrets, voice_agent
-from .operator_process import OperatorProcess
+from tests.support.kube import Kubectl, condition, wait_for
+from tests.support.objects import faq, knowledge_base, secrets, voice_agent
+from tests.support.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

@@ -18,7 +18,7 @@ from kubevox_operator.builders.network import (
 )
 from kubevox_operator.policy import AgentPolicy, agent_notices, agent_policy_problems
 
-from .objects import knowledge_base, voice_agent
+from tests.support.objects import knowledge_base, voice_agent
 
 OWNER = {"apiVersion": "kubevox.dev/v1alpha1", "kind": "X", "metadata": {"name": "o", "uid": "u"}}
 PUBLIC = [

@@ -8,8 +8,9 @@ import json
 
 from kubevox_api import contract
 
+from tests.support.objects import faq, ingest_result, knowledge_base, secrets
+
 from .fake_api import Harness, Obj, harness
-from .objects import faq, ingest_result, knowledge_base, secrets
 
 NS = "team"
 KEY = ("KnowledgeBase", NS, "kb")

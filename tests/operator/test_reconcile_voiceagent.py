@@ -9,8 +9,9 @@ from kubevox_operator.builders import OperatorDefaults
 from kubevox_operator.builders.common import child_name
 from kubevox_operator.policy import AgentPolicy
 
+from tests.support.objects import knowledge_base, secrets, voice_agent
+
 from .fake_api import Harness, Obj, harness
-from .objects import knowledge_base, secrets, voice_agent
 
 NS = "team"
 KEY = ("VoiceAgent", NS, "va")

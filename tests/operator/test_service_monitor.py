@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from .kube import Kubectl, condition, delete_and_wait_recreated, wait_for
-from .objects import secrets, service_monitor_crd, voice_agent
-from .operator_process import SA_USER, OperatorProcess, audit_writes, wait_quiet
+from tests.support.kube import Kubectl, condition, delete_and_wait_recreated, wait_for
+from tests.support.objects import secrets, service_monitor_crd, voice_agent
+from tests.support.operator_process import SA_USER, OperatorProcess, audit_writes, wait_quiet
 
 pytestmark = pytest.mark.cluster
 

@@ -13,9 +13,9 @@ from kubevox_api import KnowledgeBase
 from kubevox_operator.names import Claims, agent_claim, livekit_endpoint
 from kubevox_operator.reconcile_knowledgebase import trusted_job_pods
 
-from .kube import Kubectl, condition, now, wait_for
-from .objects import faq, ingest_result, knowledge_base, secrets, voice_agent
-from .operator_process import SA_USER, OperatorProcess, audit_writes
+from tests.support.kube import Kubectl, condition, now, wait_for
+from tests.support.objects import faq, ingest_result, knowledge_base, secrets, voice_agent
+from tests.support.operator_process import SA_USER, OperatorProcess, audit_writes
 
 Obj = dict[str, Any]
 

@@ -8,9 +8,15 @@ import pytest
 from kubevox_api import AgentRuntimeConfig
 from kubevox_api.contract import ACTIVE_CALLS_ANNOTATION, CONFIG_HASH_ANNOTATION
 
-from .kube import Kubectl, condition, delete_and_wait_recreated, make_pods_ready, wait_for
-from .objects import secrets, voice_agent
-from .operator_process import OperatorProcess
+from tests.support.kube import (
+    Kubectl,
+    condition,
+    delete_and_wait_recreated,
+    make_pods_ready,
+    wait_for,
+)
+from tests.support.objects import secrets, voice_agent
+from tests.support.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

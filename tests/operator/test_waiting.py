@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
-import pytest
 from kubevox_api import VoiceAgent, contract
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.procs import eventually, free_port, stop_process_group
@@ -34,19 +33,14 @@ from kubevox_operator.waiting import (
 from kubevox_operator.waiting_poll import Polled, WaitingPoll, workers_with_room
 from livekit import api, rtc
 
-from .kube import Kubectl, wait_for
-from .objects import voice_agent
-from .operator_process import OperatorProcess
-from .test_sip import cluster_secrets
+from tests.support.kube import Kubectl, wait_for
+from tests.support.objects import voice_agent
+from tests.support.operator_process import OperatorProcess
+
+from .sip_helpers import cluster_secrets
 
 SLEEPY = Path(__file__).with_name("sleepy_worker.py")
 LOOPBACK = parse_cidrs("127.0.0.1/32")  # the local LiveKit: the operator refuses it by default
-
-
-@pytest.fixture(scope="module")
-def livekit() -> Iterator[LiveKitServer]:
-    with LiveKitServer() as server:
-        yield server
 
 
 @asynccontextmanager

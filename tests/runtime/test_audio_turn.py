@@ -5,7 +5,6 @@ fed and captured directly."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,9 +18,9 @@ from agent_runtime.callrecord import CallRecord
 from agent_runtime.controls import TextControls
 from agent_runtime.plugins import PiperTTS
 from agent_runtime.session import build_call
-
-from .helpers import make_config
-from .servers.openai_server import OpenAIServer, Reply
+from tests.support.calls import CapturedOutput
+from tests.support.runtime import make_config
+from tests.support.servers.openai_server import OpenAIServer, Reply
 
 SAMPLE_RATE = 16000
 FRAME = SAMPLE_RATE // 50  # 20 ms
@@ -40,29 +39,6 @@ class SpeechInput(io.AudioInput):
         chunk = self._frames.pop(0) if self._frames else b"\x00\x00" * FRAME
         chunk = chunk.ljust(FRAME * 2, b"\x00")
         return rtc.AudioFrame(chunk, SAMPLE_RATE, 1, FRAME)
-
-
-class CapturedOutput(io.AudioOutput):
-    def __init__(self) -> None:
-        super().__init__(label="test-capture", capabilities=io.AudioOutputCapabilities(pause=False))
-        self.frames: list[rtc.AudioFrame] = []
-        self._segment = 0.0
-
-    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
-        await super().capture_frame(frame)
-        if self._segment == 0.0:
-            self.on_playback_started(created_at=time.time())  # wall clock, as livekit expects
-        self._segment += frame.duration
-        self.frames.append(frame)
-
-    def flush(self) -> None:
-        super().flush()
-        self.on_playback_finished(playback_position=self._segment, interrupted=False)
-        self._segment = 0.0
-
-    def clear_buffer(self) -> None:
-        self.on_playback_finished(playback_position=self._segment, interrupted=True)
-        self._segment = 0.0
 
 
 async def piper_speech(text: str) -> rtc.AudioFrame:

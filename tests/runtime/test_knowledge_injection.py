@@ -20,10 +20,9 @@ import pytest
 
 from agent_runtime.controls import TextControls
 from agent_runtime.grounding import KNOWLEDGE_RULES, Grounding, KnowledgeSource
-
-from .knowledge_stub import KeywordStore
-from .servers.openai_server import OpenAIServer, Reply
-from .test_text_sessions import TRANSFER_SPEC, llm_spec, make_call, session_closed, text_of
+from tests.support.calls import TRANSFER_SPEC, llm_spec, make_call, session_closed, text_of
+from tests.support.knowledge_stub import KeywordStore
+from tests.support.servers.openai_server import OpenAIServer, Reply
 
 HOURS = "The pharmacy opens on Saturdays at 9 am."
 INJECTED_END = (

@@ -23,12 +23,10 @@ from agent_runtime.history import HistoryBudget, HistoryWindow, history_budget, 
 from agent_runtime.plugins.local_llm import LocalLLM, history_token_budget
 from agent_runtime.providers import BuildContext, build_tts
 from agent_runtime.session import Call, build_call
-
-from .helpers import make_config
-from .servers.cartesia_server import CartesiaServer
-from .servers.openai_server import OpenAIServer, Reply
-from .test_audio_turn import CapturedOutput
-from .test_text_sessions import llm_spec, make_call
+from tests.support.calls import CapturedOutput, llm_spec, make_call
+from tests.support.runtime import make_config
+from tests.support.servers.cartesia_server import CartesiaServer
+from tests.support.servers.openai_server import OpenAIServer, Reply
 
 GREETING = "Hello, Maple Street clinic, how can I help?"
 INSTRUCTIONS = "You are the front desk of the Maple Street clinic. Be brief."

@@ -21,11 +21,10 @@ from agent_runtime.providers import (
     build_tts,
     check_providers,
 )
-
-from .helpers import make_config
-from .servers.cartesia_server import CartesiaServer, tone
-from .servers.deepgram_server import DeepgramServer
-from .servers.openai_server import OpenAIServer, Reply
+from tests.support.runtime import make_config
+from tests.support.servers.cartesia_server import CartesiaServer, tone
+from tests.support.servers.deepgram_server import DeepgramServer
+from tests.support.servers.openai_server import OpenAIServer, Reply
 
 
 @pytest.fixture

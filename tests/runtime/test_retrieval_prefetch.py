@@ -9,8 +9,7 @@ from livekit.agents import llm
 
 from agent_runtime.grounding import Grounding, KnowledgeSource
 from agent_runtime.retrieval_prefetch import RetrievalPrefetch
-
-from .knowledge_stub import Chunk, KeywordStore
+from tests.support.knowledge_stub import Chunk, KeywordStore
 
 DOCS = {
     "hours.md": "The clinic opens at 8 am on weekdays and at 9 am on Saturdays.",

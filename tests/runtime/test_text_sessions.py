@@ -7,22 +7,23 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from kubevox_devenv.procs import free_port
-from livekit.agents import AgentSession
 
 from agent_runtime import metrics
 from agent_runtime.agent import APOLOGY
-from agent_runtime.callrecord import CallRecord
 from agent_runtime.controls import TextControls
-from agent_runtime.grounding import Grounding, KnowledgeSource
-from agent_runtime.session import Call, build_call
-
-from .helpers import make_config
-from .knowledge_stub import KeywordStore, RedisDownStore
-from .servers.openai_server import OpenAIServer, Reply
+from tests.support.calls import (
+    TRANSFER_SPEC,
+    clinic_grounding,
+    llm_spec,
+    make_call,
+    session_closed,
+    text_of,
+)
+from tests.support.knowledge_stub import KeywordStore, RedisDownStore
+from tests.support.servers.openai_server import OpenAIServer, Reply
 
 
 @pytest.fixture
@@ -35,59 +36,6 @@ async def primary() -> AsyncIterator[OpenAIServer]:
 async def secondary() -> AsyncIterator[OpenAIServer]:
     async with OpenAIServer("secondary") as s:
         yield s
-
-
-def llm_spec(
-    server: OpenAIServer,
-    model: str = "primary-model",
-    timeout: float = 5,
-    fallbacks: list[OpenAIServer] | None = None,
-) -> dict[str, Any]:
-    return {
-        "llm": {
-            "provider": "openai",
-            "model": model,
-            "baseURL": server.base_url,
-            "timeoutSeconds": timeout,
-            "fallbacks": [
-                {
-                    "provider": "openai",
-                    "model": f"fallback-{i}",
-                    "baseURL": f.base_url,
-                    "timeoutSeconds": timeout,
-                }
-                for i, f in enumerate(fallbacks or [])
-            ],
-        }
-    }
-
-
-def make_call(
-    spec: dict[str, Any],
-    *,
-    grounding: Grounding | None = None,
-    controls: TextControls | None = None,
-) -> Call:
-    cfg = make_config(spec)
-    record = CallRecord(
-        call_id="call-1",
-        room="room-1",
-        agent=cfg.name,
-        namespace=cfg.namespace,
-        log_transcripts=cfg.spec.log_transcripts,
-    )
-    return build_call(
-        cfg,
-        record=record,
-        controls=controls or TextControls(),
-        grounding=grounding,
-        audio=False,
-        env={},
-    )
-
-
-def text_of(msg: Any) -> str:
-    return str(msg.event().item.text_content).strip()
 
 
 def sample(name: str, **labels: str) -> float:
@@ -114,12 +62,6 @@ async def test_greeting_then_answer(primary: OpenAIServer) -> None:
     assert body["model"] == "primary-model"
     assert body["messages"][0]["role"] == "system"
     assert "Maple Street clinic" in body["messages"][0]["content"]
-
-
-def clinic_grounding(store: Any) -> Grounding:
-    return Grounding(
-        [KnowledgeSource("clinic-faq", store, top_k=2)], agent="front-desk", namespace="clinic"
-    )
 
 
 async def test_grounding_is_injected_for_the_user_turn(primary: OpenAIServer) -> None:
@@ -186,20 +128,6 @@ async def test_end_call_tool_closes_the_session(primary: OpenAIServer) -> None:
     assert call.record.outcome == "agent_ended"
     tool_names = [t["function"]["name"] for t in primary.chat_requests[0].body["tools"]]
     assert tool_names == ["end_call"]  # no transfer tool without spec.tools.transfer
-
-
-def session_closed(session: AgentSession[None]) -> Any:
-    import asyncio
-
-    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    session.on("close", lambda _ev: fut.done() or fut.set_result(None))
-    return asyncio.wait_for(fut, 10)
-
-
-TRANSFER_SPEC = {
-    "telephony": {"sip": {"phoneNumbers": ["+15551234567"], "allowedAddresses": ["10.0.0.0/8"]}},
-    "tools": {"transfer": {"to": "tel:+15557654321"}},
-}
 
 
 async def test_transfer_to_human_on_a_phone_line(primary: OpenAIServer) -> None:

@@ -18,8 +18,8 @@ import pytest
 from kubevox_devenv.procs import free_port
 from livekit.protocol import agent
 
-from .helpers import make_config
-from .servers.livekit_server import LiveKitStandIn
+from tests.support.runtime import make_config
+from tests.support.servers.livekit_server import LiveKitStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 

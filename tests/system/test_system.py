@@ -20,13 +20,13 @@ import pytest
 from kubevox_api import contract
 from kubevox_devenv import install as installmod
 from kubevox_devenv.fleet import SAMPLE, Fleet, sample_for_this_node
-from kubevox_operator.builders.agent import calls_query
+from kubevox_operator.builders.autoscaling import calls_query
 
 from agent_runtime.caller import CallOptions, SimulatedCall
 from agent_runtime.caller.audio import synthesize
+from tests.support.lua import health
+from tests.support.tools import lua_interpreters
 
-from ..deploy.lua import health
-from ..deploy.tools import lua_interpreters
 from .conftest import PodHistory, PodRecord, System, await_until, wait_until
 
 INTERPRETERS = lua_interpreters()

@@ -25,12 +25,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
-
-
 def wait_for(
     what: str, ready: Callable[[], bool], timeout: float, alive: Callable[[], bool]
 ) -> None:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .tools import run
+from tests.support.tools import run
 
 
 def _string(value: str) -> str:
