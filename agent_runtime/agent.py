@@ -17,9 +17,10 @@ from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateCha
 from . import metrics
 from .callrecord import CallRecord
 from .controls import CallControls
-from .grounding import KNOWLEDGE_RULES, RetrievedChunk, with_context
+from .grounding import RetrievedChunk, with_context
 from .grounding_guard import GroundingGuard
 from .history import HistoryWindow, history_budget
+from .reference_data import KNOWLEDGE_RULES
 
 log = logging.getLogger("kubevox.agent")
 

@@ -19,56 +19,16 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-_WORD = re.compile(r"[a-z0-9]+(?:[.:'][a-z0-9]+)*")
-_SENTENCE_END = re.compile(
-    r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bMrs\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
-    r"(?<=[.!?])\s+|\s*\n\s*"
-)
-"""A sentence ends at . ! or ? followed by a space (not after "Dr." and the like), or at a line
-break."""
-HEADING = re.compile(r"^\s*#|\s>\s")
-"""A Markdown heading or a breadcrumb ("Clinic > Parking"): context for the lines below it."""
+from .text import is_heading, key_terms, numbers, split_keep_tail, split_sentences
+
 _NOT_A_SENTENCE = re.compile(r"^.*[^.!?\"')\s]\s*$")
 """A line that does not end like a sentence (a title, a list item): evidence, but never quoted
 on its own."""
-
-# Words that carry no fact: function words, politeness, and the words of an honest
-# "I don't know" (which never needs support).
-_STOPWORD_LIST = """
-a an the and or but if then so of to in on at by for from with without about as into over
-under up down out off again further once here there when where why how all any both each few
-more most other some such no nor not only own same than too very can will just should now is
-are was were be been being have has had having do does did doing would could may might must
-shall i me my we our you your he him his she her it its they them their what which who whom
-this that these those am yes yeah sure ok okay please thank thanks hello hi welcome glad
-happy help assist let know sorry afraid unfortunately however also well today information
-details anything something get got tell say said like one ve ll re s t d m don doesn didn
-isn aren wasn weren won can't cannot dont doesnt
-"""
-_STOPWORDS = frozenset(_STOPWORD_LIST.split())
 
 _REFUSALS = re.compile(
     r"\b(i (do not|don't|dont) (know|have)|i'm not sure|i am not sure|i (can't|cannot) "
     r"(find|say|answer)|no information|not (in|part of) (my|the) (information|knowledge))\b"
 )
-
-
-def _normalise(word: str) -> str:
-    # Plural and possessive forms count as the same word ("Saturdays" is "saturday").
-    word = word.removesuffix("'s")
-    if len(word) > 4 and word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    return word
-
-
-def key_terms(text: str) -> set[str]:
-    """The words of ``text`` that carry its facts."""
-    words = (_normalise(w) for w in _WORD.findall(text.lower()))
-    return {w for w in words if w not in _STOPWORDS and (len(w) > 2 or w.isdigit())}
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
 @dataclass(frozen=True)
@@ -141,7 +101,7 @@ class GroundingGuard:
         pending = ""
         async for delta in answer:
             pending += delta
-            *complete, pending = _split_keep_tail(pending)
+            *complete, pending = split_keep_tail(pending)
             for sentence in complete:
                 text, stop = self._next(sentence, evidence, spoken, question, passages)
                 if text:
@@ -158,7 +118,7 @@ class GroundingGuard:
         """The whole answer at once (text turns, evaluation): what the agent would say."""
         evidence = evidence_of(passages)
         spoken: list[str] = []
-        for sentence in sentences(answer):
+        for sentence in split_sentences(answer):
             text, stop = self._next(sentence, evidence, spoken, question, passages)
             if text:
                 spoken.append(text)
@@ -167,19 +127,13 @@ class GroundingGuard:
         return " ".join(spoken) if spoken else self.replacement(question, passages)
 
 
-def _split_keep_tail(text: str) -> list[str]:
-    """Complete sentences of ``text`` followed by the unfinished tail (possibly empty)."""
-    parts = _SENTENCE_END.split(text)
-    return [p.strip() for p in parts[:-1] if p.strip()] + [parts[-1]]
-
-
 def _passage_sentences(passages: Sequence[str], quotable: bool = False) -> list[str]:
     out = []
     for passage in passages:
         for line in passage.splitlines():
-            if HEADING.search(line) or (quotable and _NOT_A_SENTENCE.match(line)):
+            if is_heading(line) or (quotable and _NOT_A_SENTENCE.match(line)):
                 continue
-            out += sentences(line)
+            out += split_sentences(line)
     return out
 
 
@@ -189,10 +143,6 @@ class Evidence:
 
     terms: frozenset[str]
     numbers: tuple[str, ...]
-
-
-def numbers(text: str) -> tuple[str, ...]:
-    return tuple(w for w in _WORD.findall(text.lower()) if w[0].isdigit())
 
 
 def _in_order(said: tuple[str, ...], source: tuple[str, ...]) -> bool:

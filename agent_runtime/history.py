@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from kubevox_api import VoiceAgentSpec
 from livekit.agents import llm
 
-from .grounding import estimate_tokens
 from .plugins.local_llm import DEFAULT_CONTEXT_BUDGET, history_token_budget
+from .text import estimate_tokens
 
 
 @dataclass(frozen=True)

@@ -43,20 +43,14 @@ from knowledge_eval import EVAL_DIR, eval_knowledge_base  # noqa: E402
 from livekit.agents import llm  # noqa: E402
 
 from agent_runtime.grounding import with_context  # noqa: E402
-from agent_runtime.grounding_guard import (  # noqa: E402
-    _REFUSALS,
-    GroundingGuard,
-    evidence_of,
-    key_terms,
-    numbers,
-    sentences,
-)
+from agent_runtime.grounding_guard import _REFUSALS, GroundingGuard, evidence_of  # noqa: E402
 from agent_runtime.knowledge import LocalEmbedder, Retriever, connect, ingest  # noqa: E402
 from agent_runtime.plugins.local_llm import (  # noqa: E402
     DEFAULT_CONTEXT_BUDGET,
     LocalLLM,
     load_local_model,
 )
+from agent_runtime.text import key_terms, numbers, split_sentences  # noqa: E402
 
 INSTRUCTIONS = (
     "You are the front desk of Northwind Clinic. Answer in one short sentence using only the "
@@ -107,7 +101,7 @@ class Judge:
                 return "correct"
         if declined:
             return "declined"
-        parts = sentences(text) or [text]
+        parts = split_sentences(text) or [text]
         if all(self.guard.check(s, self.corpus_evidence).supported for s in parts):
             return "off-target"
         return "made-up"

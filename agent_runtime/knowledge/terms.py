@@ -13,12 +13,10 @@ match). Knowledge bases smaller than the cut-off have no common term, so nothing
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 
-import snowballstemmer
+from ..text import stem, tokenise
 
 # A term in more chunks than this is matched optionally (its posting walk costs ~1 ms per
 # 5k documents on these cores; see docs/benchmarks.md).
@@ -31,21 +29,11 @@ that the their them then there these they this to up us was we were what when
 where which who whom why will with would you your yours about any some
 """
 STOP = frozenset(_STOP_WORDS.split())
-# Letters and digits: RediSearch splits on punctuation and spaces, and such words need no
-# escaping in its query syntax.
-_WORD = re.compile(r"[^\W_]+")
-# RediSearch stems English text with Snowball's Porter2, as this stemmer does.
-_STEMMER = snowballstemmer.stemmer("english")
-
-
-@lru_cache(maxsize=200_000)
-def stem(word: str) -> str:
-    return str(_STEMMER.stemWord(word))
 
 
 def content_words(text: str) -> list[str]:
     """The distinct lower-cased words of ``text`` that are not stop words, in order."""
-    words = dict.fromkeys(w.lower() for w in _WORD.findall(text))
+    words = dict.fromkeys(tokenise(text, index=True))
     return [w for w in words if w not in STOP and len(w) > 1]
 
 
@@ -57,7 +45,7 @@ def common_terms(texts: Iterable[str], cutoff: int = COMMON_TERM_DOCS) -> dict[s
     """
     df: Counter[str] = Counter()
     for text in texts:
-        df.update({stem(w) for w in {w.lower() for w in _WORD.findall(text)}})
+        df.update({stem(w) for w in set(tokenise(text, index=True))})
     return {s: n for s, n in df.items() if n > cutoff}
 
 

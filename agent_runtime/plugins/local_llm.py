@@ -27,7 +27,8 @@ from livekit.agents import (
 from livekit.agents.llm import ChatContext, Tool, ToolChoice
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 
-from ..grounding import KNOWLEDGE_PASSAGES, KNOWLEDGE_QUESTION, condense, fence, neutralise
+from ..reference_data import KNOWLEDGE_PASSAGES, KNOWLEDGE_QUESTION, fence, neutralise
+from .condense import condense
 
 if TYPE_CHECKING:
     import xllamacpp
@@ -59,7 +60,7 @@ def model_path() -> str:
 DEFAULT_OPTIONS = LocalModelOptions()
 
 DEFAULT_CONTEXT_BUDGET = 30
-"""Tokens of knowledge excerpts per turn (see :func:`~..grounding.condense`): about one or two
+"""Tokens of knowledge excerpts per turn (see :func:`~.condense.condense`): about one or two
 sentences. On 2 cores each prompt token costs about 4 ms before the first word, and in
 bench/llm_eval.py 30 gave more correct answers (guarded) than 45, 60, 100 or whole chunks."""
 
@@ -72,7 +73,7 @@ EXCERPTS_HEADER = (
 DEFAULT_MAX_TOKENS = 96
 """Tokens of one reply when the spec sets no ``maxTokens``: two or three spoken sentences."""
 PROMPT_SHARE = 0.75
-"""Share of a slot the estimated prompt may fill: :func:`~..grounding.estimate_tokens` counts
+"""Share of a slot the estimated prompt may fill: :func:`~agent_runtime.text.estimate_tokens` counts
 four characters a token, and SmolLM2 spends more on names, numbers and other languages."""
 EXCERPTS_OVERHEAD = 48
 """Tokens the fence and the labels around a turn's excerpts add."""
@@ -210,7 +211,7 @@ def _one_system_message(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _take_knowledge(chat_ctx: ChatContext) -> tuple[ChatContext, list[str]]:
     """``chat_ctx`` with the caller's own words in place of the grounded message of
-    :func:`~..grounding.with_context`, and its passages (laid out again, condensed, by
+    :func:`~agent_runtime.grounding.with_context`, and its passages (laid out again, condensed, by
     :func:`_with_excerpts`)."""
     passages: list[str] = []
     kept = []

@@ -99,7 +99,7 @@ def test_missing_matrix_fails_fast_where_nothing_is_writable(
     # Like a read-only root filesystem: every candidate directory fails to be created.
     monkeypatch.setattr(sm, "search_dirs", lambda: [blocker / "env", blocker / "cache"])
     t0 = time.monotonic()
-    with pytest.raises(EmbeddingError, match=r"python -m agent_runtime\.knowledge\.static_model"):
+    with pytest.raises(EmbeddingError, match=r"kubevox-agent build-static-model"):
         StaticEmbedder().encode(["anything"])
     assert time.monotonic() - t0 < 2
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from livekit.agents import llm
 
-from agent_runtime.grounding import (
-    KNOWLEDGE_PASSAGES,
-    KNOWLEDGE_QUESTION,
-    condense,
-    estimate_tokens,
-    with_context,
-)
+from agent_runtime.grounding import with_context
+from agent_runtime.plugins.condense import condense
+from agent_runtime.reference_data import KNOWLEDGE_PASSAGES, KNOWLEDGE_QUESTION
+from agent_runtime.text import estimate_tokens
 from tests.support.knowledge_stub import Chunk
 
 HOURS = (

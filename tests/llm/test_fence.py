@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from agent_runtime.grounding import fence, neutralise
+from agent_runtime.reference_data import fence, neutralise
 
 
 def test_a_passage_cannot_close_the_fence_however_it_spells_the_tag() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from agent_runtime.grounding_guard import GroundingGuard, best_sentence, key_terms
+from agent_runtime.grounding_guard import GroundingGuard, best_sentence
+from agent_runtime.text import key_terms
 
 PASSAGES = [
     "# Pharmacy hours\nThe in-house pharmacy is open on weekdays from 8:30 am to 6:00 pm and on "

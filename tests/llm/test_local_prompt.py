@@ -7,8 +7,9 @@ import re
 
 from livekit.agents import llm
 
-from agent_runtime.grounding import estimate_tokens, with_context
+from agent_runtime.grounding import with_context
 from agent_runtime.plugins.local_llm import EXCERPTS_HEADER, LocalLLM
+from agent_runtime.text import estimate_tokens
 from tests.support.knowledge_stub import Chunk
 
 INSTRUCTIONS = "You are the front desk of Riverside Family Clinic."

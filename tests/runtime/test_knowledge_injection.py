@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from agent_runtime.controls import TextControls
-from agent_runtime.grounding import KNOWLEDGE_RULES, Grounding, KnowledgeSource
+from agent_runtime.grounding import Grounding, KnowledgeSource
+from agent_runtime.reference_data import KNOWLEDGE_RULES
 from tests.support.calls import TRANSFER_SPEC, llm_spec, make_call, session_closed, text_of
 from tests.support.knowledge_stub import KeywordStore
 from tests.support.servers.openai_server import OpenAIServer, Reply
