@@ -106,6 +106,9 @@ class SimulatedCall:
         self._tasks: list[asyncio.Task[Any]] = []
         self._agent: rtc.RemoteParticipant | None = None
         self.result = CallResult(room=self.room_name)
+        self.events: list[str] = []
+        """What happened to the connection and who came and went, with monotonic times: when a
+        call moves between workers, this says whether the caller's connection broke first."""
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -138,9 +141,20 @@ class SimulatedCall:
         def _on_track(
             track: rtc.Track, _pub: rtc.RemoteTrackPublication, who: rtc.RemoteParticipant
         ) -> None:
-            if track.kind == rtc.TrackKind.KIND_AUDIO and self._agent is None:
+            # A caller hears every audio track it is sent: an agent handed the call again after
+            # the first one left, or the same one after a reconnection, is heard too.
+            if track.kind == rtc.TrackKind.KIND_AUDIO:
                 self._agent = who
                 self._tasks.append(asyncio.create_task(self._listen(track)))
+
+        def note(what: str) -> None:
+            self.events.append(f"{time.monotonic():.1f} {what}")
+
+        self.room.on("reconnecting", lambda: note("connection lost, reconnecting"))
+        self.room.on("reconnected", lambda: note("reconnected"))
+        self.room.on("disconnected", lambda reason: note(f"disconnected: {reason}"))
+        self.room.on("participant_connected", lambda p: note(f"{p.identity} joined"))
+        self.room.on("participant_disconnected", lambda p: note(f"{p.identity} left"))
 
         await self.room.connect(self.options.url, self._token())
         track = rtc.LocalAudioTrack.create_audio_track("caller-microphone", self.source)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 from livekit.agents import llm, utils
@@ -48,3 +49,8 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    # End as livekit's job processes end (forkserver children leave with os._exit): the rtc
+    # library's native threads may still call back into Python while the interpreter finalizes,
+    # and CPython then ends them with pthread_exit, which aborts inside Rust code. One run in four
+    # died that way here, after printing its result.
+    os._exit(0)

@@ -31,6 +31,19 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
+def startable_env(tmp: Path) -> dict[str, str]:
+    """Every key `start` checks for, so that the worker runs."""
+    return worker_env(
+        LIVEKIT_API_KEY="devkey",
+        LIVEKIT_API_SECRET="secret" * 6,
+        DEEPGRAM_API_KEY="d",
+        CARTESIA_API_KEY="c",
+        OPENAI_API_KEY="o",
+        # As in the operator's pod spec: a directory not made yet inside an empty emptyDir.
+        PROMETHEUS_MULTIPROC_DIR=str(tmp / "run" / "prometheus"),
+    )
+
+
 def write_config(tmp: Path, url: str) -> Path:
     cfg = make_config(
         {
@@ -118,14 +131,7 @@ async def test_sigterm_while_starting_stops_the_worker_as_pid_1(
     """In a pod the worker is PID 1, and the kernel ignores SIGTERM for a PID 1 without a
     handler: a pod deleted while its worker starts would hang for its whole grace period."""
     path = write_config(tmp_path, livekit.ws_url)
-    env = worker_env(
-        LIVEKIT_API_KEY="devkey",
-        LIVEKIT_API_SECRET="secret" * 6,
-        DEEPGRAM_API_KEY="d",
-        CARTESIA_API_KEY="c",
-        OPENAI_API_KEY="o",
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
-    )
+    env = startable_env(tmp_path)
     argv = [sys.executable, "-m", "agent_runtime", "start", "--config", str(path)]
     unshare = await asyncio.create_subprocess_exec(
         "unshare", "--pid", "--fork", "--kill-child", *argv, env=env, cwd=ROOT,
@@ -165,15 +171,7 @@ def gauge(text: str, name: str) -> float:
 async def test_register_load_and_drain_on_sigterm(livekit: LiveKitStandIn, tmp_path: Path) -> None:
     path = write_config(tmp_path, livekit.ws_url)
     health, metrics_port = free_port(), free_port()
-    env = worker_env(
-        LIVEKIT_API_KEY="devkey",
-        LIVEKIT_API_SECRET="secret" * 6,
-        DEEPGRAM_API_KEY="d",
-        CARTESIA_API_KEY="c",
-        OPENAI_API_KEY="o",
-        # As in the operator's pod spec: a directory not made yet inside an empty emptyDir.
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "run" / "prometheus"),
-    )
+    env = startable_env(tmp_path)
     proc = await run_cli(
         "start",
         "--config",

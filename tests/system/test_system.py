@@ -266,8 +266,7 @@ async def test_calls_ending_scale_down_idle_pods_first(
             await await_until(f"{want} worker pods after the {name} call ended", scaled_down, 240)
         except AssertionError as e:
             raise AssertionError(f"{e}\n{scaling_state(system, namespace, fleet)}") from None
-    # The pod that kept a call was never chosen; the removed ones were idle and exited 0.
-    assert set(fleet.calls_by_pod()) == busy
+    # The pods removed were idle when chosen, and exited 0; the call left up is still served.
     removed = [r for r in pod_history.pods.values() if r.deleting_at is not None]
     assert len(removed) == 2, removed
     for record in removed:
@@ -278,6 +277,10 @@ async def test_calls_ending_scale_down_idle_pods_first(
 
         await await_until(f"{record.name} gone", gone, 120)
         assert record.exit_code == 0, record
+    # It stayed where it was, unless the caller's own connection broke (the machine under load:
+    # LiveKit closes a connection that misses its pings) and the agent left with it; the
+    # operator then hands the room to a worker again, perhaps another one.
+    assert set(fleet.calls_by_pod()) == busy, live_calls["first"].events
 
 
 @pytest.mark.timeout(900)
@@ -318,7 +321,7 @@ async def test_a_rollout_drains_the_live_call_and_argo_cd_follows(
     )
     draining = pod_history.by_name(old)
     await await_until("the old pod draining", lambda: draining.deleting_at, 120)
-    assert draining.calls_when_deleted == "1"
+    assert draining.calls_when_deleted == "1", live_calls["first"].events
 
     # The call goes on on the draining pod: the caller asks, and is answered.
     call = live_calls.pop("first")
