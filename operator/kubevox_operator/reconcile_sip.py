@@ -35,6 +35,8 @@ def deleted_for(body: Obj) -> float:
 
 
 class AgentSIP:
+    """Each VoiceAgent's trunk and dispatch rule in LiveKit, and their removal on deletion."""
+
     def __init__(
         self,
         store: Store,

@@ -7,18 +7,14 @@ and the operator as a process on the real control plane."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from kubevox_api import VoiceAgent, contract
 from kubevox_devenv.livekit import LiveKitServer
-from kubevox_devenv.procs import eventually, free_port, stop_process_group
+from kubevox_devenv.procs import eventually
 from kubevox_operator.cache import Cache
 from kubevox_operator.egress import parse_cidrs
 from kubevox_operator.status import AgentObservation, Problem, agent_status
@@ -31,60 +27,16 @@ from kubevox_operator.waiting import (
     jobless_dispatches,
 )
 from kubevox_operator.waiting_poll import Polled, WaitingPoll, workers_with_room
-from livekit import api, rtc
+from livekit import api
 
-from tests.support.kube import Kubectl, wait_for
+from tests.support.kube import Kubectl, Obj, wait_for
 from tests.support.objects import voice_agent
 from tests.support.operator_process import OperatorProcess
 
+from .livekit_peers import caller, log_has, sleepy_worker
 from .sip_helpers import cluster_secrets
 
-SLEEPY = Path(__file__).with_name("sleepy_worker.py")
 LOOPBACK = parse_cidrs("127.0.0.1/32")  # the local LiveKit: the operator refuses it by default
-
-
-@asynccontextmanager
-async def caller(server: LiveKitServer, room: str, agent_name: str) -> AsyncIterator[rtc.Room]:
-    """A caller the way a browser joins: its token asks LiveKit to dispatch ``agent_name``."""
-    token = (
-        api.AccessToken(server.api_key, server.api_secret)
-        .with_identity(f"caller-{uuid.uuid4().hex[:6]}")
-        .with_grants(api.VideoGrants(room_join=True, room=room))
-        .with_room_config(
-            api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name)])
-        )
-        .to_jwt()
-    )
-    session = rtc.Room()
-    await session.connect(server.url, token)
-    try:
-        yield session
-    finally:
-        await session.disconnect()
-
-
-@contextmanager
-def sleepy_worker(
-    server: LiveKitServer, agent_name: str, log: Path, full_flag: Path | None = None
-) -> Iterator[Path]:
-    env = {**os.environ, **server.env()}
-    flag = [str(full_flag)] if full_flag is not None else []
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(SLEEPY), agent_name, str(free_port()), *flag],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield log
-    finally:
-        stop_process_group(proc.pid)
-
-
-def log_has(log: Path, text: str) -> Callable[[], Awaitable[bool]]:
-    return lambda: asyncio.to_thread(lambda: text in log.read_text())
 
 
 # --- pure ---------------------------------------------------------------------------------------
@@ -109,7 +61,7 @@ def _agent(name: str) -> api.ParticipantInfo:
     )
 
 
-def test_a_call_waits_where_a_caller_and_a_dispatch_have_no_agent_of_its_name():
+def test_a_call_waits_where_a_caller_and_a_dispatch_have_no_agent_of_its_name() -> None:
     rooms = [_room(n) for n in ("a", "b", "left", "other", "wrong")]
     dispatches = {
         "a": [_dispatch("AD_a", "support")],
@@ -131,7 +83,7 @@ def test_a_call_waits_where_a_caller_and_a_dispatch_have_no_agent_of_its_name():
     ]
 
 
-def test_a_call_waits_after_the_grace_period_and_stays_counted_across_a_redispatch():
+def test_a_call_waits_after_the_grace_period_and_stays_counted_across_a_redispatch() -> None:
     book = WaitingBook()
     call = WaitingCall("a", "RM_a", "AD_1", "support", "")
     assert book.update([call], 0.0) == ([], [])  # may still be on its way to a worker
@@ -147,10 +99,10 @@ def test_a_call_waits_after_the_grace_period_and_stays_counted_across_a_redispat
     assert book.waiting_rooms == set()
 
 
-def test_a_call_is_handed_again_only_where_a_ready_worker_has_room():
+def test_a_call_is_handed_again_only_where_a_ready_worker_has_room() -> None:
     label = contract.LABEL_VOICE_AGENT
 
-    def pod(name: str, *, ready: bool = True, calls: str | None = None, **meta: object) -> dict:
+    def pod(name: str, *, ready: bool = True, calls: str | None = None, **meta: object) -> Obj:
         annotations = {} if calls is None else {contract.ACTIVE_CALLS_ANNOTATION: calls}
         return {
             "metadata": {
@@ -175,7 +127,7 @@ def test_a_call_is_handed_again_only_where_a_ready_worker_has_room():
     assert workers_with_room(cache, agent, label) == 2
 
 
-async def test_the_look_parses_an_agent_once_a_generation_and_spares_a_missing_secret():
+async def test_the_look_parses_an_agent_once_a_generation_and_spares_a_missing_secret() -> None:
     """Every agent is looked at every second: what does not change is not redone."""
     cache = Cache()
     body = voice_agent("support", "ns")
@@ -199,11 +151,13 @@ async def test_the_look_parses_an_agent_once_a_generation_and_spares_a_missing_s
     body["metadata"].update(uid="u1", generation=2, resourceVersion="2")
     cache.put("VoiceAgent", body)
     await poll.look()
-    assert poll._parsed[("ns", "support")][1].spec.agent_name == "front-desk"
+    again = poll._parsed[("ns", "support")][1]
+    assert again is not None
+    assert again.spec.agent_name == "front-desk"
 
 
-def test_status_says_scaled_to_zero_and_who_waits():
-    def status(replicas: int, ready: int, waiting: int | None) -> dict:
+def test_status_says_scaled_to_zero_and_who_waits() -> None:
+    def status(replicas: int, ready: int, waiting: int | None) -> Obj:
         deployment = {
             "metadata": {"name": "a", "generation": 1},
             "spec": {"replicas": replicas},
@@ -229,7 +183,7 @@ def test_status_says_scaled_to_zero_and_who_waits():
         )
         return agent_status(obs)
 
-    def ready(st: dict) -> tuple[str, str, str]:
+    def ready(st: Obj) -> tuple[str, str, str]:
         (c,) = [c for c in st["conditions"] if c["type"] == "Ready"]
         return c["status"], c["reason"], c["message"]
 
@@ -255,7 +209,7 @@ def test_status_says_scaled_to_zero_and_who_waits():
 
 async def test_a_call_before_any_worker_waits_until_handed_to_one_that_registers(
     livekit: LiveKitServer, tmp_path: Path
-):
+) -> None:
     agent_name = f"sleepy-{uuid.uuid4().hex[:6]}"
     room = f"call-{uuid.uuid4().hex[:6]}"
     async with (
@@ -289,7 +243,7 @@ async def test_a_call_before_any_worker_waits_until_handed_to_one_that_registers
 
 async def test_a_call_every_worker_refused_waits_until_handed_again_to_one_with_room(
     livekit: LiveKitServer, tmp_path: Path
-):
+) -> None:
     """The case of an agent with running workers: one is registered but full (its load at the
     threshold, as a worker with maxCallsPerPod calls or a saturated CPU reports). LiveKit drops
     the call there too; once the worker has room, the redispatch reaches it."""
@@ -329,45 +283,56 @@ def _none_waiting(
 # --- the operator: status and metric ------------------------------------------------------------
 
 
+def count_a_waiting_call(
+    kubectl: Kubectl,
+    ns: str,
+    livekit: LiveKitServer,
+    name: str,
+    says: Callable[[int], None] = lambda count: None,
+    **spec: object,
+) -> None:
+    """Applies VoiceAgent ``name`` (``spec`` besides the test LiveKit), calls it while no worker of
+    it runs and follows its status.waitingCalls: 0, 1 while the caller waits, 0 once it hung up.
+    At each count ``says`` checks what else the operator should say then."""
+    kubectl.apply(cluster_secrets(ns, livekit, auth=False))
+    agent_name = f"{name}-{uuid.uuid4().hex[:6]}"
+    livekit_ref = {"url": livekit.url, "credentialsSecretRef": {"name": "livekit"}}
+    kubectl.apply(voice_agent(name, ns, agentName=agent_name, livekit=livekit_ref, **spec))
+
+    def waiting() -> int | None:
+        va = kubectl.get("voiceagent", name, ns) or {}
+        count: int | None = (va.get("status") or {}).get("waitingCalls")
+        return count
+
+    wait_for("waitingCalls 0", lambda: waiting() == 0)
+    says(0)
+
+    async def call() -> None:
+        async with caller(livekit, f"{name}-{uuid.uuid4().hex[:6]}", agent_name):
+            await asyncio.to_thread(wait_for, "waitingCalls 1", lambda: waiting() == 1)
+            says(1)
+
+    asyncio.run(call())
+    wait_for("the caller gone from the count", lambda: waiting() == 0)
+    says(0)
+
+
 def test_the_operator_counts_a_waiting_caller_in_status_and_metric(
     kubectl: Kubectl, namespace: str, operator: OperatorProcess, livekit: LiveKitServer
-):
+) -> None:
     ns = namespace
-    kubectl.apply(cluster_secrets(ns, livekit, auth=False))
-    agent_name = f"cold-{uuid.uuid4().hex[:6]}"
-    kubectl.apply(
-        voice_agent(
-            "cold",
-            ns,
-            agentName=agent_name,
-            livekit={"url": livekit.url, "credentialsSecretRef": {"name": "livekit"}},
-            scaling={
-                "autoscaler": "keda",
-                "minReplicas": 0,
-                "maxReplicas": 3,
-                "targetCallsPerPod": 1,
-                "maxCallsPerPod": 2,
-            },
-        )
-    )
     metric = f'kubevox_waiting_calls{{agent="cold",agent_namespace="{ns}"}}'
 
     def scraped() -> str:
         url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.read().decode()
+            body: bytes = resp.read()
+            return body.decode()
 
-    def waiting() -> int | None:
-        va = kubectl.get("voiceagent", "cold", ns) or {}
-        return (va.get("status") or {}).get("waitingCalls")
-
-    wait_for("waitingCalls 0", lambda: waiting() == 0)
-    assert f"{metric} 0.0" in scraped()
-
-    async def call_and_watch() -> None:
-        async with caller(livekit, f"cold-{uuid.uuid4().hex[:6]}", agent_name):
-            await asyncio.to_thread(wait_for, "waitingCalls 1", lambda: waiting() == 1)
-            assert f"{metric} 1.0" in scraped()
+    def says(count: int) -> None:
+        """The metric agrees with status.waitingCalls; Ready tells of the call that waits."""
+        assert f"{metric} {count}.0" in scraped()
+        if count == 1:
             va = kubectl.get("voiceagent", "cold", ns)
             assert va
             (ready,) = [c for c in va["status"]["conditions"] if c["type"] == "Ready"]
@@ -378,37 +343,19 @@ def test_the_operator_counts_a_waiting_caller_in_status_and_metric(
                 "the first worker is starting (1 call(s) wait)",
             )
 
-    asyncio.run(call_and_watch())
-    wait_for("the caller gone from the count", lambda: waiting() == 0)
-    assert f"{metric} 0.0" in scraped()
+    scaling = {
+        "autoscaler": "keda",
+        "minReplicas": 0,
+        "maxReplicas": 3,
+        "targetCallsPerPod": 1,
+        "maxCallsPerPod": 2,
+    }
+    count_a_waiting_call(kubectl, ns, livekit, "cold", says, scaling=scaling)
 
 
 def test_the_operator_counts_a_waiting_caller_of_an_agent_that_keeps_its_workers(
     kubectl: Kubectl, namespace: str, operator: OperatorProcess, livekit: LiveKitServer
-):
+) -> None:
     """minReplicas 1, the default autoscaler: its workers can all be full or refusing too, and a
     call they refused waits just the same (here no worker ever starts: no node)."""
-    ns = namespace
-    kubectl.apply(cluster_secrets(ns, livekit, auth=False))
-    agent_name = f"warm-{uuid.uuid4().hex[:6]}"
-    kubectl.apply(
-        voice_agent(
-            "warm",
-            ns,
-            agentName=agent_name,
-            livekit={"url": livekit.url, "credentialsSecretRef": {"name": "livekit"}},
-        )
-    )
-
-    def waiting() -> int | None:
-        va = kubectl.get("voiceagent", "warm", ns) or {}
-        return (va.get("status") or {}).get("waitingCalls")
-
-    wait_for("waitingCalls 0", lambda: waiting() == 0)
-
-    async def call() -> None:
-        async with caller(livekit, f"warm-{uuid.uuid4().hex[:6]}", agent_name):
-            await asyncio.to_thread(wait_for, "waitingCalls 1", lambda: waiting() == 1)
-
-    asyncio.run(call())
-    wait_for("the caller gone from the count", lambda: waiting() == 0)
+    count_a_waiting_call(kubectl, namespace, livekit, "warm")

@@ -6,6 +6,9 @@ pods' logs, the CNI configuration); nodedown.teardown stops every process, unmou
 node mounted there, and removes the cgroups and the network (nodenet) it made. Only one node at
 a time per machine: the bridge and the iptables chains are the machine's.
 
+The configuration files the components read (containerd, kubelet, kube-proxy) are made in
+nodeconfig; this module writes them, starts the processes and waits until each is ready.
+
 The containerd socket and namespace, to import images the node runs (``imagePullPolicy:
 Never``): ``ctr --address <dir>/containerd/containerd.sock --namespace k8s.io images import``.
 """
@@ -21,22 +24,23 @@ import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from . import nodeimages, nodenet
 from .certs import LocalPKI
 from .controlplane import REPO, ControlPlane
+from .nodeconfig import CLUSTER_DOMAIN, containerd_config, kube_proxy_config, kubelet_config
+
+# Re-exported: cluster and the node tests read them as node.DNS_IP and node.NODE_NAME.
+from .nodeconfig import DNS_IP as DNS_IP
+from .nodeconfig import NODE_NAME as NODE_NAME
 from .nodedown import NAMESPACE, remove_network, stop_node
 from .procs import ManagedProcess, built, free_port, wait_for
 
-NODE_NAME = "kubevox-node"
 # containerd would pull a missing image from its registry, out of this machine: every pull goes
 # to a closed local port instead and fails at once (images are imported, pull policy Never).
 NO_PULLS = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
-DNS_IP = "10.0.0.10"  # the kube-dns Service, the pods' nameserver
-CLUSTER_DOMAIN = "cluster.local"
 BUILD_SCRIPT = REPO / "hack" / "node" / "build-kubernetes.sh"
 COREDNS_MANIFEST = REPO / "hack" / "node" / "coredns.yaml"
 
@@ -178,7 +182,7 @@ class Node:
         nodenet.cni_config(self.dir / "cni" / "net.d", self.dir / "cni" / "ipam")
         config = base / "config.toml"
         config.write_text(
-            _containerd_config(base, self.dir / "cni", self.pause.ref, self.snapshotter)
+            containerd_config(base, self.dir / "cni", self.pause.ref, self.snapshotter)
         )
         self._start(
             "containerd",
@@ -204,7 +208,18 @@ class Node:
         )
         config = self.dir / "kubelet.yaml"
         (self.dir / "resolv.conf").write_text("")  # pods with dnsPolicy Default: no upstream
-        config.write_text(yaml.safe_dump(self._kubelet_config(serving)))
+        config.write_text(
+            yaml.safe_dump(
+                kubelet_config(
+                    self.dir,
+                    self.socket,
+                    port=self.ports["kubelet"],
+                    healthz_port=self.ports["kubelet-healthz"],
+                    serving=serving,
+                    client_ca=self.pki.ca_cert,
+                )
+            )
+        )
         healthz = f"http://127.0.0.1:{self.ports['kubelet-healthz']}/healthz"
         self._start(
             "kubelet",
@@ -222,47 +237,6 @@ class Node:
             lambda: _http_ok(healthz),
             120,
         )
-
-    def _kubelet_config(self, serving: tuple[Path, Path]) -> dict[str, Any]:
-        return {
-            "apiVersion": "kubelet.config.k8s.io/v1beta1",
-            "kind": "KubeletConfiguration",
-            "cgroupDriver": "cgroupfs",  # cgroup v1 here, and no systemd to delegate to
-            "containerRuntimeEndpoint": f"unix://{self.socket}",
-            "address": nodenet.NODE_IP,
-            "port": self.ports["kubelet"],
-            "readOnlyPort": 0,
-            "healthzBindAddress": "127.0.0.1",
-            "healthzPort": self.ports["kubelet-healthz"],
-            "tlsCertFile": str(serving[0]),
-            "tlsPrivateKeyFile": str(serving[1]),
-            "authentication": {
-                "anonymous": {"enabled": False},
-                "webhook": {"enabled": True},
-                "x509": {"clientCAFile": str(self.pki.ca_cert)},
-            },
-            "authorization": {"mode": "Webhook"},
-            "clusterDNS": [DNS_IP],
-            "clusterDomain": CLUSTER_DOMAIN,
-            "resolvConf": str(self.dir / "resolv.conf"),
-            "podLogsDir": str(self.dir / "pod-logs"),
-            # Its KUBE-FIREWALL rule drops packets to 127.0.0.0/8 from other sources, which
-            # breaks loopback WebRTC between host processes.
-            "makeIPTablesUtilChains": False,
-            "failSwapOn": False,
-            # A big shared disk: evict or collect images only when it is really full.
-            "evictionHard": {
-                "memory.available": "50Mi",
-                "nodefs.available": "1%",
-                "nodefs.inodesFree": "1%",
-                "imagefs.available": "1%",
-            },
-            "imageGCHighThresholdPercent": 99,
-            "imageGCLowThresholdPercent": 98,
-            "serializeImagePulls": False,
-            "registerNode": True,
-            "nodeStatusReportFrequency": "10s",
-        }
 
     def _scheduler(self) -> None:
         kubeconfig = self._kubeconfig("scheduler", "system:kube-scheduler")
@@ -287,31 +261,8 @@ class Node:
         kubeconfig = self._kubeconfig("kube-proxy", "system:kube-proxy")
         config = self.dir / "kube-proxy.yaml"
         healthz = f"127.0.0.1:{self.ports['proxy-healthz']}"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-                    "kind": "KubeProxyConfiguration",
-                    "clientConnection": {"kubeconfig": str(kubeconfig)},
-                    "mode": "iptables",
-                    "hostnameOverride": NODE_NAME,
-                    "clusterCIDR": nodenet.POD_CIDR,
-                    "healthzBindAddress": healthz,
-                    "metricsBindAddress": f"127.0.0.1:{self.ports['proxy-metrics']}",
-                    # NodePorts on the bridge only, never on the machine's other interfaces, and
-                    # not on 127.0.0.1 (that would need route_localnet and a localnet DROP rule).
-                    "nodePortAddresses": [f"{nodenet.NODE_IP}/32"],
-                    "iptables": {"localhostNodePorts": False, "syncPeriod": "30s"},
-                    # Leave the machine's conntrack sysctls alone.
-                    "conntrack": {
-                        "maxPerCore": 0,
-                        "min": 0,
-                        "tcpEstablishedTimeout": "0s",
-                        "tcpCloseWaitTimeout": "0s",
-                    },
-                }
-            )
-        )
+        metrics = self.ports["proxy-metrics"]
+        config.write_text(yaml.safe_dump(kube_proxy_config(kubeconfig, healthz, metrics)))
         self._start(
             "kube-proxy",
             [str(self.bin / "kube-proxy"), f"--config={config}", "--v=0"],
@@ -363,47 +314,6 @@ def import_image(socket_path: Path, snapshotter: str, archive: Path) -> str:
     if out.returncode != 0:
         raise RuntimeError(f"importing {archive} failed: {out.stderr}")
     return out.stdout
-
-
-def _containerd_config(base: Path, cni: Path, sandbox_image: str, snapshotter: str) -> str:
-    cri = 'plugins."io.containerd.grpc.v1.cri"'
-    return f"""version = 2
-root = "{base / "root"}"
-state = "{base / "state"}"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
-
-[grpc]
-  address = "{base / "containerd.sock"}"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{base / "opt"}"
-
-[{cri}]
-  sandbox_image = "{sandbox_image}"
-  # Nothing here may lower oom_score_adj (no CAP_SYS_RESOURCE): kubelet asks -998 for
-  # sandboxes, and runc fails unless containerd clamps it to the current value.
-  restrict_oom_score_adj = true
-  # The pods' network namespaces are mounted under our state, not /var/run/netns.
-  netns_mounts_under_state_dir = true
-  enable_selinux = false
-
-[{cri}.containerd]
-  snapshotter = "{snapshotter}"
-  default_runtime_name = "runc"
-
-[{cri}.containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-
-[{cri}.containerd.runtimes.runc.options]
-  SystemdCgroup = false
-  Root = "{base / "runc"}"
-
-[{cri}.cni]
-  bin_dir = "{nodenet.CNI_BIN}"
-  conf_dir = "{cni / "net.d"}"
-  max_conf_num = 1
-"""
 
 
 def _http_ok(url: str) -> bool:
