@@ -6,8 +6,9 @@ two facts into a false one. The guard checks each sentence of an answer as it co
 content (numbers and times, names, content words) must appear together in one sentence of the
 retrieved passages; words scattered over the context make no fact.
 The first unsupported sentence ends the answer and is replaced by the passage sentence that best
-matches the caller's question (``quote``) or by an honest refusal (``refuse``). Sentences
-already spoken stay spoken, so the guard costs one sentence of buffering, not the whole answer.
+matches the caller's question (``quote``) or by an honest refusal (``refuse``: the agent's
+``phrases.guardRefusal``, in its language). Sentences already spoken stay spoken, so the guard
+costs one sentence of buffering, not the whole answer.
 
 Pure text in, text out: no model, no I/O, a few set operations per sentence.
 """
@@ -18,6 +19,8 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from kubevox_api import phrases_for
 
 from .text import is_heading, key_terms, numbers, split_keep_tail, split_sentences
 
@@ -46,7 +49,9 @@ class GroundingGuard:
 
     min_support: float = 0.85
     fallback: Literal["quote", "refuse"] = "quote"
-    refusal: str = "I'm sorry, I don't have that information."
+    refusal: str = phrases_for("en").guard_refusal
+    """Said when nothing answers the question; an agent's comes from its phrases (its
+    language's built-in one by default), the English one here is for tools and tests."""
 
     def check(self, sentence: str, evidence: Sequence[Evidence]) -> Verdict:
         """``evidence``: what each passage sentence states (see :func:`evidence_of`)."""

@@ -87,6 +87,17 @@ def session_closed(session: AgentSession[None]) -> Any:
     return asyncio.wait_for(fut, 10)
 
 
+FRENCH_SPEC = {
+    "language": "fr-FR",
+    # whisper understands English only; text calls build no speech-to-text anyway.
+    "stt": {
+        "provider": "deepgram",
+        "model": "nova-3",
+        "credentials": {"secretKeyRef": {"name": "voice-providers", "key": "deepgram"}},
+    },
+}
+"""A French-speaking agent (merged into a spec): its own phrases are the built-in French ones."""
+
 TRANSFER_SPEC = {
     "telephony": {"sip": {"phoneNumbers": ["+15551234567"], "allowedAddresses": ["10.0.0.0/8"]}},
     "tools": {"transfer": {"to": "tel:+15557654321"}},

@@ -106,6 +106,22 @@ BAD_CASES = [
         spec__stt={"provider": "deepgram", "model": "nova-3"},
     ),
     va("whisper-in-french", "spec.stt.provider", spec__language="fr"),
+    # Italian has no built-in phrases: the agent would apologise and say goodbye in English.
+    va(
+        "language-without-phrases",
+        "spec.phrases",
+        spec__language="it-IT",
+        spec__stt={"provider": "whisper", "language": "en"},
+    ),
+    va(
+        "language-with-some-phrases",
+        "spec.phrases",
+        spec__language="it",
+        spec__stt={"provider": "whisper", "language": "en"},
+        spec__phrases={"apology": "Mi scusi, non riesco a rispondere. Può riprovare?"},
+    ),
+    va("empty-phrase", "spec.phrases.silencePrompt", spec__phrases={"silencePrompt": ""}),
+    va("unknown-phrase", "spec.phrases.hello", spec__phrases={"hello": "Hi!"}),
     va(
         "whisper-other-model",
         "spec.stt.model",
