@@ -10,6 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Protocol
 
 from kubevox_api import AgentRuntimeConfig, ResolvedPhrases, phrases_for
+from kubevox_api.languages import primary_language, text_language
 from livekit.agents import Agent, ModelSettings, RunContext, function_tool, llm
 from livekit.agents.llm import Tool, Toolset
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent
@@ -48,7 +49,7 @@ def full_instructions(config: AgentRuntimeConfig, *, grounded: bool | None = Non
     spec = config.spec
     parts = [spec.instructions]
     lang = spec.language
-    if lang.split("-")[0] != "en":
+    if primary_language(lang) != "en":
         parts.append(f"Always reply in the language with the code '{lang}'.")
     if bool(config.knowledge_bases) if grounded is None else grounded:
         parts.append(KNOWLEDGE_RULES)
@@ -72,6 +73,7 @@ def guard_for(config: AgentRuntimeConfig) -> GroundingGuard | None:
         min_support=spec.grounding_guard.min_support,
         fallback=spec.grounding_guard.fallback,
         refusal=phrases_of(config).guard_refusal,
+        language=text_language(spec.language),
     )
 
 

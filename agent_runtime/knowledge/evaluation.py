@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubevox_api.languages import TextLanguage
 
 from .models import Chunk
 from .retriever import Mode, Retriever
@@ -53,8 +54,10 @@ async def evaluate(
     questions: Sequence[Question],
     ks: Sequence[int] = (1, 3, 5),
     depth: int = 10,
+    languages: Sequence[TextLanguage] | None = None,
 ) -> list[ModeScore]:
-    """Scores of each mode; the query vector is computed once per question and shared."""
+    """Scores of each mode; the query vector is computed once per question and shared.
+    ``languages``: the full-text languages to search in (default: the retriever's choice)."""
     assert retriever.embedder is not None
     vectors = [await retriever.embedder.embed_query(q.q) for q in questions]
     scores = []
@@ -62,7 +65,9 @@ async def evaluate(
         hits_at = dict.fromkeys(ks, 0)
         rr = 0.0
         for question, vec in zip(questions, vectors, strict=True):
-            chunks = await retriever.retrieve(question.q, depth, mode=mode, query_vector=vec)
+            chunks = await retriever.retrieve(
+                question.q, depth, mode=mode, query_vector=vec, languages=languages
+            )
             rank = next((i for i, c in enumerate(chunks, 1) if relevant(c, question)), None)
             if rank is not None:
                 rr += 1.0 / rank

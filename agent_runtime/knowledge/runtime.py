@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kubevox_api import ResolvedKnowledgeBase
+from kubevox_api.languages import text_language
 
 from .embedders import Embedder, LocalEmbedder, StaticEmbedder, make_embedder
 from .errors import KnowledgeError
@@ -39,11 +40,20 @@ def prewarm_embedders(kbs: list[ResolvedKnowledgeBase], env: Mapping[str, str]) 
             embedder.encode(["warm-up"])
 
 
-def build_retriever(kb: ResolvedKnowledgeBase, env: Mapping[str, str]) -> Retriever:
+def build_retriever(
+    kb: ResolvedKnowledgeBase, env: Mapping[str, str], *, language: str | None = None
+) -> Retriever:
+    """``language``: the BCP 47 tag callers speak (the agent's), a hint for the full-text
+    search of a knowledge base in several languages."""
     url = env.get(kb.redis_url_env)
     if not url:
         raise KnowledgeError(f"knowledge base {kb.name}: ${kb.redis_url_env} (Redis URL) is unset")
     embedder = _embedder(kb, env)
     return Retriever.from_url(
-        url, kb.index_name, embedder, default_top_k=kb.top_k, default_min_score=kb.min_score
+        url,
+        kb.index_name,
+        embedder,
+        default_top_k=kb.top_k,
+        default_min_score=kb.min_score,
+        language=text_language(language) if language else None,
     )

@@ -21,6 +21,7 @@ from .common import (
     UniqueByName,
 )
 from .contract import API_VERSION, KNOWLEDGE_BASE_KIND
+from .languages import DEFAULT_TEXT_LANGUAGE, TEXT_LANGUAGES, KnowledgeLanguage, TextLanguage
 
 DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(s|m|h)")
@@ -53,6 +54,10 @@ class Source(KubeModel):
     """A Secret key, for documents that must not be readable by everyone in the namespace."""
     url: Annotated[str, StringConstraints(pattern=HTTP_URL, max_length=2048)] | None = None
     """An http(s) URL fetched at ingestion time."""
+    language: KnowledgeLanguage | None = None
+    """The language of this source's documents, when it differs from the KnowledgeBase's
+    ``language``: one of ``en``, ``fr``, ``es``, ``de``, ``ar``, or ``auto`` (detected per
+    document). Changing it re-indexes."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
@@ -162,6 +167,16 @@ class KnowledgeBaseSpec(KubeModel):
 
     sources: UniqueByName[Source] = Field(min_length=1, max_length=256)
     """The documents to index."""
+    language: KnowledgeLanguage = DEFAULT_TEXT_LANGUAGE
+    """The language of the documents: ``en`` (default), ``fr``, ``es``, ``de``, ``ar``, or
+    ``auto``. Full-text search stems each document's words in its language and ignores that
+    language's stop words (a French question finds "pharmacies" in "la pharmacie est
+    ouverte"), and an agent's grounding guard compares words the same way. ``auto`` detects the
+    language of each document among these five by its common words and letters: meant for
+    knowledge bases that mix languages; a document too short or in another language is taken as
+    English. A source's own ``language`` overrides this for its documents. At query time a
+    question is searched in the language it is detected in among the knowledge base's languages
+    (else the agent's ``language``, else all of them). Changing it re-indexes."""
     chunking: Chunking = Field(default_factory=Chunking)
     """Passage size and overlap."""
     embedding: Embedding = Field(default_factory=Embedding)
@@ -205,6 +220,15 @@ class SourceError(KubeModel):
     """What went wrong."""
 
 
+class LanguageDocuments(KubeModel):
+    """How many documents of the live index are in one language."""
+
+    language: TextLanguage
+    """The language (ISO 639-1 code)."""
+    documents: int = Field(ge=0)
+    """Documents indexed in it."""
+
+
 class KnowledgeBaseStatus(KubeModel):
     """The observed state of a KnowledgeBase."""
 
@@ -231,6 +255,9 @@ class KnowledgeBaseStatus(KubeModel):
     """How long the last ingestion took."""
     source_errors: list[SourceError] = Field(default_factory=list, max_length=256)
     """Sources that could not be indexed in the last ingestion."""
+    languages: list[LanguageDocuments] = Field(default_factory=list, max_length=len(TEXT_LANGUAGES))
+    """Documents of the live index per language, most first: the languages its documents were
+    declared in or, for ``auto``, detected in. Empty for an index built before languages."""
     job_name: ShortString | None = None
     """The ingestion Job of the current content."""
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import StringConstraints
 
 from .base import KubeModel, Rule
+from .languages import primary_language
 
 PHRASE_MAX = 512
 Phrase = Annotated[str, StringConstraints(min_length=1, max_length=PHRASE_MAX)]
@@ -141,11 +142,6 @@ BUILT_IN_PHRASES: dict[str, ResolvedPhrases] = {
 }
 """The built-in phrases, by primary language subtag: the only place the runtime's own sentences
 are written."""
-
-
-def primary_language(language: str) -> str:
-    """The primary subtag of a BCP 47 tag, lower-cased: ``fr`` for ``fr-CA``."""
-    return language.split("-", 1)[0].lower()
 
 
 def has_built_in_phrases(language: str) -> bool:

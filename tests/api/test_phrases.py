@@ -12,7 +12,8 @@ import pytest
 import yaml
 from kubevox_api import BUILT_IN_PHRASES, Phrases, ResolvedPhrases, VoiceAgent, phrases_for
 from kubevox_api.crd import VOICE_AGENT, crd
-from kubevox_api.phrases import PHRASES_RULE, has_built_in_phrases, primary_language
+from kubevox_api.languages import primary_language
+from kubevox_api.phrases import PHRASES_RULE, has_built_in_phrases
 from pydantic import ValidationError
 
 from tests.support.cases import VOICE_AGENT as AGENT_DOC
