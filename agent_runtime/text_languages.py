@@ -102,7 +102,7 @@ bienvenido bienvenida claro vale ok hoy también sin embargo todo todos toda tod
     "de": """
 ja nein danke hallo guten willkommen leider entschuldigung entschuldigen tut leid
 information informationen auskunft details etwas nichts sagen weiß wissen helfen hilfe heute
-gerne gern okay also jedoch alle alles ganz
+gerne gern okay also jedoch alle alles ganz dazu darüber
 """,
     "ar": """
 نعم شكرا عفوا آسف اسف عذرا للأسف معلومات معلومة تفاصيل شيء أعرف اعرف مرحبا أهلا اهلا مساعدة
@@ -111,8 +111,8 @@ gerne gern okay also jedoch alle alles ganz
 }
 
 _INDEX_STOPWORDS = """
-a an and are as at be but by for if in into is it no not of on or such that their then there
-these they this to was will with
+a an and are as at be but by for if in into is it no not of on or such that the their then
+there these they this to was will with
 """
 INDEX_STOPWORDS: Final = frozenset(_INDEX_STOPWORDS.split())
 """RediSearch's default stop words, which it leaves out of every index whatever the passage's

@@ -286,7 +286,7 @@ class KnowledgeStore:
 
 def _fields(c: ChunkRecord, vector: np.ndarray[Any, Any]) -> dict[FieldT, EncodableT]:
     """A passage's hash: what RediSearch indexes, and as written where that differs."""
-    text, title = index_text(c.text), index_text(c.title)
+    text, title = index_text(c.text, c.language), index_text(c.title, c.language)
     out: dict[FieldT, EncodableT] = {
         "text": text,
         "title": title,

@@ -54,3 +54,23 @@ async def test_static_model_quality_with_hybrid(
     assert hybrid.mrr >= max(text.mrr, vector.mrr), scores
     assert vector.recall[5] >= 0.85
     assert hybrid.recall[5] >= 0.95
+
+
+async def test_a_knowledge_base_in_english_and_french(
+    redis_server: RedisSearchServer, embedder: LocalEmbedder
+) -> None:
+    """The evaluation set with four of its pages also in French (eval/fr/), ``auto``: English
+    questions keep their quality, and French ones, searched in French, do better than with
+    everything stemmed in English (what a mixed knowledge base was before languages)."""
+    mod = bench_module()
+    detected = await mod.run_mixed_eval(redis_server.url, embedder, 96, 16, "detected")
+    english = await mod.run_mixed_eval(redis_server.url, embedder, 96, 16, "english")
+    en = {s.mode: s for s in detected["en"]}
+    fr = {s.mode: s for s in detected["fr"]}
+    assert len(mod.load_questions(mod.EVAL_DIR / "fr/questions.yaml")) >= 25
+    assert en["hybrid"].recall[5] >= 0.95, en
+    assert en["hybrid"].mrr >= 0.9, en
+    assert fr["hybrid"].recall[5] >= 0.9, fr
+    assert fr["text"].mrr >= 0.8, fr
+    before = {s.mode: s for s in english["fr"]}
+    assert fr["hybrid"].mrr > before["hybrid"].mrr, (fr, before)

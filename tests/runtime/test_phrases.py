@@ -53,6 +53,7 @@ def test_a_french_agent_speaks_french() -> None:
     guard = guard_for(enforced)
     assert guard is not None
     assert guard.refusal == french.guard_refusal
+    assert guard.language == "fr"  # it compares French words (agent_runtime.text)
 
 
 @pytest.mark.parametrize("language", sorted(BUILT_IN_PHRASES))

@@ -270,4 +270,12 @@ BAD_CASES = [
         "spec.sources[0].format",
         spec__sources=[{"name": "s", "inline": "x", "format": "docx"}],
     ),
+    # Italian has no stemmer and stop words in kubevox (kubevox_api.languages).
+    kb("unknown-language", "spec.language", spec__language="it"),
+    kb("language-as-a-tag", "spec.language", spec__language="fr-FR"),
+    kb(
+        "unknown-source-language",
+        "spec.sources[0].language",
+        spec__sources=[{"name": "s", "inline": "x", "language": "klingon"}],
+    ),
 ]
