@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kubevox_api import ResolvedKnowledgeBase
-from kubevox_api.languages import text_language
+from kubevox_api.languages import TEXT_LANGUAGES, primary_language, text_language
 
 from .embedders import Embedder, LocalEmbedder, StaticEmbedder, make_embedder
 from .errors import KnowledgeError
@@ -44,7 +44,8 @@ def build_retriever(
     kb: ResolvedKnowledgeBase, env: Mapping[str, str], *, language: str | None = None
 ) -> Retriever:
     """``language``: the BCP 47 tag callers speak (the agent's), a hint for the full-text
-    search of a knowledge base in several languages."""
+    search of a knowledge base in several languages (none for a language kubevox has no
+    tables for)."""
     url = env.get(kb.redis_url_env)
     if not url:
         raise KnowledgeError(f"knowledge base {kb.name}: ${kb.redis_url_env} (Redis URL) is unset")
@@ -55,5 +56,10 @@ def build_retriever(
         embedder,
         default_top_k=kb.top_k,
         default_min_score=kb.min_score,
-        language=text_language(language) if language else None,
+        language=text_language(language) if known(language) else None,
     )
+
+
+def known(language: str | None) -> bool:
+    """Whether ``language`` (a BCP 47 tag) is one kubevox reads text in."""
+    return language is not None and primary_language(language) in TEXT_LANGUAGES

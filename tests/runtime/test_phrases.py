@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 from kubevox_api import BUILT_IN_PHRASES, phrases_for
+from kubevox_api.phrases import PHRASE_KEYS
 
 from agent_runtime.agent import KubevoxAgent, guard_for, phrases_of
 from agent_runtime.callrecord import CallRecord
 from agent_runtime.controls import TextControls
+from agent_runtime.knowledge import Retriever
+from agent_runtime.knowledge_hook import build_grounding
 from agent_runtime.text import split_sentences
 from tests.support.calls import FRENCH_SPEC
 from tests.support.runtime import make_config
@@ -148,3 +151,26 @@ def test_no_built_in_phrase_is_written_in_the_runtime() -> None:
                     f"{path.name}:{node.lineno}: {s!r}" for s in sentences if s in node.value
                 ]
     assert written == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "hint"),
+    [
+        (FRENCH_SPEC, "fr"),
+        ({**FRENCH_SPEC, "stt": {**FRENCH_SPEC["stt"], "language": "de-DE"}}, "de"),  # type: ignore[dict-item]
+        ({**FRENCH_SPEC, "language": "it", "phrases": dict.fromkeys(PHRASE_KEYS, "Ciao.")}, None),
+        ({}, "en"),
+    ],
+)
+async def test_an_agents_retrievers_search_in_the_language_its_callers_speak(
+    spec: dict[str, object], hint: str | None
+) -> None:
+    """A question whose words do not tell its language is searched in the one the agent's
+    callers speak (its STT's, else its own), when kubevox reads that language."""
+    config = make_config(spec, knowledgeBases=KB)
+    grounding = build_grounding(config, env={"KUBEVOX_KB_0_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert grounding is not None
+    retriever = grounding._sources[0].retriever
+    assert isinstance(retriever, Retriever)
+    assert retriever.language == hint
+    await retriever.aclose()
