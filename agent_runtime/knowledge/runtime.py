@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from kubevox_api import ResolvedKnowledgeBase
 from kubevox_api.languages import TEXT_LANGUAGES, primary_language, text_language
 
-from .embedders import Embedder, LocalEmbedder, StaticEmbedder, make_embedder
+from .embedders import (
+    Embedder,
+    LocalEmbedder,
+    MultilingualEmbedder,
+    StaticEmbedder,
+    make_embedder,
+)
 from .errors import KnowledgeError
 from .manifest import API_KEY_ENVS
 from .retriever import Retriever
@@ -32,11 +38,12 @@ def _embedder(kb: ResolvedKnowledgeBase, env: Mapping[str, str]) -> Embedder:
 
 
 def prewarm_embedders(kbs: list[ResolvedKnowledgeBase], env: Mapping[str, str]) -> None:
-    """Load the local embedding model (or static matrix) before the first call: a caller's
-    first question must not wait for it (retrieval has a one-second budget per turn)."""
+    """Load the local embedding model (static matrix, multilingual encoder) before the first
+    call: a caller's first question must not wait for it (retrieval has a one-second budget per
+    turn)."""
     for kb in kbs:
         embedder = _embedder(kb, env)
-        if isinstance(embedder, LocalEmbedder | StaticEmbedder):
+        if isinstance(embedder, LocalEmbedder | StaticEmbedder | MultilingualEmbedder):
             embedder.encode(["warm-up"])
 
 

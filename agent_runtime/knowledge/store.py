@@ -53,6 +53,9 @@ from .terms import (
 )
 
 WRITE_BATCH = 256
+SCAN_TIMEOUT = 600.0
+"""Seconds FT.CREATE's background scan of the keyspace may take (0.3 to 1.4 s per 200k keys
+on the 2-core VM under load)."""
 RETURN_FIELDS = (
     "text", "source", "title", "document", "position", "chunk_id", "raw_text", "raw_title"
 )  # fmt: skip
@@ -206,6 +209,7 @@ class KnowledgeStore:
         try:
             await self.r.sadd(versions_key(self.alias), version)
             await self._create_index(index, prefix, vectors.shape[1])
+            await self._scanned(index)
             await self._write(prefix, chunks, vectors)
             await self._verify(index, len(chunks))
             tx = self.r.pipeline(transaction=True)
@@ -265,6 +269,27 @@ class KnowledgeStore:
             "TYPE", "FLOAT32", "DIM", str(dims), "DISTANCE_METRIC", "COSINE",
             "M", "16", "EF_CONSTRUCTION", "200",
         )  # fmt: skip
+
+    async def _scanned(self, index: str) -> None:
+        """Wait for the keyspace scan FT.CREATE starts in the background. A hash written while
+        it runs is indexed twice (when written, and again as an update when the scan reaches
+        it), so the index counts its words twice and BM25's document lengths and frequencies
+        are off until RediSearch's garbage collector catches up: full-text ranking of a fresh
+        version was wrong in Redis holding other keys (an earlier version's, for one). The
+        version's prefix is new, so the scan finds nothing; it only has to end."""
+        try:
+            async with asyncio.timeout(SCAN_TIMEOUT):
+                while True:
+                    info = await command(self.r, "FT.INFO", index)
+                    fields = dict(zip(info[::2], info[1::2], strict=False))
+                    indexing = fields.get(b"indexing", 0)  # an integer, 1 while scanning
+                    if not float(_s(indexing) if isinstance(indexing, bytes) else indexing):
+                        return
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise StoreError(
+                f"index {index}: Redis still scans its keys after {SCAN_TIMEOUT:.0f}s"
+            ) from None
 
     async def _write(self, prefix: str, chunks: Sequence[ChunkRecord], vectors: Vectors) -> None:
         vecs = np.ascontiguousarray(vectors, dtype=np.float32)

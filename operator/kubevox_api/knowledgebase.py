@@ -31,10 +31,16 @@ INDEX_NAME = r"^[a-zA-Z][a-zA-Z0-9_-]{0,62}$"
 
 SOURCE_KINDS = ("inline", "configMap", "secret", "url")
 
-# The two models the ``local`` embedding provider ships (see the ``Embedding.model`` docs).
+# The models the ``local`` embedding provider ships (see the ``Embedding.model`` docs): two
+# English ones and a multilingual one.
 LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 LOCAL_STATIC_EMBEDDING_MODEL = "all-MiniLM-L6-v2-static"
-LOCAL_EMBEDDING_MODELS = (LOCAL_EMBEDDING_MODEL, LOCAL_STATIC_EMBEDDING_MODEL)
+LOCAL_MULTILINGUAL_EMBEDDING_MODEL = "universal-sentence-encoder-multilingual"
+LOCAL_EMBEDDING_MODELS = (
+    LOCAL_EMBEDDING_MODEL,
+    LOCAL_STATIC_EMBEDDING_MODEL,
+    LOCAL_MULTILINGUAL_EMBEDDING_MODEL,
+)
 
 
 class Source(KubeModel):
@@ -97,13 +103,16 @@ class Embedding(KubeModel):
     ``openai``: the OpenAI embeddings API or a compatible server."""
     model: ShortString | None = None
     """Embedding model. openai: any model of the API (default text-embedding-3-small).
-    local, one of two: ``all-MiniLM-L6-v2`` (default; the transformer, 384 dimensions: the best
-    retrieval quality, but about 20 passages of 256 tokens per second on 2 cores, so a large
-    knowledge base takes long to index, and about 5 ms per question) or ``all-MiniLM-L6-v2-static``
-    (distilled from it into one vector per token, 256 dimensions: indexes hundreds of passages
-    per second, limited by Redis, and embeds a question in well under a millisecond; somewhat
-    lower quality on paraphrased questions, mostly made up by the hybrid full-text search).
-    Changing the model re-indexes."""
+    local, one of three. English: ``all-MiniLM-L6-v2`` (default; the transformer, 384
+    dimensions: the best retrieval quality, but about 20 passages of 256 tokens per second on 2
+    cores, so a large knowledge base takes long to index, and about 5 ms per question) or
+    ``all-MiniLM-L6-v2-static`` (distilled from it into one vector per token, 256 dimensions:
+    indexes hundreds of passages per second, limited by Redis, and embeds a question in well
+    under a millisecond; somewhat lower quality on paraphrased questions, mostly made up by the
+    hybrid full-text search). Other languages: ``universal-sentence-encoder-multilingual``
+    (Google's Universal Sentence Encoder multilingual v3, 512 dimensions, 16 languages: ar, de,
+    en, es, fr, it, ja, ko, nl, pl, pt, ru, th, tr, zh, zh-TW; a question in one of them finds
+    passages written in another). Changing the model re-indexes."""
     dimensions: int | None = Field(default=None, ge=8, le=4096)
     """Vector size, for openai models that can shorten their vectors."""
     base_url: Annotated[str, StringConstraints(pattern=HTTP_URL, max_length=2048)] | None = Field(
@@ -132,7 +141,8 @@ class Embedding(KubeModel):
             cel="self.provider != 'local' || !has(self.model) || self.model in "
             f"[{', '.join(repr(m) for m in LOCAL_EMBEDDING_MODELS)}]",
             message="embedding.model for provider local must be "
-            + " or ".join(f"'{m}'" for m in LOCAL_EMBEDDING_MODELS),
+            + ", ".join(f"'{m}'" for m in LOCAL_EMBEDDING_MODELS[:-1])
+            + f" or '{LOCAL_EMBEDDING_MODELS[-1]}'",
             check=lambda s: s.provider != "local" or s.model in (None, *LOCAL_EMBEDDING_MODELS),
             field_path=".model",
         ),

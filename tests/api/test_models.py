@@ -142,7 +142,7 @@ def test_stored_knowledge_base_from_before_the_minimum_runs_every_minute() -> No
 
 
 @pytest.mark.parametrize("model", [None, *LOCAL_EMBEDDING_MODELS])
-def test_local_embedding_accepts_its_two_models(model: str | None) -> None:
+def test_local_embedding_accepts_its_models(model: str | None) -> None:
     doc = copy.deepcopy(KNOWLEDGE_BASE)
     doc["spec"]["embedding"] = {"provider": "local", **({"model": model} if model else {})}
     assert KnowledgeBase.model_validate(doc).spec.embedding.model == model

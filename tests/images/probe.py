@@ -12,7 +12,11 @@ from typing import Any
 from livekit.agents import llm, utils
 
 from agent_runtime.knowledge import static_model
-from agent_runtime.knowledge.embedders import LocalEmbedder, StaticEmbedder
+from agent_runtime.knowledge.embedders import (
+    LocalEmbedder,
+    MultilingualEmbedder,
+    StaticEmbedder,
+)
 from agent_runtime.plugins import PiperTTS, WhisperSTT
 from agent_runtime.plugins.local_llm import LocalLLM
 from agent_runtime.worker import prewarm
@@ -30,6 +34,7 @@ async def main() -> None:
     out: dict[str, Any] = {
         "minilm": LocalEmbedder().encode([question]).shape[1],
         "static": StaticEmbedder().encode([question]).shape[1],
+        "multilingual": MultilingualEmbedder().encode(["Quand ouvre la pharmacie ?"]).shape[1],
         "static_file": str(static_model.find()),  # built into the image, not at run time
     }
     speech = utils.merge_frames([ev.frame async for ev in PiperTTS().synthesize("Good morning.")])

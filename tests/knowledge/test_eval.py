@@ -3,29 +3,14 @@ text-only or vector-only where it matters for a voice turn (the few chunks given
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 from kubevox_devenv.redis import RedisSearchServer
 
 from agent_runtime.knowledge import LocalEmbedder, StaticEmbedder
 
+from .helpers import bench_module
+
 pytestmark = pytest.mark.redis
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def bench_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "knowledge_eval", ROOT / "bench/knowledge_eval.py"
-    )
-    assert spec
-    assert spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 async def test_hybrid_not_worse_than_text_or_vector(
