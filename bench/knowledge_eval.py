@@ -12,14 +12,14 @@
     python bench/knowledge_eval.py --lexical-overlap [--size 96 --overlap 16]
 
 Starts its own Redis with search (kubevox_devenv) unless --redis-url/REDIS_URL is given,
-ingests the evaluation documents, and prints recall@k and MRR for text-only, vector-only and
-hybrid retrieval; for a set with unanswerable questions, also how close their nearest passage
-comes compared with the answerable ones. ``--mixed``: the English documents and the French ones
-of eval/fr/ (four of them translated) in one knowledge base, English and French questions scored
-apart, for each way of searching a question's full text (:data:`STRATEGIES`).
-``--lexical-overlap`` needs no Redis: it prints, for every set, how many of a question's words
-its answering passage contains (:func:`lexical_overlap`), the set's difficulty for full-text
-search.
+ingests the evaluation documents (a French set's as ``language: fr``), and prints recall@k and
+MRR for text-only, vector-only and hybrid retrieval; for a set with unanswerable questions, also
+how close their nearest passage comes compared with the answerable ones. ``--mixed``: the English
+documents and their French translations (fr-parallel's, named ``<document>-fr``) in one
+knowledge base, the English and French questions scored apart, for each way of searching a
+question's full text (:data:`STRATEGIES`). ``--lexical-overlap`` needs no Redis: it prints, for
+every set, how many of a question's words its answering passage contains (:func:`lexical_overlap`),
+the set's difficulty for full-text search.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from agent_runtime.knowledge import Embedder, Retriever, connect, ingest, make_e
 from agent_runtime.knowledge.chunking import ChunkingOptions, chunk_document  # noqa: E402
 from agent_runtime.knowledge.evaluation import (  # noqa: E402
     ModeScore,
+    Question,
     SetResult,
     evaluate,
     load_questions,
@@ -73,11 +75,19 @@ from agent_runtime.knowledge.models import ChunkRecord, RawDocument  # noqa: E40
 from agent_runtime.text import tokenise  # noqa: E402
 from agent_runtime.text_languages import QUERY_STOPWORDS  # noqa: E402
 
+SET_LANGUAGES: dict[Path, KnowledgeLanguage] = {
+    SETS["en"]: "en",
+    SETS["fr-parallel"]: "fr",
+    SETS["fr-townhall"]: "fr",
+}
+"""Each set's ``spec.language``."""
+
 
 def eval_knowledge_base(
     size: int = 96, overlap: int = 16, index: str = "kb-eval", eval_dir: Path = EVAL_DIR
 ) -> KnowledgeBase:
-    """One inline source per document, named after the file (the questions' labels)."""
+    """One inline source per document, named after the file (the questions' labels), in the
+    set's language (``fr`` for a French set: French stems and stop words)."""
     sources: list[dict[str, Any]] = [
         {"name": p.stem, "inline": p.read_text()} for p in sorted((eval_dir / "docs").iterdir())
     ]
@@ -86,6 +96,7 @@ def eval_knowledge_base(
             "metadata": {"name": "eval", "namespace": "default"},
             "spec": {
                 "sources": sources,
+                "language": SET_LANGUAGES.get(eval_dir, "en"),
                 "chunking": {"sizeTokens": size, "overlapTokens": overlap},
                 "store": {"redisUrlSecretRef": {"name": "r", "key": "url"}, "indexName": index},
             },
@@ -173,18 +184,33 @@ languages (every document and question stemmed in English); ``detected``, kubevo
 document in its detected language, each question in its own: ``terms.query_languages``);
 ``every``, each document in its language, each question in every language, best score kept."""
 
+FRENCH_SUFFIX = "-fr"
+"""A French translation's source name in a mixed knowledge base: ``pharmacy-fr``."""
+
+
+def french_sources(names: set[str] | None = None) -> list[dict[str, Any]]:
+    """fr-parallel's documents (those of ``names`` if given) as sources named ``<name>-fr``."""
+    return [
+        {"name": p.stem + FRENCH_SUFFIX, "inline": p.read_text()}
+        for p in sorted((SETS["fr-parallel"] / "docs").iterdir())
+        if names is None or p.stem in names
+    ]
+
+
+def french_questions() -> list[Question]:
+    """fr-parallel's questions, labelled with the French sources of :func:`french_sources`."""
+    return [
+        replace(q, source=q.source + FRENCH_SUFFIX)
+        for q in load_questions(SETS["fr-parallel"] / "questions.yaml")
+    ]
+
 
 def mixed_knowledge_base(
     language: KnowledgeLanguage, size: int = 96, overlap: int = 16, index: str = "kb-eval-mixed"
 ) -> KnowledgeBase:
-    """The English evaluation documents and the French ones, all in ``language``."""
-    kb = eval_knowledge_base(size, overlap, index)
-    french = [
-        {"name": p.stem, "inline": p.read_text()}
-        for p in sorted((EVAL_DIR / "fr" / "docs").iterdir())
-    ]
-    body = kb.to_k8s()
-    body["spec"]["sources"] += french
+    """The English evaluation documents and their French translations, all in ``language``."""
+    body = eval_knowledge_base(size, overlap, index).to_k8s()
+    body["spec"]["sources"] += french_sources()
     body["spec"]["language"] = language
     return KnowledgeBase.model_validate(body)
 
@@ -201,12 +227,10 @@ async def run_mixed_eval(
         if not result.ok:
             raise SystemExit(f"ingestion failed: {result.message}")
         retriever = Retriever(client, kb.index_name, embedder)
+        english = load_questions(EVAL_DIR / "questions.yaml")
         return {
-            lang: await evaluate(retriever, load_questions(path), languages=searched)
-            for lang, path in (
-                ("en", EVAL_DIR / "questions.yaml"),
-                ("fr", EVAL_DIR / "fr" / "questions.yaml"),
-            )
+            lang: await evaluate(retriever, questions, languages=searched)
+            for lang, questions in (("en", english), ("fr", french_questions()))
         }
     finally:
         await client.aclose()

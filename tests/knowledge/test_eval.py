@@ -44,18 +44,23 @@ async def test_static_model_quality_with_hybrid(
 async def test_a_knowledge_base_in_english_and_french(
     redis_server: RedisSearchServer, embedder: LocalEmbedder
 ) -> None:
-    """The evaluation set with four of its pages also in French (eval/fr/), ``auto``: English
-    questions keep their quality, and French ones, searched in French, do better than with
-    everything stemmed in English (what a mixed knowledge base was before languages)."""
+    """The evaluation set and its French translation (the parallel set's documents and
+    questions) in one knowledge base, ``auto``: English questions keep their quality, and French
+    ones, searched in French, do better than with everything stemmed in English (what a mixed
+    knowledge base was before languages). Measured 2026-11-30 (default model, 96-token chunks):
+    English hybrid MRR@10 0.920, recall@5 1.000, as with everything in English; French text MRR
+    0.833 (0.719 in English), hybrid 0.739 (0.667), recall@5 0.917."""
     mod = bench_module()
     detected = await mod.run_mixed_eval(redis_server.url, embedder, 96, 16, "detected")
     english = await mod.run_mixed_eval(redis_server.url, embedder, 96, 16, "english")
     en = {s.mode: s for s in detected["en"]}
     fr = {s.mode: s for s in detected["fr"]}
-    assert len(mod.load_questions(mod.EVAL_DIR / "fr/questions.yaml")) >= 25
+    before = {lang: {s.mode: s for s in scores} for lang, scores in english.items()}
+    assert len(mod.french_questions()) >= 50
     assert en["hybrid"].recall[5] >= 0.95, en
     assert en["hybrid"].mrr >= 0.9, en
-    assert fr["hybrid"].recall[5] >= 0.9, fr
-    assert fr["text"].mrr >= 0.8, fr
-    before = {s.mode: s for s in english["fr"]}
-    assert fr["hybrid"].mrr > before["hybrid"].mrr, (fr, before)
+    assert en["hybrid"].mrr >= before["en"]["hybrid"].mrr, (en, before["en"])
+    assert fr["hybrid"].recall[5] >= 0.87, fr
+    assert fr["text"].mrr >= 0.78, fr
+    assert fr["text"].mrr >= before["fr"]["text"].mrr + 0.05, (fr, before["fr"])
+    assert fr["hybrid"].mrr > before["fr"]["hybrid"].mrr, (fr, before["fr"])
