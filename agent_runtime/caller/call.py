@@ -105,6 +105,7 @@ class SimulatedCall:
         self._to_say: asyncio.Queue[tuple[Utterance, asyncio.Future[float]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._agent: rtc.RemoteParticipant | None = None
+        self._listening: asyncio.Task[None] | None = None
         self.result = CallResult(room=self.room_name)
         self.events: list[str] = []
         """What happened to the connection and who came and went, with monotonic times: when a
@@ -141,11 +142,15 @@ class SimulatedCall:
         def _on_track(
             track: rtc.Track, _pub: rtc.RemoteTrackPublication, who: rtc.RemoteParticipant
         ) -> None:
-            # A caller hears every audio track it is sent: an agent handed the call again after
-            # the first one left, or the same one after a reconnection, is heard too.
+            # A caller hears the agent's latest audio track: an agent handed the call again after
+            # the first one left, or the same one after a reconnection. One at a time, so that
+            # no frame is heard twice.
             if track.kind == rtc.TrackKind.KIND_AUDIO:
                 self._agent = who
-                self._tasks.append(asyncio.create_task(self._listen(track)))
+                if self._listening is not None:
+                    self._listening.cancel()
+                self._listening = asyncio.create_task(self._listen(track))
+                self._tasks.append(self._listening)
 
         def note(what: str) -> None:
             self.events.append(f"{time.monotonic():.1f} {what}")

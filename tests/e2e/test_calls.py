@@ -5,8 +5,7 @@ piper), grounded by a KnowledgeBase ingested into real Redis."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from tests.support.voice import (
     start_worker,
     write_config,
 )
+from tests.support.waits import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.voice]
 
@@ -70,13 +70,6 @@ def worker(
     w = start_worker(workdir, config, livekit, redis_server)
     yield w
     w.stop()
-
-
-def _wait_until(what: str, probe: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 async def test_a_caller_hears_the_grounded_answer(
@@ -162,14 +155,15 @@ async def test_capacity_spills_to_a_second_worker_and_drain_spares_live_calls(
     calls = [SimulatedCall(options, i) for i in range(capacity)]
     try:
         await asyncio.gather(*(c.start() for c in calls))
-        _wait_until("K active calls on the first worker", lambda: first.active_calls() == capacity)
+        await until("K calls on the first worker", lambda: first.active_calls() == capacity, 20)
 
-        second = start_worker(workdir, config, livekit, redis_server)
+        # In a thread: starting a worker takes minutes on a busy machine, the calls stay live.
+        second = await asyncio.to_thread(start_worker, workdir, config, livekit, redis_server)
         overflow = SimulatedCall(options, capacity)
         calls.append(overflow)
         await overflow.start()
         assert overflow.result.greeting, "call K+1 was not answered"
-        _wait_until("call K+1 on the second worker", lambda: second.active_calls() == 1)
+        await until("call K+1 on the second worker", lambda: second.active_calls() == 1, 20)
         assert first.active_calls() == capacity, "the full worker took call K+1"
 
         # SIGTERM, as on a rollout: live calls go on, new ones go elsewhere.
@@ -180,12 +174,12 @@ async def test_capacity_spills_to_a_second_worker_and_drain_spares_live_calls(
         after_drain = SimulatedCall(options, capacity + 1)
         calls.append(after_drain)
         await after_drain.start()
-        _wait_until("the new call on the second worker", lambda: second.active_calls() == 2)
+        await until("the new call on the second worker", lambda: second.active_calls() == 2, 20)
         assert first.active_calls() == capacity
 
         for call in calls[:capacity]:
             await call.hang_up()
-        assert first.wait(120) == 0, "a drained worker must exit 0"
+        assert await asyncio.to_thread(first.wait, 120) == 0, "a drained worker must exit 0"
     finally:
         for call in calls:
             await call.hang_up()
@@ -202,13 +196,13 @@ async def test_a_second_dispatch_of_a_call_leaves_it_to_the_worker_that_joined_f
     call = SimulatedCall(call_options(livekit))
     try:
         assert (await call.start()).greeting, "the call was not answered"
-        _wait_until("the call counted", lambda: worker.active_calls() == 1)
+        await until("the call counted", lambda: worker.active_calls() == 1, 20)
         async with api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk:
             again = api.CreateAgentDispatchRequest(
                 agent_name=call.options.agent_name, room=call.room_name
             )
             await lk.agent_dispatch.create_dispatch(again)
-            _wait_until(
+            await until(
                 "the second job to leave",
                 lambda: "another worker serves this call" in worker.log.read_text(),
                 60,
@@ -218,7 +212,7 @@ async def test_a_second_dispatch_of_a_call_leaves_it_to_the_worker_that_joined_f
             ).participants
         agents = [p for p in people if p.kind == api.ParticipantInfo.Kind.AGENT]
         assert len(agents) == 1, [p.identity for p in agents]
-        _wait_until("one call again", lambda: worker.active_calls() == 1)
+        await until("one call again", lambda: worker.active_calls() == 1, 20)
         reply = await call.turn(synthesize(PARKING))
         assert "parking" in reply.heard.lower() or "elm" in reply.heard.lower(), reply.heard
     finally:

@@ -4,9 +4,8 @@ not hold a call slot."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from kubevox_api import KnowledgeBase
@@ -18,6 +17,7 @@ from livekit import rtc
 from agent_runtime.caller import SimulatedCall
 from tests.support.servers.openai_server import OpenAIServer
 from tests.support.voice import call_options, start_worker, write_config
+from tests.support.waits import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.voice]
 
@@ -41,15 +41,6 @@ def quiet_worker(
     w.stop()
 
 
-async def _until(what: str, probe: Callable[[], bool], within: float) -> None:
-    try:
-        async with asyncio.timeout(within):
-            while not probe():  # noqa: ASYNC110 (polling a room's state and a worker's metrics)
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
 async def test_a_silent_caller_is_asked_once_then_hung_up(
     quiet_worker: AgentWorker, livekit: LiveKitServer
 ) -> None:
@@ -62,7 +53,7 @@ async def test_a_silent_caller_is_asked_once_then_hung_up(
         prompt = await call._reply_after(greeted, SILENCE + 20)
         assert prompt is not None, "the agent never asked whether the caller is there"
         asked = await call._heard_text(*prompt)
-        await _until(
+        await until(
             "the agent to hang up",
             lambda: call.room.connection_state != rtc.ConnectionState.CONN_CONNECTED,
             SILENCE + 40,
@@ -71,7 +62,7 @@ async def test_a_silent_caller_is_asked_once_then_hung_up(
         assert time.monotonic() - greeted >= 2 * SILENCE
     finally:
         await call.hang_up()
-    await _until("the call to end on the worker", lambda: quiet_worker.active_calls() == 0, 30)
+    await until("the call to end on the worker", lambda: quiet_worker.active_calls() == 0, 30)
     log = quiet_worker.log.read_text()
     assert '"outcome": "silence_timeout"' in log
 
@@ -81,8 +72,8 @@ async def test_a_dispatch_nobody_joins_is_released(
 ) -> None:
     call = SimulatedCall(call_options(livekit, AGENT), index=2)
     await call._dispatch()  # a room and a dispatch, and no caller ever joins
-    await _until("the worker to take the job", lambda: quiet_worker.active_calls() == 1, 60)
+    await until("the worker to take the job", lambda: quiet_worker.active_calls() == 1, 60)
     taken = time.monotonic()
-    await _until("the job to be released", lambda: quiet_worker.active_calls() == 0, SILENCE + 30)
+    await until("the job to be released", lambda: quiet_worker.active_calls() == 0, SILENCE + 30)
     assert time.monotonic() - taken < SILENCE + 30
     assert "no caller joined" in quiet_worker.log.read_text()

@@ -26,7 +26,9 @@ class Cluster:
         return out.stdout
 
 
-@pytest.fixture(scope="session")
+# Package scope: its control plane stops when tests/node ends, not at the end of the session, so
+# the suites after it (tests/system's own node above all) do not share 2 cores with it.
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
     if reason := nodemod.why_not():
         pytest.skip(f"this machine cannot run a node: {reason}")

@@ -24,14 +24,16 @@ SIP_CLEANUP_SECONDS = 8
 """How long a deleted VoiceAgent waits for an unreachable LiveKit (default 10 minutes)."""
 
 
-@pytest.fixture(scope="session")
+# Package scope: the operator under test stops when tests/operator ends (the suites after it
+# share 2 cores with whatever is still running).
+@pytest.fixture(scope="package")
 def kubectl(crds_installed: ControlPlane) -> Kubectl:
     k = Kubectl(crds_installed)
     k("apply", "--server-side", "-f", str(REPO / "manifests/base/rbac.yaml"))
     return k
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def operator_kubeconfig(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Path:
     token = kubectl(
         "create", "token", "kubevox-operator", "-n", "kubevox-system", "--duration=6h"
@@ -40,7 +42,7 @@ def operator_kubeconfig(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFacto
     return service_account_kubeconfig(kubectl.plane.kubeconfig, token, out)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def operator(
     operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
