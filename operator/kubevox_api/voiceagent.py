@@ -309,6 +309,13 @@ class VoiceAgentSpec(KubeModel):
             field_path=".stt.provider",
         ),
         Rule(
+            cel="self.tts.provider != 'piper' || self.language.startsWith('en')",
+            message="tts.provider piper has an English voice only: set language to en, or use"
+            " cartesia",
+            check=lambda s: s.tts.provider != "piper" or s.language.startswith("en"),
+            field_path=".tts.provider",
+        ),
+        Rule(
             cel="!has(self.tools.transfer) || has(self.telephony)",
             message="tools.transfer needs telephony: only phone callers can be transferred",
             check=lambda s: s.tools.transfer is None or s.telephony is not None,

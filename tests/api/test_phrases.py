@@ -16,6 +16,7 @@ from kubevox_api.languages import primary_language
 from kubevox_api.phrases import PHRASES_RULE, has_built_in_phrases
 from pydantic import ValidationError
 
+from tests.support.cases import CLOUD_SPEECH
 from tests.support.cases import VOICE_AGENT as AGENT_DOC
 
 LANGUAGES = ["en", "fr", "es", "de", "ar"]
@@ -78,24 +79,23 @@ def test_a_language_without_built_in_phrases_falls_back_to_english() -> None:
 
 def _agent(**spec: object) -> VoiceAgent:
     doc = copy.deepcopy(AGENT_DOC)
-    doc["spec"].update(spec)
+    doc["spec"].update(CLOUD_SPEECH, **spec)
     return VoiceAgent.model_validate(doc)
 
 
 def test_a_spec_without_phrases_gets_its_language_s() -> None:
-    agent = _agent(language="de-CH", stt={"provider": "whisper", "language": "en"})
+    agent = _agent(language="de-CH")
     assert agent.spec.phrases == Phrases()
     assert phrases_for(agent.spec.language, agent.spec.phrases) == BUILT_IN_PHRASES["de"]
 
 
 def test_a_language_without_built_in_phrases_must_set_them_all() -> None:
-    stt = {"provider": "whisper", "language": "en"}
     with pytest.raises(ValidationError, match="language has no built-in phrases"):
-        _agent(language="it", stt=stt)
+        _agent(language="it")
     with pytest.raises(ValidationError, match="set every phrase"):
-        _agent(language="it", stt=stt, phrases={"apology": "Mi scusi."})
+        _agent(language="it", phrases={"apology": "Mi scusi."})
     every = {f.alias: f"{name} in Italian." for name, f in Phrases.model_fields.items()}
-    agent = _agent(language="it", stt=stt, phrases=every)
+    agent = _agent(language="it", phrases=every)
     assert phrases_for(agent.spec.language, agent.spec.phrases).silence_prompt == (
         "silence_prompt in Italian."
     )
@@ -130,7 +130,7 @@ def test_the_readme_s_example_of_a_language_without_built_in_phrases_is_valid() 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     block = next(b for b in readme.split("```yaml\n")[1:] if "language: it-IT" in b)
     spec = yaml.safe_load(block.split("```", 1)[0])["spec"]
-    agent = _agent(**spec, stt={"provider": "whisper", "language": "en"})
+    agent = _agent(**spec)
     assert phrases_for(agent.spec.language, agent.spec.phrases).silence_prompt == (
         "È ancora in linea?"
     )

@@ -19,6 +19,7 @@ from agent_runtime.knowledge import Retriever
 from agent_runtime.knowledge_hook import build_grounding
 from agent_runtime.text import split_sentences
 from tests.support.calls import FRENCH_SPEC
+from tests.support.cases import CLOUD_SPEECH
 from tests.support.runtime import make_config
 
 RUNTIME = Path(__file__).resolve().parents[2] / "agent_runtime"
@@ -61,7 +62,7 @@ def test_a_french_agent_speaks_french() -> None:
 
 @pytest.mark.parametrize("language", sorted(BUILT_IN_PHRASES))
 def test_each_language_s_agent_speaks_its_phrases(language: str) -> None:
-    spec = {"language": language, "stt": {"provider": "whisper", "language": "en"}}
+    spec = {"language": language, **CLOUD_SPEECH}  # the offline voices speak English only
     assert phrases_of(make_config(spec)) == phrases_for(language) == BUILT_IN_PHRASES[language]
 
 

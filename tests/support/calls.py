@@ -89,11 +89,15 @@ def session_closed(session: AgentSession[None]) -> Any:
 
 FRENCH_SPEC = {
     "language": "fr-FR",
-    # whisper understands English only; text calls build no speech-to-text anyway.
+    # The offline voices (whisper, piper) speak English only; text calls build neither anyway.
     "stt": {
         "provider": "deepgram",
         "model": "nova-3",
         "credentials": {"secretKeyRef": {"name": "voice-providers", "key": "deepgram"}},
+    },
+    "tts": {
+        "provider": "cartesia",
+        "credentials": {"secretKeyRef": {"name": "voice-providers", "key": "cartesia"}},
     },
 }
 """A French-speaking agent (merged into a spec): its own phrases are the built-in French ones."""
