@@ -152,6 +152,14 @@ def lexical_overlap(
     return shares
 
 
+async def indexed(kb: KnowledgeBase, client: Any, embedder: Embedder) -> Retriever:
+    """``kb`` ingested into ``client``'s Redis, and a retriever over it (exits if it fails)."""
+    result = await ingest(kb, client, embedder)
+    if not result.ok:
+        raise SystemExit(f"ingestion failed: {result.message}")
+    return Retriever(client, kb.index_name, embedder)
+
+
 async def evaluate_set(
     url: str, embedder: Embedder, size: int, overlap: int, eval_dir: Path = EVAL_DIR
 ) -> SetResult:
@@ -159,10 +167,7 @@ async def evaluate_set(
     kb = eval_knowledge_base(size, overlap, index=f"kb-{eval_dir.name}", eval_dir=eval_dir)
     client = connect(url)
     try:
-        result = await ingest(kb, client, embedder)
-        if not result.ok:
-            raise SystemExit(f"ingestion failed: {result.message}")
-        retriever = Retriever(client, kb.index_name, embedder)
+        retriever = await indexed(kb, client, embedder)
         questions = load_questions(eval_dir / "questions.yaml")
         scores = await evaluate(retriever, questions)
         unanswerable = load_unanswerable(eval_dir / "questions.yaml")
@@ -223,10 +228,7 @@ async def run_mixed_eval(
     kb = mixed_knowledge_base(language, size, overlap)
     client = connect(url)
     try:
-        result = await ingest(kb, client, embedder)
-        if not result.ok:
-            raise SystemExit(f"ingestion failed: {result.message}")
-        retriever = Retriever(client, kb.index_name, embedder)
+        retriever = await indexed(kb, client, embedder)
         english = load_questions(EVAL_DIR / "questions.yaml")
         return {
             lang: await evaluate(retriever, questions, languages=searched)

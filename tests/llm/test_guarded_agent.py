@@ -11,6 +11,7 @@ from kubevox_api import phrases_for
 
 from agent_runtime.agent import guard_for
 from agent_runtime.grounding import Grounding, KnowledgeSource
+from tests.support.calls import CLINIC_KB as KB
 from tests.support.calls import FRENCH_SPEC, llm_spec, make_call, text_of
 from tests.support.knowledge_stub import KeywordStore
 from tests.support.runtime import make_config
@@ -20,16 +21,6 @@ FACTS = {
     "pharmacy": "The pharmacy opens on Saturdays at 9 am and closes at noon.",
     "parking": "Free parking is available behind the building, entrance on Elm Street.",
 }
-KB = [
-    {
-        "name": "clinic-facts",
-        "indexName": "kb-clinic-clinic-facts",
-        "topK": 2,
-        "minScore": 0.0,
-        "embedding": {"provider": "local"},
-        "redisUrlEnv": "KUBEVOX_KB_0_REDIS_URL",
-    }
-]
 
 
 @pytest.fixture

@@ -18,21 +18,12 @@ from agent_runtime.controls import TextControls
 from agent_runtime.knowledge import Retriever
 from agent_runtime.knowledge_hook import build_grounding
 from agent_runtime.text import split_sentences
+from tests.support.calls import CLINIC_KB as KB
 from tests.support.calls import FRENCH_SPEC
 from tests.support.cases import CLOUD_SPEECH
 from tests.support.runtime import make_config
 
 RUNTIME = Path(__file__).resolve().parents[2] / "agent_runtime"
-KB = [
-    {
-        "name": "clinic-facts",
-        "indexName": "kb-clinic-clinic-facts",
-        "topK": 2,
-        "minScore": 0.0,
-        "embedding": {"provider": "local"},
-        "redisUrlEnv": "KUBEVOX_KB_0_REDIS_URL",
-    }
-]
 SPEAKING = {"say", "hang_up"}
 """The calls through which the agent speaks a text of its own: livekit's session.say and the
 agent's hang_up (a goodbye, then the end of the call)."""

@@ -87,6 +87,18 @@ def session_closed(session: AgentSession[None]) -> Any:
     return asyncio.wait_for(fut, 10)
 
 
+CLINIC_KB = [
+    {
+        "name": "clinic-facts",
+        "indexName": "kb-clinic-clinic-facts",
+        "topK": 2,
+        "minScore": 0.0,
+        "embedding": {"provider": "local"},
+        "redisUrlEnv": "KUBEVOX_KB_0_REDIS_URL",
+    }
+]
+"""The runtime config's entry of the clinic's knowledge base (``knowledgeBases=``)."""
+
 FRENCH_SPEC = {
     "language": "fr-FR",
     # The offline voices (whisper, piper) speak English only; text calls build neither anyway.
