@@ -13,7 +13,7 @@ from kubevox_api import KnowledgeBase
 from kubevox_operator.names import Claims, agent_claim, livekit_endpoint
 from kubevox_operator.reconcile_knowledgebase import trusted_job_pods
 
-from tests.support.kube import Kubectl, condition, now, wait_for
+from tests.support.kube import Kubectl, condition, ingest_exited, now, wait_for
 from tests.support.objects import faq, ingest_result, knowledge_base, secrets, voice_agent
 from tests.support.operator_process import SA_USER, OperatorProcess, audit_writes
 
@@ -285,23 +285,6 @@ def terminate(k: Kubectl, ns: str, pod: str, result: Obj, finished: str) -> None
         ns,
         {
             "phase": "Succeeded",
-            "containerStatuses": [
-                {
-                    "name": "ingest",
-                    "image": "x",
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {
-                        "terminated": {
-                            "exitCode": 0,
-                            "reason": "Completed",
-                            "message": json.dumps(result),
-                            "startedAt": t,
-                            "finishedAt": finished,
-                        }
-                    },
-                }
-            ],
+            "containerStatuses": [ingest_exited(0, json.dumps(result), None, t, finished)],
         },
     )

@@ -131,6 +131,28 @@ def make_pods_ready(k: Kubectl, ns: str, selector: str) -> int:
     return len(pods)
 
 
+def ingest_exited(
+    exit_code: int, message: str, reason: str | None, started: str, finished: str
+) -> Obj:
+    """The ingest container's status once it exited, as a kubelet writes it."""
+    return {
+        "name": "ingest",
+        "image": "x",
+        "imageID": "",
+        "ready": False,
+        "restartCount": 0,
+        "state": {
+            "terminated": {
+                "exitCode": exit_code,
+                "reason": reason or ("Completed" if exit_code == 0 else "Error"),
+                "message": message,
+                "startedAt": started,
+                "finishedAt": finished,
+            }
+        },
+    }
+
+
 def finish_ingest_pod(
     k: Kubectl, ns: str, job: str, exit_code: int, result: Obj, reason: str | None = None
 ) -> None:
@@ -140,6 +162,7 @@ def finish_ingest_pod(
     message, since the command never wrote its result)."""
     pod = wait_for(f"a pod of Job {job}", lambda: k.list("pods", ns, f"job-name={job}"))[0]
     t = now()
+    message = json.dumps(result) if reason != "OOMKilled" else "embedding 4096 passages\n"
     k.patch_status(
         "pod",
         pod["metadata"]["name"],
@@ -147,25 +170,6 @@ def finish_ingest_pod(
         {
             "phase": "Succeeded" if exit_code == 0 else "Failed",
             "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": t}],
-            "containerStatuses": [
-                {
-                    "name": "ingest",
-                    "image": "x",
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {
-                        "terminated": {
-                            "exitCode": exit_code,
-                            "reason": reason or ("Completed" if exit_code == 0 else "Error"),
-                            "message": json.dumps(result)
-                            if reason != "OOMKilled"
-                            else "embedding 4096 passages\n",
-                            "startedAt": t,
-                            "finishedAt": t,
-                        }
-                    },
-                }
-            ],
+            "containerStatuses": [ingest_exited(exit_code, message, reason, t, t)],
         },
     )

@@ -74,33 +74,9 @@ class DeepgramServer(LocalServer):
                 return
             sent = True
             await ws.send_str(json.dumps({"type": "SpeechStarted", "channel": [0], "timestamp": 0}))
-            words = [
-                {
-                    "word": w,
-                    "punctuated_word": w,
-                    "start": i * 0.3,
-                    "end": i * 0.3 + 0.25,
-                    "confidence": 0.99,
-                }
-                for i, w in enumerate(self.transcript.split())
-            ]
-            await ws.send_str(
-                json.dumps(
-                    {
-                        "type": "Results",
-                        "is_final": True,
-                        "speech_final": True,
-                        "channel": {
-                            "alternatives": [
-                                {"transcript": self.transcript, "confidence": 0.99, "words": words}
-                            ]
-                        },
-                        "metadata": {"request_id": request_id},
-                        "start": 0.0,
-                        "duration": 1.0,
-                    }
-                )
-            )
+            words = self.transcript.split()
+            times = [(i * 0.3, i * 0.3 + 0.25) for i in range(len(words))]
+            await ws.send_str(_final_result(self.transcript, times, request_id, 0.0, 1.0))
 
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.BINARY:
@@ -143,36 +119,8 @@ class DeepgramServer(LocalServer):
             text = self._next_transcript()
             words = text.split()
             step = (end - start) / max(len(words), 1)
-            await ws.send_str(
-                json.dumps(
-                    {
-                        "type": "Results",
-                        "is_final": True,
-                        "speech_final": True,
-                        "channel": {
-                            "alternatives": [
-                                {
-                                    "transcript": text,
-                                    "confidence": 0.99,
-                                    "words": [
-                                        {
-                                            "word": w,
-                                            "punctuated_word": w,
-                                            "start": start + i * step,
-                                            "end": start + (i + 1) * step,
-                                            "confidence": 0.99,
-                                        }
-                                        for i, w in enumerate(words)
-                                    ],
-                                }
-                            ]
-                        },
-                        "metadata": {"request_id": request_id},
-                        "start": start,
-                        "duration": end - start,
-                    }
-                )
-            )
+            times = [(start + i * step, start + (i + 1) * step) for i in range(len(words))]
+            await ws.send_str(_final_result(text, times, request_id, start, end - start))
             conn["finals"].append((time.monotonic() - at + delay, text))
 
         async for msg in ws:
@@ -208,3 +156,24 @@ class DeepgramServer(LocalServer):
         if pending is not None:
             pending.cancel()
         return ws
+
+
+def _final_result(
+    text: str, times: list[tuple[float, float]], request_id: str, start: float, duration: float
+) -> str:
+    """Deepgram's final ``Results`` message for ``text``, its words timed by ``times``."""
+    words = [
+        {"word": w, "punctuated_word": w, "start": a, "end": b, "confidence": 0.99}
+        for w, (a, b) in zip(text.split(), times, strict=True)
+    ]
+    return json.dumps(
+        {
+            "type": "Results",
+            "is_final": True,
+            "speech_final": True,
+            "channel": {"alternatives": [{"transcript": text, "confidence": 0.99, "words": words}]},
+            "metadata": {"request_id": request_id},
+            "start": start,
+            "duration": duration,
+        }
+    )
