@@ -9,7 +9,8 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Protocol
 
-from kubevox_api import AgentRuntimeConfig
+from kubevox_api import AgentRuntimeConfig, ResolvedPhrases, phrases_for
+from kubevox_api.languages import primary_language, text_language
 from livekit.agents import Agent, ModelSettings, RunContext, function_tool, llm
 from livekit.agents.llm import Tool, Toolset
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent
@@ -24,20 +25,16 @@ from .reference_data import KNOWLEDGE_RULES
 
 log = logging.getLogger("kubevox.agent")
 
-APOLOGY = "I'm sorry, I'm having trouble answering right now. Could you please try again?"
-TIME_LIMIT_FAREWELL = (
-    "I'm sorry, we've reached the time limit for this call. Thank you for calling, goodbye."
-)
-TRANSFER_NOTICE = "Please hold while I transfer you to a colleague."
+# What the agent says by itself (apology, goodbyes, silence prompt, transfer notice) is in the
+# call's language: the spec's phrases over the built-in ones (kubevox_api.phrases), never here.
+# The texts below are for the language model, which replies in spec.language (see
+# full_instructions).
 
 END_CALL_DESCRIPTION = (
     "End the call once the caller has clearly said they are done (for example 'that's all, "
     "bye'). Do not use it when the intent is unclear or the caller asks to be transferred."
 )
 
-
-SILENCE_PROMPT = "Are you still there?"
-SILENCE_FAREWELL = "I haven't heard from you, so I'll end the call now. Goodbye."
 
 FAREWELL_TIMEOUT = 10.0
 """Seconds a goodbye (time limit, silence) may take: a voice that fails or hangs must not keep
@@ -52,11 +49,16 @@ def full_instructions(config: AgentRuntimeConfig, *, grounded: bool | None = Non
     spec = config.spec
     parts = [spec.instructions]
     lang = spec.language
-    if lang.split("-")[0] != "en":
+    if primary_language(lang) != "en":
         parts.append(f"Always reply in the language with the code '{lang}'.")
     if bool(config.knowledge_bases) if grounded is None else grounded:
         parts.append(KNOWLEDGE_RULES)
     return "\n\n".join(parts)
+
+
+def phrases_of(config: AgentRuntimeConfig) -> ResolvedPhrases:
+    """What the agent says by itself, in its language: spec.phrases over the built-in ones."""
+    return phrases_for(config.spec.language, config.spec.phrases)
 
 
 def guard_for(config: AgentRuntimeConfig) -> GroundingGuard | None:
@@ -70,7 +72,8 @@ def guard_for(config: AgentRuntimeConfig) -> GroundingGuard | None:
     return GroundingGuard(
         min_support=spec.grounding_guard.min_support,
         fallback=spec.grounding_guard.fallback,
-        refusal=spec.grounding_guard.refusal,
+        refusal=phrases_of(config).guard_refusal,
+        language=text_language(spec.language),
     )
 
 
@@ -122,10 +125,11 @@ class KubevoxAgent(Agent):
         self._controls = controls
         self._grounding = grounding
         self._guard = guard_for(config) if grounding is not None else None
+        self.phrases = phrases_of(config)
         self._history = HistoryWindow(history_budget(config.spec), greeting=config.spec.greeting)
         self._timer: asyncio.Task[None] | None = None
         self._silence_task: asyncio.Task[None] | None = None
-        self._prompted = False  # asked "are you still there?" since the caller last spoke
+        self._prompted = False  # said the silence prompt since the caller last spoke
         self.farewell_timeout = FAREWELL_TIMEOUT
         super().__init__(
             instructions=full_instructions(config, grounded=grounding is not None),
@@ -164,7 +168,7 @@ class KubevoxAgent(Agent):
                 "help further or take a message."
             )
         self._record.set_outcome("transferred")
-        await context.session.say(TRANSFER_NOTICE, allow_interruptions=False)
+        await context.session.say(self.phrases.transfer_notice, allow_interruptions=False)
         try:
             await self._controls.transfer(transfer.to)
         except Exception:
@@ -208,13 +212,13 @@ class KubevoxAgent(Agent):
         try:
             if self._prompted:
                 log.info("caller silent after the prompt", extra={"call_id": self._record.call_id})
-                await self.hang_up(SILENCE_FAREWELL, "silence_timeout")
+                await self.hang_up(self.phrases.silence_goodbye, "silence_timeout")
                 return
             self._prompted = True
             # Back to "listening": livekit's timer runs again from the end of the prompt, and
             # a second "away" ends the call.
             self.session.reset_away_timer()
-            self.session.say(SILENCE_PROMPT)
+            self.session.say(self.phrases.silence_prompt)
         except RuntimeError:
             pass  # the session is closing already
         finally:
@@ -223,7 +227,7 @@ class KubevoxAgent(Agent):
     async def _time_limit(self) -> None:
         await asyncio.sleep(self._config.spec.max_call_duration_seconds)
         log.info("call reached maxCallDurationSeconds", extra={"call_id": self._record.call_id})
-        await self.hang_up(TIME_LIMIT_FAREWELL, "max_duration")
+        await self.hang_up(self.phrases.time_limit_goodbye, "max_duration")
 
     async def hang_up(self, farewell: str, outcome: str) -> None:
         """Say ``farewell`` and end the call, whatever speaking does: if the goodbye raises or
@@ -280,4 +284,4 @@ class KubevoxAgent(Agent):
             # Every provider failed for good: the caller hears an apology, never silence.
             log.error("all language model providers failed", extra={"error": repr(e)})
             if not produced:
-                yield APOLOGY
+                yield self.phrases.apology

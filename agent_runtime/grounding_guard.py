@@ -6,8 +6,9 @@ two facts into a false one. The guard checks each sentence of an answer as it co
 content (numbers and times, names, content words) must appear together in one sentence of the
 retrieved passages; words scattered over the context make no fact.
 The first unsupported sentence ends the answer and is replaced by the passage sentence that best
-matches the caller's question (``quote``) or by an honest refusal (``refuse``). Sentences
-already spoken stay spoken, so the guard costs one sentence of buffering, not the whole answer.
+matches the caller's question (``quote``) or by an honest refusal (``refuse``: the agent's
+``phrases.guardRefusal``, in its language). Sentences already spoken stay spoken, so the guard
+costs one sentence of buffering, not the whole answer.
 
 Pure text in, text out: no model, no I/O, a few set operations per sentence.
 """
@@ -18,6 +19,9 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from kubevox_api import phrases_for
+from kubevox_api.languages import DEFAULT_TEXT_LANGUAGE, TextLanguage
 
 from .text import is_heading, key_terms, numbers, split_keep_tail, split_sentences
 
@@ -46,15 +50,20 @@ class GroundingGuard:
 
     min_support: float = 0.85
     fallback: Literal["quote", "refuse"] = "quote"
-    refusal: str = "I'm sorry, I don't have that information."
+    refusal: str = phrases_for("en").guard_refusal
+    """Said when nothing answers the question; an agent's comes from its phrases (its
+    language's built-in one by default), the English one here is for tools and tests."""
+    language: TextLanguage = DEFAULT_TEXT_LANGUAGE
+    """The language answers and passages are compared in (the agent's): its stop words and
+    stems (:func:`~agent_runtime.text.key_terms`)."""
 
     def check(self, sentence: str, evidence: Sequence[Evidence]) -> Verdict:
         """``evidence``: what each passage sentence states (see :func:`evidence_of`)."""
-        terms = key_terms(sentence)
+        terms = key_terms(sentence, self.language)
         honest = _REFUSALS.search(sentence.lower()) and not any(c.isdigit() for c in sentence)
         if not terms or honest:
             return Verdict(True, 1.0, frozenset())
-        said_numbers = numbers(sentence)
+        said_numbers = numbers(sentence, self.language)
         best = Verdict(False, 0.0, frozenset(terms))
         for source in evidence:
             missing = frozenset(terms - source.terms)
@@ -71,7 +80,7 @@ class GroundingGuard:
     def replacement(self, question: str, passages: Sequence[str]) -> str:
         """What the agent says instead of an unsupported sentence."""
         if self.fallback == "quote":
-            best = best_sentence(question, passages)
+            best = best_sentence(question, passages, self.language)
             if best:
                 return best
         return self.refusal
@@ -96,7 +105,7 @@ class GroundingGuard:
         self, answer: AsyncIterable[str], question: str, passages: Sequence[str]
     ) -> AsyncIterator[str]:
         """Stream ``answer`` sentence by sentence, stopping at the first unsupported one."""
-        evidence = evidence_of(passages)
+        evidence = evidence_of(passages, self.language)
         spoken: list[str] = []
         pending = ""
         async for delta in answer:
@@ -116,7 +125,7 @@ class GroundingGuard:
 
     def review(self, answer: str, question: str, passages: Sequence[str]) -> str:
         """The whole answer at once (text turns, evaluation): what the agent would say."""
-        evidence = evidence_of(passages)
+        evidence = evidence_of(passages, self.language)
         spoken: list[str] = []
         for sentence in split_sentences(answer):
             text, stop = self._next(sentence, evidence, spoken, question, passages)
@@ -151,20 +160,27 @@ def _in_order(said: tuple[str, ...], source: tuple[str, ...]) -> bool:
     return all(n in remaining for n in said)
 
 
-def evidence_of(passages: Sequence[str]) -> list[Evidence]:
+def evidence_of(
+    passages: Sequence[str], language: TextLanguage = DEFAULT_TEXT_LANGUAGE
+) -> list[Evidence]:
     """One :class:`Evidence` per passage sentence. Sentences are not pooled: two true sentences
     ("the clinic opens at 8", "the pharmacy closes at noon") pooled would support a false one."""
-    return [Evidence(frozenset(key_terms(s)), numbers(s)) for s in _passage_sentences(passages)]
+    return [
+        Evidence(frozenset(key_terms(s, language)), numbers(s, language))
+        for s in _passage_sentences(passages)
+    ]
 
 
-def best_sentence(question: str, passages: Sequence[str]) -> str | None:
+def best_sentence(
+    question: str, passages: Sequence[str], language: TextLanguage = DEFAULT_TEXT_LANGUAGE
+) -> str | None:
     """The passage sentence sharing the most key terms with the question, if it shares at least
     half of them: a sentence that merely shares "offer" with "do you offer implants?" answers
     nothing, and declining is then the honest reply."""
-    wanted = key_terms(question)
+    wanted = key_terms(question, language)
     best, best_score = None, 0
     for sentence in _passage_sentences(passages, quotable=True):
-        score = len(wanted & key_terms(sentence))
+        score = len(wanted & key_terms(sentence, language))
         if score > best_score:
             best, best_score = sentence, score
     return best if wanted and best_score * 2 >= len(wanted) else None

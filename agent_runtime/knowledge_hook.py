@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Protocol
 
 from kubevox_api import AgentRuntimeConfig, ResolvedKnowledgeBase
 
@@ -14,7 +15,14 @@ from .knowledge import build_retriever
 
 log = logging.getLogger("kubevox.grounding")
 
-RetrieverFactory = Callable[[ResolvedKnowledgeBase, Mapping[str, str]], Retriever]
+
+class RetrieverFactory(Protocol):
+    """Makes the retriever of one knowledge base; ``language`` is the BCP 47 tag the agent's
+    callers speak (its STT's language, else its own)."""
+
+    def __call__(
+        self, kb: ResolvedKnowledgeBase, env: Mapping[str, str], *, language: str | None = None
+    ) -> Retriever: ...
 
 
 def build_grounding(
@@ -25,8 +33,11 @@ def build_grounding(
     if not config.knowledge_bases:
         return None
     factory = factory or build_retriever
+    spoken = config.spec.stt.language or config.spec.language
     sources = [
-        KnowledgeSource(kb.name, factory(kb, env), top_k=kb.top_k, min_score=kb.min_score)
+        KnowledgeSource(
+            kb.name, factory(kb, env, language=spoken), top_k=kb.top_k, min_score=kb.min_score
+        )
         for kb in config.knowledge_bases
     ]
     return Grounding(sources, agent=config.name, namespace=config.namespace)

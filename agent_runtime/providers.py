@@ -25,6 +25,7 @@ from kubevox_api import (
     TTSSpec,
     credential_env,
 )
+from kubevox_api.languages import primary_language
 from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, llm, stt, tts, vad
 from livekit.agents.llm import ChatContext, Tool, ToolChoice
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
@@ -155,8 +156,13 @@ def _openai_llm(spec: LLMEndpoint, key: str | None, _ctx: BuildContext) -> llm.L
     return EndpointLLM(timeout_seconds=spec.timeout_seconds, **(kwargs | _opts(spec)))
 
 
-def _local_llm(spec: LLMEndpoint, _key: str | None, _ctx: BuildContext) -> llm.LLM[Any]:
-    return LocalLLM(temperature=spec.temperature, max_tokens=spec.max_tokens, **_opts(spec))
+def _local_llm(spec: LLMEndpoint, _key: str | None, ctx: BuildContext) -> llm.LLM[Any]:
+    return LocalLLM(
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+        language=ctx.language,
+        **_opts(spec),
+    )
 
 
 # --- TTS -----------------------------------------------------------------------------------
@@ -165,7 +171,7 @@ def _local_llm(spec: LLMEndpoint, _key: str | None, _ctx: BuildContext) -> llm.L
 def _cartesia_tts(spec: TTSSpec, key: str | None, ctx: BuildContext) -> tts.TTS[Any]:
     kwargs: dict[str, Any] = {
         "model": spec.model or "sonic-3",
-        "language": ctx.language.split("-")[0],
+        "language": primary_language(ctx.language),
         "api_key": key,
         "http_session": ctx.http_session,
     }

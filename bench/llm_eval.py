@@ -3,8 +3,8 @@
     python bench/llm_eval.py [--limit N] [--write-docs]
 
 Ingests the knowledge-base evaluation documents (tests/knowledge/eval/) into a local Redis with
-search, and for every question of tests/knowledge/eval/questions.yaml plus the unanswerable ones
-of bench/data/unanswerable.yaml: retrieves the top 4 chunks (hybrid), adds them with the
+search, and for every question of tests/knowledge/eval/questions.yaml, answerable or not (its
+`unanswerable:` list): retrieves the top 4 chunks (hybrid), adds them with the
 runtime's own ``with_context`` and asks the local model through its livekit plugin (which
 condenses them to the best-matching sentences, ``--context-budget``), and judges the raw answer
 and the guarded one. Time to first token: from the request to the first streamed token.
@@ -39,12 +39,13 @@ for extra in (ROOT, ROOT / "operator", ROOT / "hack" / "devenv"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from knowledge_eval import EVAL_DIR, eval_knowledge_base  # noqa: E402
+from knowledge_eval import EVAL_DIR, eval_knowledge_base, indexed  # noqa: E402
 from livekit.agents import llm  # noqa: E402
 
 from agent_runtime.grounding import with_context  # noqa: E402
 from agent_runtime.grounding_guard import _REFUSALS, GroundingGuard, evidence_of  # noqa: E402
-from agent_runtime.knowledge import LocalEmbedder, Retriever, connect, ingest  # noqa: E402
+from agent_runtime.knowledge import LocalEmbedder, connect  # noqa: E402
+from agent_runtime.knowledge.evaluation import load_unanswerable  # noqa: E402
 from agent_runtime.plugins.local_llm import (  # noqa: E402
     DEFAULT_CONTEXT_BUDGET,
     LocalLLM,
@@ -56,7 +57,6 @@ INSTRUCTIONS = (
     "You are the front desk of Northwind Clinic. Answer in one short sentence using only the "
     "clinic information you are given."
 )
-UNANSWERABLE = ROOT / "bench" / "data" / "unanswerable.yaml"
 TOP_K = 4
 
 
@@ -110,7 +110,7 @@ class Judge:
 def load_cases(limit: int | None) -> list[Case]:
     raw = yaml.safe_load((EVAL_DIR / "questions.yaml").read_text())["questions"]
     answerable = [Case(str(q["q"]), str(q["answer"])) for q in raw]
-    unanswerable = [Case(str(q), None) for q in yaml.safe_load(UNANSWERABLE.read_text())]
+    unanswerable = [Case(q, None) for q in load_unanswerable(EVAL_DIR / "questions.yaml")]
     if limit:
         answerable = answerable[:limit]
     return answerable + unanswerable
@@ -156,10 +156,7 @@ async def run(url: str, limit: int | None, budget: int) -> tuple[list[Outcome], 
     kb = eval_knowledge_base(index="kb-llm-eval")
     client = connect(url)
     try:
-        result = await ingest(kb, client, embedder)
-        if not result.ok:
-            raise SystemExit(f"ingestion failed: {result.message}")
-        retriever = Retriever(client, kb.index_name, embedder)
+        retriever = await indexed(kb, client, embedder)
         corpus = [s.inline or "" for s in kb.spec.sources]
         judge = Judge(evidence_of(corpus))
         started = time.perf_counter()
@@ -223,7 +220,7 @@ def report(outcomes: list[Outcome], facts: dict[str, Any], command: str) -> str:
 Command: `{command}` ({os.cpu_count()} cores; load average {_load(start)} at the start,
 {_load(end)} at the end; model load {facts["load_seconds"]:.1f} s). {n} questions: {answerable}
 answerable from the evaluation documents (tests/knowledge/eval/) and {n - answerable} that they
-do not answer (bench/data/unanswerable.yaml). Top {TOP_K} hybrid chunks through the runtime's
+do not answer (listed as `unanswerable:` there). Top {TOP_K} hybrid chunks through the runtime's
 `with_context`, condensed by the local provider to the sentences that best match the question
 (budget {facts["budget"]} tokens), temperature 0, at most 60 tokens. Classes as defined in
 bench/llm_eval.py ("made-up" = a sentence no sentence of the whole collection supports, judged

@@ -4,7 +4,14 @@ The runtime calls :class:`Retriever` at every user turn; ``kubevox-agent ingest`
 operator's Job) calls :func:`ingest`.
 """
 
-from .embedders import Embedder, LocalEmbedder, OpenAIEmbedder, StaticEmbedder, make_embedder
+from .embedders import (
+    Embedder,
+    LocalEmbedder,
+    MultilingualEmbedder,
+    OpenAIEmbedder,
+    StaticEmbedder,
+    make_embedder,
+)
 from .errors import EmbeddingError, KnowledgeError, RetrievalError, SourceError, StoreError
 from .ingest import IngestResult, ingest
 from .models import Chunk
@@ -19,6 +26,7 @@ __all__ = [
     "IngestResult",
     "KnowledgeError",
     "LocalEmbedder",
+    "MultilingualEmbedder",
     "OpenAIEmbedder",
     "RetrievalError",
     "Retriever",

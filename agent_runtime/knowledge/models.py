@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from kubevox_api.languages import DEFAULT_TEXT_LANGUAGE, TextLanguage
+
 
 @dataclass(frozen=True)
 class RawDocument:
@@ -35,6 +37,13 @@ class Document:
     name: str
     title: str
     sections: list[Section]
+    language: TextLanguage = DEFAULT_TEXT_LANGUAGE
+    """The language its text is indexed in: its source's, or detected (``auto``)."""
+
+    @property
+    def text(self) -> str:
+        """Title and sections, as one text (language detection reads it)."""
+        return "\n".join([self.title, *(s.text for s in self.sections)])
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,8 @@ class ChunkRecord:
     position: int
     """Index of the chunk within its document."""
     headings: tuple[str, ...] = ()
+    language: TextLanguage = DEFAULT_TEXT_LANGUAGE
+    """Its document's language: RediSearch stems it in that language."""
 
     @property
     def chunk_id(self) -> str:

@@ -3,7 +3,13 @@
 Both searches go to Redis in one MULTI/EXEC: one round trip, and both see the same index
 version even while an ingestion switches the alias. The query is embedded once, before. The
 same transaction reads the live version's id; when it changes, the retriever fetches that
-version's common terms (``terms``) once, for the next queries.
+version's common terms and languages (``terms``) once, for the next queries.
+
+The full-text half searches the question in its language (``terms.query_languages``): with
+that language's stop words left out and its stemmer (``FT.SEARCH ... LANGUAGE``), so a French
+question matches the stems of French passages. When the question's language cannot be told
+among several, it is searched in each (one more search per language, in the same round trip)
+and each passage keeps its best score.
 """
 
 from __future__ import annotations
@@ -16,14 +22,22 @@ from typing import Literal
 
 import numpy as np
 import redis.asyncio as aioredis
+from kubevox_api.languages import TextLanguage
 from redis.exceptions import RedisError, ResponseError
 
+from ..text_languages import SNOWBALL
 from .embedders import Embedder, Vectors
 from .errors import RetrievalError
 from .models import Chunk
 from .redis_conn import connect
 from .store import RETURN_FIELDS, meta_key
-from .terms import decode_common, text_query
+from .terms import (
+    decode_common,
+    decode_languages,
+    present_languages,
+    query_languages,
+    text_query,
+)
 
 Mode = Literal["hybrid", "vector", "text"]
 log = logging.getLogger("kubevox.knowledge")
@@ -59,18 +73,24 @@ class Retriever:
         *,
         default_top_k: int = 4,
         default_min_score: float = 0.0,
+        language: TextLanguage | None = None,
     ) -> None:
         self.r = client
         self.index = index_name
         self.embedder = embedder
         self.default_top_k = default_top_k
         self.default_min_score = default_min_score
+        self.language = language
+        """The language callers are expected to ask in (the agent's): a question in a knowledge
+        base of several languages is searched in it when its own words do not tell."""
+        self._loaded = False
         self._version: bytes | str | None = None
         self._common: dict[str, int] = {}
+        self._languages: list[TextLanguage] = present_languages({})
 
     @classmethod
     def from_url(
-        cls, url: str, index_name: str, embedder: Embedder | None, **kw: float | int
+        cls, url: str, index_name: str, embedder: Embedder | None, **kw: float | int | str | None
     ) -> Retriever:
         # Tight timeouts: a turn must not hang on a dead Redis; the pool reconnects on its own.
         client = connect(url, socket_timeout=2.0, connect_timeout=1.0, retries=2)
@@ -88,12 +108,14 @@ class Retriever:
         sources: Sequence[str] | None = None,
         mode: Mode = "hybrid",
         query_vector: Vectors | None = None,
+        languages: Sequence[TextLanguage] | None = None,
     ) -> list[Chunk]:
         """The ``top_k`` best chunks for ``query``.
 
         ``min_score`` is the minimum cosine similarity between query and chunk (0 to 1); it is
         ignored in text-only mode. ``sources`` keeps only chunks of those source names.
-        ``query_vector`` skips the embedding (a caller that already has it).
+        ``query_vector`` skips the embedding (a caller that already has it). ``languages``: the
+        full-text languages to search in (default: see ``terms.query_languages``).
         """
         k = top_k or self.default_top_k
         floor = self.default_min_score if min_score is None else min_score
@@ -103,7 +125,14 @@ class Retriever:
             if self.embedder is None:
                 raise RetrievalError("vector retrieval needs an embedder")
             vec = await self.embedder.embed_query(query)
-        hits = await self._search(query, vec, depth, sources, mode)
+        if mode != "vector" and not self._loaded:
+            try:
+                await self._load_meta()  # its languages decide the query (once per retriever)
+            except (RedisError, OSError) as exc:
+                raise RetrievalError(f"Redis unreachable for {self.index!r}: {exc}") from exc
+        if languages is None:
+            languages = query_languages(query, self._languages, self.language)
+        hits = await self._search(query, vec, depth, sources, mode, languages)
         return self._fuse(hits, k, floor if vec is not None and mode != "text" else 0.0, mode)
 
     async def _search(
@@ -113,15 +142,21 @@ class Retriever:
         depth: int,
         sources: Sequence[str] | None,
         mode: Mode,
+        languages: Sequence[TextLanguage],
     ) -> dict[str, _Hit]:
         tags = _tag_filter(sources)
         ret = [*RETURN_FIELDS, "vector"]
         pipe = self.r.pipeline(transaction=True)
-        text_q = text_query(query, self._common) if mode != "vector" else None
-        if text_q is not None:
+        text_qs = [
+            (q, lang)
+            for lang in (languages if mode != "vector" else ())
+            if (q := text_query(query, self._common, lang)) is not None
+        ]
+        for text_q, lang in text_qs:
             q = f"@text:({text_q}) {tags}".strip()
             pipe.execute_command(
-                "FT.SEARCH", self.index, q, "SCORER", "BM25STD", "WITHSCORES",
+                "FT.SEARCH", self.index, q, "LANGUAGE", SNOWBALL[lang],
+                "SCORER", "BM25STD", "WITHSCORES",
                 "RETURN", str(len(ret)), *ret, "LIMIT", "0", str(depth), "DIALECT", "2",
             )  # fmt: skip
         if vec is not None and mode != "text":
@@ -139,7 +174,7 @@ class Retriever:
         try:
             *replies, version = await pipe.execute()
             if version != self._version:
-                await self._load_common_terms()
+                await self._load_meta()
         except ResponseError as exc:
             if "no such index" in str(exc).lower():
                 raise RetrievalError(f"knowledge base index {self.index!r} does not exist") from exc
@@ -148,8 +183,9 @@ class Retriever:
             raise RetrievalError(f"Redis unreachable for {self.index!r}: {exc}") from exc
         hits: dict[str, _Hit] = {}
         reply_iter = iter(replies)
-        if text_q is not None:
-            for rank, (fields, score, vector) in enumerate(_parse(next(reply_iter), True)):
+        if text_qs:
+            ranked = _best_of([_parse(next(reply_iter), True) for _ in text_qs])
+            for rank, (fields, score, vector) in enumerate(ranked[:depth]):
                 hit = hits.setdefault(fields["chunk_id"], _Hit(fields, vector))
                 hit.text_rank, hit.text_score = rank, score
                 if vec is not None and vector:
@@ -162,17 +198,19 @@ class Retriever:
         return hits
 
     async def warm(self) -> None:
-        """Connect and learn the live version's common terms before the first question (a
-        call's retriever is new; its first query would otherwise run unpruned)."""
+        """Connect and learn the live version's common terms and languages before the first
+        question (a call's retriever is new; its first query would otherwise wait for them)."""
         try:
-            await self._load_common_terms()
+            await self._load_meta()
         except (RedisError, OSError) as exc:
             log.info("knowledge base %s not reachable yet: %s", self.index, exc)
 
-    async def _load_common_terms(self) -> None:
-        raw = await self.r.hmget(meta_key(self.index), ["version", "common_terms"])
+    async def _load_meta(self) -> None:
+        raw = await self.r.hmget(meta_key(self.index), ["version", "common_terms", "languages"])
         # Keyed by the version read with them: a switch in between is caught next time.
         self._version, self._common = raw[0], decode_common(raw[1])
+        self._languages = present_languages(decode_languages(raw[2]))
+        self._loaded = True
 
     @staticmethod
     def _fuse(hits: dict[str, _Hit], k: int, floor: float, mode: Mode) -> list[Chunk]:
@@ -206,9 +244,24 @@ class Retriever:
         return out
 
 
-def _parse(
-    reply: list[object], with_scores: bool
-) -> list[tuple[dict[str, str], float | None, bytes | None]]:
+_Parsed = tuple[dict[str, str], float | None, bytes | None]
+
+
+def _best_of(replies: list[list[_Parsed]]) -> list[_Parsed]:
+    """One ranking from the full-text searches of several languages: each passage at its best
+    score. One search's ranking is kept as it is (its ties in Redis' order)."""
+    if len(replies) == 1:
+        return replies[0]
+    best: dict[str, _Parsed] = {}
+    for reply in replies:
+        for hit in reply:
+            cid = hit[0]["chunk_id"]
+            if cid not in best or (hit[1] or 0.0) > (best[cid][1] or 0.0):
+                best[cid] = hit
+    return sorted(best.values(), key=lambda hit: -(hit[1] or 0.0))
+
+
+def _parse(reply: list[object], with_scores: bool) -> list[_Parsed]:
     """RESP2 FT.SEARCH reply → (fields, score, raw vector) per document, in rank order."""
     out = []
     step = 3 if with_scores else 2
@@ -227,6 +280,10 @@ def _parse(
                 fields[key] = (
                     value.decode(errors="replace") if isinstance(value, bytes) else str(value)
                 )
+        # Non-ASCII text is indexed normalised; the passage as written is given back.
+        for name in ("text", "title"):
+            if f"raw_{name}" in fields:
+                fields[name] = fields.pop(f"raw_{name}")
         doc_id = body[i]
         fields.setdefault("chunk_id", doc_id.decode() if isinstance(doc_id, bytes) else str(doc_id))
         out.append((fields, score, vector))

@@ -11,8 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kubevox_api import ResolvedKnowledgeBase
+from kubevox_api.languages import TEXT_LANGUAGES, primary_language, text_language
 
-from .embedders import Embedder, LocalEmbedder, StaticEmbedder, make_embedder
+from .embedders import (
+    Embedder,
+    LocalEmbedder,
+    MultilingualEmbedder,
+    StaticEmbedder,
+    make_embedder,
+)
 from .errors import KnowledgeError
 from .manifest import API_KEY_ENVS
 from .retriever import Retriever
@@ -31,19 +38,35 @@ def _embedder(kb: ResolvedKnowledgeBase, env: Mapping[str, str]) -> Embedder:
 
 
 def prewarm_embedders(kbs: list[ResolvedKnowledgeBase], env: Mapping[str, str]) -> None:
-    """Load the local embedding model (or static matrix) before the first call: a caller's
-    first question must not wait for it (retrieval has a one-second budget per turn)."""
+    """Load the local embedding model (static matrix, multilingual encoder) before the first
+    call: a caller's first question must not wait for it (retrieval has a one-second budget per
+    turn)."""
     for kb in kbs:
         embedder = _embedder(kb, env)
-        if isinstance(embedder, LocalEmbedder | StaticEmbedder):
+        if isinstance(embedder, LocalEmbedder | StaticEmbedder | MultilingualEmbedder):
             embedder.encode(["warm-up"])
 
 
-def build_retriever(kb: ResolvedKnowledgeBase, env: Mapping[str, str]) -> Retriever:
+def build_retriever(
+    kb: ResolvedKnowledgeBase, env: Mapping[str, str], *, language: str | None = None
+) -> Retriever:
+    """``language``: the BCP 47 tag callers speak (the agent's), a hint for the full-text
+    search of a knowledge base in several languages (none for a language kubevox has no
+    tables for)."""
     url = env.get(kb.redis_url_env)
     if not url:
         raise KnowledgeError(f"knowledge base {kb.name}: ${kb.redis_url_env} (Redis URL) is unset")
     embedder = _embedder(kb, env)
     return Retriever.from_url(
-        url, kb.index_name, embedder, default_top_k=kb.top_k, default_min_score=kb.min_score
+        url,
+        kb.index_name,
+        embedder,
+        default_top_k=kb.top_k,
+        default_min_score=kb.min_score,
+        language=text_language(language) if known(language) else None,
     )
+
+
+def known(language: str | None) -> bool:
+    """Whether ``language`` (a BCP 47 tag) is one kubevox reads text in."""
+    return language is not None and primary_language(language) in TEXT_LANGUAGES

@@ -4,9 +4,13 @@ Keys for alias ``A`` and version ``V`` (12 hex digits of the content hash and a 
 a rebuild of the same content never touches the live keys):
 
 - index ``A--V`` over hashes ``kv:A:V:<n>`` (text, title, source and document tags, an HNSW
-  vector) — agents query the alias ``A``, never a versioned name;
-- ``kv:A:meta``: the live version's hash, counts, model and common terms (``terms``), written in
-  the same MULTI as the alias switch so all change together;
+  vector) — agents query the alias ``A``, never a versioned name. Each passage is stemmed in its
+  own language (field ``language``, RediSearch's ``LANGUAGE_FIELD``); ``text`` and ``title`` hold
+  what RediSearch indexes (``agent_runtime.text.index_text``), and ``raw_text``/``raw_title`` the
+  passage as written when that differs (non-ASCII text), which is what agents are given;
+- ``kv:A:meta``: the live version's hash, counts, model, documents per language and common
+  terms (``terms``), written in the same MULTI as the alias switch so all change
+  together;
 - ``kv:A:versions``: every version ever started, so leftovers of a crashed or cut-off ingestion
   are found and removed by the next one.
 - ``kv:A:owner``: the KnowledgeBase that owns ``A`` (JSON: namespace, name, uid), claimed by
@@ -23,21 +27,38 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
+from kubevox_api.languages import DEFAULT_TEXT_LANGUAGE, TextLanguage
 from redis.exceptions import RedisError, ResponseError
+from redis.typing import EncodableT, FieldT
 
+from ..text import index_text
+from ..text_languages import SNOWBALL
 from .embedders import Vectors
 from .errors import StoreError
 from .models import ChunkRecord
 from .redis_conn import command
-from .terms import COMMON_TERM_DOCS, common_terms, encode_common
+from .terms import (
+    COMMON_TERM_DOCS,
+    common_terms,
+    decode_languages,
+    encode_common,
+    encode_languages,
+)
 
 WRITE_BATCH = 256
-RETURN_FIELDS = ("text", "source", "title", "document", "position", "chunk_id")
+SCAN_TIMEOUT = 600.0
+"""Seconds FT.CREATE's background scan of the keyspace may take (0.3 to 1.4 s per 200k keys
+on the 2-core VM under load)."""
+RETURN_FIELDS = (
+    "text", "source", "title", "document", "position", "chunk_id", "raw_text", "raw_title"
+)  # fmt: skip
 
 
 def key_prefix(alias: str, version: str) -> str:
@@ -97,6 +118,8 @@ class LiveVersion:
     chunks: int
     model_id: str
     indexed_at: float
+    languages: dict[TextLanguage, int] = field(default_factory=dict)
+    """Documents per language (none recorded by a version built before languages were)."""
 
 
 def _s(value: bytes | str | None) -> str:
@@ -144,6 +167,7 @@ class KnowledgeStore:
             chunks=int(meta.get("chunks", 0)),
             model_id=meta.get("model_id", ""),
             indexed_at=float(meta.get("indexed_at", 0)),
+            languages=decode_languages(meta.get("languages")),
         )
 
     async def stale_versions(self, keep: str | None) -> list[str]:
@@ -176,10 +200,16 @@ class KnowledgeStore:
         index = index_for(self.alias, version)
         prefix = key_prefix(self.alias, version)
         live = await self.live()
-        common = encode_common(common_terms((c.text for c in chunks), self.common_term_docs))
+        common = encode_common(
+            common_terms(((c.text, c.language) for c in chunks), self.common_term_docs)
+        )
+        languages = encode_languages(
+            Counter(lang for _, _, lang in {(c.source, c.document, c.language) for c in chunks})
+        )
         try:
             await self.r.sadd(versions_key(self.alias), version)
             await self._create_index(index, prefix, vectors.shape[1])
+            await self._scanned(index)
             await self._write(prefix, chunks, vectors)
             await self._verify(index, len(chunks))
             tx = self.r.pipeline(transaction=True)
@@ -197,6 +227,7 @@ class KnowledgeStore:
                     "dimensions": int(vectors.shape[1]),
                     "indexed_at": f"{time.time():.3f}",
                     "common_terms": common,
+                    "languages": languages,
                 },
             )
             await tx.execute()
@@ -228,6 +259,7 @@ class KnowledgeStore:
         await command(
             self.r,
             "FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix,
+            "LANGUAGE", SNOWBALL[DEFAULT_TEXT_LANGUAGE], "LANGUAGE_FIELD", "language",
             "SCHEMA",
             "text", "TEXT",
             "title", "TEXT", "WEIGHT", "2",
@@ -238,24 +270,33 @@ class KnowledgeStore:
             "M", "16", "EF_CONSTRUCTION", "200",
         )  # fmt: skip
 
+    async def _scanned(self, index: str) -> None:
+        """Wait for the keyspace scan FT.CREATE starts in the background. A hash written while
+        it runs is indexed twice (when written, and again as an update when the scan reaches
+        it), so the index counts its words twice and BM25's document lengths and frequencies
+        are off until RediSearch's garbage collector catches up: full-text ranking of a fresh
+        version was wrong in Redis holding other keys (an earlier version's, for one). The
+        version's prefix is new, so the scan finds nothing; it only has to end."""
+        try:
+            async with asyncio.timeout(SCAN_TIMEOUT):
+                while True:
+                    info = await command(self.r, "FT.INFO", index)
+                    fields = dict(zip(info[::2], info[1::2], strict=False))
+                    indexing = fields.get(b"indexing", 0)  # an integer, 1 while scanning
+                    if not float(_s(indexing) if isinstance(indexing, bytes) else indexing):
+                        return
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise StoreError(
+                f"index {index}: Redis still scans its keys after {SCAN_TIMEOUT:.0f}s"
+            ) from None
+
     async def _write(self, prefix: str, chunks: Sequence[ChunkRecord], vectors: Vectors) -> None:
         vecs = np.ascontiguousarray(vectors, dtype=np.float32)
         for start in range(0, len(chunks), WRITE_BATCH):
             pipe = self.r.pipeline(transaction=False)
             for i in range(start, min(start + WRITE_BATCH, len(chunks))):
-                c = chunks[i]
-                pipe.hset(
-                    f"{prefix}{i}",
-                    mapping={
-                        "text": c.text,
-                        "title": c.title,
-                        "source": c.source,
-                        "document": c.document,
-                        "position": c.position,
-                        "chunk_id": c.chunk_id,
-                        "vector": vecs[i].tobytes(),
-                    },
-                )
+                pipe.hset(f"{prefix}{i}", mapping=_fields(chunks[i], vecs[i]))
             await pipe.execute()
 
     async def _verify(self, index: str, expected: int) -> None:
@@ -266,6 +307,26 @@ class KnowledgeStore:
         got = int(float(_s(fields.get(b"num_docs", b"0"))))
         if got != expected:
             raise StoreError(f"index {index} holds {got} of {expected} chunks; not switching")
+
+
+def _fields(c: ChunkRecord, vector: np.ndarray[Any, Any]) -> dict[FieldT, EncodableT]:
+    """A passage's hash: what RediSearch indexes, and as written where that differs."""
+    text, title = index_text(c.text, c.language), index_text(c.title, c.language)
+    out: dict[FieldT, EncodableT] = {
+        "text": text,
+        "title": title,
+        "source": c.source,
+        "document": c.document,
+        "position": c.position,
+        "chunk_id": c.chunk_id,
+        "language": SNOWBALL[c.language],
+        "vector": vector.tobytes(),
+    }
+    if text != c.text:
+        out["raw_text"] = c.text
+    if title != c.title:
+        out["raw_title"] = c.title
+    return out
 
 
 async def _scan_batches(

@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kubevox_api.languages import DEFAULT_TEXT_LANGUAGE, TextLanguage
+
 from ..text import estimate_tokens, is_heading, key_terms, prefix, split_sentences
 
 
@@ -23,28 +25,33 @@ class _Sentence:
     heading: frozenset[str]  # the stems of the heading it sits under
 
 
-def _stems(text: str) -> frozenset[str]:
-    return frozenset(prefix(w) for w in key_terms(text))
+def _stems(text: str, language: TextLanguage) -> frozenset[str]:
+    return frozenset(prefix(w, language) for w in key_terms(text, language))
 
 
-def _passage_sentences(passages: Sequence[str]) -> list[_Sentence]:
+def _passage_sentences(passages: Sequence[str], language: TextLanguage) -> list[_Sentence]:
     out = []
     for rank, passage in enumerate(passages):
         heading: frozenset[str] = frozenset()
         position = 0
         for line in passage.splitlines():
             if is_heading(line):
-                heading = _stems(line)
+                heading = _stems(line, language)
                 continue
             for text in split_sentences(line):
-                out.append(_Sentence(rank, position, text, _stems(text), heading))
+                out.append(_Sentence(rank, position, text, _stems(text, language), heading))
                 position += 1
     return out
 
 
-def condense(question: str, passages: Sequence[str], budget_tokens: int) -> list[str]:
+def condense(
+    question: str,
+    passages: Sequence[str],
+    budget_tokens: int,
+    language: TextLanguage = DEFAULT_TEXT_LANGUAGE,
+) -> list[str]:
     """The sentences of ``passages`` that best match ``question``, within ``budget_tokens``,
-    in their original order.
+    in their original order; words are compared in ``language`` (its stop words and stems).
 
     Every prompt token costs a small model on a CPU a few milliseconds before the first word
     it says, and a 135M model answers no worse from two relevant sentences than from four
@@ -54,8 +61,8 @@ def condense(question: str, passages: Sequence[str], budget_tokens: int) -> list
     better retrieved passage, then to the earlier sentence, so when no word matches the top
     passage's first sentences are kept.
     """
-    candidates = _passage_sentences(passages)
-    wanted = _stems(question)
+    candidates = _passage_sentences(passages, language)
+    wanted = _stems(question, language)
     frequency = Counter(w for s in candidates for w in s.terms & wanted)
     weight = {w: math.log(1 + len(candidates) / frequency.get(w, 1)) for w in wanted}
 

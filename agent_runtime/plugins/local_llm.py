@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from kubevox_api.languages import DEFAULT_TEXT_LANGUAGE, TextLanguage, text_language
 from livekit.agents import (
     DEFAULT_API_CONNECT_OPTIONS,
     APIConnectionError,
@@ -126,12 +127,15 @@ class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
         max_tokens: int | None = None,
         context_budget: int = DEFAULT_CONTEXT_BUDGET,
         options: LocalModelOptions = DEFAULT_OPTIONS,
+        language: str | None = None,
     ) -> None:
+        """``language``: the agent's (a BCP 47 tag); excerpts are picked comparing words in it."""
         super().__init__()
         self._temperature = 0.0 if temperature is None else temperature
         self._max_tokens = max_tokens or DEFAULT_MAX_TOKENS
         self._context_budget = context_budget
         self._options = options
+        self._language = text_language(language)
 
     @property
     def model(self) -> str:
@@ -167,7 +171,7 @@ class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
         messages, _ = chat_ctx.to_provider_format("openai")
         messages = _one_system_message([_text_only(m) for m in messages])
         if passages:
-            messages = _with_excerpts(messages, passages, self._context_budget)
+            messages = _with_excerpts(messages, passages, self._context_budget, self._language)
         return _completion(messages, self._max_tokens, self._temperature)
 
 
@@ -229,7 +233,10 @@ def _take_knowledge(chat_ctx: ChatContext) -> tuple[ChatContext, list[str]]:
 
 
 def _with_excerpts(
-    messages: list[dict[str, Any]], passages: list[str], budget: int
+    messages: list[dict[str, Any]],
+    passages: list[str],
+    budget: int,
+    language: TextLanguage = DEFAULT_TEXT_LANGUAGE,
 ) -> list[dict[str, Any]]:
     """Lay the knowledge out for the model and llama.cpp's prompt cache: the constant part
     (instructions, how to use excerpts) and the conversation so far first, where the cache of
@@ -239,7 +246,7 @@ def _with_excerpts(
     if last_user is None:
         return messages
     question = messages[last_user]["content"]
-    excerpts = condense(question, passages, budget)
+    excerpts = condense(question, passages, budget, language)
     if not excerpts:
         return messages
     out = list(messages)

@@ -10,6 +10,7 @@ from .base import KubeModel, Rule, RuleViolation
 from .common import Condition, ConfigMapKeySelector, Credentials, SecretKeySelector
 from .contract import API_VERSION, CONFIG_ENV, CONFIG_FILE, GROUP, VERSION
 from .knowledgebase import KnowledgeBase, KnowledgeBaseSpec, KnowledgeBaseStatus, Source
+from .phrases import BUILT_IN_PHRASES, Phrases, ResolvedPhrases, phrases_for
 from .runtime_config import (
     PROVIDER_ENV,
     AgentRuntimeConfig,
@@ -30,6 +31,7 @@ from .voiceagent_scaling import Scaling
 
 __all__ = [
     "API_VERSION",
+    "BUILT_IN_PHRASES",
     "CONFIG_ENV",
     "CONFIG_FILE",
     "GROUP",
@@ -45,7 +47,9 @@ __all__ = [
     "KubeModel",
     "LLMEndpoint",
     "LLMSpec",
+    "Phrases",
     "ResolvedKnowledgeBase",
+    "ResolvedPhrases",
     "Rule",
     "RuleViolation",
     "STTSpec",
@@ -59,6 +63,7 @@ __all__ = [
     "credential_env",
     "default_agent_name",
     "knowledge_base_redis_env",
+    "phrases_for",
     "render_runtime_config",
     "secret_refs",
 ]

@@ -84,6 +84,12 @@ EMBEDDING_API_KEY_ENV: Final = "KUBEVOX_EMBEDDING_API_KEY"
 INGEST_ALLOWED_CIDRS_ENV: Final = "KUBEVOX_INGEST_ALLOWED_CIDRS"
 """The operator's allow list of internal networks URL sources may reach (operator flag
 ``--ingest-allowed-cidrs``), passed to the ingestion Job in this variable."""
+KNOWLEDGE_INDEX_FORMAT: Final = 2
+"""The layout of a knowledge base's Redis index (its schema, the fields of its passages, what
+its metadata records). Ingestion hashes it with the content, and the operator with the inputs
+it hashes to decide on a Job: a new layout re-indexes every KnowledgeBase once, the old index
+serving until the new one replaces it. 2: per-passage languages (``language`` and RediSearch's
+``LANGUAGE_FIELD``), passages indexed as ``agent_runtime.text.index_text`` writes them."""
 INGEST_OOM_EXIT_CODE: Final = 137
 """SIGKILL, what the kernel's OOM killer leaves: a rerun with the same sources would die again."""
 

@@ -21,6 +21,7 @@ from .common import (
     UniqueByName,
 )
 from .contract import API_VERSION, KNOWLEDGE_BASE_KIND
+from .languages import DEFAULT_TEXT_LANGUAGE, TEXT_LANGUAGES, KnowledgeLanguage, TextLanguage
 
 DURATION = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(s|m|h)")
@@ -30,10 +31,16 @@ INDEX_NAME = r"^[a-zA-Z][a-zA-Z0-9_-]{0,62}$"
 
 SOURCE_KINDS = ("inline", "configMap", "secret", "url")
 
-# The two models the ``local`` embedding provider ships (see the ``Embedding.model`` docs).
+# The models the ``local`` embedding provider ships (see the ``Embedding.model`` docs): two
+# English ones and a multilingual one.
 LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 LOCAL_STATIC_EMBEDDING_MODEL = "all-MiniLM-L6-v2-static"
-LOCAL_EMBEDDING_MODELS = (LOCAL_EMBEDDING_MODEL, LOCAL_STATIC_EMBEDDING_MODEL)
+LOCAL_MULTILINGUAL_EMBEDDING_MODEL = "universal-sentence-encoder-multilingual"
+LOCAL_EMBEDDING_MODELS = (
+    LOCAL_EMBEDDING_MODEL,
+    LOCAL_STATIC_EMBEDDING_MODEL,
+    LOCAL_MULTILINGUAL_EMBEDDING_MODEL,
+)
 
 
 class Source(KubeModel):
@@ -53,6 +60,10 @@ class Source(KubeModel):
     """A Secret key, for documents that must not be readable by everyone in the namespace."""
     url: Annotated[str, StringConstraints(pattern=HTTP_URL, max_length=2048)] | None = None
     """An http(s) URL fetched at ingestion time."""
+    language: KnowledgeLanguage | None = None
+    """The language of this source's documents, when it differs from the KnowledgeBase's
+    ``language``: one of ``en``, ``fr``, ``es``, ``de``, ``ar``, or ``auto`` (detected per
+    document). Changing it re-indexes."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
@@ -92,13 +103,16 @@ class Embedding(KubeModel):
     ``openai``: the OpenAI embeddings API or a compatible server."""
     model: ShortString | None = None
     """Embedding model. openai: any model of the API (default text-embedding-3-small).
-    local, one of two: ``all-MiniLM-L6-v2`` (default; the transformer, 384 dimensions: the best
-    retrieval quality, but about 20 passages of 256 tokens per second on 2 cores, so a large
-    knowledge base takes long to index, and about 5 ms per question) or ``all-MiniLM-L6-v2-static``
-    (distilled from it into one vector per token, 256 dimensions: indexes hundreds of passages
-    per second, limited by Redis, and embeds a question in well under a millisecond; somewhat
-    lower quality on paraphrased questions, mostly made up by the hybrid full-text search).
-    Changing the model re-indexes."""
+    local, one of three. English: ``all-MiniLM-L6-v2`` (default; the transformer, 384
+    dimensions: the best retrieval quality, but about 20 passages of 256 tokens per second on 2
+    cores, so a large knowledge base takes long to index, and about 5 ms per question) or
+    ``all-MiniLM-L6-v2-static`` (distilled from it into one vector per token, 256 dimensions:
+    indexes hundreds of passages per second, limited by Redis, and embeds a question in well
+    under a millisecond; somewhat lower quality on paraphrased questions, mostly made up by the
+    hybrid full-text search). Other languages: ``universal-sentence-encoder-multilingual``
+    (Google's Universal Sentence Encoder multilingual v3, 512 dimensions, 16 languages: ar, de,
+    en, es, fr, it, ja, ko, nl, pl, pt, ru, th, tr, zh, zh-TW; a question in one of them finds
+    passages written in another). Changing the model re-indexes."""
     dimensions: int | None = Field(default=None, ge=8, le=4096)
     """Vector size, for openai models that can shorten their vectors."""
     base_url: Annotated[str, StringConstraints(pattern=HTTP_URL, max_length=2048)] | None = Field(
@@ -127,7 +141,8 @@ class Embedding(KubeModel):
             cel="self.provider != 'local' || !has(self.model) || self.model in "
             f"[{', '.join(repr(m) for m in LOCAL_EMBEDDING_MODELS)}]",
             message="embedding.model for provider local must be "
-            + " or ".join(f"'{m}'" for m in LOCAL_EMBEDDING_MODELS),
+            + ", ".join(f"'{m}'" for m in LOCAL_EMBEDDING_MODELS[:-1])
+            + f" or '{LOCAL_EMBEDDING_MODELS[-1]}'",
             check=lambda s: s.provider != "local" or s.model in (None, *LOCAL_EMBEDDING_MODELS),
             field_path=".model",
         ),
@@ -162,6 +177,16 @@ class KnowledgeBaseSpec(KubeModel):
 
     sources: UniqueByName[Source] = Field(min_length=1, max_length=256)
     """The documents to index."""
+    language: KnowledgeLanguage = DEFAULT_TEXT_LANGUAGE
+    """The language of the documents: ``en`` (default), ``fr``, ``es``, ``de``, ``ar``, or
+    ``auto``. Full-text search stems each document's words in its language and ignores that
+    language's stop words (a French question finds "pharmacies" in "la pharmacie est
+    ouverte"), and an agent's grounding guard compares words the same way. ``auto`` detects the
+    language of each document among these five by its common words and letters: meant for
+    knowledge bases that mix languages; a document too short or in another language is taken as
+    English. A source's own ``language`` overrides this for its documents. At query time a
+    question is searched in the language it is detected in among the knowledge base's languages
+    (else the agent's ``language``, else all of them). Changing it re-indexes."""
     chunking: Chunking = Field(default_factory=Chunking)
     """Passage size and overlap."""
     embedding: Embedding = Field(default_factory=Embedding)
@@ -205,6 +230,15 @@ class SourceError(KubeModel):
     """What went wrong."""
 
 
+class LanguageDocuments(KubeModel):
+    """How many documents of the live index are in one language."""
+
+    language: TextLanguage
+    """The language (ISO 639-1 code)."""
+    documents: int = Field(ge=0)
+    """Documents indexed in it."""
+
+
 class KnowledgeBaseStatus(KubeModel):
     """The observed state of a KnowledgeBase."""
 
@@ -231,6 +265,9 @@ class KnowledgeBaseStatus(KubeModel):
     """How long the last ingestion took."""
     source_errors: list[SourceError] = Field(default_factory=list, max_length=256)
     """Sources that could not be indexed in the last ingestion."""
+    languages: list[LanguageDocuments] = Field(default_factory=list, max_length=len(TEXT_LANGUAGES))
+    """Documents of the live index per language, most first: the languages its documents were
+    declared in or, for ``auto``, detected in. Empty for an index built before languages."""
     job_name: ShortString | None = None
     """The ingestion Job of the current content."""
 

@@ -20,6 +20,7 @@ from .common import (
     UniqueByName,
 )
 from .contract import API_VERSION, VOICE_AGENT_KIND
+from .phrases import PHRASES_RULE, Phrases
 from .voiceagent_providers import LLMSpec, STTSpec, TTSSpec
 from .voiceagent_scaling import Scaling
 
@@ -121,11 +122,8 @@ class GroundingGuard(KubeModel):
     in one sentence of the retrieved passages for the sentence to be spoken."""
     fallback: Literal["quote", "refuse"] = "quote"
     """What replaces an unsupported answer: ``quote`` the passage sentence that best matches
-    the caller's question, or ``refuse`` with ``refusal``."""
-    refusal: Annotated[str, StringConstraints(min_length=1, max_length=512)] = (
-        "I'm sorry, I don't have that information."
-    )
-    """What the agent says when nothing in its knowledge answers the question."""
+    the caller's question (when none does, the refusal), or ``refuse`` with
+    ``phrases.guardRefusal``."""
 
 
 class KnowledgeBaseRef(KubeModel):
@@ -238,7 +236,13 @@ class VoiceAgentSpec(KubeModel):
     greeting: Annotated[str, StringConstraints(max_length=2048)] | None = None
     """What the agent says when a call starts. Omit to let the caller speak first."""
     language: Annotated[str, StringConstraints(pattern=LANGUAGE_TAG, max_length=35)] = "en"
-    """Language of the conversation (BCP 47, e.g. ``en``, ``fr-FR``)."""
+    """Language of the conversation (BCP 47, e.g. ``en``, ``fr-FR``). It also chooses the
+    built-in ``phrases``."""
+    phrases: Phrases = Field(default_factory=Phrases)
+    """What the agent says by itself (apology, goodbyes, silence prompt, transfer notice,
+    grounding guard's refusal). Each phrase left out is the built-in one of ``language``'s
+    primary subtag (built in: ar, de, en, es, fr; ``fr-CA`` uses ``fr``); a language without
+    built-in phrases must set every one."""
     livekit: LiveKitConnection
     """The LiveKit server and its credentials."""
     stt: STTSpec
@@ -292,6 +296,7 @@ class VoiceAgentSpec(KubeModel):
     """Scheduling and metadata of the worker pods."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
+        PHRASES_RULE,
         Rule(
             cel="self.stt.provider != 'whisper' || self.language.startsWith('en')"
             " || (has(self.stt.language) && self.stt.language.startsWith('en'))",
@@ -302,6 +307,13 @@ class VoiceAgentSpec(KubeModel):
                 or (s.stt.language or "").startswith("en")
             ),
             field_path=".stt.provider",
+        ),
+        Rule(
+            cel="self.tts.provider != 'piper' || self.language.startsWith('en')",
+            message="tts.provider piper has an English voice only: set language to en, or use"
+            " cartesia",
+            check=lambda s: s.tts.provider != "piper" or s.language.startswith("en"),
+            field_path=".tts.provider",
         ),
         Rule(
             cel="!has(self.tools.transfer) || has(self.telephony)",

@@ -134,7 +134,8 @@ class TTSSpec(ProviderBase):
     """Text-to-speech: the agent's voice."""
 
     provider: Literal["cartesia", "piper"]
-    """``cartesia`` (streaming, cloud) or ``piper`` (offline, bundled en_US voice)."""
+    """``cartesia`` (streaming, cloud; speaks spec.language) or ``piper`` (offline, bundled
+    en_US voice, English agents only)."""
     voice: ShortString | None = None
     """Voice identifier of the provider. Defaults to the provider's default voice."""
     speed: float | None = Field(default=None, ge=0.5, le=2.0)

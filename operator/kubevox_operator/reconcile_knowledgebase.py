@@ -18,6 +18,7 @@ from .builders import OperatorDefaults, build_ingest_plan, content_hash
 from .builders.knowledge import parse_duration, run_id
 from .builders.network import EgressSettings, knowledge_egress
 from .events import Events
+from .invalid_spec import report_invalid_spec
 from .kube import ApiError
 from .secret_reader import Secrets, secret_problem
 from .status import Problem
@@ -135,7 +136,9 @@ class KnowledgeBaseReconciler:
         try:
             kb, note = stored_knowledge_base(body)
         except ValidationError as exc:
-            log.warning("KnowledgeBase %s/%s does not parse: %s", ns, name, exc)
+            await report_invalid_spec(
+                self.store, self.events, contract.KNOWLEDGE_BASE_KIND, body, exc
+            )
             return None, "invalid"
         prev: Obj = body.get("status") or {}
         if note and prev.get("observedGeneration") != body["metadata"].get("generation"):

@@ -18,6 +18,7 @@ from .builders.autoscaling import AUTOSCALER_KINDS
 from .builders.common import child_name
 from .builders.network import EgressSettings, agent_egress
 from .events import Events
+from .invalid_spec import report_invalid_spec
 from .kube import ApiError
 from .names import Claims, conflict_problem
 from .policy import HOLD_CHILDREN, AgentPolicy, agent_notices, agent_policy_problems
@@ -94,7 +95,7 @@ class VoiceAgentReconciler:
         try:
             agent = VoiceAgent.model_validate(body)
         except ValidationError as exc:
-            log.warning("VoiceAgent %s/%s does not parse: %s", ns, name, exc)
+            await report_invalid_spec(self.store, self.events, contract.VOICE_AGENT_KIND, body, exc)
             return None, "invalid"
         blocking: list[Problem] = []
         waiting: list[str] = []
@@ -107,7 +108,13 @@ class VoiceAgentReconciler:
                     Problem("KnowledgeBaseMissing", f"KnowledgeBase {ns}/{ref.name} not found")
                 )
                 continue
-            kb, _ = stored_knowledge_base(kb_body)
+            try:
+                kb, _ = stored_knowledge_base(kb_body)
+            except ValidationError:  # its own status and Events say why
+                blocking.append(
+                    Problem("KnowledgeBaseInvalid", f"KnowledgeBase {ns}/{ref.name} is not valid")
+                )
+                continue
             kbs[ref.name] = kb
             secrets.append(kb.spec.store.redis_url_secret_ref)
             if kb.spec.embedding.credentials is not None:
@@ -152,7 +159,10 @@ class VoiceAgentReconciler:
         refused: list[Problem] = []  # children the operator may not or cannot write
         no_autoscaler: Problem | None = None
         children = None
-        if not any(p.reason in HOLD_CHILDREN | {"KnowledgeBaseMissing"} for p in blocking):
+        if not any(
+            p.reason in HOLD_CHILDREN | {"KnowledgeBaseMissing", "KnowledgeBaseInvalid"}
+            for p in blocking
+        ):
             try:
                 children = build_agent_children(agent, body, kbs, defaults)
             except ValidationError as exc:  # e.g. a name too long for the runtime config

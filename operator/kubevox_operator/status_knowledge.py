@@ -60,6 +60,17 @@ def job_outcome(job: Obj | None) -> tuple[str, str]:
     return "Running", ""
 
 
+LIVE_FIELDS = (
+    "documents",
+    "chunks",
+    "lastIndexedTime",
+    "activeIndex",
+    "durationSeconds",
+    "languages",
+)
+"""What the status says of the live index: kept until a run replaces it."""
+
+
 @dataclass
 class KnowledgeObservation:
     generation: int
@@ -75,11 +86,7 @@ class KnowledgeObservation:
 def knowledge_status(o: KnowledgeObservation) -> Obj:
     prev_conds = o.previous.get("conditions", []) or []
     # The live index (counts, time) stays until a run replaces it.
-    live = {
-        k: o.previous[k]
-        for k in ("documents", "chunks", "lastIndexedTime", "activeIndex", "durationSeconds")
-        if o.previous.get(k) is not None
-    }
+    live = {k: o.previous[k] for k in LIVE_FIELDS if o.previous.get(k) is not None}
     has_index = "lastIndexedTime" in live
     out: Obj = {
         "observedGeneration": o.generation,
@@ -133,13 +140,7 @@ def knowledge_status(o: KnowledgeObservation) -> Obj:
                 phase = "Failed" if not has_index else "Ready"
             else:
                 ready = (True, "Indexed", res.get("message") or "index is current")
-                for k in (
-                    "documents",
-                    "chunks",
-                    "lastIndexedTime",
-                    "activeIndex",
-                    "durationSeconds",
-                ):
+                for k in LIVE_FIELDS:
                     if res.get(k) is not None:
                         out[k] = res[k]
                 out["lastIndexedTime"] = (

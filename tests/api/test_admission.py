@@ -107,6 +107,8 @@ def test_defaults_are_filled_in(api: client.ApiClient) -> None:
     assert kb["spec"]["chunking"] == {"sizeTokens": 256, "overlapTokens": 32}
     assert kb["spec"]["embedding"]["provider"] == "local"
     assert kb["spec"]["sources"][0]["format"] == "auto"
+    assert kb["spec"]["language"] == "en"
+    assert "language" not in kb["spec"]["sources"][0]
 
 
 def test_partial_nested_object_gets_the_rest_defaulted(api: client.ApiClient) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from kubevox_api.crd import KINDS, Kind, render
+from kubevox_api.crd import KINDS, KNOWLEDGE_BASE, Kind, render
+from kubevox_api.languages import KNOWLEDGE_LANGUAGES, TEXT_LANGUAGES
 
 CRDS = Path(__file__).parents[2] / "crds"
 
@@ -42,3 +43,21 @@ def test_every_field_is_typed_and_documented(kind: Kind) -> None:
         schema["properties"]["status"], "status"
     )
     assert problems == []
+
+
+def test_the_knowledge_languages_are_the_apis_one_list() -> None:
+    """spec.language and a source's language are bounded by kubevox_api.languages, and their
+    descriptions (kubectl explain) name every language."""
+    crd = yaml.safe_load((CRDS / f"{KNOWLEDGE_BASE.name}.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    source = spec["properties"]["sources"]["items"]["properties"]["language"]
+    for field in (spec["properties"]["language"], source):
+        assert tuple(field["enum"]) == KNOWLEDGE_LANGUAGES
+        for code in KNOWLEDGE_LANGUAGES:
+            assert f"`{code}`" in field["description"]
+    assert spec["properties"]["language"]["default"] == "en"
+    assert "default" not in source  # a source inherits the KnowledgeBase's
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    languages = status["properties"]["languages"]
+    assert languages["items"]["properties"]["language"]["enum"] == list(TEXT_LANGUAGES)
+    assert languages["maxItems"] == len(TEXT_LANGUAGES)

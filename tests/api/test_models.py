@@ -18,6 +18,7 @@ from kubevox_api import (
     secret_refs,
 )
 from kubevox_api.knowledgebase import LOCAL_EMBEDDING_MODELS, stored_knowledge_base
+from kubevox_api.languages import KNOWLEDGE_LANGUAGES
 from pydantic import ValidationError
 
 from tests.support.cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
@@ -103,6 +104,19 @@ def test_knowledge_base_defaults() -> None:
     assert kb.spec.chunking.size_tokens > kb.spec.chunking.overlap_tokens
     assert kb.spec.embedding.provider == "local"
     assert kb.index_name == "kb_default_case"
+    # English, as every KnowledgeBase was before languages; a source inherits it.
+    assert kb.spec.language == "en"
+    assert kb.spec.sources[0].language is None
+    assert "language" not in kb.spec.sources[0].to_k8s()
+
+
+@pytest.mark.parametrize("language", KNOWLEDGE_LANGUAGES)
+def test_every_knowledge_language_is_accepted_for_the_base_and_a_source(language: str) -> None:
+    doc = copy.deepcopy(KNOWLEDGE_BASE)
+    doc["spec"]["language"] = language
+    doc["spec"]["sources"].append({"name": "other", "inline": "Autre.", "language": language})
+    kb = KnowledgeBase.model_validate(doc)
+    assert kb.spec.language == kb.spec.sources[1].language == language
 
 
 @pytest.mark.parametrize("interval", ["1m", "60s", "0.5h1s", "6h"])
@@ -128,7 +142,7 @@ def test_stored_knowledge_base_from_before_the_minimum_runs_every_minute() -> No
 
 
 @pytest.mark.parametrize("model", [None, *LOCAL_EMBEDDING_MODELS])
-def test_local_embedding_accepts_its_two_models(model: str | None) -> None:
+def test_local_embedding_accepts_its_models(model: str | None) -> None:
     doc = copy.deepcopy(KNOWLEDGE_BASE)
     doc["spec"]["embedding"] = {"provider": "local", **({"model": model} if model else {})}
     assert KnowledgeBase.model_validate(doc).spec.embedding.model == model
@@ -139,3 +153,16 @@ def test_openai_embedding_model_is_free() -> None:
     doc["spec"]["embedding"] = {"provider": "openai", "model": "all-MiniLM-L6-v2-static",
                                 "baseURL": "http://embeddings.example:8000/v1"}  # fmt: skip
     assert KnowledgeBase.model_validate(doc).spec.embedding.model == "all-MiniLM-L6-v2-static"
+
+
+def test_the_readme_s_knowledge_base_is_valid() -> None:
+    """README's KnowledgeBase (languages, a source's override, status.languages) parses."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = next(
+        b.split("```", 1)[0] for b in readme.split("```yaml\n") if "kind: KnowledgeBase" in b
+    )
+    kb = KnowledgeBase.model_validate(yaml.safe_load(block))
+    assert kb.spec.language == "en"
+    assert [s.language for s in kb.spec.sources if s.language] == ["fr"]
+    assert kb.status is not None
+    assert [(row.language, row.documents) for row in kb.status.languages] == [("en", 3), ("fr", 1)]

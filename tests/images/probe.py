@@ -7,15 +7,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from livekit.agents import llm, utils
 
 from agent_runtime.knowledge import static_model
-from agent_runtime.knowledge.embedders import LocalEmbedder, StaticEmbedder
+from agent_runtime.knowledge.embedders import (
+    LocalEmbedder,
+    MultilingualEmbedder,
+    StaticEmbedder,
+)
 from agent_runtime.plugins import PiperTTS, WhisperSTT
 from agent_runtime.plugins.local_llm import LocalLLM
 from agent_runtime.worker import prewarm
+
+NOTICES = Path("/usr/share/doc/kubevox/THIRD_PARTY_NOTICES.md")
 
 
 class Proc:
@@ -30,8 +37,10 @@ async def main() -> None:
     out: dict[str, Any] = {
         "minilm": LocalEmbedder().encode([question]).shape[1],
         "static": StaticEmbedder().encode([question]).shape[1],
+        "multilingual": MultilingualEmbedder().encode(["Quand ouvre la pharmacie ?"]).shape[1],
         "static_file": str(static_model.find()),  # built into the image, not at run time
     }
+    out["notices"] = NOTICES.read_text()  # noqa: ASYNC240 (a probe: nothing else runs)
     speech = utils.merge_frames([ev.frame async for ev in PiperTTS().synthesize("Good morning.")])
     out["speech_seconds"] = round(speech.duration, 2)
     heard = await WhisperSTT().recognize(speech)

@@ -137,6 +137,9 @@ def test_runtime_loads_its_models_on_a_read_only_root_filesystem(
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["minilm"] == 384
     assert result["static"] > 0
+    assert result["multilingual"] == 512
+    # The multilingual model's attribution ships beside it (Apache-2.0).
+    assert "universal-sentence-encoder-multilingual" in result["notices"]
     assert result["static_file"].startswith("/opt/kubevox/share/kubevox/models/")
     assert result["speech_seconds"] > 0.3
     assert "morning" in result["transcript"].lower()

@@ -1,4 +1,4 @@
-"""Fixtures of the knowledge-base tests: a real Redis with search, the local embedder, a local
+"""Fixtures of the knowledge-base tests: a real Redis with search, the local embedders, a local
 HTTP server for URL sources."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from kubevox_devenv.redis import RedisSearchServer, free_port
 
-from agent_runtime.knowledge import LocalEmbedder, StaticEmbedder, connect
+from agent_runtime.knowledge import LocalEmbedder, MultilingualEmbedder, StaticEmbedder, connect
 
 from .helpers import CuttableProxy
 
@@ -31,6 +31,14 @@ def static_embedder() -> StaticEmbedder:
     """The static model; its matrix is built on demand (about a minute) if install did not."""
     emb = StaticEmbedder()
     emb.encode(["load the matrix once per session"])
+    return emb
+
+
+@pytest.fixture(scope="session")
+def multilingual_embedder() -> MultilingualEmbedder:
+    """The multilingual model; loading its weights and vocabulary takes a few seconds."""
+    emb = MultilingualEmbedder()
+    emb.encode(["charger le modèle une fois par session"])
     return emb
 
 

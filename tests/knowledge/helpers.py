@@ -1,12 +1,15 @@
 """Test helpers: KnowledgeBase builders, a small hotel knowledge base and its questions, a
-cuttable TCP proxy (a Redis outage seen from the client while the server keeps its data), and
-tiny PDFs."""
+cuttable TCP proxy (a Redis outage seen from the client while the server keeps its data), tiny
+PDFs, and the retrieval evaluation's module (bench/knowledge_eval.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import io
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from kubevox_api import KnowledgeBase
@@ -25,6 +28,17 @@ HOTEL_QUESTIONS = {
     "is there something vegan in the morning?": "breakfast",
 }
 """Questions about HOTEL and the source that answers each."""
+
+
+def bench_module() -> ModuleType:
+    """bench/knowledge_eval.py (bench/ is no package): its evaluation sets and runs."""
+    path = Path(__file__).resolve().parents[2] / "bench/knowledge_eval.py"
+    spec = importlib.util.spec_from_file_location("knowledge_eval", path)
+    assert spec
+    assert spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def make_kb(index: str, sources: list[dict[str, Any]], **spec: Any) -> KnowledgeBase:

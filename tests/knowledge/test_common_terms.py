@@ -25,8 +25,17 @@ TEXTS = [
 
 def test_common_terms_count_documents_per_stem() -> None:
     # "Rooms" and "room" share a stem; each chunk counts once however often it says it.
-    common = common_terms([*TEXTS, "room room room"], cutoff=3)
+    common = common_terms([(t, "en") for t in [*TEXTS, "room room room"]], cutoff=3)
     assert common == {"room": 7, "the": 5}  # stop words too: "having" matches "have"
+
+
+def test_common_terms_stem_each_text_in_its_language() -> None:
+    # RediSearch keeps one posting per stem, whatever language stemmed it: "pharmacies" is
+    # "pharmac" in French (as "pharmacie") and "pharmaci" in English (as "pharmacy").
+    texts = [("Les pharmacies de garde.", "fr"), ("La pharmacie est ouverte.", "fr")]
+    assert common_terms(texts, cutoff=1) == {"pharmac": 2}
+    texts = [("Pharmacies on duty.", "en"), ("The pharmacy is open.", "en")]
+    assert common_terms(texts, cutoff=1) == {"pharmaci": 2}
 
 
 def test_text_query_makes_common_words_optional() -> None:
@@ -61,9 +70,7 @@ async def test_retriever_follows_each_versions_common_terms(
     assert common == {"room": 6, "the": 5}
 
     retriever = Retriever(client, index_name, embedder=None)
-    # The first query learns the version's common terms; from the next one on they apply.
-    first = await retriever.retrieve("garden room", top_k=6, mode="text")
-    assert len(first) == 6
+    # The first query learns the version's common terms (and languages) before it searches.
     pruned = await retriever.retrieve("garden room", top_k=6, mode="text")
     assert [c.text for c in pruned] == [TEXTS[0]]
     alone = await retriever.retrieve("garden", top_k=6, mode="text")

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from kubevox_api import phrases_for
 
 from agent_runtime.agent import guard_for
 from agent_runtime.grounding import Grounding, KnowledgeSource
-from tests.support.calls import llm_spec, make_call, text_of
+from tests.support.calls import CLINIC_KB as KB
+from tests.support.calls import FRENCH_SPEC, llm_spec, make_call, text_of
 from tests.support.knowledge_stub import KeywordStore
 from tests.support.runtime import make_config
 from tests.support.servers.openai_server import OpenAIServer, Reply
@@ -19,16 +21,6 @@ FACTS = {
     "pharmacy": "The pharmacy opens on Saturdays at 9 am and closes at noon.",
     "parking": "Free parking is available behind the building, entrance on Elm Street.",
 }
-KB = [
-    {
-        "name": "clinic-facts",
-        "indexName": "kb-clinic-clinic-facts",
-        "topK": 2,
-        "minScore": 0.0,
-        "embedding": {"provider": "local"},
-        "redisUrlEnv": "KUBEVOX_KB_0_REDIS_URL",
-    }
-]
 
 
 @pytest.fixture
@@ -53,8 +45,14 @@ def _spec(server: OpenAIServer, mode: str, fallback: str = "quote") -> dict[str,
     }
 
 
-async def _answer(server: OpenAIServer, mode: str, question: str, fallback: str = "quote") -> str:
-    call = make_call(_spec(server, mode, fallback), grounding=_grounding())
+async def _answer(
+    server: OpenAIServer,
+    mode: str,
+    question: str,
+    fallback: str = "quote",
+    extra: dict[str, Any] | None = None,
+) -> str:
+    call = make_call({**_spec(server, mode, fallback), **(extra or {})}, grounding=_grounding())
     call.agent._config = call.agent._config.model_copy(
         update={"knowledge_bases": make_config(knowledge_bases=KB).knowledge_bases}
     )
@@ -88,6 +86,27 @@ async def test_refusal_when_nothing_matches(llm_server: OpenAIServer) -> None:
     llm_server.default = Reply(text="Yes, dental implants cost 900 euros.")
     said = await _answer(llm_server, "enforce", "Do you do dental implants?", fallback="refuse")
     assert said == "I'm sorry, I don't have that information."
+
+
+async def test_the_refusal_is_in_the_agents_language(llm_server: OpenAIServer) -> None:
+    llm_server.default = Reply(text="Yes, dental implants cost 900 euros.")
+    said = await _answer(
+        llm_server, "enforce", "Do you do dental implants?", fallback="refuse", extra=FRENCH_SPEC
+    )
+    assert (
+        said
+        == phrases_for("fr").guard_refusal
+        == ("Je regrette, je ne dispose pas de cette information.")
+    )
+
+
+async def test_the_spec_s_refusal_wins(llm_server: OpenAIServer) -> None:
+    llm_server.default = Reply(text="Yes, dental implants cost 900 euros.")
+    mine = {"phrases": {"guardRefusal": "Sorry, the front desk can tell you that."}}
+    said = await _answer(
+        llm_server, "enforce", "Do you do dental implants?", fallback="refuse", extra=mine
+    )
+    assert said == "Sorry, the front desk can tell you that."
 
 
 async def test_auto_mode_leaves_a_cloud_model_alone(llm_server: OpenAIServer) -> None:

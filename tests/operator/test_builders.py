@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubevox_api import KnowledgeBase, VoiceAgent
+from kubevox_api import KnowledgeBase, VoiceAgent, contract
 from kubevox_api.contract import ACTIVE_CALLS_METRIC, WAITING_CALLS_METRIC
 from kubevox_operator.builders import OperatorDefaults, build_agent_children, build_ingest_plan
 from kubevox_operator.builders.autoscaling import active_calls_query, calls_query
@@ -173,6 +173,20 @@ def test_calls_query_adds_the_operators_waiting_calls():
         f"({active_calls_query('clinic', 'support')}) + "
         f'(sum({WAITING_CALLS_METRIC}{{agent_namespace="clinic",agent="support"}}) or vector(0))'
     )
+
+
+def test_content_hash_follows_the_languages_and_the_index_layout(monkeypatch):
+    """A new language, or a new index layout of kubevox itself, re-indexes (a new Job)."""
+    body = knowledge_base("docs", "ns")
+    base = content_hash(KnowledgeBase.model_validate(body), {}, {})
+    french = {**body, "spec": {**body["spec"], "language": "fr"}}
+    assert content_hash(KnowledgeBase.model_validate(french), {}, {}) != base
+    source = {**body["spec"]["sources"][0], "language": "auto"}
+    sources = [source, *body["spec"]["sources"][1:]]
+    one_auto = {**body, "spec": {**body["spec"], "sources": sources}}
+    assert content_hash(KnowledgeBase.model_validate(one_auto), {}, {}) != base
+    monkeypatch.setattr(contract, "KNOWLEDGE_INDEX_FORMAT", contract.KNOWLEDGE_INDEX_FORMAT + 1)
+    assert content_hash(KnowledgeBase.model_validate(body), {}, {}) != base
 
 
 def test_content_hash_follows_config_map_data_and_the_job_mounts_it():

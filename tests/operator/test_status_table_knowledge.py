@@ -37,6 +37,7 @@ OK = {
     "lastIndexedTime": "2026-01-02T00:00:00Z",
     "activeIndex": "kb-v2",
     "sourceErrors": [],
+    "languages": [{"language": "fr", "documents": 1}, {"language": "en", "documents": 1}],
 }
 BAD_MESSAGE = "index kb belongs to team/other"
 BAD: Obj = {
@@ -45,7 +46,12 @@ BAD: Obj = {
     "message": BAD_MESSAGE,
     "sourceErrors": [{"source": "faq", "message": "x"}],
 }
-INDEXED = {"lastIndexedTime": "2026-01-01T00:00:00Z", "contentHash": "old", "documents": 1}
+INDEXED = {
+    "lastIndexedTime": "2026-01-01T00:00:00Z",
+    "contentHash": "old",
+    "documents": 1,
+    "languages": [{"language": "en", "documents": 1}],
+}
 SOURCE = Problem("SourceMissing", "ConfigMap team/faq (source faq) not found")
 OOM = (
     "ingestion Job kb-1 ran out of memory and was not retried: the sources are too large for "
@@ -214,6 +220,7 @@ def test_a_completed_run_records_its_result_and_content() -> None:
     assert status["lastIndexedTime"] == "2026-01-02T00:00:00Z"
     assert status["contentHash"] == "new"
     assert status["sourceErrors"] == []
+    assert status["languages"] == OK["languages"]
 
 
 def test_a_failed_run_keeps_the_live_index_and_reports_source_errors() -> None:
@@ -224,3 +231,4 @@ def test_a_failed_run_keeps_the_live_index_and_reports_source_errors() -> None:
     )
     assert (status["documents"], status["contentHash"]) == (1, "old")
     assert status["sourceErrors"] == BAD["sourceErrors"]
+    assert status["languages"] == INDEXED["languages"]  # the live index's, still

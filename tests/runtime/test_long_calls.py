@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 import aiohttp
 import pytest
+from kubevox_api import phrases_for
 from livekit.agents import llm
 from livekit.agents.voice.events import ConversationItemAddedEvent
 
-from agent_runtime.agent import SILENCE_FAREWELL, SILENCE_PROMPT, TIME_LIMIT_FAREWELL
 from agent_runtime.callrecord import CallRecord
 from agent_runtime.controls import TextControls
 from agent_runtime.history import HistoryBudget, HistoryWindow, history_budget, prompt_tokens
@@ -29,6 +29,7 @@ from tests.support.servers.cartesia_server import CartesiaServer
 from tests.support.servers.openai_server import OpenAIServer, Reply
 
 GREETING = "Hello, Maple Street clinic, how can I help?"
+PHRASES = phrases_for("en")  # the agent's language, make_config's default
 INSTRUCTIONS = "You are the front desk of the Maple Street clinic. Be brief."
 ANSWER = "Our clinic is open from eight in the morning to six in the evening on weekdays."
 
@@ -204,7 +205,7 @@ async def test_the_time_limit_ends_the_call_when_the_goodbye_fails(
     assert call.record.outcome == "max_duration"
     assert elapsed < 1 + 3 + 5, "the limit, the goodbye's timeout, and the close"
     said = [i.text_content for i in call.session.history.items if i.type == "message"]
-    assert TIME_LIMIT_FAREWELL not in said[:-1]  # never said twice; maybe not at all
+    assert PHRASES.time_limit_goodbye not in said[:-1]  # never said twice; maybe not at all
 
 
 # --- (c) a silent caller --------------------------------------------------------------------
@@ -239,7 +240,7 @@ async def test_a_silent_caller_is_asked_once_then_the_call_ends(model: OpenAISer
         await session.start(call.agent)
         await asyncio.wait_for(closed.wait(), 15)
         said = _said(call)
-    assert said == [GREETING, SILENCE_PROMPT, SILENCE_FAREWELL]
+    assert said == [GREETING, PHRASES.silence_prompt, PHRASES.silence_goodbye]
     assert call.record.outcome == "silence_timeout"
     assert 2.0 <= time.monotonic() - start < 10
     assert model.chat_requests == []  # no model call for any of it
@@ -250,7 +251,7 @@ async def test_a_caller_who_answers_the_prompt_keeps_the_call(model: OpenAIServe
     prompts = asyncio.Queue[str]()
 
     def on_item(ev: ConversationItemAddedEvent) -> None:
-        if isinstance(ev.item, llm.ChatMessage) and ev.item.text_content == SILENCE_PROMPT:
+        if isinstance(ev.item, llm.ChatMessage) and ev.item.text_content == PHRASES.silence_prompt:
             prompts.put_nowait(ev.item.text_content)
 
     call.session.on("conversation_item_added", on_item)
@@ -261,7 +262,7 @@ async def test_a_caller_who_answers_the_prompt_keeps_the_call(model: OpenAIServe
         result.expect.next_event().is_message(role="assistant")
         # Silent again: asked again (the caller spoke since), not hung up on.
         await asyncio.wait_for(prompts.get(), 10)
-        assert SILENCE_FAREWELL not in _said(call)
+        assert PHRASES.silence_goodbye not in _said(call)
         assert call.record.outcome is None
     assert call.record.outcome == "completed"
 

@@ -21,6 +21,7 @@ from agent_runtime.providers import (
     build_tts,
     check_providers,
 )
+from tests.support.cases import CLOUD_SPEECH
 from tests.support.runtime import make_config
 from tests.support.servers.cartesia_server import CartesiaServer, tone
 from tests.support.servers.deepgram_server import DeepgramServer
@@ -46,6 +47,7 @@ async def test_deepgram_stream_carries_model_language_and_key(
                     "baseURL": f"{dg.url}/v1/listen",
                     "credentials": {"secretKeyRef": {"name": "dg", "key": "k"}},
                 },
+                "tts": CLOUD_SPEECH["tts"],  # piper speaks English only
             }
         )
         stt = build_stt(

@@ -118,6 +118,7 @@ async def test_close_cancels_lookups_in_flight() -> None:
     (_, task) = next(iter(prefetch._lookups.values()))
 
     prefetch.close()
-    await asyncio.sleep(0.01)  # let the lookups start
+    # A cancelled task is done once it has run its cancellation; it would sleep 10 s otherwise.
+    await asyncio.wait([task], timeout=5)
 
     assert task.cancelled()

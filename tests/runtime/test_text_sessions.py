@@ -9,12 +9,13 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
+from kubevox_api import phrases_for
 from kubevox_devenv.procs import free_port
 
 from agent_runtime import metrics
-from agent_runtime.agent import APOLOGY
 from agent_runtime.controls import TextControls
 from tests.support.calls import (
+    FRENCH_SPEC,
     TRANSFER_SPEC,
     clinic_grounding,
     llm_spec,
@@ -139,7 +140,7 @@ async def test_transfer_to_human_on_a_phone_line(primary: OpenAIServer) -> None:
         closed = session_closed(session)
         result = await session.run(user_input="Let me talk to a person.")
         result.expect.contains_function_call(name="transfer_to_human")
-        assert "Please hold while I transfer you" in " ".join(
+        assert phrases_for("en").transfer_notice in " ".join(
             i.text_content or "" for i in session.history.items if i.type == "message"
         )
         await closed
@@ -197,14 +198,22 @@ async def test_fallback_when_primary_hangs(primary: OpenAIServer, secondary: Ope
     assert sample(metrics.PROVIDER_ERRORS, provider="openai", kind="timeout") >= 1
 
 
-async def test_apology_when_every_llm_fails(primary: OpenAIServer, secondary: OpenAIServer) -> None:
+@pytest.mark.parametrize("french", [False, True], ids=["en", "fr-FR"])
+async def test_apology_when_every_llm_fails(
+    primary: OpenAIServer, secondary: OpenAIServer, french: bool
+) -> None:
     primary.default = Reply(status=500)
     secondary.default = Reply(status=503)
-    call = make_call(llm_spec(primary, fallbacks=[secondary]))
+    call = make_call(
+        {**llm_spec(primary, fallbacks=[secondary]), **(FRENCH_SPEC if french else {})}
+    )
     async with call.session as session:
         await session.start(call.agent)
-        result = await session.run(user_input="Hello?")
-        assert text_of(result.expect.next_event().is_message(role="assistant")) == APOLOGY
+        result = await session.run(user_input="Bonjour ?" if french else "Hello?")
+        said = text_of(result.expect.next_event().is_message(role="assistant"))
+    assert said == phrases_for("fr" if french else "en").apology
+    if french:
+        assert said.startswith("Veuillez m'excuser")
 
 
 async def test_call_record_logged_once_with_turns(
@@ -232,10 +241,11 @@ async def test_call_record_logged_once_with_turns(
     assert sample(metrics.CALLS_TOTAL, outcome="completed") - before == 1
 
 
-async def test_the_call_ends_politely_at_max_call_duration(primary: OpenAIServer) -> None:
-    from agent_runtime.agent import TIME_LIMIT_FAREWELL
-
-    call = make_call(llm_spec(primary))
+@pytest.mark.parametrize("french", [False, True], ids=["en", "fr-FR"])
+async def test_the_call_ends_politely_at_max_call_duration(
+    primary: OpenAIServer, french: bool
+) -> None:
+    call = make_call({**llm_spec(primary), **(FRENCH_SPEC if french else {})})
     # The schema's floor is 30 s; the timer is what is under test, not the floor.
     spec = call.agent._config.spec.model_copy(update={"max_call_duration_seconds": 1})
     call.agent._config = call.agent._config.model_copy(update={"spec": spec})
@@ -245,5 +255,7 @@ async def test_the_call_ends_politely_at_max_call_duration(primary: OpenAIServer
         await session.start(call.agent)
         await asyncio.wait_for(closed.wait(), 20)
         said = [i.text_content for i in session.history.items if i.type == "message"]
-    assert said[-1] == TIME_LIMIT_FAREWELL
+    assert said[-1] == phrases_for("fr" if french else "en").time_limit_goodbye
+    if french:
+        assert str(said[-1]).endswith("Merci de votre appel, au revoir.")
     assert call.record.outcome == "max_duration"

@@ -87,6 +87,33 @@ def session_closed(session: AgentSession[None]) -> Any:
     return asyncio.wait_for(fut, 10)
 
 
+CLINIC_KB = [
+    {
+        "name": "clinic-facts",
+        "indexName": "kb-clinic-clinic-facts",
+        "topK": 2,
+        "minScore": 0.0,
+        "embedding": {"provider": "local"},
+        "redisUrlEnv": "KUBEVOX_KB_0_REDIS_URL",
+    }
+]
+"""The runtime config's entry of the clinic's knowledge base (``knowledgeBases=``)."""
+
+FRENCH_SPEC = {
+    "language": "fr-FR",
+    # The offline voices (whisper, piper) speak English only; text calls build neither anyway.
+    "stt": {
+        "provider": "deepgram",
+        "model": "nova-3",
+        "credentials": {"secretKeyRef": {"name": "voice-providers", "key": "deepgram"}},
+    },
+    "tts": {
+        "provider": "cartesia",
+        "credentials": {"secretKeyRef": {"name": "voice-providers", "key": "cartesia"}},
+    },
+}
+"""A French-speaking agent (merged into a spec): its own phrases are the built-in French ones."""
+
 TRANSFER_SPEC = {
     "telephony": {"sip": {"phoneNumbers": ["+15551234567"], "allowedAddresses": ["10.0.0.0/8"]}},
     "tools": {"transfer": {"to": "tel:+15557654321"}},

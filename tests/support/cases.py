@@ -25,6 +25,12 @@ spec:
 """
 )
 
+CLOUD_SPEECH: dict[str, Any] = {
+    "stt": {"provider": "deepgram", "credentials": {"secretKeyRef": {"name": "k", "key": "dg"}}},
+    "tts": {"provider": "cartesia", "credentials": {"secretKeyRef": {"name": "k", "key": "ca"}}},
+}
+"""Speech for an agent in another language than English: the offline voices speak English only."""
+
 KNOWLEDGE_BASE = yaml.safe_load(
     """
 apiVersion: kubevox.dev/v1alpha1
@@ -105,7 +111,28 @@ BAD_CASES = [
         "spec.stt.credentials",
         spec__stt={"provider": "deepgram", "model": "nova-3"},
     ),
-    va("whisper-in-french", "spec.stt.provider", spec__language="fr"),
+    va(
+        "whisper-in-french", "spec.stt.provider", spec__language="fr", spec__tts=CLOUD_SPEECH["tts"]
+    ),
+    va("piper-in-french", "spec.tts.provider", spec__language="fr", spec__stt=CLOUD_SPEECH["stt"]),
+    # Italian has no built-in phrases: the agent would apologise and say goodbye in English.
+    va(
+        "language-without-phrases",
+        "spec.phrases",
+        spec__language="it-IT",
+        spec__stt=CLOUD_SPEECH["stt"],
+        spec__tts=CLOUD_SPEECH["tts"],
+    ),
+    va(
+        "language-with-some-phrases",
+        "spec.phrases",
+        spec__language="it",
+        spec__stt=CLOUD_SPEECH["stt"],
+        spec__tts=CLOUD_SPEECH["tts"],
+        spec__phrases={"apology": "Mi scusi, non riesco a rispondere. Può riprovare?"},
+    ),
+    va("empty-phrase", "spec.phrases.silencePrompt", spec__phrases={"silencePrompt": ""}),
+    va("unknown-phrase", "spec.phrases.hello", spec__phrases={"hello": "Hi!"}),
     va(
         "whisper-other-model",
         "spec.stt.model",
@@ -253,5 +280,13 @@ BAD_CASES = [
         "unknown-format",
         "spec.sources[0].format",
         spec__sources=[{"name": "s", "inline": "x", "format": "docx"}],
+    ),
+    # Italian has no stemmer and stop words in kubevox (kubevox_api.languages).
+    kb("unknown-language", "spec.language", spec__language="it"),
+    kb("language-as-a-tag", "spec.language", spec__language="fr-FR"),
+    kb(
+        "unknown-source-language",
+        "spec.sources[0].language",
+        spec__sources=[{"name": "s", "inline": "x", "language": "klingon"}],
     ),
 ]

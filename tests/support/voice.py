@@ -42,8 +42,8 @@ def grounded_turn(body: dict[str, Any]) -> tuple[str, list[str]]:
     return last.rsplit(CALLER_SAID, 1)[-1], [fenced.group(2)]
 
 
-def sample_docs() -> tuple[dict[str, Any], dict[str, Any]]:
-    agent, kb = yaml.safe_load_all(SAMPLE.read_text())
+def sample_docs(sample: Path = SAMPLE) -> tuple[dict[str, Any], dict[str, Any]]:
+    agent, kb = yaml.safe_load_all(sample.read_text())
     return agent, kb
 
 
@@ -55,9 +55,11 @@ def answer_from_context(body: dict[str, Any]) -> Reply:
     return Reply(text=answer or "I'm sorry, I have no information about that.")
 
 
-def write_config(directory: Path, kb: KnowledgeBase, llm: dict[str, Any], **spec: Any) -> Path:
-    """The runtime config the operator would render for the sample offline agent."""
-    agent_doc, _ = sample_docs()
+def write_config(
+    directory: Path, kb: KnowledgeBase, llm: dict[str, Any], sample: Path = SAMPLE, **spec: Any
+) -> Path:
+    """The runtime config the operator would render for a sample agent (the offline one)."""
+    agent_doc, _ = sample_docs(sample)
     agent_doc = copy.deepcopy(agent_doc)
     agent_doc["metadata"]["namespace"] = "e2e"
     agent_doc["spec"]["llm"] = llm
@@ -70,13 +72,14 @@ def write_config(directory: Path, kb: KnowledgeBase, llm: dict[str, Any], **spec
 
 
 def start_worker(
-    directory: Path, config: Path, livekit: LiveKitServer, redis: RedisSearchServer
+    directory: Path, config: Path, livekit: LiveKitServer, redis: RedisSearchServer, **env: str
 ) -> AgentWorker:
     env = {
         **livekit.env(),
         "KUBEVOX_KB_0_REDIS_URL": redis.url,
         # The test machine's CPU is busy with the caller too: capacity is the call count.
         "KUBEVOX_CPU_LOAD_WEIGHT": "0",
+        **env,
     }
     log = directory / f"{config.stem}-{len(list(directory.glob('*.log')))}.log"
     return AgentWorker(config, env, log).start()

@@ -37,9 +37,12 @@ def content_hash(
 ) -> str:
     """Hash of everything ingestion reads: the spec's sources and settings, plus the data of the
     referenced ConfigMaps and Secrets (hashed, never stored). URLs count by address only; their
-    content is re-read on ``refreshInterval``."""
+    content is re-read on ``refreshInterval``. The index layout counts too
+    (``contract.KNOWLEDGE_INDEX_FORMAT``): a new one re-indexes every KnowledgeBase once."""
     spec = kb.spec
     material: dict[str, Any] = {
+        "indexFormat": contract.KNOWLEDGE_INDEX_FORMAT,
+        "language": spec.language,
         "sources": [s.to_k8s() for s in spec.sources],
         "chunking": spec.chunking.to_k8s(),
         "embedding": spec.embedding.to_k8s(),
