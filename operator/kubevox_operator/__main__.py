@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             else None,
             livekit_allowed=args.livekit_allowed_cidrs,
             sip_cleanup_timeout_seconds=args.sip_cleanup_timeout_seconds,
+            namespaces=tuple(args.namespace or ()),
         )
     )
     registry = kopf.OperatorRegistry()

@@ -21,6 +21,7 @@ from .intake import OPTIONAL_CRDS, Intake
 from .kube import KINDS, Kube
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .names import Claims
+from .optional_watch import OptionalWatches
 from .reconcile_knowledgebase import KnowledgeBaseReconciler
 from .reconcile_sip import AgentSIP
 from .reconcile_voiceagent import VoiceAgentReconciler
@@ -51,6 +52,10 @@ class Controller:
         self.events = Events(self.store)
         self.claims = Claims()  # LiveKit agent names, to report two agents sharing one
         self.intake = Intake(self.cache, self.store, self.queue, self.claims)
+        # Not kopf's watches: see optional_watch.py.
+        self.optional = OptionalWatches(
+            lambda: self.kube, self.intake.observe, self.synced, settings.namespaces
+        )
         self.sip = AgentSIP(
             self.store,
             self.secrets,
@@ -112,6 +117,7 @@ class Controller:
         for task in (self._resync_task, self._waiting_task):
             if task:
                 task.cancel()
+        await self.optional.stop()
         await self.queue.stop()
         await self.events.drain()  # Events still being posted: a courtesy, given a moment
         if self.kube:
@@ -129,6 +135,7 @@ class Controller:
         self.defaults = replace(self.defaults, served=served)
         for kind in OPTIONAL_CRDS.values():
             log.info("connected; %s CRD %s", kind, "present" if kind in served else "absent")
+        self.optional.follow(served)
         self.connected.set()
 
     async def _after_sync(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -160,6 +167,7 @@ class Controller:
         served = self.intake.observe_crd(event_type, crd, self.defaults.served)
         if served is not None:
             self.defaults = replace(self.defaults, served=served)
+            self.optional.follow(served)
 
     def _status_written(self, kind: str, ns: str, name: str) -> None:
         if kind == contract.KNOWLEDGE_BASE_KIND:

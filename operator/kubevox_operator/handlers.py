@@ -30,9 +30,8 @@ OWNED = {
     "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
     "Job": ("batch", "v1", "jobs"),
-    # Watched from when their CRD exists (kopf notices CRDs appearing); it may never.
-    "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
-    "ScaledObject": ("keda.sh", "v1alpha1", "scaledobjects"),
+    # ServiceMonitor and ScaledObject, whose CRDs may come and go, are watched by the
+    # operator itself (optional_watch.py); only their CRDs are watched here.
 }
 PRIMARY = {
     contract.VOICE_AGENT_KIND: ("kubevox.dev", "v1alpha1", "voiceagents"),
@@ -130,13 +129,6 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.progress_storage = NoProgress()
         settings.watching.server_timeout = 300
-        # When an optional CRD (ServiceMonitor, ScaledObject) is deleted, its kind's watch stream
-        # ends and kopf reconnects after this pause; a reconnect that comes before kopf has
-        # noticed the CRD's deletion gets a 404, which kopf treats as fatal (the operator exited;
-        # seen in CI). 2 s instead of 0.1 s lets the deletion be noticed first; other reconnects
-        # (every server_timeout, or after an error) just start 2 s later, re-listing what
-        # happened meanwhile.
-        settings.watching.reconnect_backoff = 2.0
         settings.networking.request_timeout = 60
         controller.start()
 

@@ -129,7 +129,7 @@ class Intake:
             return None
         served = served | {kind} if present else served - {kind}
         log.info("%s CRD %s", kind, "present" if present else "gone")
-        if not present:  # they went with their CRD, and kopf stops their watch without events
+        if not present:  # they went with their CRD, and their watch stops without events
             for obj in list(self.cache.items(kind)):
                 meta = obj["metadata"]
                 self.store.forget((kind, meta["namespace"], meta["name"]))

@@ -11,6 +11,7 @@ import base64
 import json
 import ssl
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,13 @@ class Kind:
         """Name of the CustomResourceDefinition that would define it (``<plural>.<group>``)."""
         return f"{self.plural}.{self.api_version.rpartition('/')[0]}"
 
-    def path(self, namespace: str, name: str | None = None) -> str:
+    def path(self, namespace: str | None, name: str | None = None) -> str:
+        """The object's URL path; its collection's without ``name``, across every namespace
+        with neither."""
         base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        out = f"{base}/namespaces/{namespace}/{self.plural}"
+        out = (
+            f"{base}/namespaces/{namespace}/{self.plural}" if namespace else f"{base}/{self.plural}"
+        )
         return f"{out}/{name}" if name else out
 
 
@@ -149,6 +154,22 @@ class Kube:
                 raise ApiError(resp.status, text)
             result: Obj = json.loads(text) if text else {}
             return result
+
+    async def watch(self, path: str, params: dict[str, str]) -> AsyncIterator[Obj]:
+        """The events of a watch (``params`` without ``watch``), until the server ends it
+        (its ``timeoutSeconds``). An HTTP error raises ApiError; an ERROR event is yielded."""
+        sess = await self._sess()
+        # No total timeout: the server ends the stream; a silent connection is noticed by read.
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=float(params["timeoutSeconds"]) + 30)
+        async with sess.get(path, params={**params, "watch": "true"}, timeout=timeout) as resp:
+            if resp.status >= 400:
+                raise ApiError(resp.status, await resp.text())
+            pending = b""
+            async for chunk in resp.content.iter_any():  # lines may exceed a read buffer
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
 
     async def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         try:

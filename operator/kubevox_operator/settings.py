@@ -26,6 +26,8 @@ class Settings:
     """The default-deny egress NetworkPolicies' settings; None: the operator makes none."""
     livekit_allowed: tuple[Network, ...] = ()
     """Internal addresses the operator may still contact as a spec.livekit.url (egress.py)."""
+    namespaces: tuple[str, ...] = ()
+    """The namespaces watched (globs allowed); empty: all."""
     sip_cleanup_timeout_seconds: float = 600.0
     """How long a deleted VoiceAgent waits for LiveKit to remove its SIP objects before its
     finalizer is released anyway (with an Event naming what may be left)."""

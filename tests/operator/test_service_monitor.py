@@ -62,7 +62,7 @@ def test_service_monitor_follows_its_crd_at_runtime(
         kubectl("delete", "crd", CRD, "--wait=true", check=False)
     wait_for("the operator to notice", lambda: logged(operator, "ServiceMonitor CRD gone", mark))
     # The CRD's watch stream ended with it: the operator stopped that watch rather than dying
-    # on a reconnect's 404 (kopf treats that as fatal; see the reconnect pause in handlers).
+    # on a reconnect's 404 (which kopf treated as fatal; see optional_watch.py).
     time.sleep(4)
     assert operator.proc is not None
     assert operator.proc.poll() is None, "the operator exited"

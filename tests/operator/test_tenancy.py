@@ -215,14 +215,24 @@ def test_a_child_the_api_server_rejects_is_reported_and_retried_at_backoff_pace(
     assert "not a/valid/key" in c["message"]
     assert "ChildRejected" in kubectl("get", "events", "-n", ns, "-o", "json")
     assert kubectl.get("configmap", "annotated-config", ns)  # the other children are there
+    reported = time.time()
     time.sleep(8)
-    attempts = [
-        w
-        for w in audit_writes(control_plane.audit_log, SA_USER, start)
-        if w["objectRef"].get("namespace") == ns and w["objectRef"].get("resource") == "deployments"
-    ]
-    # Backoff 1, 2, 4, 4… s (the tests cap it at 4 s): a handful in 10 s or so, not a hot loop.
-    assert 1 <= len(attempts) <= 8, len(attempts)
+
+    def attempts(since: float) -> int:
+        return len(
+            [
+                w
+                for w in audit_writes(control_plane.audit_log, SA_USER, since)
+                if w["objectRef"].get("namespace") == ns
+                and w["objectRef"].get("resource") == "deployments"
+            ]
+        )
+
+    assert attempts(start) >= 2  # the first, and retried
+    # Backoff 1, 2, 4, 4… s (the tests cap it at 4 s): at most 3 in these 8 s, not a hot loop.
+    # (Counted from the report, not the start: on a busy machine the report itself can take
+    # 20 s, in which the early short backoffs add attempts.)
+    assert attempts(reported) <= 4, attempts(reported)
     assert operator.proc is not None
     assert operator.proc.poll() is None
 
