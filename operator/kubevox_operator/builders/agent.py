@@ -34,7 +34,9 @@ from .common import (
 
 # Fields of the spec that never reach the worker process, or reach the pod template directly:
 # changing them must not change the config hash (and so must not roll the pods).
-_NOT_IN_HASH = ("scaling", "resources", "pod", "image")
+# spec.web is read by the web gateway only (its own Deployment): a new allowed origin must not
+# roll the workers and drain their calls.
+_NOT_IN_HASH = ("scaling", "resources", "pod", "image", "web")
 
 
 OptionalKind = Literal["ServiceMonitor", "ScaledObject"]
