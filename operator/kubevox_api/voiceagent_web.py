@@ -74,8 +74,10 @@ class WebAccess(KubeModel):
         default_factory=list, max_length=16
     )
     """Per-call values a page may pass (``{"metadata": {"customerId": "C-42"}}``, at most 256
-    characters each), given to the agent with the call: the model reads them as facts the
-    caller's page stated, never as instructions. A key not listed here is refused (400)."""
+    characters each), given to the agent with the call: the model reads them, fenced in the
+    caller's message, as facts the caller's page stated, never as instructions (the offline
+    ``local`` model does not see them on turns grounded by knowledge). A key not listed here
+    is refused (400)."""
     title: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     """The call page's heading. Default: the VoiceAgent's name."""
     ingress: WebIngress | None = None
