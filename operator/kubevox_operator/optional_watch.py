@@ -109,6 +109,8 @@ class OptionalWatches:
         version = listed["metadata"]["resourceVersion"]
         for obj in listed.get("items", []):
             if self._wanted(obj):
+                # A list's items carry no kind; the watch's objects (and kopf's) do.
+                obj = {"apiVersion": KINDS[kind].api_version, "kind": kind, **obj}
                 self._observe(kind, None, obj)
         params = {
             "labelSelector": SELECTOR,
