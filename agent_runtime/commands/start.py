@@ -19,6 +19,7 @@ from kubevox_api.contract import HEALTH_PORT, METRICS_PORT
 from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV
 
 from ..config import load_runtime_config, resolve_config_path
+from ..drained_exit import DrainedExit
 from ..early_stop import stop_at_once
 from ..errors import ConfigError
 from ..pod_annotations import PodCallsAnnotator
@@ -94,12 +95,20 @@ def run(args: argparse.Namespace) -> int:
     annotator = PodCallsAnnotator.in_cluster()
     if annotator is not None:  # scale-down spares pods with live calls
         annotator.start(lambda: worker.active_calls(server))
+    # If livekit's shutdown hangs once the calls are over, leave anyway (drained_exit.py).
+    DrainedExit(lambda: server.draining, lambda: worker.active_calls(server)).watch(_leave)
     # livekit's production loop: JSON logs, SIGTERM -> drain(drain_timeout) -> exit 0.
     _run_worker(server, proto.CliArgs(log_level=args.log_level, log_format="json"))
-    # Drained: every call has ended and livekit has closed its job processes. Leave without the
-    # interpreter's finalization, where threads of native libraries (LiveKit's FFI, ONNX
-    # Runtime) and our daemon threads can crash a process whose work is done: a drained pod
-    # was seen exiting 139 (SIGSEGV) after its last call, which reads as a failed drain.
+    # Drained: every call has ended and livekit has closed its job processes.
+    _leave()
+    return 0  # not reached
+
+
+def _leave() -> None:
+    """Exit 0 without the interpreter's finalization, where threads of native libraries
+    (LiveKit's FFI, ONNX Runtime) and our daemon threads can crash a process whose work is
+    done: a drained pod was seen exiting 139 (SIGSEGV) after its last call, which reads as a
+    failed drain."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

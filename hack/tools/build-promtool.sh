@@ -11,16 +11,18 @@
 # Prometheus 3.13). Its go.mod replaces cloud.google.com/go, so `go install` refuses it; like
 # hack/controlplane, our own go.mod repeats that replace and requires both commands as tools.
 # (v0.316.0 has no replace, but requires pseudo-versions the module proxy no longer serves.)
-# The server is built with Kubernetes service discovery alone (Prometheus's own build tags):
-# the other twenty discovery plugins would pull every cloud SDK into the build.
+# Both are built with Kubernetes service discovery alone (Prometheus's own build tags): the other
+# twenty discovery plugins would pull every cloud SDK into the build (5 of a cold run's minutes
+# for promtool alone), and with the same tags promtool reuses the server's compiled packages.
+# promtool only tests and checks rules here; a scrape config naming another discovery would
+# not parse.
 #
 # KUBEVOX_PROMTOOL_DIR pointing at a directory holding an executable `promtool` skips the build.
 set -euo pipefail
 
 cmd="${1:-promtool}"
 case "$cmd" in
-  promtool) tags="" ;;
-  prometheus) tags="remove_all_sd,enable_kubernetes_sd" ;;
+  promtool | prometheus) tags="remove_all_sd,enable_kubernetes_sd" ;;
   *) echo "usage: $0 [promtool|prometheus]" >&2; exit 2 ;;
 esac
 

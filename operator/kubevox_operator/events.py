@@ -12,7 +12,7 @@ from typing import Any
 from kubevox_api import contract
 
 from .kube import ApiError
-from .status import now_iso
+from .status import failure_condition, now_iso
 from .store import Store
 
 Obj = dict[str, Any]
@@ -79,7 +79,7 @@ class Events:
             c: Obj = next((c for c in st.get("conditions", []) or [] if c.get("type") == t), {})
             return c.get("status", ""), c.get("reason", ""), c.get("message", "")
 
-        bad = "Degraded" if body.get("kind") == contract.VOICE_AGENT_KIND else "Failed"
+        bad = failure_condition(body.get("kind", ""))
         r_old, r_new = cond(old, "Ready"), cond(new, "Ready")
         d_old, d_new = cond(old, bad), cond(new, bad)
         if d_new[0] == "True" and d_new[:2] != d_old[:2]:

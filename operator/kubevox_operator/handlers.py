@@ -15,7 +15,7 @@ from kubevox_api import contract
 
 from .controller import Controller
 from .intake import OPTIONAL_CRDS
-from .kube import Kube
+from .kube import MANAGED_SELECTOR, WATCH_TIMEOUT_SECONDS, Kube
 from .store import LISTED_KINDS
 
 log = logging.getLogger("kubevox.handlers")
@@ -37,7 +37,6 @@ PRIMARY = {
     contract.VOICE_AGENT_KIND: ("kubevox.dev", "v1alpha1", "voiceagents"),
     contract.KNOWLEDGE_BASE_KIND: ("kubevox.dev", "v1alpha1", "knowledgebases"),
 }
-MANAGED_SELECTOR = f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY}"
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -128,7 +127,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.posting.enabled = False  # our own Events, for transitions only
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.progress_storage = NoProgress()
-        settings.watching.server_timeout = 300
+        settings.watching.server_timeout = WATCH_TIMEOUT_SECONDS
         settings.networking.request_timeout = 60
         controller.start()
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kubevox_api import contract
 from kubevox_api.base import field_errors
 from pydantic import ValidationError
 
 from .events import Events
-from .status import condition
+from .status import condition, failure_condition
 from .store import Store
 
 Obj = dict[str, Any]
@@ -34,7 +33,7 @@ def invalid_spec_status(kind: str, body: Obj, message: str) -> Obj:
     previous: Obj = body.get("status") or {}
     generation = body["metadata"].get("generation", 0)
     old = previous.get("conditions") or []
-    bad = "Degraded" if kind == contract.VOICE_AGENT_KIND else "Failed"
+    bad = failure_condition(kind)
     mine = {
         "Ready": condition(old, "Ready", False, REASON, message, generation),
         bad: condition(old, bad, True, REASON, message, generation),

@@ -69,6 +69,12 @@ KINDS: dict[str, Kind] = {
 }
 
 
+MANAGED_SELECTOR = f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY}"
+"""The operator's own children: every watch of a child kind selects them server-side."""
+WATCH_TIMEOUT_SECONDS = 300
+"""How long a watch request lasts before the API server ends it and it is made again."""
+
+
 class ApiError(Exception):
     def __init__(self, status: int, body: str) -> None:
         try:

@@ -17,16 +17,12 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import aiohttp
-from kubevox_api import contract
 
-from .kube import KINDS, ApiError, Kube
+from .kube import KINDS, MANAGED_SELECTOR, WATCH_TIMEOUT_SECONDS, ApiError, Kube
 
 Obj = dict[str, Any]
 Observe = Callable[[str, str | None, Obj], None]
 log = logging.getLogger("kubevox.controller")
-
-SELECTOR = f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY}"
-"""Only the operator's own children, as its kopf watches (server-side selector)."""
 
 
 class OptionalWatches:
@@ -41,7 +37,7 @@ class OptionalWatches:
         namespaces: Collection[str] = (),
         *,
         retry_seconds: float = 2.0,
-        timeout_seconds: int = 300,
+        timeout_seconds: int = WATCH_TIMEOUT_SECONDS,
     ) -> None:
         self._kube = kube
         self._observe = observe
@@ -105,13 +101,15 @@ class OptionalWatches:
 
     async def _list_and_watch(self, kube: Kube, kind: str, namespace: str | None) -> None:
         path = KINDS[kind].path(namespace)
-        listed = await kube.request("GET", path, params={"labelSelector": SELECTOR})
+        listed = await kube.request("GET", path, params={"labelSelector": MANAGED_SELECTOR})
         version = listed["metadata"]["resourceVersion"]
         for obj in listed.get("items", []):
             if self._wanted(obj):
+                # A list's items carry no kind; the watch's objects (and kopf's) do.
+                obj = {"apiVersion": KINDS[kind].api_version, "kind": kind, **obj}
                 self._observe(kind, None, obj)
         params = {
-            "labelSelector": SELECTOR,
+            "labelSelector": MANAGED_SELECTOR,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(self._timeout),
         }

@@ -39,6 +39,12 @@ def condition(
     }
 
 
+def failure_condition(kind: str) -> str:
+    """The condition that says an object of ``kind`` has a problem: ``Degraded`` on a
+    VoiceAgent (its workers may still serve), ``Failed`` on a KnowledgeBase."""
+    return "Degraded" if kind == contract.VOICE_AGENT_KIND else "Failed"
+
+
 def conditions_by_type(obj: Obj | None) -> dict[str, Obj]:
     if not obj:
         return {}

@@ -9,8 +9,8 @@ the caller hears: it must all be French, in Cartesia's French mode and the sampl
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubevox_api import KnowledgeBase, phrases_for
@@ -20,13 +20,13 @@ from kubevox_devenv.redis import RedisSearchServer
 
 from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
-from agent_runtime.grounding_guard import best_sentence
 from agent_runtime.text import detect_language
 from tests.support.servers.cartesia_server import CartesiaServer
 from tests.support.servers.deepgram_server import DeepgramServer
 from tests.support.servers.openai_server import OpenAIServer, Reply
 from tests.support.voice import (
     REPO,
+    answer_from_context,
     call_options,
     grounded_turn,
     sample_docs,
@@ -39,13 +39,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.voice]
 SAMPLE = REPO / "manifests" / "samples" / "french-agent.yaml"
 PHARMACY = "À quelle heure ouvre la pharmacie le samedi ?"
 SUNDAY = "Et le dimanche, vous êtes ouverts ?"
-
-
-def answer_in_french(body: dict[str, Any]) -> Reply:
-    """A model that answers with the French passage's sentence closest to the question."""
-    question, context = grounded_turn(body)
-    answer = best_sentence(question, context, "fr") if context else None
-    return Reply(text=answer or "Je n'ai pas cette information.")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +80,9 @@ async def test_a_french_caller_hears_only_french(
     tmp_path: Path,
 ) -> None:
     dg, llm, cs = stand_ins
-    llm.responder = answer_in_french
+    llm.responder = partial(
+        answer_from_context, language="fr", unknown="Je n'ai pas cette information."
+    )
     agent_doc, _ = sample_docs(SAMPLE)
     speech = {"credentials": {"secretKeyRef": {"name": "voice-providers", "key": "k"}}}
     config = write_config(

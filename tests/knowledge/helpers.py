@@ -1,6 +1,7 @@
-"""Test helpers: KnowledgeBase builders, a small hotel knowledge base and its questions, a
-cuttable TCP proxy (a Redis outage seen from the client while the server keeps its data), tiny
-PDFs, and the retrieval evaluation's module (bench/knowledge_eval.py)."""
+"""Test helpers: ``kubevox-agent`` as a subprocess, KnowledgeBase builders, a small hotel
+knowledge base and its questions, a cuttable TCP proxy (a Redis outage seen from the client
+while the server keeps its data), tiny PDFs, and the retrieval evaluation's module
+(bench/knowledge_eval.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,22 @@ import asyncio
 import contextlib
 import importlib.util
 import io
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from kubevox_api import KnowledgeBase
+
+
+def cli(
+    *args: str, env: dict[str, str], stdin: str = "", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``kubevox-agent ARGS`` as a platform team or the ingestion Job runs it."""
+    return subprocess.run([sys.executable, "-m", "agent_runtime.cli", *args], input=stdin,
+                          capture_output=True, text=True, env=env, timeout=timeout)  # fmt: skip
+
 
 HOTEL = [
     {"name": "breakfast", "inline": "# Breakfast\n\nBreakfast is served from 7 to 10 am in the "

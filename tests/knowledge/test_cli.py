@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from kubevox_devenv.redis import RedisSearchServer
+
+from .helpers import cli
 
 pytestmark = pytest.mark.redis
 
@@ -27,11 +27,6 @@ spec:
   store:
     redisUrlSecretRef: {name: redis, key: url}
 """
-
-
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent_runtime.cli", *args],
-                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
 
 
 def test_ingest_then_query_from_the_command_line(

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
@@ -24,22 +22,13 @@ from kubevox_devenv.redis import RedisSearchServer
 from agent_runtime.text import detect_language
 from tests.support.servers.openai_server import OpenAIServer, Reply
 
+from .helpers import cli
+
 pytestmark = pytest.mark.redis
 
 SAMPLE = Path(__file__).parents[2] / "manifests" / "samples" / "french-agent.yaml"
 PHARMACY = "La pharmacie du rez-de-chaussée ouvre le samedi à 9 h et ferme à midi."
 ANSWER = "Le samedi, la pharmacie ouvre à 9 h et ferme à midi."
-
-
-async def cli(*args: str, env: dict[str, str], stdin: str = "") -> tuple[int, str, str]:
-    # Asynchronous: the stand-in OpenAI server runs on this test's event loop.
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent_runtime.cli", *args, env=env,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=180)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def excerpts(body: dict[str, Any]) -> str:
@@ -63,17 +52,19 @@ async def test_the_french_sample_answers_in_french_from_its_french_knowledge_bas
             "CARTESIA_API_KEY": "sk_car_test",
         }
 
-        rc, out, err = await cli("ingest", "-f", str(SAMPLE), env=env)
-        assert rc == 0, err
-        ingested = json.loads(out)
+        # In threads: the stand-in OpenAI server runs on this test's event loop.
+        ingest = await asyncio.to_thread(cli, "ingest", "-f", str(SAMPLE), env=env, timeout=180)
+        assert ingest.returncode == 0, ingest.stderr
+        ingested = json.loads(ingest.stdout)
         assert ingested["ok"], ingested
         assert ingested["languages"] == [{"language": "fr", "documents": 1}]
 
-        rc, out, err = await cli(
-            "chat", "-f", str(SAMPLE), env=env,
+        chat = await asyncio.to_thread(
+            cli, "chat", "-f", str(SAMPLE), env=env, timeout=180,
             stdin="À quelle heure ouvre la pharmacie le samedi ?\nEt le dimanche ?\n",
         )  # fmt: skip
-        assert rc == 0, err
+        assert chat.returncode == 0, chat.stderr
+        out = chat.stdout
 
     said = [line.removeprefix("agent> ") for line in out.splitlines() if line.startswith("agent> ")]
     french = phrases_for("fr")

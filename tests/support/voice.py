@@ -16,6 +16,7 @@ from kubevox_api import (
     default_agent_name,
     render_runtime_config,
 )
+from kubevox_api.languages import TextLanguage
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
@@ -47,12 +48,16 @@ def sample_docs(sample: Path = SAMPLE) -> tuple[dict[str, Any], dict[str, Any]]:
     return agent, kb
 
 
-def answer_from_context(body: dict[str, Any]) -> Reply:
+def answer_from_context(
+    body: dict[str, Any],
+    language: TextLanguage = "en",
+    unknown: str = "I'm sorry, I have no information about that.",
+) -> Reply:
     """A scripted LLM that answers with the knowledge-base sentence closest to the caller's
-    question, found in the context kubevox injected (and says so when there is none)."""
+    question, found in the context kubevox injected (``unknown`` when there is none)."""
     question, context = grounded_turn(body)
-    answer = best_sentence(question, context) if context else None
-    return Reply(text=answer or "I'm sorry, I have no information about that.")
+    answer = best_sentence(question, context, language) if context else None
+    return Reply(text=answer or unknown)
 
 
 def write_config(
