@@ -7,6 +7,7 @@ import argparse
 import os
 
 from aiohttp import web
+from kubevox_api import contract
 from kubevox_api.runtime_config import (
     LIVEKIT_API_KEY_ENV,
     LIVEKIT_API_SECRET_ENV,
@@ -20,14 +21,12 @@ from ._common import add_config_arguments, load_from_args
 
 NAME = "web"
 HELP = "Serve a VoiceAgent's call page and the endpoint that starts browser calls (spec.web)."
-SHARED_KEY_ENV = "KUBEVOX_WEB_SHARED_KEY"
-"""The key of spec.web.auth.sharedKeySecretRef (from the Secret, by the operator)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--host", default="0.0.0.0")  # the pod's every address
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=contract.WEB_PORT)
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -45,7 +44,7 @@ def gateway_from_env(args: argparse.Namespace) -> Gateway:
         raise ConfigError("spec.web is not set: this agent takes no browser calls")
     shared_key = None
     if spec.web.auth.shared_key_secret_ref is not None:
-        shared_key = _required(SHARED_KEY_ENV)
+        shared_key = _required(contract.WEB_SHARED_KEY_ENV)
     return Gateway(
         agent_name=config.agent_name,
         title=spec.web.title or config.name,

@@ -23,12 +23,14 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from kubevox_api.voiceagent_web import WebAccess
 
+from ..errors import ConfigError
 from .ratelimit import TokenBucket
 from .tokens import call_grant
 
 log = logging.getLogger("kubevox.web")
 
 STATIC = Path(__file__).parent / "static"
+SDK = STATIC / "vendor" / "livekit-client.umd.js"
 CALLS = "/v1/calls"
 MAX_METADATA_VALUE = 256
 
@@ -86,6 +88,10 @@ def _metadata(gw: Gateway, body: Any) -> dict[str, str] | str:
 
 
 def build_app(gw: Gateway) -> web.Application:
+    if not SDK.is_file():  # a build that skipped the fetch: the page could not place a call
+        raise ConfigError(
+            f"{SDK}: missing; the call page needs it (hack/web/fetch-livekit-client.sh)"
+        )
     bucket = TokenBucket(gw.web.rate_limit.calls_per_minute, gw.web.rate_limit.burst)
     page = (STATIC / "index.html").read_text().replace("{{title}}", _html(gw.title))
 

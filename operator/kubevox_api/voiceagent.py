@@ -392,4 +392,6 @@ def secret_refs(spec: VoiceAgentSpec) -> list[SecretKeySelector]:
     for provider in (spec.stt, spec.llm, *spec.llm.fallbacks, spec.tts):
         if provider.credentials is not None:
             refs.append(provider.credentials.secret_key_ref)
+    if spec.web is not None and spec.web.auth.shared_key_secret_ref is not None:
+        refs.append(spec.web.auth.shared_key_secret_ref)
     return refs

@@ -55,7 +55,9 @@ class WebAccess(KubeModel):
     to start a call (``POST /v1/calls``). Each call is a new LiveKit room, the agent is
     dispatched to it, and the caller's token grants that room only."""
 
-    livekit_url: Annotated[str, StringConstraints(pattern=WS_URL, max_length=2048)] | None = None
+    livekit_url: Annotated[str, StringConstraints(pattern=WS_URL, max_length=2048)] | None = Field(
+        default=None, alias="livekitURL"
+    )
     """The LiveKit URL browsers connect to (``wss://livekit.example.com``), when
     spec.livekit.url is an address only the cluster reaches. Default: spec.livekit.url."""
     allowed_origins: list[Annotated[str, StringConstraints(pattern=ORIGIN, max_length=512)]] = (

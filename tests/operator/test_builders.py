@@ -72,14 +72,6 @@ def test_scaling_changes_do_not_change_the_pod_template():
     assert template_hash(c) != template_hash(a)
 
 
-def test_web_access_changes_do_not_roll_the_workers():
-    a = build()
-    b = build(
-        web={"allowedOrigins": ["https://www.clinic.example"], "metadataKeys": ["customerId"]}
-    )
-    assert template_hash(a) == template_hash(b)  # read by the web gateway only
-
-
 def test_no_replicas_grace_covers_the_drain_and_pod_extras_pass_through():
     objs = build(
         drainTimeoutSeconds=600,

@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from kubevox_api import contract
 from kubevox_devenv import install as installmod
 from kubevox_devenv import node as nodemod
 from kubevox_devenv.cluster import temporary_cluster
+from kubevox_devenv.fleet import Fleet
+
+from agent_runtime.caller import SimulatedCall
 
 pytestmark = [pytest.mark.node, pytest.mark.system]
 
@@ -196,3 +199,17 @@ def pod_history(system: System, namespace: str) -> Iterator[PodHistory]:
     history = PodHistory(system.kube.kubeconfig, namespace, f"{contract.LABEL_VOICE_AGENT}=offline")
     yield history
     history.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet(system: System, namespace: str) -> Fleet:
+    return Fleet(system.kube, namespace, "offline")
+
+
+@pytest.fixture(scope="module")
+async def live_calls() -> AsyncIterator[dict[str, SimulatedCall]]:
+    """Calls that stay up across the scaling tests, by name; whatever is left hangs up."""
+    calls: dict[str, SimulatedCall] = {}
+    yield calls
+    for call in calls.values():
+        await call.hang_up()

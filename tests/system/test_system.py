@@ -3,42 +3,48 @@ the worker run as pods, a caller on the host is answered from the knowledge base
 operator made, active calls scale the workers up and down through Prometheus and KEDA, a rollout
 drains a live call instead of cutting it, Argo CD's health check follows, with minReplicas 0 the
 agent scales to zero and a caller waits for a pod to start and is answered, and deleting the
-VoiceAgent removes everything it owned. The tests run in file order and share the sample's
-objects (and, from the scale-up on, its live calls)."""
+VoiceAgent removes everything it owned; spec.web, added then removed, runs then removes the
+agent's web gateway pod, whose token starts a call the worker pod answers. The tests run in
+file order and share the sample's objects (and, from the scale-up on, its live calls)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from kubevox_api import contract
 from kubevox_devenv import install as installmod
 from kubevox_devenv.fleet import SAMPLE, Fleet, sample_for_this_node
 
-from agent_runtime.caller import CallOptions, SimulatedCall
+from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
 from tests.support.lua import health
 from tests.support.tools import lua_interpreters
 
 from .conftest import PodHistory, PodRecord, System, await_until, wait_until
-from .diagnostics import WORKER_LABEL, pod_log_tails, scaling_state, worker_log_lines
+from .diagnostics import WORKER_LABEL, pod_log_tails, scaling_state
+from .helpers import (
+    PHARMACY,
+    SITE,
+    caller_options,
+    condition,
+    gateway_confinement,
+    gateway_objects_left,
+    place_call,
+    post_call,
+    ready_gateway_pod,
+    set_web,
+)
 
 INTERPRETERS = lua_interpreters()
 
 REPO = Path(__file__).resolve().parents[2]
-WORKER_LOAD = "kubevox_worker_load"  # agent_runtime.metrics
-PHARMACY = "When does the pharmacy open on Saturdays?"
-
-
-def _condition(obj: dict[str, Any], kind: str) -> dict[str, str]:
-    conditions = (obj.get("status") or {}).get("conditions", [])
-    return next((c for c in conditions if c["type"] == kind), {})
 
 
 # The first test also pays for the session's cluster and install (images loaded, Helm): minutes.
@@ -52,7 +58,7 @@ def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) ->
 
     def agent_ready() -> dict[str, Any] | None:
         agent = system.get("voiceagent", "offline", namespace)
-        return agent if _condition(agent, "Ready").get("status") == "True" else None
+        return agent if condition(agent, "Ready").get("status") == "True" else None
 
     kb = wait_until("KnowledgeBase clinic-facts Ready (its Job ran as a pod)", kb_ready, 600)
     assert kb["status"]["chunks"] > 0
@@ -71,10 +77,6 @@ def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) ->
     # has registered; a call placed before registration is never dispatched.
     pod_ip = pods[0]["status"]["podIP"]
     wait_until("the worker registered", lambda: installmod.worker_registered(pod_ip), 300)
-
-
-def caller_options(system: System, namespace: str) -> CallOptions:
-    return installmod.host_caller(system.kube, system.workdir, namespace, "offline")
 
 
 @pytest.mark.timeout(600)
@@ -110,33 +112,50 @@ async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
     assert call["turns"] >= 2  # the greeting and the answer
 
 
-@pytest.fixture(scope="module")
-def fleet(system: System, namespace: str) -> Fleet:
-    return Fleet(system.kube, namespace, "offline")
-
-
-@pytest.fixture(scope="module")
-async def live_calls() -> AsyncIterator[dict[str, SimulatedCall]]:
-    """Calls that stay up across the scaling tests, by name; whatever is left hangs up."""
-    calls: dict[str, SimulatedCall] = {}
-    yield calls
-    for call in calls.values():
-        await call.hang_up()
-
-
-async def place_call(
-    system: System, namespace: str, live: dict[str, SimulatedCall], name: str
+@pytest.mark.timeout(900)
+async def test_a_browser_caller_s_call_starts_at_the_agent_s_web_gateway_pod(
+    system: System, namespace: str, fleet: Fleet
 ) -> None:
-    call = SimulatedCall(caller_options(system, namespace), index=len(live))
-    live[name] = call
-    result = await call.start()
-    if not result.greeting:
-        loads = system.prometheus(f"max(max_over_time({WORKER_LOAD}[90s]))")
-        raise AssertionError(
-            f"the {name} call was not answered (no greeting); the workers' highest load in the"
-            f" last 90 s: {loads}; what the workers logged of note:\n"
-            + worker_log_lines(system, result.room)
-        )
+    """spec.web: the operator runs the agent's web gateway as a pod (restricted, no API token,
+    no egress) behind a Service; its token starts a call the worker pod answers; a page from
+    another site is refused; the workers did not roll for it; removing spec.web removes it."""
+    workers = {p["metadata"]["name"] for p in fleet.pods()}
+    web = {"livekitURL": system.livekit_url(), "allowedOrigins": [SITE], "title": "Clinic"}
+    set_web(system, namespace, web)
+
+    pod = await await_until(
+        "the web gateway pod Ready", lambda: ready_gateway_pod(system, namespace), 300
+    )
+    assert gateway_confinement(system, namespace, pod) == []
+
+    ip = system.kubectl(
+        "get", "service", "offline-web", "-n", namespace, "-o=jsonpath={.spec.clusterIP}"
+    )
+    url = f"http://{ip}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async with http.get(f"{url}/") as resp:
+            assert "<title>Clinic</title>" in await resp.text()
+        status, refused = await post_call(http, url, "https://evil.example")
+        assert status == 403, refused
+        status, call = await post_call(http, url, SITE)
+    assert status == 201, call
+    assert call["url"] == system.livekit_url()
+
+    options = replace(
+        caller_options(system, namespace), api_key="", api_secret="", agent_name="",
+        grant=(call["room"], call["token"]),
+    )  # fmt: skip
+    result = await SimulatedCall(options).run([synthesize(PHARMACY)])
+    assert result.error is None, result.error
+    assert "saturday" in result.turns[0].heard.lower(), result.turns[0].heard
+    # spec.web is not in the workers' config: they did not roll (and drain their calls) for it.
+    assert {p["metadata"]["name"] for p in fleet.pods()} == workers
+    set_web(system, namespace, None)
+    await await_until(
+        "the web gateway's objects and pod removed",
+        lambda: not gateway_objects_left(system, namespace),
+        180,
+    )
 
 
 @pytest.mark.timeout(900)
@@ -305,7 +324,7 @@ async def test_scaled_to_zero_a_call_waits_for_a_pod_and_is_answered(
         "status ScaledToZero and no worker pod",
         lambda: (
             (st := fleet.status())
-            and _condition({"status": st}, "Ready").get("reason") == "ScaledToZero"
+            and condition({"status": st}, "Ready").get("reason") == "ScaledToZero"
             and not fleet.pods()
             and st
         ),
@@ -327,7 +346,7 @@ async def test_scaled_to_zero_a_call_waits_for_a_pod_and_is_answered(
     answered = asyncio.create_task(call.start())
     try:
         await await_until("status.waitingCalls 1 while no worker runs", waiting_seen, 60)
-        ready = _condition({"status": seen[-1]}, "Ready")
+        ready = condition({"status": seen[-1]}, "Ready")
         assert ready.get("reason") == "ScalingFromZero", seen[-1]
         waiting = (
             f'{contract.WAITING_CALLS_METRIC}{{agent_namespace="{namespace}",agent="offline"}}'

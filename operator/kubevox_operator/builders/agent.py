@@ -1,5 +1,5 @@
 """VoiceAgent → ConfigMap, ServiceAccount, RoleBinding, Deployment, autoscaler (HPA or KEDA
-ScaledObject), Service, PDB, ServiceMonitor."""
+ScaledObject), Service, PDB, ServiceMonitor; with spec.web, the web gateway (web.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from .common import (
     secret_env,
     stable_hash,
 )
+from .web import build_web_children
 
 # Fields of the spec that never reach the worker process, or reach the pod template directly:
 # changing them must not change the config hash (and so must not roll the pods).
@@ -110,6 +111,7 @@ def build_agent_children(
     out.objects.append(_pdb(agent, owner))
     if "ServiceMonitor" in defaults.served:
         out.objects.append(_service_monitor(agent, owner))
+    out.objects += build_web_children(agent, owner, config, defaults.image)
     return out
 
 
