@@ -6,10 +6,6 @@ base."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,14 +13,13 @@ import aiohttp
 import pytest
 from kubevox_api import KnowledgeBase
 from kubevox_devenv.livekit import LiveKitServer
-from kubevox_devenv.procs import free_port
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
 
 from agent_runtime.caller import CallOptions, SimulatedCall
 from agent_runtime.caller.audio import synthesize
 from tests.support.servers.openai_server import OpenAIServer
-from tests.support.voice import start_worker, write_config
+from tests.support.voice import start_worker, web_gateway, write_config
 from tests.support.waits import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.voice]
@@ -54,40 +49,23 @@ def worker(
 
 @pytest.fixture(scope="module")
 def gateway(web_config: Path, livekit: LiveKitServer) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent_runtime", "web", "--config", str(web_config),
-         "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **livekit.env()},
-    )  # fmt: skip
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with web_gateway(web_config, livekit, web_config.with_suffix(".gateway.log")) as url:
+        yield url
 
 
 async def test_a_caller_with_only_the_gateway_s_token_is_answered(
     worker: AgentWorker, gateway: str, livekit: LiveKitServer
 ) -> None:
-    async with aiohttp.ClientSession() as http:
-
-        async def healthy() -> bool:
-            try:
-                async with http.get(f"{gateway}/healthz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        for _ in range(120):  # the command imports the runtime first: seconds on a busy machine
-            if await healthy():
-                break
-            await asyncio.sleep(0.5)
-        async with http.post(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             f"{gateway}/v1/calls",
             json={"metadata": {"customerId": "C-42"}},
             headers={"Origin": SITE},
-        ) as resp:
-            assert resp.status == 201, await resp.text()
-            call = await resp.json()
+        ) as resp,
+    ):
+        assert resp.status == 201, await resp.text()
+        call = await resp.json()
     assert call["url"] == livekit.url
 
     options = CallOptions(

@@ -9,7 +9,10 @@
   const state = { phase: "idle", room: null, captions: [], agentAudioPeak: 0, error: null };
   window.kubevoxCall = state;
 
-  function status(text) { $("status").textContent = text; }
+  function status(text) {
+    $("status").textContent = text;
+    $("status").dataset.phase = state.phase;
+  }
 
   function caption(id, who, text, final) {
     let item = document.getElementById(`caption-${id}`);
@@ -20,6 +23,7 @@
       item.innerHTML = '<span class="who"></span><span class="text"></span>';
       item.querySelector(".who").textContent = `${who}:`;
       $("captions").appendChild(item);
+      $("captions").scrollTop = $("captions").scrollHeight;
       state.captions.push({ id, who, text: "", final: false });
     }
     item.querySelector(".text").textContent = text;
@@ -67,8 +71,12 @@
         measure(track);
       });
       room.on(RoomEvent.Disconnected, () => end("The call has ended."));
+      // One caption per segment (lk.segment_id): the agent streams its words into one stream
+      // and marks it final in the stream's trailer; the caller's transcript comes as a stream
+      // per update (interim, then final), each with the segment's whole text so far.
       room.registerTextStreamHandler("lk.transcription", async (reader, participant) => {
         const attrs = reader.info.attributes || {};
+        const id = attrs["lk.segment_id"] || reader.info.id;
         const mine = attrs["lk.transcribed_track_id"] &&
           [...room.localParticipant.trackPublications.values()].some(
             (p) => p.trackSid === attrs["lk.transcribed_track_id"]);
@@ -76,9 +84,11 @@
         let text = "";
         for await (const chunk of reader) {
           text += chunk;
-          caption(reader.info.id, who, text, false);
+          caption(id, who, text, false);
         }
-        caption(reader.info.id, who, text, attrs["lk.transcription_final"] !== "false");
+        // the trailer's attributes are merged into reader.info once the stream has ended
+        const final = (reader.info.attributes || {})["lk.transcription_final"] !== "false";
+        caption(id, who, text, final);
       });
       await room.connect(call.url, call.token);
       await room.localParticipant.setMicrophoneEnabled(true);
