@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +57,6 @@ def start(directory: Path, port: int, target: str) -> None:
         stdout=log,
         stderr=log,
         start_new_session=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     (directory / PID_FILE).write_text(str(proc.pid))
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubevox_api import (
-    CONFIG_ENV,
     CONFIG_FILE,
     AgentRuntimeConfig,
     KnowledgeBase,
@@ -16,7 +15,6 @@ from kubevox_api import (
     credential_env,
     render_runtime_config,
 )
-from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, LIVEKIT_URL_ENV
 
 from .autoscaling import hpa, scaled_object
 from .common import (
@@ -26,6 +24,8 @@ from .common import (
     agent_name,
     agent_namespace,
     child_name,
+    livekit_env,
+    placement,
     restricted_container_security,
     restricted_pod_security,
     secret_env,
@@ -180,13 +180,7 @@ def _role_binding(agent: VoiceAgent, owner: Obj) -> Obj:
 
 def _env(agent: VoiceAgent, knowledge_bases: dict[str, KnowledgeBase]) -> list[Obj]:
     spec = agent.spec
-    lk = spec.livekit.credentials_secret_ref
-    env: list[Obj] = [
-        {"name": CONFIG_ENV, "value": contract.CONFIG_PATH},
-        {"name": LIVEKIT_URL_ENV, "value": spec.livekit.url},
-        secret_env(LIVEKIT_API_KEY_ENV, lk.name, lk.api_key_key),
-        secret_env(LIVEKIT_API_SECRET_ENV, lk.name, lk.api_secret_key),
-    ]
+    env = livekit_env(agent)
     providers: list[tuple[Any, str]] = [
         (spec.stt, credential_env("stt")),
         (spec.llm, credential_env("llm")),
@@ -275,14 +269,7 @@ def _deployment(
             {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
         ],
     }
-    if pod.node_selector:
-        pod_spec["nodeSelector"] = dict(pod.node_selector)
-    if pod.tolerations:
-        pod_spec["tolerations"] = [t.to_k8s() for t in pod.tolerations]
-    if pod.affinity:
-        pod_spec["affinity"] = pod.affinity
-    if pod.priority_class_name:
-        pod_spec["priorityClassName"] = pod.priority_class_name
+    pod_spec.update(placement(agent))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -9,8 +9,7 @@ calls starting in those seconds."""
 
 from __future__ import annotations
 
-from kubevox_api import CONFIG_ENV, AgentRuntimeConfig, VoiceAgent, contract
-from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, LIVEKIT_URL_ENV
+from kubevox_api import AgentRuntimeConfig, VoiceAgent, contract
 from kubevox_api.voiceagent_web import WebAccess, WebIngress
 
 from .common import (
@@ -19,7 +18,9 @@ from .common import (
     agent_namespace,
     child_name,
     labels,
+    livekit_env,
     metadata,
+    placement,
     restricted_container_security,
     restricted_pod_security,
     secret_env,
@@ -80,15 +81,7 @@ def build_web_children(
 
 
 def _env(agent: VoiceAgent, web: WebAccess) -> list[Obj]:
-    spec = agent.spec
-    lk = spec.livekit.credentials_secret_ref
-    env: list[Obj] = [
-        {"name": CONFIG_ENV, "value": contract.CONFIG_PATH},
-        {"name": LIVEKIT_URL_ENV, "value": spec.livekit.url},
-        secret_env(LIVEKIT_API_KEY_ENV, lk.name, lk.api_key_key),
-        secret_env(LIVEKIT_API_SECRET_ENV, lk.name, lk.api_secret_key),
-        {"name": "HOME", "value": contract.TMP_DIR},
-    ]
+    env = [*livekit_env(agent), {"name": "HOME", "value": contract.TMP_DIR}]
     key = web.auth.shared_key_secret_ref
     if key is not None:
         env.append(secret_env(contract.WEB_SHARED_KEY_ENV, key.name, key.key))
@@ -99,7 +92,6 @@ def _deployment(
     agent: VoiceAgent, web: WebAccess, owner: Obj, config: AgentRuntimeConfig, image: str
 ) -> Obj:
     spec = agent.spec
-    pod = spec.pod
     probe: Obj = {
         "httpGet": {"path": "/healthz", "port": contract.WEB_PORT_NAME},
         "periodSeconds": 10,
@@ -134,12 +126,7 @@ def _deployment(
         ],
     }
     # Scheduled where the workers may be (a tenant's node pool and its taints).
-    if pod.node_selector:
-        pod_spec["nodeSelector"] = dict(pod.node_selector)
-    if pod.tolerations:
-        pod_spec["tolerations"] = [t.to_k8s() for t in pod.tolerations]
-    if pod.priority_class_name:
-        pod_spec["priorityClassName"] = pod.priority_class_name
+    pod_spec.update(placement(agent, affinity=False))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
