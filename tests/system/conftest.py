@@ -72,9 +72,12 @@ def wait_until(what: str, probe: Callable[[], Any], timeout: float) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last})")
 
 
-async def await_until(what: str, probe: Callable[[], Any], within: float) -> Any:
+async def await_until(
+    what: str, probe: Callable[[], Any], within: float, explain: Callable[[], str] | None = None
+) -> Any:
     """wait_until for tests with live calls: the probe runs in a thread, so the event loop
-    keeps the callers' audio flowing while the cluster is polled."""
+    keeps the callers' audio flowing while the cluster is polled. On a timeout, ``explain``
+    says what the test saw."""
     deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
@@ -85,7 +88,8 @@ async def await_until(what: str, probe: Callable[[], Any], within: float) -> Any
         if last and not isinstance(last, Exception):
             return last
         await asyncio.sleep(1)
-    raise AssertionError(f"timed out after {within:.0f}s waiting for {what} (last: {last})")
+    seen = f"\n{await asyncio.to_thread(explain)}" if explain else ""
+    raise AssertionError(f"timed out after {within:.0f}s waiting for {what} (last: {last}){seen}")
 
 
 @dataclass

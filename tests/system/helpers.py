@@ -78,6 +78,12 @@ def gateway_confinement(system: System, namespace: str, pod: dict[str, Any]) -> 
     return problems
 
 
+def gateway_url(system: System, namespace: str) -> str:
+    """The sample's web gateway, through its Service (kube-proxy makes it reachable here)."""
+    jsonpath = "-o=jsonpath={.spec.clusterIP}"
+    return f"http://{system.kubectl('get', 'service', 'offline-web', '-n', namespace, jsonpath)}"
+
+
 def _gateway_pods(system: System, namespace: str) -> list[dict[str, Any]]:
     selector = f"{contract.LABEL_WEB_GATEWAY}=offline"
     out = system.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o=json")

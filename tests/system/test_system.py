@@ -1,11 +1,10 @@
 """The offline sample on a real node, through the Helm-installed operator: the ingestion Job and
-the worker run as pods, a caller on the host is answered from the knowledge base by the pod the
-operator made, active calls scale the workers up and down through Prometheus and KEDA, a rollout
-drains a live call instead of cutting it, Argo CD's health check follows, with minReplicas 0 the
-agent scales to zero and a caller waits for a pod to start and is answered, and deleting the
-VoiceAgent removes everything it owned; spec.web, added then removed, runs then removes the
-agent's web gateway pod, whose token starts a call the worker pod answers. The tests run in
-file order and share the sample's objects (and, from the scale-up on, its live calls)."""
+the worker run as pods, a caller on the host is answered by the pod the operator made, spec.web
+runs the agent's web gateway pod (whose token starts a call the worker answers) and removes it,
+active calls scale the workers up and down through Prometheus and KEDA, a rollout drains a live
+call instead of cutting it, Argo CD's health check follows, with minReplicas 0 the agent scales
+to zero and a caller waits for a pod and is answered, and deleting the VoiceAgent removes
+everything it owned. The tests run in file order and share the sample's objects."""
 
 from __future__ import annotations
 
@@ -36,6 +35,7 @@ from .helpers import (
     condition,
     gateway_confinement,
     gateway_objects_left,
+    gateway_url,
     place_call,
     post_call,
     ready_gateway_pod,
@@ -128,10 +128,7 @@ async def test_a_browser_caller_s_call_starts_at_the_agent_s_web_gateway_pod(
     )
     assert gateway_confinement(system, namespace, pod) == []
 
-    ip = system.kubectl(
-        "get", "service", "offline-web", "-n", namespace, "-o=jsonpath={.spec.clusterIP}"
-    )
-    url = f"http://{ip}"
+    url = gateway_url(system, namespace)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         async with http.get(f"{url}/") as resp:
             assert "<title>Clinic</title>" in await resp.text()
@@ -195,12 +192,14 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
     second = second_pods[0]
 
     # The first pod is full (2 of 2): LiveKit gives the third call to the new pod, and KEDA
-    # asks for a third pod (3 calls / 1 per pod; maxReplicas 3).
+    # asks for a third pod (3 calls / 1 per pod; maxReplicas 3). Within 180 s: with three pods
+    # loading their models, even the API server answers slowly.
     await place_call(system, namespace, live_calls, "third")
     await await_until(
         "the third call on the second pod",
         lambda: {first: 2, second: 1}.items() <= fleet.calls_by_pod().items(),
-        60,
+        180,
+        lambda: scaling_state(system, namespace, fleet),
     )
     await await_until("3 replicas", lambda: fleet.replicas() == 3, 120)
     # The status counts them all: 3 calls, 3 pods (the third one may still be starting).
@@ -210,10 +209,10 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
         statuses.append(fleet.status())
         return statuses[-1].get("activeCalls") == 3 and statuses[-1].get("replicas") == 3
 
-    try:
-        await await_until("status.activeCalls 3, status.replicas 3", status_counts_them, 180)
-    except AssertionError as e:
-        raise AssertionError(f"{e}; status {statuses[-1:]}, calls {fleet.calls_by_pod()}") from None
+    await await_until(
+        "status.activeCalls 3, status.replicas 3", status_counts_them, 180,
+        lambda: f"status {statuses[-1:]}, calls {fleet.calls_by_pod()}",
+    )  # fmt: skip
     await await_until("3 ready workers", lambda: fleet.status().get("readyReplicas") == 3, 300)
 
 
@@ -229,14 +228,11 @@ async def test_calls_ending_scale_down_idle_pods_first(
     assert len(busy) == 1, fleet.calls_by_pod()
     for name, want in (("third", 2), ("second", 1)):
         await live_calls.pop(name).hang_up()
-
-        def scaled_down(want: int = want) -> bool:
-            return fleet.replicas() == want == len(fleet.pods())
-
-        try:
-            await await_until(f"{want} worker pods after the {name} call ended", scaled_down, 240)
-        except AssertionError as e:
-            raise AssertionError(f"{e}\n{scaling_state(system, namespace, fleet)}") from None
+        await await_until(
+            f"{want} worker pods after the {name} call ended",
+            lambda want=want: fleet.replicas() == want == len(fleet.pods()), 240,
+            lambda: scaling_state(system, namespace, fleet),
+        )  # fmt: skip
     # The pods removed were idle when chosen, and exited 0; the call left up is still served.
     removed = [r for r in pod_history.pods.values() if r.deleting_at is not None]
     assert len(removed) == 2, removed
@@ -251,7 +247,11 @@ async def test_calls_ending_scale_down_idle_pods_first(
     # It stayed where it was, unless the caller's own connection broke (the machine under load:
     # LiveKit closes a connection that misses its pings) and the agent left with it; the
     # operator then hands the room to a worker again, perhaps another one.
-    assert set(fleet.calls_by_pod()) == busy, live_calls["first"].events
+    events = live_calls["first"].events
+    if any(e.endswith(" left") for e in events):
+        assert sorted(fleet.calls_by_pod().values()) == [1], events
+    else:
+        assert set(fleet.calls_by_pod()) == busy, events
 
 
 @pytest.mark.timeout(900)
@@ -274,10 +274,10 @@ async def test_a_rollout_drains_the_live_call_and_argo_cd_follows(
 
     # A metric read that failed during the scaling (KEDA's HPA says so) shows as Degraded until
     # KEDA's next look at its HPA, every pollingInterval: wait for the steady state.
-    try:
-        await await_until("Argo CD health Healthy", lambda: argo_health() == "Healthy", 120)
-    except AssertionError as e:
-        raise AssertionError(f"{e}; the check said {seen[-1]}") from None
+    await await_until(
+        "Argo CD health Healthy", lambda: argo_health() == "Healthy", 120,
+        lambda: f"the check said {seen[-1]}",
+    )  # fmt: skip
     (old,) = fleet.calls_by_pod()
     system.kubectl(
         "patch", "voiceagent", "offline", "-n", namespace, "--type=merge",
