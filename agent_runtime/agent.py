@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from kubevox_api import AgentRuntimeConfig, ResolvedPhrases, phrases_for
@@ -16,6 +16,7 @@ from livekit.agents.llm import Tool, Toolset
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent
 
 from . import metrics
+from .call_data import CALL_DATA_RULES, with_call_data
 from .callrecord import CallRecord
 from .controls import CallControls
 from .grounding import RetrievedChunk, with_context
@@ -53,6 +54,8 @@ def full_instructions(config: AgentRuntimeConfig, *, grounded: bool | None = Non
         parts.append(f"Always reply in the language with the code '{lang}'.")
     if bool(config.knowledge_bases) if grounded is None else grounded:
         parts.append(KNOWLEDGE_RULES)
+    if spec.web is not None and spec.web.metadata_keys:
+        parts.append(CALL_DATA_RULES)
     return "\n\n".join(parts)
 
 
@@ -119,8 +122,10 @@ class KubevoxAgent(Agent):
         record: CallRecord,
         controls: CallControls,
         grounding: ContextSource | None = None,
+        call_data: Mapping[str, str] | None = None,
     ) -> None:
         self._config = config
+        self._call_data = dict(call_data or {})  # from the caller's web page (call_data.py)
         self._record = record
         self._controls = controls
         self._grounding = grounding
@@ -270,6 +275,7 @@ class KubevoxAgent(Agent):
             )
             chat_ctx = with_context(chat_ctx, chunks)
             passages = [c.text for c in chunks]
+        chat_ctx = with_call_data(chat_ctx, self._call_data)
         produced = False
         try:
             stream: AsyncIterable[Any] = Agent.default.llm_node(

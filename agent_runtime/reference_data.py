@@ -47,10 +47,10 @@ def neutralise(text: str) -> str:
     return _INST.sub("(INST)", text)
 
 
-def fence(passages: Sequence[str], nonce: str | None = None) -> str:
-    """The passages inside one reference-data fence. The tag carries a random ``nonce``, so
-    even a passage that guessed the tag cannot close it; each passage is
-    :func:`neutralise` d as well."""
-    tag = f"{KNOWLEDGE_TAG}-{nonce or secrets.token_hex(4)}"
+def fence(passages: Sequence[str], nonce: str | None = None, tag: str = KNOWLEDGE_TAG) -> str:
+    """The passages inside one fence (a reference-data one unless ``tag`` says otherwise). The
+    tag carries a random ``nonce``, so even a passage that guessed the tag cannot close it;
+    each passage is :func:`neutralise` d as well."""
+    tag = f"{tag}-{nonce or secrets.token_hex(4)}"
     body = "\n\n".join(neutralise(p.strip()) for p in passages)
     return f"<{tag}>\n{body}\n</{tag}>"

@@ -105,6 +105,7 @@ def build_call(
     http_session: Any = None,
     env: Mapping[str, str] = os.environ,
     silence_timeout: bool | None = None,
+    call_data: Mapping[str, str] | None = None,
 ) -> Call:
     """One call's session and agent. ``silence_timeout`` (default: on for audio calls, off for
     ``kubevox-agent chat`` on a terminal) ends the call when the caller stays silent."""
@@ -149,7 +150,13 @@ def build_call(
     # On a call, the knowledge lookup starts at the caller's final transcript (inside the
     # endpointing delay) instead of when the turn ends; text turns retrieve in llm_node.
     prefetch = RetrievalPrefetch(grounding) if grounding is not None and audio else None
-    agent = KubevoxAgent(config, record=record, controls=controls, grounding=prefetch or grounding)
+    agent = KubevoxAgent(
+        config,
+        record=record,
+        controls=controls,
+        grounding=prefetch or grounding,
+        call_data=call_data,
+    )
 
     def on_item(ev: ConversationItemAddedEvent) -> None:
         if isinstance(ev.item, llm.ChatMessage):

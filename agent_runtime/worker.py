@@ -19,6 +19,7 @@ from livekit.agents import AgentServer, JobContext, JobProcess, inference, room_
 from livekit.agents.utils.hw import get_cpu_monitor
 
 from .agent import full_instructions
+from .call_data import call_data
 from .callrecord import CallRecord
 from .config import load_runtime_config
 from .knowledge.runtime import prewarm_embedders
@@ -128,6 +129,7 @@ async def entrypoint(ctx: JobContext) -> None:
         controls=RoomControls(ctx, caller),
         grounding=grounding,
         vad_model=ctx.proc.userdata["vad"],
+        call_data=call_data(config, ctx.job.metadata),
     )
     done = asyncio.Event()
 

@@ -21,6 +21,8 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps 
 # The lock is complete (uv resolved every dependency), so pip installs it as listed: --no-deps.
 "${pip[@]}" -r requirements/build.txt
 "${pip[@]}" -r requirements/dev.txt
+# The call page's LiveKit browser SDK (spec.web), fetched at build time and checked by its hash.
+bash hack/web/fetch-livekit-client.sh >/dev/null
 # kubevox itself, built with the locked setuptools rather than an isolated, unpinned one.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 # The static embedding model is distilled from the bundled MiniLM once (about a minute).

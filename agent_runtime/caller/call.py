@@ -41,6 +41,9 @@ class CallOptions:
     end_of_reply_silence: float = 1.5
     """Silence that ends a reply (shorter when the agent reports it is listening again)."""
     metadata: dict[str, str] = field(default_factory=dict)
+    grant: tuple[str, str] | None = None
+    """A room and a token to join it with, made elsewhere (as a web gateway makes them for a
+    browser, the agent dispatched by the token): the call neither creates nor dispatches."""
 
 
 @dataclass
@@ -99,7 +102,11 @@ class _Heard:
 class SimulatedCall:
     def __init__(self, options: CallOptions, index: int = 0) -> None:
         self.options = options
-        self.room_name = f"{options.room_prefix}{uuid.uuid4().hex[:8]}-{index}"
+        self.room_name = (
+            options.grant[0]
+            if options.grant
+            else f"{options.room_prefix}{uuid.uuid4().hex[:8]}-{index}"
+        )
         self.identity = f"caller-{index}"
         self.heard = _Heard()
         self._to_say: asyncio.Queue[tuple[Utterance, asyncio.Future[float]]] = asyncio.Queue()
@@ -126,6 +133,8 @@ class SimulatedCall:
             )
 
     def _token(self) -> str:
+        if self.options.grant is not None:
+            return self.options.grant[1]
         return (
             api.AccessToken(self.options.api_key, self.options.api_secret)
             .with_identity(self.identity)
@@ -235,7 +244,8 @@ class SimulatedCall:
     async def start(self) -> CallResult:
         """Dispatch the agent, join the room, and listen to the greeting (if any)."""
         self.result = CallResult(room=self.room_name)
-        await self._dispatch()
+        if self.options.grant is None:
+            await self._dispatch()
         await self._connect()
         greeting = await self._reply_after(time.monotonic(), self.options.greeting_timeout)
         if greeting is not None:

@@ -70,6 +70,15 @@ WORKER_CLUSTER_ROLE: Final = "kubevox-agent-worker"
 DRAIN_MARGIN_SECONDS: Final = 30
 """terminationGracePeriodSeconds = drainTimeoutSeconds + this: the drain always completes."""
 
+# --- The web gateway (spec.web) ---------------------------------------------------------------
+WEB_PORT: Final = 8080
+"""The gateway's HTTP port in its pod: the call page, ``POST /v1/calls``, ``/healthz``."""
+WEB_PORT_NAME: Final = "http"
+WEB_SERVICE_PORT: Final = 80
+WEB_ARGS: Final = ("web", "--config", CONFIG_PATH, "--port", str(WEB_PORT))
+WEB_SHARED_KEY_ENV: Final = "KUBEVOX_WEB_SHARED_KEY"
+"""The value of spec.web.auth.sharedKeySecretRef, from its Secret."""
+
 # --- The ingestion Job -------------------------------------------------------------------------
 INGEST_CONTAINER: Final = "ingest"
 KB_MANIFEST_DIR: Final = "/etc/kubevox"
@@ -104,6 +113,9 @@ LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_VOICE_AGENT: Final = f"{GROUP}/voiceagent"
 LABEL_KNOWLEDGE_BASE: Final = f"{GROUP}/knowledgebase"
+LABEL_WEB_GATEWAY: Final = f"{GROUP}/web-gateway"
+"""On a VoiceAgent's web gateway pods, instead of kubevox.dev/voiceagent: that label selects
+the agent's workers (their Deployment, PDB and metrics Service, the active-call count)."""
 LABEL_CONTENT_HASH: Final = f"{GROUP}/content-hash"
 """On an ingestion Job: the hash of the KnowledgeBase's sources and settings it indexes."""
 LABEL_INGEST_RUN: Final = f"{GROUP}/ingest-run"

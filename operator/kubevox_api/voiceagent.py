@@ -23,6 +23,7 @@ from .contract import API_VERSION, VOICE_AGENT_KIND
 from .phrases import PHRASES_RULE, Phrases
 from .voiceagent_providers import LLMSpec, STTSpec, TTSSpec
 from .voiceagent_scaling import Scaling
+from .voiceagent_web import WebAccess
 
 LIVEKIT_URL = r"^(wss?|https?)://[^\s/$.?#][^\s]*$"
 E164 = r"^\+[1-9][0-9]{6,14}$"
@@ -261,6 +262,8 @@ class VoiceAgentSpec(KubeModel):
     """Replaces answers the knowledge bases do not support."""
     telephony: Telephony | None = None
     """Phone access to the agent."""
+    web: WebAccess | None = None
+    """Browser access to the agent: a call page and the endpoint that starts calls."""
     tools: Tools = Field(default_factory=Tools)
     """Actions the agent may take during a call."""
     scaling: Scaling = Field(default_factory=Scaling)
@@ -389,4 +392,6 @@ def secret_refs(spec: VoiceAgentSpec) -> list[SecretKeySelector]:
     for provider in (spec.stt, spec.llm, *spec.llm.fallbacks, spec.tts):
         if provider.credentials is not None:
             refs.append(provider.credentials.secret_key_ref)
+    if spec.web is not None and spec.web.auth.shared_key_secret_ref is not None:
+        refs.append(spec.web.auth.shared_key_secret_ref)
     return refs

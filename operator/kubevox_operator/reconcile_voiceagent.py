@@ -17,6 +17,7 @@ from .builders.agent import agent_selector
 from .builders.autoscaling import AUTOSCALER_KINDS
 from .builders.common import child_name
 from .builders.network import EgressSettings, agent_egress
+from .builders.web import web_name, web_policy_name
 from .events import Events
 from .invalid_spec import report_invalid_spec
 from .kube import ApiError
@@ -31,7 +32,7 @@ from .status import (
     agent_status,
     autoscaler_unavailable,
 )
-from .store import Store, owned_by
+from .store import LISTED_KINDS, Store, owned_by
 from .workqueue import Key, WorkQueue
 
 Obj = dict[str, Any]
@@ -187,6 +188,7 @@ class VoiceAgentReconciler:
             # Before the wanted one is applied: two autoscalers must never drive the Deployment
             # at once (and KEDA's webhook refuses a ScaledObject while an HPA targets it).
             wrote |= await self._remove_other_autoscaler(agent, body)
+            wrote |= await self._remove_unwanted_web(agent, body)
             # Independent objects: applied concurrently (the pod waits for its ConfigMap anyway).
             applied, problems = await self.store.ensure_all(children.objects)
             wrote |= applied
@@ -268,5 +270,36 @@ class VoiceAgentReconciler:
                 name,
                 agent.spec.scaling.autoscaler,
             )
+            wrote = True
+        return wrote
+
+    async def _remove_unwanted_web(self, agent: VoiceAgent, body: Obj) -> bool:
+        """Deletes the web gateway's objects the spec no longer asks for: all of them once
+        spec.web is removed, the Ingress once spec.web.ingress is. Only objects this VoiceAgent
+        owns. The Deployment goes last: it is what shows there is something left to remove, so
+        a removal cut short resumes on the next pass."""
+        meta = body["metadata"]
+        ns, uid, web = meta["namespace"], meta.get("uid"), agent.spec.web
+        unwanted: list[tuple[str, str]] = []
+        if web is None or web.ingress is None:
+            unwanted.append(("Ingress", web_name(agent)))
+        deployment = self.cache.get("Deployment", ns, web_name(agent))
+        if web is None and deployment is not None and owned_by(deployment, uid):
+            unwanted += [
+                ("NetworkPolicy", web_policy_name(agent)),
+                ("Service", web_name(agent)),
+                ("Deployment", web_name(agent)),
+            ]
+        wrote = False
+        for kind, name in unwanted:
+            if kind in LISTED_KINDS:
+                live = self.cache.get(kind, ns, name)
+            else:  # not watched: looked up
+                live = await self.store.api.get(kind, ns, name)
+            if live is None or not owned_by(live, uid):
+                continue
+            await self.store.api.delete(kind, ns, name, uid=live["metadata"].get("uid"))
+            self.store.forget((kind, ns, name))
+            log.info("deleted %s %s/%s: no longer in spec.web", kind, ns, name)
             wrote = True
         return wrote

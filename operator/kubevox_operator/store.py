@@ -33,6 +33,7 @@ LISTED_KINDS = frozenset(
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "Job",
+        "Ingress",
         "Pod",
     )
 )

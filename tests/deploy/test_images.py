@@ -70,7 +70,11 @@ def test_copied_paths_exist_and_images_are_pinned(dockerfile: Path) -> None:
     ("dockerfile", "script", "ports"),
     [
         (OPERATOR, "kubevox-operator", {8080, 9090}),
-        (RUNTIME, "kubevox-agent", {contract.HEALTH_PORT, contract.METRICS_PORT}),
+        (
+            RUNTIME,
+            "kubevox-agent",
+            {contract.HEALTH_PORT, contract.METRICS_PORT, contract.WEB_PORT},
+        ),
     ],
     ids=["operator", "agent_runtime"],
 )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from kubevox_operator.builders import OperatorDefaults
+from kubevox_operator.builders.network import EgressSettings
 from kubevox_operator.cache import Cache
 from kubevox_operator.events import Events
 from kubevox_operator.kube import ApiError, Kube
@@ -163,7 +164,11 @@ class Harness:
         return [(e["type"], e["reason"]) for e in self.api.events]
 
 
-def harness(defaults: OperatorDefaults | None = None, policy: AgentPolicy | None = None) -> Harness:
+def harness(
+    defaults: OperatorDefaults | None = None,
+    policy: AgentPolicy | None = None,
+    egress: EgressSettings | None = None,
+) -> Harness:
     api = FakeKube()
     cache = Cache()
     store = Store(cache, resync_seconds=300.0)
@@ -184,7 +189,7 @@ def harness(defaults: OperatorDefaults | None = None, policy: AgentPolicy | None
         lambda: current,
         lambda ns, name: waiting.get((ns, name)),
         agent_policy=policy or AgentPolicy(),
-        egress=None,
+        egress=egress,
         sip_poll_seconds=60.0,
     )
     knowledge = KnowledgeBaseReconciler(store, secrets, events, queue, lambda: current, egress=None)

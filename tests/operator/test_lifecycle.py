@@ -102,7 +102,12 @@ def test_operator_runs_as_its_service_account_with_no_wildcard(
     assert can("patch", "deployments", "-n", namespace)
     assert can("get", "secrets", "-n", namespace)
     assert not can("list", "secrets", "-n", namespace)
-    assert not can("delete", "deployments", "-n", namespace)
+    # Deletes: only what the spec can drop (the web gateway's objects, the other autoscaler,
+    # superseded Jobs), never a tenant's ConfigMaps, Secrets or pods.
+    assert can("delete", "deployments", "-n", namespace)
+    assert not can("delete", "configmaps", "-n", namespace)
+    assert not can("delete", "secrets", "-n", namespace)
+    assert not can("delete", "pods", "-n", namespace)
     assert not can("update", "voiceagents")
     assert not can("create", "pods", "-n", namespace)
     # The ServiceMonitor CRD appearing at run time is watched, read only.

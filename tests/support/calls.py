@@ -11,6 +11,7 @@ from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.voice import io
 
+from agent_runtime.call_data import call_data
 from agent_runtime.callrecord import CallRecord
 from agent_runtime.controls import TextControls
 from agent_runtime.grounding import Grounding, KnowledgeSource
@@ -50,7 +51,9 @@ def make_call(
     *,
     grounding: Grounding | None = None,
     controls: TextControls | None = None,
+    job_metadata: str | None = None,
 ) -> Call:
+    """A text call of ``spec``'s agent; ``job_metadata`` as a dispatch would carry it."""
     cfg = make_config(spec)
     record = CallRecord(
         call_id="call-1",
@@ -66,6 +69,7 @@ def make_call(
         grounding=grounding,
         audio=False,
         env={},
+        call_data=call_data(cfg, job_metadata),
     )
 
 

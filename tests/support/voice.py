@@ -1,11 +1,17 @@
 """The sample offline agent as the end-to-end suite and the voice benchmarks run it: its
-documents, the runtime config the operator would render, a `kubevox-agent start` worker, the
-caller's options, and a scripted LLM that answers from the context kubevox injected."""
+documents, the runtime config the operator would render, a `kubevox-agent start` worker, its
+web gateway (`kubevox-agent web`), the caller's options, and a scripted LLM that answers from
+the context kubevox injected."""
 
 from __future__ import annotations
 
 import copy
+import os
 import re
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,7 @@ from kubevox_api import (
 )
 from kubevox_api.languages import TextLanguage
 from kubevox_devenv.livekit import LiveKitServer
+from kubevox_devenv.procs import ManagedProcess, free_port, wait_for
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
 
@@ -88,6 +95,34 @@ def start_worker(
     }
     log = directory / f"{config.stem}-{len(list(directory.glob('*.log')))}.log"
     return AgentWorker(config, env, log).start()
+
+
+@contextmanager
+def web_gateway(config: Path, livekit: LiveKitServer, log: Path) -> Iterator[str]:
+    """`kubevox-agent web` for an agent with ``spec.web`` (as its ``<name>-web`` Deployment
+    runs it), healthy on a free loopback port: its base URL, ``http://127.0.0.1:<port>``."""
+    port = free_port()
+    argv = [sys.executable, "-m", "agent_runtime", "web", "--config", str(config),
+            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    process = ManagedProcess("kubevox-agent web", argv, log, env={**os.environ, **livekit.env()})
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
+            return bool(resp.status == 200)
+
+    try:
+        # the command imports the runtime first: seconds on a busy machine
+        wait_for("kubevox-agent web", healthy, 120, process.alive)
+    except BaseException:
+        tail = process.log_tail(20)
+        process.stop()
+        raise RuntimeError(f"the web gateway did not start:\n{tail}") from None
+    try:
+        yield url
+    finally:
+        process.stop(timeout=10)
 
 
 def call_options(

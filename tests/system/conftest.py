@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from kubevox_api import contract
 from kubevox_devenv import install as installmod
 from kubevox_devenv import node as nodemod
 from kubevox_devenv.cluster import temporary_cluster
+from kubevox_devenv.fleet import Fleet
+
+from agent_runtime.caller import SimulatedCall
 
 pytestmark = [pytest.mark.node, pytest.mark.system]
 
@@ -69,9 +72,12 @@ def wait_until(what: str, probe: Callable[[], Any], timeout: float) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last})")
 
 
-async def await_until(what: str, probe: Callable[[], Any], within: float) -> Any:
+async def await_until(
+    what: str, probe: Callable[[], Any], within: float, explain: Callable[[], str] | None = None
+) -> Any:
     """wait_until for tests with live calls: the probe runs in a thread, so the event loop
-    keeps the callers' audio flowing while the cluster is polled."""
+    keeps the callers' audio flowing while the cluster is polled. On a timeout, ``explain``
+    says what the test saw."""
     deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
@@ -82,7 +88,8 @@ async def await_until(what: str, probe: Callable[[], Any], within: float) -> Any
         if last and not isinstance(last, Exception):
             return last
         await asyncio.sleep(1)
-    raise AssertionError(f"timed out after {within:.0f}s waiting for {what} (last: {last})")
+    seen = f"\n{await asyncio.to_thread(explain)}" if explain else ""
+    raise AssertionError(f"timed out after {within:.0f}s waiting for {what} (last: {last}){seen}")
 
 
 @dataclass
@@ -196,3 +203,17 @@ def pod_history(system: System, namespace: str) -> Iterator[PodHistory]:
     history = PodHistory(system.kube.kubeconfig, namespace, f"{contract.LABEL_VOICE_AGENT}=offline")
     yield history
     history.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet(system: System, namespace: str) -> Fleet:
+    return Fleet(system.kube, namespace, "offline")
+
+
+@pytest.fixture(scope="module")
+async def live_calls() -> AsyncIterator[dict[str, SimulatedCall]]:
+    """Calls that stay up across the scaling tests, by name; whatever is left hangs up."""
+    calls: dict[str, SimulatedCall] = {}
+    yield calls
+    for call in calls.values():
+        await call.hang_up()

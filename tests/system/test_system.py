@@ -1,44 +1,50 @@
 """The offline sample on a real node, through the Helm-installed operator: the ingestion Job and
-the worker run as pods, a caller on the host is answered from the knowledge base by the pod the
-operator made, active calls scale the workers up and down through Prometheus and KEDA, a rollout
-drains a live call instead of cutting it, Argo CD's health check follows, with minReplicas 0 the
-agent scales to zero and a caller waits for a pod to start and is answered, and deleting the
-VoiceAgent removes everything it owned. The tests run in file order and share the sample's
-objects (and, from the scale-up on, its live calls)."""
+the worker run as pods, a caller on the host is answered by the pod the operator made, spec.web
+runs the agent's web gateway pod (whose token starts a call the worker answers) and removes it,
+active calls scale the workers up and down through Prometheus and KEDA, a rollout drains a live
+call instead of cutting it, Argo CD's health check follows, with minReplicas 0 the agent scales
+to zero and a caller waits for a pod and is answered, and deleting the VoiceAgent removes
+everything it owned. The tests run in file order and share the sample's objects."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from kubevox_api import contract
 from kubevox_devenv import install as installmod
 from kubevox_devenv.fleet import SAMPLE, Fleet, sample_for_this_node
 
-from agent_runtime.caller import CallOptions, SimulatedCall
+from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
 from tests.support.lua import health
 from tests.support.tools import lua_interpreters
 
 from .conftest import PodHistory, PodRecord, System, await_until, wait_until
-from .diagnostics import WORKER_LABEL, pod_log_tails, scaling_state, worker_log_lines
+from .diagnostics import WORKER_LABEL, pod_log_tails, scaling_state
+from .helpers import (
+    PHARMACY,
+    SITE,
+    caller_options,
+    condition,
+    gateway_confinement,
+    gateway_objects_left,
+    gateway_url,
+    place_call,
+    post_call,
+    ready_gateway_pod,
+    set_web,
+)
 
 INTERPRETERS = lua_interpreters()
 
 REPO = Path(__file__).resolve().parents[2]
-WORKER_LOAD = "kubevox_worker_load"  # agent_runtime.metrics
-PHARMACY = "When does the pharmacy open on Saturdays?"
-
-
-def _condition(obj: dict[str, Any], kind: str) -> dict[str, str]:
-    conditions = (obj.get("status") or {}).get("conditions", [])
-    return next((c for c in conditions if c["type"] == kind), {})
 
 
 # The first test also pays for the session's cluster and install (images loaded, Helm): minutes.
@@ -52,7 +58,7 @@ def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) ->
 
     def agent_ready() -> dict[str, Any] | None:
         agent = system.get("voiceagent", "offline", namespace)
-        return agent if _condition(agent, "Ready").get("status") == "True" else None
+        return agent if condition(agent, "Ready").get("status") == "True" else None
 
     kb = wait_until("KnowledgeBase clinic-facts Ready (its Job ran as a pod)", kb_ready, 600)
     assert kb["status"]["chunks"] > 0
@@ -71,10 +77,6 @@ def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) ->
     # has registered; a call placed before registration is never dispatched.
     pod_ip = pods[0]["status"]["podIP"]
     wait_until("the worker registered", lambda: installmod.worker_registered(pod_ip), 300)
-
-
-def caller_options(system: System, namespace: str) -> CallOptions:
-    return installmod.host_caller(system.kube, system.workdir, namespace, "offline")
 
 
 @pytest.mark.timeout(600)
@@ -110,33 +112,47 @@ async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
     assert call["turns"] >= 2  # the greeting and the answer
 
 
-@pytest.fixture(scope="module")
-def fleet(system: System, namespace: str) -> Fleet:
-    return Fleet(system.kube, namespace, "offline")
-
-
-@pytest.fixture(scope="module")
-async def live_calls() -> AsyncIterator[dict[str, SimulatedCall]]:
-    """Calls that stay up across the scaling tests, by name; whatever is left hangs up."""
-    calls: dict[str, SimulatedCall] = {}
-    yield calls
-    for call in calls.values():
-        await call.hang_up()
-
-
-async def place_call(
-    system: System, namespace: str, live: dict[str, SimulatedCall], name: str
+@pytest.mark.timeout(900)
+async def test_a_browser_caller_s_call_starts_at_the_agent_s_web_gateway_pod(
+    system: System, namespace: str, fleet: Fleet
 ) -> None:
-    call = SimulatedCall(caller_options(system, namespace), index=len(live))
-    live[name] = call
-    result = await call.start()
-    if not result.greeting:
-        loads = system.prometheus(f"max(max_over_time({WORKER_LOAD}[90s]))")
-        raise AssertionError(
-            f"the {name} call was not answered (no greeting); the workers' highest load in the"
-            f" last 90 s: {loads}; what the workers logged of note:\n"
-            + worker_log_lines(system, result.room)
-        )
+    """spec.web: the operator runs the agent's web gateway as a pod (restricted, no API token,
+    no egress) behind a Service; its token starts a call the worker pod answers; a page from
+    another site is refused; the workers did not roll for it; removing spec.web removes it."""
+    workers = {p["metadata"]["name"] for p in fleet.pods()}
+    web = {"livekitURL": system.livekit_url(), "allowedOrigins": [SITE], "title": "Clinic"}
+    set_web(system, namespace, web)
+
+    pod = await await_until(
+        "the web gateway pod Ready", lambda: ready_gateway_pod(system, namespace), 300
+    )
+    assert gateway_confinement(system, namespace, pod) == []
+
+    url = gateway_url(system, namespace)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async with http.get(f"{url}/") as resp:
+            assert "<title>Clinic</title>" in await resp.text()
+        status, refused = await post_call(http, url, "https://evil.example")
+        assert status == 403, refused
+        status, call = await post_call(http, url, SITE)
+    assert status == 201, call
+    assert call["url"] == system.livekit_url()
+
+    options = replace(
+        caller_options(system, namespace), api_key="", api_secret="", agent_name="",
+        grant=(call["room"], call["token"]),
+    )  # fmt: skip
+    result = await SimulatedCall(options).run([synthesize(PHARMACY)])
+    assert result.error is None, result.error
+    assert "saturday" in result.turns[0].heard.lower(), result.turns[0].heard
+    # spec.web is not in the workers' config: they did not roll (and drain their calls) for it.
+    assert {p["metadata"]["name"] for p in fleet.pods()} == workers
+    set_web(system, namespace, None)
+    await await_until(
+        "the web gateway's objects and pod removed",
+        lambda: not gateway_objects_left(system, namespace),
+        180,
+    )
 
 
 @pytest.mark.timeout(900)
@@ -176,12 +192,14 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
     second = second_pods[0]
 
     # The first pod is full (2 of 2): LiveKit gives the third call to the new pod, and KEDA
-    # asks for a third pod (3 calls / 1 per pod; maxReplicas 3).
+    # asks for a third pod (3 calls / 1 per pod; maxReplicas 3). Within 180 s: with three pods
+    # loading their models, even the API server answers slowly.
     await place_call(system, namespace, live_calls, "third")
     await await_until(
         "the third call on the second pod",
         lambda: {first: 2, second: 1}.items() <= fleet.calls_by_pod().items(),
-        60,
+        180,
+        lambda: scaling_state(system, namespace, fleet),
     )
     await await_until("3 replicas", lambda: fleet.replicas() == 3, 120)
     # The status counts them all: 3 calls, 3 pods (the third one may still be starting).
@@ -191,10 +209,10 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
         statuses.append(fleet.status())
         return statuses[-1].get("activeCalls") == 3 and statuses[-1].get("replicas") == 3
 
-    try:
-        await await_until("status.activeCalls 3, status.replicas 3", status_counts_them, 180)
-    except AssertionError as e:
-        raise AssertionError(f"{e}; status {statuses[-1:]}, calls {fleet.calls_by_pod()}") from None
+    await await_until(
+        "status.activeCalls 3, status.replicas 3", status_counts_them, 180,
+        lambda: f"status {statuses[-1:]}, calls {fleet.calls_by_pod()}",
+    )  # fmt: skip
     await await_until("3 ready workers", lambda: fleet.status().get("readyReplicas") == 3, 300)
 
 
@@ -210,14 +228,11 @@ async def test_calls_ending_scale_down_idle_pods_first(
     assert len(busy) == 1, fleet.calls_by_pod()
     for name, want in (("third", 2), ("second", 1)):
         await live_calls.pop(name).hang_up()
-
-        def scaled_down(want: int = want) -> bool:
-            return fleet.replicas() == want == len(fleet.pods())
-
-        try:
-            await await_until(f"{want} worker pods after the {name} call ended", scaled_down, 240)
-        except AssertionError as e:
-            raise AssertionError(f"{e}\n{scaling_state(system, namespace, fleet)}") from None
+        await await_until(
+            f"{want} worker pods after the {name} call ended",
+            lambda want=want: fleet.replicas() == want == len(fleet.pods()), 240,
+            lambda: scaling_state(system, namespace, fleet),
+        )  # fmt: skip
     # The pods removed were idle when chosen, and exited 0; the call left up is still served.
     removed = [r for r in pod_history.pods.values() if r.deleting_at is not None]
     assert len(removed) == 2, removed
@@ -232,7 +247,11 @@ async def test_calls_ending_scale_down_idle_pods_first(
     # It stayed where it was, unless the caller's own connection broke (the machine under load:
     # LiveKit closes a connection that misses its pings) and the agent left with it; the
     # operator then hands the room to a worker again, perhaps another one.
-    assert set(fleet.calls_by_pod()) == busy, live_calls["first"].events
+    events = live_calls["first"].events
+    if any(e.endswith(" left") for e in events):
+        assert sorted(fleet.calls_by_pod().values()) == [1], events
+    else:
+        assert set(fleet.calls_by_pod()) == busy, events
 
 
 @pytest.mark.timeout(900)
@@ -255,10 +274,10 @@ async def test_a_rollout_drains_the_live_call_and_argo_cd_follows(
 
     # A metric read that failed during the scaling (KEDA's HPA says so) shows as Degraded until
     # KEDA's next look at its HPA, every pollingInterval: wait for the steady state.
-    try:
-        await await_until("Argo CD health Healthy", lambda: argo_health() == "Healthy", 120)
-    except AssertionError as e:
-        raise AssertionError(f"{e}; the check said {seen[-1]}") from None
+    await await_until(
+        "Argo CD health Healthy", lambda: argo_health() == "Healthy", 120,
+        lambda: f"the check said {seen[-1]}",
+    )  # fmt: skip
     (old,) = fleet.calls_by_pod()
     system.kubectl(
         "patch", "voiceagent", "offline", "-n", namespace, "--type=merge",
@@ -305,7 +324,7 @@ async def test_scaled_to_zero_a_call_waits_for_a_pod_and_is_answered(
         "status ScaledToZero and no worker pod",
         lambda: (
             (st := fleet.status())
-            and _condition({"status": st}, "Ready").get("reason") == "ScaledToZero"
+            and condition({"status": st}, "Ready").get("reason") == "ScaledToZero"
             and not fleet.pods()
             and st
         ),
@@ -327,7 +346,7 @@ async def test_scaled_to_zero_a_call_waits_for_a_pod_and_is_answered(
     answered = asyncio.create_task(call.start())
     try:
         await await_until("status.waitingCalls 1 while no worker runs", waiting_seen, 60)
-        ready = _condition({"status": seen[-1]}, "Ready")
+        ready = condition({"status": seen[-1]}, "Ready")
         assert ready.get("reason") == "ScalingFromZero", seen[-1]
         waiting = (
             f'{contract.WAITING_CALLS_METRIC}{{agent_namespace="{namespace}",agent="offline"}}'

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import node as nodemod
-from . import nodedown, nodenet
+from . import nodedown, nodenet, webforward
 from .controlplane import ControlPlane, binaries, install_crds
 from .procs import cmdline, is_alive, stop_process_group
 
@@ -130,6 +130,7 @@ def up(directory: Path, crds: bool = True, node: bool = False) -> int:
 
 
 def down(directory: Path, quiet: bool = False) -> int:
+    webforward.stop(directory)  # make run's call page on localhost
     path = _state_file(directory)
     state = json.loads(path.read_text()) if path.exists() else {}
     has_node = bool(state.get("node")) or (directory / "node").exists()

@@ -56,6 +56,8 @@ BASE_CLEAN = (
 )
 
 IMAGES = {"operator": "operator/Dockerfile", "agent-runtime": "agent_runtime/Dockerfile"}
+PREPARE = {"agent-runtime": "hack/web/fetch-livekit-client.sh"}
+"""Files an image's build context needs that git does not hold (the call page's LiveKit SDK)."""
 # The in-cluster dependencies of `make install`: programs the tests already run on the host
 # (livekit-server from its Go module, Valkey and RediSearch from the locked wheels), on the
 # same base. Their build context is a directory of those files, not the repository.
@@ -271,6 +273,8 @@ def build_image(name: str, base: str) -> Image:
     recipe = IMAGES.get(name) or DEPENDENCIES[name]
     dockerfile = REPO / recipe
     context = REPO if name in IMAGES else dependency_context(name)
+    if script := PREPARE.get(name):
+        _run(["bash", str(REPO / script)], stdout=subprocess.DEVNULL)
     ref = f"{REGISTRY}/{name}:{tree_hash(dockerfile, base, context)}"
     dev_ref = f"{REGISTRY}/{name}:dev"
     archive = CACHE / f"{name}-{ref.rpartition(':')[2]}.tar"

@@ -6,6 +6,9 @@
 2. The offline sample applied with kubectl: its ingestion Job and its worker run as pods.
 3. A caller on the host asks a question; the worker pod answers from the knowledge base.
 4. Calls come and go, and the workers follow them: a table of time, calls and replicas.
+5. The agent takes browser callers (spec.web): its web gateway runs as a pod, and its call page
+   is served on http://localhost:8080/ (a relay to the gateway's Service, kubevox_devenv.
+   webforward), where a person on this machine can call the agent.
 
 The cluster keeps running afterwards; `make cluster-down` stops it.
 """
@@ -14,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from . import webforward
 from .cluster import down, running_node, up
 from .controlplane import REPO
 from .fleet import Fleet, sample_for_this_node
@@ -27,14 +33,17 @@ from .install import (
     dev_secrets,
     host_caller,
     install,
+    livekit_host_url,
     livekit_keys,
     node_containerd,
 )
+from .procs import free_port
 
 STATE = REPO / ".kubevox"
 NAMESPACE = "kubevox-demo"
 AGENT = "offline"
 QUESTION = "When does the pharmacy open on Saturdays?"
+PAGE_PORT = 8080
 
 
 def _step(title: str) -> None:
@@ -143,6 +152,58 @@ def _call(kube: Kube, fleet: Fleet) -> int:
     return 0 if result.error is None and all(t.heard for t in result.turns) else 1
 
 
+def _page_port() -> int:
+    """8080 on localhost when it is free, else any free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", PAGE_PORT))
+        except OSError:
+            return free_port()
+    return PAGE_PORT
+
+
+def _web(kube: Kube) -> str:
+    """spec.web on the sample: the operator runs its web gateway; its page on localhost."""
+    web = {
+        "spec": {
+            "web": {
+                # Browsers on this machine reach LiveKit at its Service's address.
+                "livekitURL": livekit_host_url(kube),
+                "title": "Northwind Clinic",
+            }
+        }
+    }
+    patch = json.dumps(web)
+    print(f"$ kubectl patch voiceagent {AGENT} -n {NAMESPACE} --type=merge -p '{patch}'")
+    print(kube.run("patch", "voiceagent", AGENT, "-n", NAMESPACE, "--type=merge", "-p", patch))
+    name = f"{AGENT}-web"
+
+    def available() -> bool:
+        dep = json.loads(kube.run("get", "deployment", name, "-n", NAMESPACE, "-o=json") or "{}")
+        return bool((dep.get("status") or {}).get("availableReplicas"))
+
+    _wait(f"the web gateway (Deployment {name}) available", available, 300)
+    _show(kube, "get", "deployment,service", name, "-n", NAMESPACE)
+    ip = kube.run("get", "service", name, "-n", NAMESPACE, "-o=jsonpath={.spec.clusterIP}")
+    port = _page_port()
+    webforward.start(STATE, port, f"{ip}:80")
+    page = f"http://localhost:{port}/"
+
+    def served() -> bool:
+        with urllib.request.urlopen(page, timeout=5) as resp:
+            return b"livekit-client" in resp.read()
+
+    _wait(f"the call page on {page}", lambda: _quietly(served), 60)
+    return page
+
+
+def _quietly(probe: Callable[[], bool]) -> bool:
+    try:
+        return probe()
+    except OSError:
+        return False
+
+
 def main() -> int:
     _step("A one-node cluster: control plane, kubelet, containerd, kube-proxy, CoreDNS")
     if running_node(STATE) is None:
@@ -168,6 +229,12 @@ def main() -> int:
     _step("Calls come and go; KEDA follows kubevox_active_calls through Prometheus")
     asyncio.run(_scale(kube, fleet))
 
+    _step("Browser callers: spec.web gives the agent a call page and a token endpoint")
+    page = _web(kube)
+    print(
+        f"\n\033[1mCall the agent from a browser on this machine: {page}\033[0m\n"
+        "(press Call, allow the microphone, and ask when the pharmacy opens on Saturdays)"
+    )
     print(
         "\nThe cluster keeps running. Explore it with:\n"
         f"  export KUBECONFIG={(STATE / 'kubeconfig').resolve()}\n"

@@ -1,5 +1,5 @@
 """VoiceAgent → ConfigMap, ServiceAccount, RoleBinding, Deployment, autoscaler (HPA or KEDA
-ScaledObject), Service, PDB, ServiceMonitor."""
+ScaledObject), Service, PDB, ServiceMonitor; with spec.web, the web gateway (web.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubevox_api import (
-    CONFIG_ENV,
     CONFIG_FILE,
     AgentRuntimeConfig,
     KnowledgeBase,
@@ -16,7 +15,6 @@ from kubevox_api import (
     credential_env,
     render_runtime_config,
 )
-from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, LIVEKIT_URL_ENV
 
 from .autoscaling import hpa, scaled_object
 from .common import (
@@ -26,15 +24,20 @@ from .common import (
     agent_name,
     agent_namespace,
     child_name,
+    livekit_env,
+    placement,
     restricted_container_security,
     restricted_pod_security,
     secret_env,
     stable_hash,
 )
+from .web import build_web_children
 
 # Fields of the spec that never reach the worker process, or reach the pod template directly:
 # changing them must not change the config hash (and so must not roll the pods).
-_NOT_IN_HASH = ("scaling", "resources", "pod", "image")
+# spec.web is read by the web gateway only (its own Deployment): a new allowed origin must not
+# roll the workers and drain their calls.
+_NOT_IN_HASH = ("scaling", "resources", "pod", "image", "web")
 
 
 OptionalKind = Literal["ServiceMonitor", "ScaledObject"]
@@ -108,6 +111,7 @@ def build_agent_children(
     out.objects.append(_pdb(agent, owner))
     if "ServiceMonitor" in defaults.served:
         out.objects.append(_service_monitor(agent, owner))
+    out.objects += build_web_children(agent, owner, config, defaults.image)
     return out
 
 
@@ -176,13 +180,7 @@ def _role_binding(agent: VoiceAgent, owner: Obj) -> Obj:
 
 def _env(agent: VoiceAgent, knowledge_bases: dict[str, KnowledgeBase]) -> list[Obj]:
     spec = agent.spec
-    lk = spec.livekit.credentials_secret_ref
-    env: list[Obj] = [
-        {"name": CONFIG_ENV, "value": contract.CONFIG_PATH},
-        {"name": LIVEKIT_URL_ENV, "value": spec.livekit.url},
-        secret_env(LIVEKIT_API_KEY_ENV, lk.name, lk.api_key_key),
-        secret_env(LIVEKIT_API_SECRET_ENV, lk.name, lk.api_secret_key),
-    ]
+    env = livekit_env(agent)
     providers: list[tuple[Any, str]] = [
         (spec.stt, credential_env("stt")),
         (spec.llm, credential_env("llm")),
@@ -271,14 +269,7 @@ def _deployment(
             {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
         ],
     }
-    if pod.node_selector:
-        pod_spec["nodeSelector"] = dict(pod.node_selector)
-    if pod.tolerations:
-        pod_spec["tolerations"] = [t.to_k8s() for t in pod.tolerations]
-    if pod.affinity:
-        pod_spec["affinity"] = pod.affinity
-    if pod.priority_class_name:
-        pod_spec["priorityClassName"] = pod.priority_class_name
+    pod_spec.update(placement(agent))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

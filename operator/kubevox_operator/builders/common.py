@@ -6,7 +6,8 @@ import hashlib
 import json
 from typing import Any
 
-from kubevox_api import VoiceAgent, contract
+from kubevox_api import CONFIG_ENV, VoiceAgent, contract
+from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, LIVEKIT_URL_ENV
 
 Obj = dict[str, Any]
 MAX_NAME = 63
@@ -101,3 +102,31 @@ def agent_labels(agent: VoiceAgent, component: str) -> dict[str, str]:
 
 def agent_metadata(agent: VoiceAgent, owner: Obj, name: str, component: str) -> Obj:
     return metadata(name, agent_namespace(agent), owner, agent_labels(agent, component))
+
+
+def livekit_env(agent: VoiceAgent) -> list[Obj]:
+    """What every pod of the agent (worker or web gateway) reads first: where its config is
+    mounted, the LiveKit URL, and the API key and secret from their Secret."""
+    lk = agent.spec.livekit.credentials_secret_ref
+    return [
+        {"name": CONFIG_ENV, "value": contract.CONFIG_PATH},
+        {"name": LIVEKIT_URL_ENV, "value": agent.spec.livekit.url},
+        secret_env(LIVEKIT_API_KEY_ENV, lk.name, lk.api_key_key),
+        secret_env(LIVEKIT_API_SECRET_ENV, lk.name, lk.api_secret_key),
+    ]
+
+
+def placement(agent: VoiceAgent, *, affinity: bool = True) -> Obj:
+    """spec.pod's scheduling fields for a pod spec (the workers' affinity, e.g. spreading
+    them, is theirs alone: ``affinity=False`` for the agent's other pods)."""
+    pod = agent.spec.pod
+    out: Obj = {}
+    if pod.node_selector:
+        out["nodeSelector"] = dict(pod.node_selector)
+    if pod.tolerations:
+        out["tolerations"] = [t.to_k8s() for t in pod.tolerations]
+    if affinity and pod.affinity:
+        out["affinity"] = pod.affinity
+    if pod.priority_class_name:
+        out["priorityClassName"] = pod.priority_class_name
+    return out

@@ -1,5 +1,6 @@
 """Default-deny egress NetworkPolicies for a VoiceAgent's workers and a KnowledgeBase's
-ingestion Jobs: only DNS and the endpoints the spec names (docs/security/privilege.md).
+ingestion Jobs: only DNS and the endpoints the spec names (docs/security/privilege.md); none at
+all for an agent's web gateway.
 
 A NetworkPolicy cannot name a host, so each endpoint becomes peers by what its host is:
 
@@ -26,6 +27,7 @@ from kubevox_api import KnowledgeBase, VoiceAgent, contract
 
 from .agent import agent_selector
 from .common import Obj, child_name, labels, metadata
+from .web import web_policy_name, web_selector
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "redis": 6379, "rediss": 6379}
 PRIVATE_V4 = (
@@ -231,6 +233,20 @@ def agent_egress_policy(
     )
 
 
+def web_egress_policy(agent: VoiceAgent, owner: Obj) -> Obj:
+    """The web gateway's policy: no egress at all. It mints tokens in its own process and
+    calls nothing (not even DNS)."""
+    name, ns = str(agent.metadata["name"]), str(agent.metadata.get("namespace", "default"))
+    return _policy(
+        web_policy_name(agent),
+        ns,
+        owner,
+        labels("web", name, {contract.LABEL_VOICE_AGENT: name}),
+        web_selector(agent),
+        [],
+    )
+
+
 def ingest_selector(kb: KnowledgeBase) -> dict[str, str]:
     return {
         contract.LABEL_COMPONENT: "ingest",
@@ -275,7 +291,10 @@ def agent_egress(
         return []
     refs = [kb.spec.store.redis_url_secret_ref for kb in knowledge_bases.values()]
     urls = [u for r in refs if (u := secret_value(secrets.get(r.name), r.key))]
-    return [agent_egress_policy(agent, owner, knowledge_bases, urls, settings)]
+    out = [agent_egress_policy(agent, owner, knowledge_bases, urls, settings)]
+    if agent.spec.web is not None:
+        out.append(web_egress_policy(agent, owner))
+    return out
 
 
 def knowledge_egress(
