@@ -52,6 +52,7 @@ ALLOWED = [
             "scaledobjects.keda.sh",
             "jobs.batch",
             "networkpolicies.networking.k8s.io",
+            "ingresses.networking.k8s.io",
         )
         for verb in ("create", "patch", "get")
     ],
@@ -69,9 +70,20 @@ ALLOWED = [
             "scaledobjects.keda.sh",
             "jobs.batch",
             "networkpolicies.networking.k8s.io",
+            "ingresses.networking.k8s.io",
             "pods",
         )
         for verb in ("list", "watch")
+    ],
+    # Removing spec.web deletes the web gateway's objects (each by the uid of one it owns).
+    *[
+        ("delete", res, "clinic")
+        for res in (
+            "deployments.apps",
+            "services",
+            "ingresses.networking.k8s.io",
+            "networkpolicies.networking.k8s.io",
+        )
     ],
     ("delete", "jobs.batch", "clinic"),
     # Switching spec.scaling.autoscaler deletes the other kind's object.
@@ -100,8 +112,10 @@ DENIED = [
     ("create", "voiceagents.kubevox.dev", "clinic"),
     ("update", "voiceagents.kubevox.dev", "clinic"),
     ("delete", "knowledgebases.kubevox.dev", "clinic"),
-    # Children are applied, never deleted wholesale (garbage collection removes them).
-    ("delete", "deployments.apps", "clinic"),
+    # Children are applied, never deleted wholesale (garbage collection removes them); only the
+    # kinds the spec can drop are deleted, one by one.
+    ("delete", "configmaps", "clinic"),
+    ("deletecollection", "deployments.apps", "clinic"),
     ("deletecollection", "horizontalpodautoscalers.autoscaling", "clinic"),
     # Server-side apply is a patch: no update, on the autoscaler kinds either.
     ("update", "scaledobjects.keda.sh", "clinic"),
@@ -129,7 +143,7 @@ DENIED = [
     ("patch", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("delete", "servicemonitors.monitoring.coreos.com", "clinic"),
-    ("delete", "networkpolicies.networking.k8s.io", "clinic"),
+    ("deletecollection", "networkpolicies.networking.k8s.io", "clinic"),
     # Its own admission policy is the installer's business.
     ("patch", "validatingadmissionpolicies.admissionregistration.k8s.io", ""),
     ("delete", "validatingadmissionpolicybindings.admissionregistration.k8s.io", ""),
