@@ -24,6 +24,28 @@ pytestmark = pytest.mark.cluster
 
 OPERATOR = "system:serviceaccount:kubevox-system:kubevox-operator"
 
+CHILDREN = (
+    "configmaps",
+    "services",
+    "serviceaccounts",
+    "deployments.apps",
+    "horizontalpodautoscalers.autoscaling",
+    "poddisruptionbudgets.policy",
+    "rolebindings.rbac.authorization.k8s.io",
+    "servicemonitors.monitoring.coreos.com",
+    "scaledobjects.keda.sh",
+    "jobs.batch",
+    "networkpolicies.networking.k8s.io",
+    "ingresses.networking.k8s.io",
+)
+WEB_GATEWAY = {
+    "deployments.apps",
+    "services",
+    "ingresses.networking.k8s.io",
+    "networkpolicies.networking.k8s.io",
+}
+"""The kinds of an agent's web gateway (spec.web), deleted when the spec drops it."""
+
 # (verb, resource, namespace or "" for all namespaces / cluster scope, subresource or name)
 # What the operator does (issue 3; operator/kubevox_operator): watch its API cluster-wide,
 # server-side apply the children in the agents' namespaces, patch status, run ingestion Jobs,
@@ -38,53 +60,11 @@ ALLOWED = [
     ("patch", "knowledgebases.kubevox.dev/status", "clinic"),
     ("update", "voiceagents.kubevox.dev/finalizers", "clinic"),
     ("update", "knowledgebases.kubevox.dev/finalizers", "clinic"),
-    *[
-        (verb, res, "clinic")
-        for res in (
-            "configmaps",
-            "services",
-            "serviceaccounts",
-            "deployments.apps",
-            "horizontalpodautoscalers.autoscaling",
-            "poddisruptionbudgets.policy",
-            "rolebindings.rbac.authorization.k8s.io",
-            "servicemonitors.monitoring.coreos.com",
-            "scaledobjects.keda.sh",
-            "jobs.batch",
-            "networkpolicies.networking.k8s.io",
-            "ingresses.networking.k8s.io",
-        )
-        for verb in ("create", "patch", "get")
-    ],
-    *[
-        (verb, res, "")
-        for res in (
-            "configmaps",
-            "services",
-            "serviceaccounts",
-            "deployments.apps",
-            "horizontalpodautoscalers.autoscaling",
-            "poddisruptionbudgets.policy",
-            "rolebindings.rbac.authorization.k8s.io",
-            "servicemonitors.monitoring.coreos.com",
-            "scaledobjects.keda.sh",
-            "jobs.batch",
-            "networkpolicies.networking.k8s.io",
-            "ingresses.networking.k8s.io",
-            "pods",
-        )
-        for verb in ("list", "watch")
-    ],
+    # The children: applied in the agents' namespaces, watched cluster-wide.
+    *[(verb, res, "clinic") for res in CHILDREN for verb in ("create", "patch", "get")],
+    *[(verb, res, "") for res in (*CHILDREN, "pods") for verb in ("list", "watch")],
     # Removing spec.web deletes the web gateway's objects (each by the uid of one it owns).
-    *[
-        ("delete", res, "clinic")
-        for res in (
-            "deployments.apps",
-            "services",
-            "ingresses.networking.k8s.io",
-            "networkpolicies.networking.k8s.io",
-        )
-    ],
+    *[("delete", res, "clinic") for res in CHILDREN if res in WEB_GATEWAY],
     ("delete", "jobs.batch", "clinic"),
     # Switching spec.scaling.autoscaler deletes the other kind's object.
     ("delete", "horizontalpodautoscalers.autoscaling", "clinic"),
