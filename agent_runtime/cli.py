@@ -28,8 +28,9 @@ def _command_modules(wanted: str | None = None) -> list[ModuleType]:
         for info in pkgutil.iter_modules(commands.__path__)
         if not info.name.startswith("_")
     )
-    if wanted is not None and wanted.replace("-", "_") in names:
-        names = [wanted.replace("-", "_")]
+    module = wanted.replace("-", "_") if wanted else None
+    if module in names:
+        names = [module]
     mods = []
     for name in names:
         mod = importlib.import_module(f"{commands.__name__}.{name}")

@@ -16,14 +16,13 @@ from pathlib import Path
 
 from kubevox_api import CONFIG_ENV, AgentRuntimeConfig
 from kubevox_api.contract import HEALTH_PORT, METRICS_PORT
-from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV
 
 from ..config import load_runtime_config, resolve_config_path
 from ..drained_exit import DrainedExit
 from ..early_stop import stop_at_once
-from ..errors import ConfigError
 from ..pod_annotations import PodCallsAnnotator
 from ..providers import check_providers
+from ._common import livekit_credentials
 
 NAME = "start"
 HELP = "Run the LiveKit worker for the VoiceAgent in --config / $KUBEVOX_CONFIG."
@@ -52,12 +51,7 @@ def preflight(path: str, env: dict[str, str] | os._Environ[str]) -> AgentRuntime
     """Config, provider keys and LiveKit credentials: a ConfigError names what is wrong."""
     config = load_runtime_config(path)
     check_providers(config, env)
-    for var in (LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV):
-        if not env.get(var):
-            raise ConfigError(
-                f"{var}: not set (from spec.livekit.credentialsSecretRef "
-                f"{config.spec.livekit.credentials_secret_ref.name!r})"
-            )
+    livekit_credentials(config, env)
     return config
 
 

@@ -8,16 +8,12 @@ import os
 
 from aiohttp import web
 from kubevox_api import contract
-from kubevox_api.runtime_config import (
-    LIVEKIT_API_KEY_ENV,
-    LIVEKIT_API_SECRET_ENV,
-    LIVEKIT_URL_ENV,
-)
+from kubevox_api.runtime_config import LIVEKIT_URL_ENV
 
 from ..errors import ConfigError
 from ..logs import setup_json_logging
 from ..web.gateway import Gateway, build_app
-from ._common import add_config_arguments, load_from_args
+from ._common import add_config_arguments, livekit_credentials, load_from_args
 
 NAME = "web"
 HELP = "Serve a VoiceAgent's call page and the endpoint that starts browser calls (spec.web)."
@@ -30,27 +26,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO")
 
 
-def _required(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise ConfigError(f"{name}: not set (from spec.livekit.credentialsSecretRef)")
-    return value
-
-
 def gateway_from_env(args: argparse.Namespace) -> Gateway:
     config = load_from_args(args)
     spec = config.spec
     if spec.web is None:
         raise ConfigError("spec.web is not set: this agent takes no browser calls")
+    api_key, api_secret = livekit_credentials(config)
     shared_key = None
-    if spec.web.auth.shared_key_secret_ref is not None:
-        shared_key = _required(contract.WEB_SHARED_KEY_ENV)
+    if (ref := spec.web.auth.shared_key_secret_ref) is not None:
+        shared_key = os.environ.get(contract.WEB_SHARED_KEY_ENV)
+        if not shared_key:
+            raise ConfigError(
+                f"{contract.WEB_SHARED_KEY_ENV}: not set (from spec.web.auth.sharedKeySecretRef "
+                f"{ref.name!r})"
+            )
     return Gateway(
         agent_name=config.agent_name,
         title=spec.web.title or config.name,
         livekit_url=spec.web.livekit_url or os.environ.get(LIVEKIT_URL_ENV) or spec.livekit.url,
-        api_key=_required(LIVEKIT_API_KEY_ENV),
-        api_secret=_required(LIVEKIT_API_SECRET_ENV),
+        api_key=api_key,
+        api_secret=api_secret,
         web=spec.web,
         shared_key=shared_key,
     )

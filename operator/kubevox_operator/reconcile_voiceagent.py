@@ -254,23 +254,15 @@ class VoiceAgentReconciler:
         meta = body["metadata"]
         ns, name = meta["namespace"], child_name(meta["name"])
         wanted = AUTOSCALER_KINDS[agent.spec.scaling.autoscaler]
+        why = f"spec.scaling.autoscaler is {agent.spec.scaling.autoscaler}"
         wrote = False
         for kind in AUTOSCALER_KINDS.values():
             # The cache is complete for HPAs (listed) and holds every ScaledObject the operator
             # applied or watched; one it missed is queued here by its watch event.
-            live = self.cache.get(kind, ns, name)
-            if kind == wanted or live is None or not owned_by(live, meta.get("uid")):
-                continue
-            await self.store.api.delete(kind, ns, name, uid=live["metadata"].get("uid"))
-            self.store.forget((kind, ns, name))
-            log.info(
-                "deleted %s %s/%s: spec.scaling.autoscaler is %s",
-                kind,
-                ns,
-                name,
-                agent.spec.scaling.autoscaler,
-            )
-            wrote = True
+            if kind != wanted:
+                wrote |= await self.store.delete_owned(
+                    kind, self.cache.get(kind, ns, name), meta.get("uid"), why
+                )
         return wrote
 
     async def _remove_unwanted_web(self, agent: VoiceAgent, body: Obj) -> bool:
@@ -296,10 +288,5 @@ class VoiceAgentReconciler:
                 live = self.cache.get(kind, ns, name)
             else:  # not watched: looked up
                 live = await self.store.api.get(kind, ns, name)
-            if live is None or not owned_by(live, uid):
-                continue
-            await self.store.api.delete(kind, ns, name, uid=live["metadata"].get("uid"))
-            self.store.forget((kind, ns, name))
-            log.info("deleted %s %s/%s: no longer in spec.web", kind, ns, name)
-            wrote = True
+            wrote |= await self.store.delete_owned(kind, live, uid, "no longer in spec.web")
         return wrote

@@ -173,6 +173,20 @@ class Store:
         log.info("applied %s %s/%s", kind, key[1], key[2])
         return True
 
+    async def delete_owned(
+        self, kind: str, live: Obj | None, owner_uid: str | None, why: str
+    ) -> bool:
+        """Deletes ``live`` (a child the spec no longer wants) if ``owner_uid`` owns it; the
+        delete names its uid, so a namesake made since is left alone. True when it deleted."""
+        if live is None or not owned_by(live, owner_uid):
+            return False
+        meta = live["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        await self.api.delete(kind, ns, name, uid=meta.get("uid"))
+        self.forget((kind, ns, name))
+        log.info("deleted %s %s/%s: %s", kind, ns, name, why)
+        return True
+
     async def ensure_all(self, objects: list[Obj]) -> tuple[bool, list[Problem]]:
         """Applies independent children concurrently: whether any was written, and the
         problems of those refused (the others are still applied)."""

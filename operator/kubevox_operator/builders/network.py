@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from kubevox_api import KnowledgeBase, VoiceAgent, contract
 
 from .agent import agent_selector
-from .common import Obj, child_name, labels, metadata
+from .common import Obj, agent_labels, agent_namespace, child_name, labels, metadata
 from .web import web_policy_name, web_selector
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "redis": 6379, "rediss": 6379}
@@ -236,12 +236,11 @@ def agent_egress_policy(
 def web_egress_policy(agent: VoiceAgent, owner: Obj) -> Obj:
     """The web gateway's policy: no egress at all. It mints tokens in its own process and
     calls nothing (not even DNS)."""
-    name, ns = str(agent.metadata["name"]), str(agent.metadata.get("namespace", "default"))
     return _policy(
         web_policy_name(agent),
-        ns,
+        agent_namespace(agent),
         owner,
-        labels("web", name, {contract.LABEL_VOICE_AGENT: name}),
+        agent_labels(agent, "web"),
         web_selector(agent),
         [],
     )

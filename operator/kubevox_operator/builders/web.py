@@ -14,12 +14,11 @@ from kubevox_api.voiceagent_web import WebAccess, WebIngress
 
 from .common import (
     Obj,
+    agent_metadata,
     agent_name,
-    agent_namespace,
     child_name,
     labels,
     livekit_env,
-    metadata,
     placement,
     restricted_container_security,
     restricted_pod_security,
@@ -57,13 +56,7 @@ def web_selector(agent: VoiceAgent) -> dict[str, str]:
 
 def _object_metadata(agent: VoiceAgent, owner: Obj, name: str) -> Obj:
     # kubevox.dev/voiceagent on the objects (not their pods): a change to one queues the agent.
-    name_ = agent_name(agent)
-    return metadata(
-        name,
-        agent_namespace(agent),
-        owner,
-        labels("web", name_, {contract.LABEL_VOICE_AGENT: name_}),
-    )
+    return agent_metadata(agent, owner, name, "web")
 
 
 def build_web_children(
