@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from kubevox_api.contract import HEALTH_PORT, METRICS_PORT
 from ..config import load_runtime_config, resolve_config_path
 from ..drained_exit import DrainedExit
 from ..early_stop import stop_at_once
+from ..errors import ConfigError
 from ..pod_annotations import PodCallsAnnotator
 from ..providers import check_providers
 from ._common import livekit_credentials
@@ -55,11 +57,32 @@ def preflight(path: str, env: dict[str, str] | os._Environ[str]) -> AgentRuntime
     return config
 
 
+def private_copy(path: str) -> str:
+    """The config this worker checked, copied where only it writes: every job process started
+    during the pod's life reads this copy.
+
+    In a pod the config is a ConfigMap volume, which the kubelet updates in place (a new
+    timestamped directory, then the old one removed) when the ConfigMap changes without a
+    rollout, e.g. for a spec.web edit. Job processes reading the mounted path would then run
+    a config the worker never checked, or, given the resolved path, find no file at all and
+    fail to start: the worker would take calls it cannot answer.
+    """
+    source = Path(path)
+    directory = tempfile.mkdtemp(prefix="kubevox-config-")
+    copy = Path(directory) / source.name
+    try:
+        shutil.copyfile(source, copy)
+    except OSError as e:
+        shutil.rmtree(directory)
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from e
+    return str(copy)
+
+
 def run(args: argparse.Namespace) -> int:
     # A worker stopped before it registered has no call to drain: a clean stop, exit 0 (livekit's
     # handler replaces this one once the worker runs).
     stop_at_once(0)
-    path = str(Path(resolve_config_path(args.config)).resolve())
+    path = private_copy(resolve_config_path(args.config))
     config = preflight(path, os.environ)
 
     # Job processes read the config themselves, and write their metrics to files the parent

@@ -234,3 +234,76 @@ async def test_register_load_and_drain_on_sigterm(livekit: LiveKitStandIn, tmp_p
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def kubelet_update(volume: Path, name: str, content: str) -> None:
+    """Write a ConfigMap volume the way the kubelet's atomic writer does: the data in a new
+    timestamped directory, `..data` switched to it, then the previous directory removed.
+    The file itself is a link through `..data`, made once."""
+    new = volume / f"..{time.time_ns()}"
+    new.mkdir(parents=True)
+    (new / name).write_text(content)
+    data = volume / "..data"
+    previous = data.resolve() if data.is_symlink() else None
+    (volume / "..data_tmp").symlink_to(new.name)
+    (volume / "..data_tmp").rename(data)
+    if not (volume / name).is_symlink():
+        (volume / name).symlink_to(f"..data/{name}")
+    if previous is not None:
+        for f in previous.iterdir():
+            f.unlink()
+        previous.rmdir()
+
+
+@pytest.mark.voice
+async def test_job_processes_started_after_a_configmap_update_still_start(
+    livekit: LiveKitStandIn, tmp_path: Path
+) -> None:
+    """A ConfigMap changed without a rollout (a spec.web edit) is rewritten in the worker's
+    volume, and the directory the worker started from removed: the job processes it starts
+    afterwards, for the next calls, must still find the config it checked."""
+    config = write_config(tmp_path, livekit.ws_url).read_text()
+    volume = tmp_path / "volume"
+    kubelet_update(volume, "agent.json", config)
+    ports = ("--health-port", str(free_port()), "--metrics-port", str(free_port()))
+    config_path = str(volume / "agent.json")
+    proc = await run_cli("start", "--config", config_path, *ports, env=startable_env(tmp_path))
+    assert proc.stdout is not None  # livekit's JSON log
+    logged: list[dict[str, object]] = []
+
+    async def read_log(stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            if line.startswith(b"{"):
+                logged.append(json.loads(line))
+
+    def initialized() -> int:
+        return sum(1 for r in logged if r["message"] == "process initialized")
+
+    reader = asyncio.create_task(read_log(proc.stdout))
+    try:
+        idle = int(min(2, os.cpu_count() or 1))  # the worker's idle processes (maxCallsPerPod 2)
+        async with asyncio.timeout(60):
+            await livekit.registered.wait()
+            while initialized() < idle:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)  # another process's log
+        kubelet_update(volume, "agent.json", config.replace("front desk", "front office"))
+
+        # A call takes an idle process; the worker starts another in its place.
+        async with asyncio.timeout(60):
+            while True:
+                job_id = await livekit.request_job("front-desk", "call-1")
+                resp = await livekit.wait_for(
+                    "availability", lambda m, j=job_id: m.availability.job_id == j
+                )
+                if resp.availability.available:
+                    break
+                await asyncio.sleep(1)
+        async with asyncio.timeout(60):
+            while initialized() <= idle:
+                failed = [r for r in logged if r["message"] == "error initializing process"]
+                assert not failed, failed[0]
+                await asyncio.sleep(0.2)
+    finally:
+        proc.kill()
+        await proc.wait()
+        reader.cancel()
