@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import random
+import secrets
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,7 @@ from .controller import Controller
 from .egress import Network, parse_cidrs
 from .handlers import register
 from .kube import Kube
+from .peering import PeeringGate
 from .policy import AgentPolicy
 from .settings import Settings
 
@@ -320,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         served = None if args.standalone else runner.run(peering_served(clusterwide))
         standalone = choose_standalone(args.standalone, served, clusterwide)
+        priority = args.priority if args.priority is not None else random.randint(1, 2**30)
+        # Our own identity, given to kopf, so that the gate judges kopf's entry for this replica.
+        identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}/{secrets.token_hex(4)}"
+        if not standalone:
+            controller.gate = PeeringGate(
+                lambda: controller.kube, identity, priority, args.peering, args.namespace or ()
+            )
         runner.run(
             kopf.operator(
                 registry=registry,
@@ -327,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                 namespaces=args.namespace,
                 standalone=standalone,
                 peering_name=None if standalone else args.peering,
-                priority=args.priority if args.priority is not None else random.randint(1, 2**30),
+                priority=priority,
+                identity=identity,  # type: ignore[arg-type]  # kopf's Identity: a NewType of str
                 liveness_endpoint=args.liveness or None,
             )
         )

@@ -22,6 +22,7 @@ from .kube import KINDS, Kube
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .names import Claims
 from .optional_watch import OptionalWatches
+from .peering import PeeringGate
 from .reconcile_knowledgebase import KnowledgeBaseReconciler
 from .reconcile_sip import AgentSIP
 from .reconcile_voiceagent import VoiceAgentReconciler
@@ -45,6 +46,10 @@ class Controller:
             self._dispatch, workers=settings.workers, retry_max=settings.retry_max_seconds
         )
         self.connected = asyncio.Event()
+        self.gate: PeeringGate | None = None
+        """With kopf peering: whether this replica may act (peering.py); None: standalone."""
+        self._standalone = asyncio.Event()
+        self._standalone.set()
         self.synced = asyncio.Event()
         """kopf has listed every kind in LISTED_KINDS into the cache (set by the first event)."""
         self.store = Store(self.cache, settings.resync_seconds, self._status_written)
@@ -71,6 +76,7 @@ class Controller:
             contract.LABEL_VOICE_AGENT,
             settings.waiting_poll_seconds,
             settings.livekit_allowed,
+            acting=lambda: self.acting.is_set(),
         )
         self.agents = VoiceAgentReconciler(
             self.store,
@@ -96,6 +102,7 @@ class Controller:
         self._looked: dict[Key, float] = {}  # when each key was last reconciled (monotonic)
         self._resync_task: asyncio.Task[None] | None = None
         self._waiting_task: asyncio.Task[None] | None = None
+        self._gate_task: asyncio.Task[None] | None = None
 
     @property
     def kube(self) -> Kube | None:
@@ -106,15 +113,23 @@ class Controller:
     def kube(self, kube: Kube | None) -> None:
         self.store.kube = kube
 
+    @property
+    def acting(self) -> asyncio.Event:
+        """Set while this replica may reconcile: always when standalone, else while kopf
+        peering does not pause it."""
+        return self.gate.active if self.gate else self._standalone
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
         self.queue.start()
         self._resync_task = asyncio.create_task(self._resync())
         self._waiting_task = asyncio.create_task(self._after_sync(self.waiting.run))
+        if self.gate:
+            self._gate_task = asyncio.create_task(self.gate.run())
 
     async def stop(self) -> None:
-        for task in (self._resync_task, self._waiting_task):
+        for task in (self._resync_task, self._waiting_task, self._gate_task):
             if task:
                 task.cancel()
         await self.optional.stop()
@@ -188,6 +203,7 @@ class Controller:
     async def _dispatch(self, key: Key) -> float | None:
         await self.connected.wait()
         await self.synced.wait()
+        await self.acting.wait()  # a paused replica's cache no longer follows the cluster
         kind = key[0]
         started = time.perf_counter()
         outcome = "error"

@@ -79,6 +79,7 @@ class WaitingPoll:
         pod_label: str,
         period: float,
         allowed: Sequence[Network] = (),
+        acting: Callable[[], bool] = lambda: True,
     ) -> None:
         self._cache = cache
         self._credentials = credentials
@@ -87,6 +88,8 @@ class WaitingPoll:
         self.period = period
         self._allowed = allowed
         """The operator's allow list for LiveKit addresses (egress.py), as for SIP."""
+        self._acting = acting
+        """False while kopf peering pauses this replica (peering.py): the active one looks."""
         self.counts: dict[AgentKey, int] = {}
         """Waiting calls per polled agent (absent: not polled)."""
         self._books: dict[Credentials, WaitingBook] = {}
@@ -97,6 +100,12 @@ class WaitingPoll:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.period)
+            if not self._acting():
+                # The active replica looks: two redispatching one call could have it taken
+                # twice, and the autoscaler's query adds up every replica's gauge.
+                if self.counts:
+                    self._publish({})
+                continue
             try:
                 await self.look()
             except Exception:  # a bug here must not end the loop, nor the operator
