@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,11 +19,33 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+# Listening ports come from below the kernel's ephemeral range (and below the NodePort range
+# the node's kube-proxy may hold): a port the kernel handed out (bind to 0) is also the local
+# end of the next outgoing connections, so a server started a few seconds later could find it
+# taken ("address already in use", a capacity test's second worker on a loaded machine).
+_LISTEN_PORTS = range(15000, 30000)
+
+
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port that nothing is bound to right now and outgoing connections never take."""
+    ephemeral = _ephemeral_ports()
+    candidates = [p for p in _LISTEN_PORTS if p not in ephemeral]
+    for port in random.sample(candidates, 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port in {_LISTEN_PORTS}")
 
 
 def wait_for(
