@@ -2,8 +2,11 @@
 
 ``controller.kubernetes.io/pod-deletion-cost`` makes a scale-down remove idle pods before pods
 with live calls; ``kubevox.dev/active-calls`` is what the operator sums into the VoiceAgent's
-``status.activeCalls``. The worker knows the moment a call starts or ends, so it writes them
-itself (see docs/operator.md), with RBAC limited to get/patch pods in its namespace.
+``status.activeCalls`` and into the calls the KEDA query scales on; ``kubevox.dev/dispatches``
+names the LiveKit dispatches of those calls, so that the operator stops counting a call as
+waiting the moment a worker holds it. The worker knows the moment a call starts or ends, so it
+writes them itself (see docs/operator.md), with RBAC limited to get/patch pods in its namespace
+and an admission policy limiting it to these annotations of its own pod.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kubevox_api.contract import (
     ACTIVE_CALLS_ANNOTATION,
     DELETION_COST_ANNOTATION,
+    DISPATCHES_ANNOTATION,
     POD_NAME_ENV,
     POD_NAMESPACE_ENV,
 )
@@ -25,13 +29,13 @@ log = logging.getLogger("kubevox.pod")
 
 
 class PodCallsAnnotator:
-    """Patches the pod's two annotations when, and only when, the number of calls changes."""
+    """Patches the pod's annotations when, and only when, its calls change."""
 
     def __init__(self, core_api: Any, pod: str, namespace: str) -> None:
         self._api = core_api
         self.pod = pod
         self.namespace = namespace
-        self._written: int | None = None
+        self._written: tuple[int, str] | None = None
         self._failing = False
 
     @classmethod
@@ -45,15 +49,18 @@ class PodCallsAnnotator:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
         return cls(client.CoreV1Api(), pod, namespace)
 
-    def update(self, calls: int) -> bool:
-        """Write ``calls`` if it differs from what was last written; True when it wrote."""
-        if calls == self._written:
+    def update(self, calls: int, dispatches: Sequence[str] = ()) -> bool:
+        """Write ``calls`` and their ``dispatches`` if they differ from what was last written;
+        True when it wrote."""
+        state = (calls, ",".join(sorted(d for d in dispatches if d)))
+        if state == self._written:
             return False
         body = {
             "metadata": {
                 "annotations": {
                     DELETION_COST_ANNOTATION: str(calls),
                     ACTIVE_CALLS_ANNOTATION: str(calls),
+                    DISPATCHES_ANNOTATION: state[1],
                 }
             }
         }
@@ -67,20 +74,22 @@ class PodCallsAnnotator:
         if self._failing:
             log.info("worker pod annotations writable again")
             self._failing = False
-        self._written = calls
+        self._written = state
         return True
 
     def follow(
-        self, active_calls: Callable[[], int], stop: threading.Event, period: float = 0.5
+        self, jobs: Callable[[], Sequence[str]], stop: threading.Event, period: float = 0.5
     ) -> None:
-        """Keep the annotations in step until ``stop`` is set (run in a daemon thread)."""
+        """Keep the annotations in step with ``jobs`` (the dispatch id of each call in progress)
+        until ``stop`` is set (run in a daemon thread)."""
         while not stop.is_set():
-            self.update(active_calls())
+            dispatches = jobs()
+            self.update(len(dispatches), dispatches)
             stop.wait(period)
 
-    def start(self, active_calls: Callable[[], int]) -> threading.Event:
+    def start(self, jobs: Callable[[], Sequence[str]]) -> threading.Event:
         stop = threading.Event()
         threading.Thread(
-            target=self.follow, args=(active_calls, stop), name="pod-annotations", daemon=True
+            target=self.follow, args=(jobs, stop), name="pod-annotations", daemon=True
         ).start()
         return stop

@@ -43,6 +43,14 @@ def active_calls(server: AgentServer) -> int:
         return 0
 
 
+def active_dispatches(server: AgentServer) -> list[str]:
+    """The LiveKit dispatch id of each call in progress ('' for a job dispatched without one)."""
+    try:
+        return [info.job.dispatch_id for info in server.active_jobs]
+    except AttributeError:
+        return []
+
+
 PREWARM_TIMEOUT = 120.0
 """Seconds a job process may take to load its models before livekit gives up on it."""
 

@@ -110,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
     )
     start_http_server(args.metrics_port, registry=metrics.scrape_registry(parent))
     annotator = PodCallsAnnotator.in_cluster()
-    if annotator is not None:  # scale-down spares pods with live calls
-        annotator.start(lambda: worker.active_calls(server))
+    if annotator is not None:  # scale-down spares pods with live calls; KEDA counts them
+        annotator.start(lambda: worker.active_dispatches(server))
     # If livekit's shutdown hangs once the calls are over, leave anyway (drained_exit.py).
     DrainedExit(lambda: server.draining, lambda: worker.active_calls(server)).watch(_leave)
     # livekit's production loop: JSON logs, SIGTERM -> drain(drain_timeout) -> exit 0.

@@ -32,8 +32,12 @@ ACTIVE_CALLS_METRIC: Final = "kubevox_active_calls"
 """Calls in progress per worker pod, the metric the autoscaler (HPA or KEDA ScaledObject) scales
 on (exported by the worker on METRICS_PORT)."""
 WAITING_CALLS_METRIC: Final = "kubevox_waiting_calls"
-"""Callers no worker has taken yet, per agent (exported by the operator, see waiting.py): the
-KEDA query adds them to the active calls, so that a call wakes an agent scaled to zero."""
+"""Callers no worker has taken yet, per agent (exported by the operator, see waiting.py)."""
+AGENT_CALLS_METRIC: Final = "kubevox_agent_calls"
+"""Calls per agent as the operator counts them in one look: those in progress on its workers
+that are not terminating (their pods' annotations) plus the callers waiting. The KEDA query
+scales on it, so that a waiting call wakes an agent scaled to zero, and a call a worker has
+just taken is never counted twice (as waiting in one scrape and active in another)."""
 HEALTH_PORT: Final = 8081
 """LiveKit Agents' health server: ``/`` answers 503 once the connection to LiveKit has failed
 (and 200 already in the moment before registration: ``kubevox_worker_registered`` is exact)."""
@@ -63,6 +67,10 @@ AGENT_NAME_ATTRIBUTE: Final = "lk.agent.name"
 ACTIVE_CALLS_ANNOTATION: Final = f"{GROUP}/active-calls"
 """The worker keeps both annotations of its own pod equal to its active calls (see
 docs/operator.md, "Pod deletion cost"); the operator sums the second into status.activeCalls."""
+DISPATCHES_ANNOTATION: Final = f"{GROUP}/dispatches"
+"""The LiveKit dispatch ids of the worker's calls in progress, comma-separated, written with the
+two above: a call whose dispatch a worker holds is no longer waiting, even before its agent has
+joined the room (see waiting.py)."""
 CONFIG_HASH_ANNOTATION: Final = f"{GROUP}/config-hash"
 WORKER_CLUSTER_ROLE: Final = "kubevox-agent-worker"
 """ClusterRole (manifests/base/rbac.yaml) bound per VoiceAgent to its worker ServiceAccount."""

@@ -26,6 +26,12 @@ WAITING_CALLS = Gauge(
     # Not "namespace": a scrape of the operator sets that label to the operator's own namespace.
     ["agent_namespace", "agent"],
 )
+AGENT_CALLS = Gauge(
+    contract.AGENT_CALLS_METRIC,
+    "Calls in progress on the agent's workers that are not terminating, plus its waiting callers,"
+    " counted in one look (what KEDA scales the agent on).",
+    ["agent_namespace", "agent"],
+)
 QUEUE_DEPTH = Gauge("kubevox_operator_queue_depth", "Objects waiting to be reconciled.")
 
 

@@ -9,9 +9,11 @@ LiveKit's API lists a room's dispatches but not their jobs; a worker that took o
 the room as a participant of kind AGENT with attribute ``lk.agent.name``. So a call waits where a
 room holds a caller and a dispatch to the agent, and no participant of that agent.
 
-The operator looks for such rooms (``LiveKitRooms.jobless``), keeps what it saw between
-looks (``WaitingBook``), counts them per agent (``kubevox_waiting_calls``, which the KEDA query
-adds to the active calls, and ``status.waitingCalls``) and hands each one to LiveKit again
+The operator looks for such rooms (``LiveKitRooms.jobless``), leaves out the dispatches a
+worker already holds (its pod's ``kubevox.dev/dispatches``: it has taken the call and is joining),
+keeps what it saw between looks (``WaitingBook``), counts them per agent
+(``kubevox_waiting_calls``, ``status.waitingCalls``, and with the workers' calls in the same look
+``kubevox_agent_calls``, which the KEDA query scales on) and hands each one to LiveKit again
 (``redispatch``: delete, then create the same dispatch) until a worker takes it. LiveKit has no
 watch for this, so it is polled, for every agent: a worker refuses a call while its load is at
 the threshold (maxCallsPerPod calls, or its CPU saturated, e.g. by a process loading models

@@ -2,9 +2,11 @@
 
 One look per LiveKit server (agents sharing a server share it), for every VoiceAgent: any of
 them can run out of workers, scaled to zero or with every worker full or refusing for a moment
-(its CPU busy). It sets ``kubevox_waiting_calls``, queues the agents whose count changed (their
-status shows it) and redispatches calls that have waited REDISPATCH_SECONDS while a ready worker
-with room for a call exists.
+(its CPU busy). It reads the agent's worker pods from the cache first (the dispatches they hold,
+their calls), then LiveKit; it sets ``kubevox_waiting_calls`` and ``kubevox_agent_calls`` (the
+workers' calls plus the waiting ones: one look counts a call once), queues the agents whose
+count changed (their status shows it) and redispatches calls that have waited
+REDISPATCH_SECONDS while a ready worker with room for a call exists.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,7 @@ from pydantic import ValidationError
 
 from .cache import Cache
 from .egress import Network
-from .metrics import WAITING_CALLS
+from .metrics import AGENT_CALLS, WAITING_CALLS
 from .status import Problem
 from .waiting import LiveKitRooms, WaitingBook, WaitingError
 
@@ -55,6 +57,22 @@ def _calls(pod: Obj) -> int:
         return int(annotations.get(contract.ACTIVE_CALLS_ANNOTATION, 0))
     except ValueError:
         return 0
+
+
+def held_dispatches(pods: Iterable[Obj]) -> set[str]:
+    """The dispatches the workers hold (their dispatches annotation), terminating ones included:
+    a call a worker has taken is not waiting, even before its agent joins the room."""
+    held: set[str] = set()
+    for pod in pods:
+        annotations = pod["metadata"].get("annotations") or {}
+        held.update(d for d in annotations.get(contract.DISPATCHES_ANNOTATION, "").split(",") if d)
+    return held
+
+
+def calls_in_progress(pods: Iterable[Obj]) -> int:
+    """Calls on the workers that are not terminating: a terminating worker drains its calls and
+    takes no new one, so its calls ask for no pod (as the HPA's Pods metric skips it)."""
+    return sum(_calls(p) for p in pods if not p["metadata"].get("deletionTimestamp"))
 
 
 def workers_with_room(cache: Cache, agent: Polled, label: str) -> int:
@@ -104,7 +122,7 @@ class WaitingPoll:
                 # The active replica looks: two redispatching one call could have it taken
                 # twice, and the autoscaler's query adds up every replica's gauge.
                 if self.counts:
-                    self._publish({})
+                    self._publish({}, {})
                 continue
             try:
                 await self.look()
@@ -154,12 +172,20 @@ class WaitingPoll:
     async def look(self) -> None:
         groups = await self._groups()
         counts = {a.key: 0 for agents in groups.values() for a in agents.values()}
+        pods = {
+            key: self._cache.with_label("Pod", key[0], self._pod_label, key[1]) for key in counts
+        }
         for creds, agents in groups.items():
             book = self._books.setdefault(creds, WaitingBook())
+            held = set().union(*(held_dispatches(pods[a.key]) for a in agents.values()))
             try:
                 async with LiveKitRooms(*creds, self._allowed) as lk:
                     now = time.monotonic()
-                    waiting, due = book.update(await lk.jobless(agents, book, now), now)
+                    # The pods were read before LiveKit: a dispatch a worker held then and that
+                    # LiveKit still shows jobless is being joined, not waiting.
+                    jobless = await lk.jobless(agents, book, now)
+                    taken = [c for c in jobless if c.dispatch_id not in held]
+                    waiting, due = book.update(taken, now)
                     for call in waiting:
                         counts[agents[call.agent_name].key] += 1
                     for call in due:
@@ -179,14 +205,18 @@ class WaitingPoll:
                 for agent in agents.values():
                     counts.pop(agent.key, None)  # unknown, not 0
         self._books = {c: b for c, b in self._books.items() if c in groups}
-        self._publish(counts)
+        self._publish(counts, {k: calls_in_progress(pods[k]) for k in counts})
 
-    def _publish(self, counts: dict[AgentKey, int]) -> None:
+    def _publish(self, counts: dict[AgentKey, int], in_progress: dict[AgentKey, int]) -> None:
+        """``counts``: the waiting calls per agent looked at; ``in_progress``: its workers'
+        calls, read in the same look (their sum is what the autoscaler scales on)."""
         for key in self.counts.keys() - counts.keys():
             WAITING_CALLS.remove(*key)
+            AGENT_CALLS.remove(*key)
             self._changed(key)
         for key, n in counts.items():
             WAITING_CALLS.labels(*key).set(n)
+            AGENT_CALLS.labels(*key).set(n + in_progress[key])
             if self.counts.get(key) != n:
                 self._changed(key)
         self.counts = counts

@@ -37,6 +37,7 @@ WORKER = f"system:serviceaccount:{NS}:{WORKER_SA}"
 POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name"
 COST = "controller.kubernetes.io/pod-deletion-cost"
 CALLS = "kubevox.dev/active-calls"
+DISPATCHES = "kubevox.dev/dispatches"
 
 
 # --- requests as someone else, with the extras kubectl cannot send ---------------------------
@@ -170,11 +171,12 @@ def test_worker_policy_type_checks(workers: Any, kubectl: Callable[..., Any]) ->
 
 
 def test_worker_may_patch_its_own_call_annotations(workers: Any) -> None:
+    calls = {COST: "2", CALLS: "2", DISPATCHES: "AD_one,AD_two"}
     status, body = _patch_pod_as_worker(
-        workers, "vap-a", {"metadata": {"annotations": {COST: "2", CALLS: "2"}}}, token_pod="vap-a"
+        workers, "vap-a", {"metadata": {"annotations": calls}}, token_pod="vap-a"
     )
     assert status == 200, body
-    assert body["metadata"]["annotations"][COST] == "2"
+    assert {k: body["metadata"]["annotations"][k] for k in calls} == calls
 
 
 @pytest.mark.parametrize(

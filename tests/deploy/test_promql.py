@@ -120,8 +120,9 @@ def test_adapter_rule_serves_calls_per_pod(tmp_path: Path) -> None:
 
 
 def test_keda_query_excludes_terminating_pods_and_other_agents(tmp_path: Path) -> None:
-    """The query of VoiceAgent "support"'s ScaledObject (builders.autoscaling.scaled_object): KEDA
-    divides it by targetCallsPerPod."""
+    """The query of VoiceAgent "support"'s ScaledObject (builders.autoscaling.scaled_object),
+    which KEDA divides by targetCallsPerPod, when the operator's count is missing (not scraped,
+    or LiveKit unreachable from it): the workers' own gauge."""
     _promtool_test(
         tmp_path,
         {"keda:support_calls": calls_query("clinic", "support")},
@@ -165,25 +166,33 @@ def test_keda_query_excludes_terminating_pods_and_other_agents(tmp_path: Path) -
     )
 
 
-# What the operator exports while callers wait (waiting_poll.py), scraped from its own pod: the
-# scrape's namespace label is the operator's, the agent's namespace has a label of its own.
-WAITING = [
+# What the operator exports (waiting_poll.py), scraped from its pods: the scrape's namespace
+# label is the operator's, the agent's namespace has a label of its own. Two replicas report
+# "support" for a moment (a peering hand-over); "billing" is another agent.
+AGENT_CALLS = [
     {
-        "series": 'kubevox_waiting_calls{namespace="kubevox-system",pod="kubevox-operator-0",'
+        "series": 'kubevox_agent_calls{namespace="kubevox-system",pod="kubevox-operator-0",'
         'agent_namespace="clinic",agent="support"}',
-        "values": "2x20",
+        "values": "6x20",
     },
     {
-        "series": 'kubevox_waiting_calls{namespace="kubevox-system",pod="kubevox-operator-0",'
-        'agent_namespace="clinic",agent="billing"}',
+        "series": 'kubevox_agent_calls{namespace="kubevox-system",pod="kubevox-operator-1",'
+        'agent_namespace="clinic",agent="support"}',
         "values": "5x20",
+    },
+    {
+        "series": 'kubevox_agent_calls{namespace="kubevox-system",pod="kubevox-operator-0",'
+        'agent_namespace="clinic",agent="billing"}',
+        "values": "9x20",
     },
 ]
 
 
-def test_keda_query_adds_the_calls_waiting_for_a_worker(tmp_path: Path) -> None:
-    """A waiting caller needs a worker too; with no worker pod at all (scaled to zero) the
-    waiting calls are the whole signal that wakes the agent."""
+def test_keda_query_reads_the_operators_count_of_calls(tmp_path: Path) -> None:
+    """The operator counts the workers' calls and the waiting callers in one look, so a call a
+    worker has just taken is never counted twice; with no worker pod at all (scaled to zero) the
+    waiting callers are the whole signal. Its count wins over the workers' own gauge (which
+    cannot see a waiting caller), and the highest replica's count over another's."""
 
     def case(series: list[dict[str, str]], value: int) -> dict[str, Any]:
         return {
@@ -201,7 +210,12 @@ def test_keda_query_adds_the_calls_waiting_for_a_worker(tmp_path: Path) -> None:
     _promtool_test(
         tmp_path,
         {"keda:support_calls": calls_query("clinic", "support")},
-        [case(SERIES + WAITING, 4 + 2), case(WAITING, 2), case(WAITING[1:], 0)],
+        [
+            case(SERIES + AGENT_CALLS, 6),
+            case(AGENT_CALLS[1:], 5),
+            # The operator reports only another agent: the workers' count of this one.
+            case(SERIES + AGENT_CALLS[2:], 4),
+        ],
     )
 
 

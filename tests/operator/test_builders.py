@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubevox_api import KnowledgeBase, VoiceAgent, contract
-from kubevox_api.contract import ACTIVE_CALLS_METRIC, WAITING_CALLS_METRIC
+from kubevox_api.contract import ACTIVE_CALLS_METRIC, AGENT_CALLS_METRIC
 from kubevox_operator.builders import OperatorDefaults, build_agent_children, build_ingest_plan
 from kubevox_operator.builders.autoscaling import active_calls_query, calls_query
 from kubevox_operator.builders.knowledge import content_hash, parse_duration
@@ -167,11 +167,11 @@ def test_active_calls_query_selects_the_agent_and_quotes_its_labels():
     assert 'agent="a\\"b\\\\"' in active_calls_query("ns", 'a"b\\')
 
 
-def test_calls_query_adds_the_operators_waiting_calls():
+def test_calls_query_reads_the_operators_count_else_the_workers():
     query = calls_query("clinic", "support")
     assert query == (
-        f"({active_calls_query('clinic', 'support')}) + "
-        f'(sum({WAITING_CALLS_METRIC}{{agent_namespace="clinic",agent="support"}}) or vector(0))'
+        f'max({AGENT_CALLS_METRIC}{{agent_namespace="clinic",agent="support"}})'
+        f" or ({active_calls_query('clinic', 'support')})"
     )
 
 

@@ -1,13 +1,12 @@
 """Calls waiting for a worker (waiting.py, waiting_poll.py): what LiveKit does with a call that
 arrives when no worker of its agent is registered, how the operator finds it and hands it to a
-worker that registers later, and what the VoiceAgent's status and the operator's metric say.
-Against a real livekit-server, a real LiveKit Agents worker (tests/operator/sleepy_worker.py)
-and the operator as a process on the real control plane."""
+worker that registers later, and the status it writes (the operator process's status and
+metrics are in test_waiting_counts.py). Against a real livekit-server and a real LiveKit Agents
+worker (tests/operator/sleepy_worker.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,15 +25,19 @@ from kubevox_operator.waiting import (
     WaitingCall,
     jobless_dispatches,
 )
-from kubevox_operator.waiting_poll import Polled, WaitingPoll, workers_with_room
+from kubevox_operator.waiting_poll import (
+    Polled,
+    WaitingPoll,
+    calls_in_progress,
+    held_dispatches,
+    workers_with_room,
+)
 from livekit import api
 
-from tests.support.kube import Kubectl, Obj, wait_for
+from tests.support.kube import Obj
 from tests.support.objects import voice_agent
-from tests.support.operator_process import OperatorProcess
 
 from .livekit_peers import caller, log_has, sleepy_worker
-from .sip_helpers import cluster_secrets
 
 LOOPBACK = parse_cidrs("127.0.0.1/32")  # the local LiveKit: the operator refuses it by default
 
@@ -125,6 +128,28 @@ def test_a_call_is_handed_again_only_where_a_ready_worker_has_room() -> None:
     cache.put("Pod", pod("fresh"))  # ready, has not written its count yet
     cache.put("Pod", pod("one-call", calls="1"))
     assert workers_with_room(cache, agent, label) == 2
+
+
+def test_a_call_a_worker_holds_is_not_waiting_and_a_terminating_worker_asks_for_no_pod() -> None:
+    """What the look reads off the workers' pods, in the same look as LiveKit's rooms: the
+    dispatches they hold (a worker that took a call has not joined its room yet) and the calls of
+    those not terminating (a draining pod takes no new call)."""
+
+    def pod(calls: str, dispatches: str | None, **meta: object) -> Obj:
+        annotations = {contract.ACTIVE_CALLS_ANNOTATION: calls}
+        if dispatches is not None:
+            annotations[contract.DISPATCHES_ANNOTATION] = dispatches
+        return {"metadata": {"annotations": annotations, **meta}}
+
+    pods = [
+        pod("2", "AD_1,AD_2"),
+        pod("1", "AD_3", deletionTimestamp="2026-11-30T00:00:00Z"),
+        pod("0", ""),
+        pod("1", None),  # a worker of before the annotation: its count still counts
+        {"metadata": {}},  # a pod that has written nothing yet
+    ]
+    assert held_dispatches(pods) == {"AD_1", "AD_2", "AD_3"}
+    assert calls_in_progress(pods) == 3
 
 
 async def test_the_look_parses_an_agent_once_a_generation_and_spares_a_missing_secret() -> None:
@@ -278,84 +303,3 @@ def _none_waiting(
         return await lk.jobless({agent_name}, book, 20.0) == []
 
     return check
-
-
-# --- the operator: status and metric ------------------------------------------------------------
-
-
-def count_a_waiting_call(
-    kubectl: Kubectl,
-    ns: str,
-    livekit: LiveKitServer,
-    name: str,
-    says: Callable[[int], None] = lambda count: None,
-    **spec: object,
-) -> None:
-    """Applies VoiceAgent ``name`` (``spec`` besides the test LiveKit), calls it while no worker of
-    it runs and follows its status.waitingCalls: 0, 1 while the caller waits, 0 once it hung up.
-    At each count ``says`` checks what else the operator should say then."""
-    kubectl.apply(cluster_secrets(ns, livekit, auth=False))
-    agent_name = f"{name}-{uuid.uuid4().hex[:6]}"
-    livekit_ref = {"url": livekit.url, "credentialsSecretRef": {"name": "livekit"}}
-    kubectl.apply(voice_agent(name, ns, agentName=agent_name, livekit=livekit_ref, **spec))
-
-    def waiting() -> int | None:
-        va = kubectl.get("voiceagent", name, ns) or {}
-        count: int | None = (va.get("status") or {}).get("waitingCalls")
-        return count
-
-    wait_for("waitingCalls 0", lambda: waiting() == 0)
-    says(0)
-
-    async def call() -> None:
-        async with caller(livekit, f"{name}-{uuid.uuid4().hex[:6]}", agent_name):
-            await asyncio.to_thread(wait_for, "waitingCalls 1", lambda: waiting() == 1)
-            says(1)
-
-    asyncio.run(call())
-    wait_for("the caller gone from the count", lambda: waiting() == 0)
-    says(0)
-
-
-def test_the_operator_counts_a_waiting_caller_in_status_and_metric(
-    kubectl: Kubectl, namespace: str, operator: OperatorProcess, livekit: LiveKitServer
-) -> None:
-    ns = namespace
-    metric = f'kubevox_waiting_calls{{agent="cold",agent_namespace="{ns}"}}'
-
-    def scraped() -> str:
-        url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            body: bytes = resp.read()
-            return body.decode()
-
-    def says(count: int) -> None:
-        """The metric agrees with status.waitingCalls; Ready tells of the call that waits."""
-        assert f"{metric} {count}.0" in scraped()
-        if count == 1:
-            va = kubectl.get("voiceagent", "cold", ns)
-            assert va
-            (ready,) = [c for c in va["status"]["conditions"] if c["type"] == "Ready"]
-            # No KEDA here: the Deployment keeps its default single replica, which never starts
-            # (no node), so the status shows the start from zero with the waiting call.
-            assert (ready["reason"], ready["message"]) == (
-                "ScalingFromZero",
-                "the first worker is starting (1 call(s) wait)",
-            )
-
-    scaling = {
-        "autoscaler": "keda",
-        "minReplicas": 0,
-        "maxReplicas": 3,
-        "targetCallsPerPod": 1,
-        "maxCallsPerPod": 2,
-    }
-    count_a_waiting_call(kubectl, ns, livekit, "cold", says, scaling=scaling)
-
-
-def test_the_operator_counts_a_waiting_caller_of_an_agent_that_keeps_its_workers(
-    kubectl: Kubectl, namespace: str, operator: OperatorProcess, livekit: LiveKitServer
-) -> None:
-    """minReplicas 1, the default autoscaler: its workers can all be full or refusing too, and a
-    call they refused waits just the same (here no worker ever starts: no node)."""
-    count_a_waiting_call(kubectl, namespace, livekit, "warm")

@@ -15,6 +15,7 @@ from kubernetes import client, config
 from kubevox_api.contract import (
     ACTIVE_CALLS_ANNOTATION,
     DELETION_COST_ANNOTATION,
+    DISPATCHES_ANNOTATION,
     WORKER_CLUSTER_ROLE,
 )
 from kubevox_devenv.controlplane import ControlPlane
@@ -114,14 +115,18 @@ Clients = tuple[client.CoreV1Api, client.CoreV1Api, client.CoreV1Api]
 def test_calls_reach_the_pod_annotations(worker_api: Clients) -> None:
     as_worker, admin, _ = worker_api
     annotator = PodCallsAnnotator(as_worker, "worker-0", NS)
-    assert annotator.update(3)
+    assert annotator.update(3, ["AD_b", "AD_a", ""])  # a job dispatched without an id
     assert _annotations(admin, "worker-0")[DELETION_COST_ANNOTATION] == "3"
     assert _annotations(admin, "worker-0")[ACTIVE_CALLS_ANNOTATION] == "3"
+    assert _annotations(admin, "worker-0")[DISPATCHES_ANNOTATION] == "AD_a,AD_b"
     version = admin.read_namespaced_pod("worker-0", NS).metadata.resource_version
-    assert not annotator.update(3), "unchanged calls must not write"
+    assert not annotator.update(3, ["AD_a", "AD_b", ""]), "unchanged calls must not write"
     assert admin.read_namespaced_pod("worker-0", NS).metadata.resource_version == version
+    assert annotator.update(3, ["AD_a", "AD_c", ""]), "one call ended, another began"
+    assert _annotations(admin, "worker-0")[DISPATCHES_ANNOTATION] == "AD_a,AD_c"
     assert annotator.update(0)
     assert _annotations(admin, "worker-0")[DELETION_COST_ANNOTATION] == "0"
+    assert _annotations(admin, "worker-0")[DISPATCHES_ANNOTATION] == ""
 
 
 def test_worker_rights_end_at_patching_its_own_pod(worker_api: Clients) -> None:

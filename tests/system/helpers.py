@@ -4,6 +4,7 @@ and looking at the agent's web gateway."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -24,6 +25,15 @@ SITE = "https://www.clinic.example"
 def condition(obj: dict[str, Any], kind: str) -> dict[str, str]:
     conditions = (obj.get("status") or {}).get("conditions", [])
     return next((c for c in conditions if c["type"] == kind), {})
+
+
+def peak_of_the_scaling_query(system: System, namespace: str, since: float) -> float | None:
+    """The highest value the agent's ScaledObject query (KEDA's own, read off the object) took
+    since ``since`` (time.monotonic()), evaluated every second over Prometheus' samples."""
+    scaled = system.get("scaledobject", "offline", namespace)
+    query = scaled["spec"]["triggers"][0]["metadata"]["query"]
+    seconds = int(time.monotonic() - since) + 1
+    return system.prometheus(f"max_over_time(({query})[{seconds}s:1s])")
 
 
 def caller_options(system: System, namespace: str) -> CallOptions:

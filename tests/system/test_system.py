@@ -36,6 +36,7 @@ from .helpers import (
     gateway_confinement,
     gateway_objects_left,
     gateway_url,
+    peak_of_the_scaling_query,
     place_call,
     post_call,
     ready_gateway_pod,
@@ -190,9 +191,7 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
         f"scale-up: call 2 placed -> a second pod registered in {time.monotonic() - placed:.0f} s"
     )
     # No pod takes more than 2 calls, and KEDA asks for a third pod (3 calls / 1 per pod;
-    # maxReplicas 3). Which pod takes which call is not asserted: a call moving from waiting
-    # to active can count twice for a scrape (docs/operator.md), so KEDA may start a pod
-    # early. Within 180 s: with pods loading models the API server is slow.
+    # maxReplicas 3). Within 180 s: with pods loading models the API server is slow.
     await place_call(system, namespace, live_calls, "third")
     await await_until(
         "the three calls counted, no pod above maxCallsPerPod (2)",
@@ -201,6 +200,8 @@ async def test_active_calls_scale_the_workers_up_through_prometheus_and_keda(
         lambda: scaling_state(system, namespace, fleet),
     )
     await await_until("3 replicas", lambda: fleet.replicas() == 3, 120)
+    # What KEDA read never counted a call twice (as waiting and as taken, docs/operator.md).
+    assert peak_of_the_scaling_query(system, namespace, placed) == 3
     # The status counts them all: 3 calls, 3 pods (the third one may still be starting).
     statuses: list[dict[str, Any]] = []
 
@@ -349,8 +350,8 @@ async def test_scaled_to_zero_a_call_waits_for_a_pod_and_is_answered(
         result = await answered
         assert result.greeting, f"the call was not answered after a start from zero: {result.error}"
         print(f"scale from zero: call placed -> greeted in {time.monotonic() - placed:.0f} s")
-        # One worker serves it. (KEDA may have started a second pod meanwhile: for up to a scrape
-        # interval the call counts both as waiting, in the operator's gauge, and as active.)
+        # One worker serves it, and what KEDA read never counted the call twice.
+        assert peak_of_the_scaling_query(system, namespace, placed) == 1
         await await_until(
             "the call counted by exactly one worker",
             lambda: sum(max(n, 0) for n in fleet.calls_by_pod().values()) == 1,

@@ -104,13 +104,16 @@ def active_calls_query(namespace: str, agent: str) -> str:
 
 
 def calls_query(namespace: str, agent: str) -> str:
-    """Calls in progress plus callers waiting for a worker (``kubevox_waiting_calls``, from the
-    operator): a waiting call needs a worker as much as a live one, and it is the only signal
-    there is when no pod runs. Each side is 0 when nothing reports it."""
+    """The agent's calls as the operator counts them (``kubevox_agent_calls``): its
+    non-terminating workers' calls plus the callers waiting for a worker, who need one as much
+    (with no pod running they are the only signal there is). Both come from one look, so a call
+    a worker has just taken counts once: summing the workers' gauge and a waiting gauge scraped
+    at other moments counted it twice for up to a scrape interval, and started a pod for nothing.
+    ``max``: only the replica kopf peering lets act reports, but for a moment two may. Without it
+    (the operator not scraped, or LiveKit unreachable from it), the workers' own count."""
     selector = _promql_selector({"agent_namespace": namespace, "agent": agent})
     return (
-        f"({active_calls_query(namespace, agent)})"
-        f" + (sum({contract.WAITING_CALLS_METRIC}{selector}) or vector(0))"
+        f"max({contract.AGENT_CALLS_METRIC}{selector}) or ({active_calls_query(namespace, agent)})"
     )
 
 
