@@ -172,9 +172,8 @@ def test_worker_policy_type_checks(workers: Any, kubectl: Callable[..., Any]) ->
 
 def test_worker_may_patch_its_own_call_annotations(workers: Any) -> None:
     calls = {COST: "2", CALLS: "2", DISPATCHES: "AD_one,AD_two"}
-    status, body = _patch_pod_as_worker(
-        workers, "vap-a", {"metadata": {"annotations": calls}}, token_pod="vap-a"
-    )
+    patch = {"metadata": {"annotations": calls}}
+    status, body = _patch_pod_as_worker(workers, "vap-a", patch, token_pod="vap-a")
     assert status == 200, body
     assert {k: body["metadata"]["annotations"][k] for k in calls} == calls
 
