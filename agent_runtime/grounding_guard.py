@@ -23,7 +23,7 @@ from typing import Literal
 from kubevox_api import phrases_for
 from kubevox_api.languages import DEFAULT_TEXT_LANGUAGE, TextLanguage
 
-from .text import is_heading, key_terms, numbers, split_keep_tail, split_sentences
+from .text import is_heading, key_terms, numbers, paragraphs, split_keep_tail, split_sentences
 
 _NOT_A_SENTENCE = re.compile(r"^.*[^.!?\"')\s]\s*$")
 """A line that does not end like a sentence (a title, a list item): evidence, but never quoted
@@ -139,10 +139,11 @@ class GroundingGuard:
 def _passage_sentences(passages: Sequence[str], quotable: bool = False) -> list[str]:
     out = []
     for passage in passages:
-        for line in passage.splitlines():
-            if is_heading(line) or (quotable and _NOT_A_SENTENCE.match(line)):
+        for block in paragraphs(passage):
+            if is_heading(block):
                 continue
-            out += split_sentences(line)
+            sentences = split_sentences(block)
+            out += [s for s in sentences if not (quotable and _NOT_A_SENTENCE.match(s))]
     return out
 
 

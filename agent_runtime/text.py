@@ -15,7 +15,8 @@ words takes the text's ``language``, one of :data:`kubevox_api.languages.TEXT_LA
 * :func:`prefix`: the crude stem the local model's excerpts are picked with.
 * :func:`key_terms`: the folded words of a text that carry its facts.
 * :func:`detect_language`: which of the languages a text is written in, if it tells.
-* :func:`split_sentences` and :func:`is_heading`: how a passage is cut into sentences.
+* :func:`paragraphs`, :func:`split_sentences` and :func:`is_heading`: how a passage is cut into
+  sentences.
 """
 
 from __future__ import annotations
@@ -222,6 +223,36 @@ def split_keep_tail(text: str) -> list[str]:
 
 
 _HEADING = re.compile(r"^\s*#|\s>\s")
+
+
+_BLOCK_START = re.compile(r"^\s*(#|[-*+]\s|\d+[.)]\s|\|)|\s>\s")
+"""A line that starts a block of its own: a heading, a list item, a table row, a breadcrumb."""
+_ENDS_CLAUSE = re.compile(r"[.!?:;\u061f]\s*$")
+
+
+def _wrapped(previous: str, line: str) -> bool:
+    """Whether ``line`` goes on with the sentence ``previous`` broke off: that one ends
+    mid-clause and this one starts in lower case or with a number ("... on Saturdays from" /
+    "9 am to 1 pm."). A capitalised line is taken as new: a passage's first line is its
+    heading context ("Opening hours"), which reads as a sentence's start."""
+    if _ENDS_CLAUSE.search(previous) or _BLOCK_START.search(line) or _HEADING.search(previous):
+        return False
+    first = line.lstrip()[:1]
+    return first.islower() or first.isdigit()
+
+
+def paragraphs(text: str) -> list[str]:
+    """The lines of a passage, a sentence the author wrapped over several lines joined into
+    one; blank lines dropped."""
+    blocks: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if blocks and _wrapped(blocks[-1], line):
+            blocks[-1] = f"{blocks[-1]} {line.strip()}"
+        else:
+            blocks.append(line.strip())
+    return blocks
 
 
 def is_heading(line: str) -> bool:

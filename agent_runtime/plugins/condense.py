@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kubevox_api.languages import DEFAULT_TEXT_LANGUAGE, TextLanguage
 
-from ..text import estimate_tokens, is_heading, key_terms, prefix, split_sentences
+from ..text import estimate_tokens, is_heading, key_terms, paragraphs, prefix, split_sentences
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,11 @@ def _passage_sentences(passages: Sequence[str], language: TextLanguage) -> list[
     for rank, passage in enumerate(passages):
         heading: frozenset[str] = frozenset()
         position = 0
-        for line in passage.splitlines():
-            if is_heading(line):
-                heading = _stems(line, language)
+        for block in paragraphs(passage):
+            if is_heading(block):
+                heading = _stems(block, language)
                 continue
-            for text in split_sentences(line):
+            for text in split_sentences(block):
                 out.append(_Sentence(rank, position, text, _stems(text, language), heading))
                 position += 1
     return out

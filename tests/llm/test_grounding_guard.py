@@ -153,3 +153,20 @@ def test_breadcrumbs_are_evidence_context_never_a_quote() -> None:
     guard = GroundingGuard(fallback="quote")
     said = guard.review("There is a ramp.", "Is there step-free access at the clinic?", passages)
     assert said == "The building has step-free access from the street."
+
+
+def test_a_sentence_wrapped_over_lines_is_one_fact() -> None:
+    # As Markdown authors write, and as a passage stores it: its heading context first.
+    wrapped = (
+        "Opening hours\nNorthwind Clinic is open Monday to Friday from 8 am to 6 pm, and on "
+        "Saturdays from\n9 am to 1 pm. The clinic is closed on Sundays."
+    )
+    whole = (
+        "Northwind Clinic is open Monday to Friday from 8 am to 6 pm, and on Saturdays from "
+        "9 am to 1 pm."
+    )
+    assert best_sentence("Are you open on Saturdays?", [wrapped]) == whole
+    # The whole sentence is evidence: "9 am to 1 pm" is said of Saturdays.
+    guard = GroundingGuard()
+    answer = "On Saturdays the clinic is open from 9 am to 1 pm."
+    assert guard.review(answer, "Are you open on Saturdays?", [wrapped]) == answer
