@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from kubevox_api import AgentRuntimeConfig, ResolvedKnowledgeBase
 
@@ -14,6 +14,8 @@ from .grounding import Grounding, KnowledgeSource, Retriever
 from .knowledge import build_retriever
 
 log = logging.getLogger("kubevox.grounding")
+
+G = TypeVar("G", bound=Grounding)
 
 
 class RetrieverFactory(Protocol):
@@ -29,7 +31,10 @@ def build_grounding(
     config: AgentRuntimeConfig,
     factory: RetrieverFactory | None = None,
     env: Mapping[str, str] = os.environ,
-) -> Grounding | None:
+    kind: type[G] = Grounding,  # type: ignore[assignment]
+) -> G | None:
+    """The agent's grounding (None: it has no knowledge base); ``kind`` a subclass that
+    observes it (conversation tests record the passages each answer was given)."""
     if not config.knowledge_bases:
         return None
     factory = factory or build_retriever
@@ -40,4 +45,4 @@ def build_grounding(
         )
         for kb in config.knowledge_bases
     ]
-    return Grounding(sources, agent=config.name, namespace=config.namespace)
+    return kind(sources, agent=config.name, namespace=config.namespace)

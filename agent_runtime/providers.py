@@ -274,12 +274,22 @@ def check_providers(
     env: Mapping[str, str] = os.environ,
     *,
     credentials: bool = True,
+    speech: bool = True,
 ) -> None:
     """Everything the registry will need, checked up front: one ConfigError naming the field.
-    ``credentials=False`` checks providers and options only (validating a manifest offline)."""
+    ``credentials=False`` checks providers and options only (validating a manifest offline);
+    ``speech=False`` the language models only (text mode: chat, conversation tests)."""
     spec = config.spec
     if not credentials:
         env = _AnyKey()
+    for field, idx, ep in _endpoints(spec.llm):
+        p = LLM_PROVIDERS[ep.provider]
+        _check_options(field, ep.provider, p.plugin, ep.options)
+        resolve_key(
+            f"{field}.credentials", ep.provider, credential_env("llm", idx), p.key_required(ep), env
+        )
+    if not speech:
+        return
     s = STT_PROVIDERS[spec.stt.provider]
     _check_options("spec.stt", spec.stt.provider, s.plugin, spec.stt.options)
     resolve_key(
@@ -289,12 +299,6 @@ def check_providers(
         s.key_required(spec.stt),
         env,
     )
-    for field, idx, ep in _endpoints(spec.llm):
-        p = LLM_PROVIDERS[ep.provider]
-        _check_options(field, ep.provider, p.plugin, ep.options)
-        resolve_key(
-            f"{field}.credentials", ep.provider, credential_env("llm", idx), p.key_required(ep), env
-        )
     t = TTS_PROVIDERS[spec.tts.provider]
     _check_options("spec.tts", spec.tts.provider, t.plugin, spec.tts.options)
     resolve_key(

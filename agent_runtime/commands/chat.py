@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.redis_url:
         for kb in config.knowledge_bases:
             os.environ.setdefault(kb.redis_url_env, args.redis_url)
-    check_providers(config, os.environ)
+    check_providers(config, os.environ, speech=False)
     # As a worker's prewarm does: models load before the first turn, not during it.
     prewarm_providers(config)
     prewarm_embedders(config.knowledge_bases, os.environ)

@@ -18,6 +18,7 @@ GROUP: Final = API_VERSION.partition("/")[0]
 VERSION: Final = API_VERSION.partition("/")[2]
 VOICE_AGENT_KIND: Final = "VoiceAgent"
 KNOWLEDGE_BASE_KIND: Final = "KnowledgeBase"
+VOICE_AGENT_TEST_KIND: Final = "VoiceAgentTest"
 VOICE_AGENT_PLURAL: Final = "voiceagents"
 KNOWLEDGE_BASE_PLURAL: Final = "knowledgebases"
 

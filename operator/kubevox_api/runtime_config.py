@@ -20,7 +20,7 @@ LIVEKIT_URL_ENV = "LIVEKIT_URL"
 LIVEKIT_API_KEY_ENV = "LIVEKIT_API_KEY"
 LIVEKIT_API_SECRET_ENV = "LIVEKIT_API_SECRET"
 
-CredentialRole = Literal["stt", "llm", "tts", "embedding"]
+CredentialRole = Literal["stt", "llm", "tts", "embedding", "judge"]
 
 PROVIDER_ENV: dict[str, str] = {
     "deepgram": "DEEPGRAM_API_KEY",

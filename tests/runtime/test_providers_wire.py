@@ -187,6 +187,8 @@ def test_missing_key_names_field_and_variables() -> None:
         "spec.tts.credentials: missing API key for cartesia: set KUBEVOX_TTS_API_KEY"
         " or CARTESIA_API_KEY"
     )
+    # Text mode (chat, conversation tests) speaks no audio: only the language models count.
+    check_providers(cfg, env={}, speech=False)
 
 
 def test_missing_fallback_key_names_its_index() -> None:

@@ -1,0 +1,110 @@
+"""The language model that judges a conversation against a case's rubric.
+
+The judge answers with a JSON verdict and a one-sentence reason. Anything else — no answer in
+time, an error, text that is not a verdict — fails the case with what happened: a rubric is
+never passed by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubevox_api import AgentRuntimeConfig
+from kubevox_api.runtime_config import credential_env
+from kubevox_api.voiceagenttest import VoiceAgentTestSpec
+from livekit.agents import llm
+
+from ..errors import ConfigError
+from ..providers import LLM_PROVIDERS, BuildContext, resolve_key
+
+INSTRUCTIONS = (
+    "You judge a conversation between a caller and a voice agent against a rubric. Read the "
+    "transcript, decide whether the agent's side of it meets the rubric, and reply with one "
+    'JSON object and nothing else: {"verdict": "pass" or "fail", "reason": "<one sentence>"}.'
+)
+_OBJECT = re.compile(r"\{.*\}", re.S)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reason: str
+
+
+def parse_verdict(text: str) -> Verdict:
+    """The judge's verdict; a reply that is not one fails, quoting what the judge said."""
+    match = _OBJECT.search(text)
+    try:
+        data = json.loads(match.group(0)) if match else None
+    except json.JSONDecodeError:
+        data = None
+    verdict = data.get("verdict") if isinstance(data, dict) else None
+    if verdict not in ("pass", "fail"):
+        return Verdict(False, f"the judge gave no verdict: {text.strip()[:200]!r}")
+    assert isinstance(data, dict)
+    return Verdict(verdict == "pass", str(data.get("reason") or "").strip() or "(no reason)")
+
+
+def transcript_text(transcript: Sequence[tuple[str, str]]) -> str:
+    return "\n".join(f"{who}: {text}" for who, text in transcript)
+
+
+class Judge:
+    def __init__(self, model: llm.LLM[Any], timeout: float) -> None:
+        self._model = model
+        self._timeout = timeout
+
+    async def _ask(self, chat_ctx: llm.ChatContext) -> str:
+        parts = []
+        async with self._model.chat(chat_ctx=chat_ctx) as stream:
+            async for chunk in stream:
+                if chunk.delta and chunk.delta.content:
+                    parts.append(chunk.delta.content)
+        return "".join(parts)
+
+    async def judge(self, rubric: str, transcript: Sequence[tuple[str, str]]) -> Verdict:
+        ctx = llm.ChatContext()
+        ctx.add_message(role="system", content=INSTRUCTIONS)
+        ctx.add_message(
+            role="user",
+            content=f"Rubric:\n{rubric}\n\nTranscript:\n{transcript_text(transcript)}",
+        )
+        try:
+            text = await asyncio.wait_for(self._ask(ctx), self._timeout)
+        except TimeoutError:
+            return Verdict(False, f"the judge did not answer within {self._timeout:g} s")
+        except Exception as e:  # the provider's own error, reported in the case's result
+            return Verdict(False, f"the judge failed: {e!r}"[:300])
+        return parse_verdict(text)
+
+
+def build_judge(
+    suite: VoiceAgentTestSpec,
+    config: AgentRuntimeConfig,
+    env: Mapping[str, str] = os.environ,
+) -> Judge | None:
+    """The suite's judge (None: no case has a rubric); its API key comes from
+    ``KUBEVOX_JUDGE_API_KEY`` (or the provider's own variable), the agent's from its own."""
+    if not any(case.rubric for case in suite.cases):
+        return None
+    if suite.judge is not None:
+        endpoint, field, key_env = suite.judge, "spec.judge", credential_env("judge")
+    else:
+        endpoint, field, key_env = config.spec.llm, "spec.llm", credential_env("llm")
+    if endpoint.provider == "local":
+        raise ConfigError(
+            f"{field}: provider local cannot judge a rubric (a 135M-parameter model);"
+            " set spec.judge in the VoiceAgentTest"
+        )
+    provider = LLM_PROVIDERS[endpoint.provider]
+    key = resolve_key(
+        f"{field}.credentials", endpoint.provider, key_env, provider.key_required(endpoint), env
+    )
+    model = provider.build(endpoint, key, BuildContext(language=config.spec.language))
+    return Judge(model, suite.judge_timeout_seconds)

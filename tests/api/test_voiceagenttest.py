@@ -1,0 +1,73 @@
+"""The VoiceAgentTest kind: the sample parses, bad suites are refused naming the field, and
+``kubevox-agent test`` finds the suites of the agent it tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kubevox_api.base import field_errors
+from kubevox_api.voiceagenttest import VoiceAgentTest
+from pydantic import ValidationError
+
+from agent_runtime.config import load_tests
+from agent_runtime.errors import ConfigError
+
+SAMPLE = Path(__file__).parents[2] / "manifests" / "samples" / "tests" / "support-agent-tests.yaml"
+CASE = {"name": "hours", "turns": [{"say": "When are you open?"}]}
+
+
+def suite(**spec: object) -> dict[str, object]:
+    return {"kind": "VoiceAgentTest", "spec": {"agentRef": "support", "cases": [CASE], **spec}}
+
+
+def test_the_sample_suite_parses() -> None:
+    parsed = VoiceAgentTest.model_validate(yaml.safe_load(SAMPLE.read_text()))
+    assert parsed.spec.agent_ref == "support"
+    assert [c.name for c in parsed.spec.cases] == [
+        "saturday-hours",
+        "sunday-closed",
+        "two-questions",
+        "out-of-scope",
+    ]
+    assert parsed.spec.judge_timeout_seconds == 30
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"cases": [CASE, CASE]}, "spec.cases"),
+        ({"cases": []}, "spec.cases"),
+        ({"cases": [{**CASE, "name": "Not A Name"}]}, "spec.cases[0].name"),
+        ({"cases": [{**CASE, "turns": []}]}, "spec.cases[0].turns"),
+        (
+            {"cases": [{**CASE, "turns": [{"say": "Hi", "expect": {"calls": ["hang_up"]}}]}]},
+            "spec.cases[0].turns[0].expect.calls[0]",
+        ),
+        (
+            {"cases": [{**CASE, "turns": [{"say": "Hi", "expect": {"maxLatencyMs": 0}}]}]},
+            "spec.cases[0].turns[0].expect.maxLatencyMs",
+        ),
+        ({"judgeTimeoutSeconds": 0}, "spec.judgeTimeoutSeconds"),
+        ({"judge": {"provider": "local", "baseURL": "http://x"}}, "spec.judge.provider"),
+    ],
+)
+def test_a_bad_suite_is_refused_naming_the_field(spec: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        VoiceAgentTest.model_validate(suite(**spec))
+    assert field in [f for f, _ in field_errors(err.value)], field_errors(err.value)
+
+
+def test_the_suites_of_the_agent_are_found(tmp_path: Path) -> None:
+    other = suite(agentRef="billing")
+    path = tmp_path / "tests.yaml"
+    path.write_text(yaml.safe_dump_all([suite(), other, {"kind": "ConfigMap"}]))
+    assert [s.spec.agent_ref for s in load_tests("support", path)] == ["support"]
+    with pytest.raises(ConfigError, match=r"no VoiceAgentTest with agentRef 'front-desk'"):
+        load_tests("front-desk", path)
+    path.write_text(yaml.safe_dump(suite(cases=[{**CASE, "turns": []}])))
+    with pytest.raises(
+        ConfigError, match=r"tests\.yaml\[0\] VoiceAgentTest: spec\.cases\[0\]\.turns"
+    ):
+        load_tests("support", path)
