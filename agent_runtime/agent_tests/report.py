@@ -18,6 +18,7 @@ def _rows(result: CaseResult) -> list[tuple[str, ...]]:
         latency = f"{t.turn.latency_ms:.0f} ms"
         if t.failures:
             rows.append((result.name, str(i), "FAIL", latency, "; ".join(t.failures), ""))
+            rows.append(("", "", "", "", f"the reply: {t.turn.reply!r}", "short"))
         else:
             rows.append((result.name, str(i), "pass", latency, t.turn.reply, "short"))
     if result.verdict is not None:
@@ -29,7 +30,7 @@ def _rows(result: CaseResult) -> list[tuple[str, ...]]:
 
 def table(results: Sequence[CaseResult], width: int | None = None) -> str:
     """One row per turn and per rubric: the reply when it passed (cut to the terminal's
-    width), what failed otherwise (whole: that is what the reader needs)."""
+    width), what failed otherwise (whole: that is what the reader needs), the reply below it."""
     width = width or shutil.get_terminal_size((120, 24)).columns
     rows = [(*COLUMNS, ""), *(r for result in results for r in _rows(result))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
