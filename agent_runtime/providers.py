@@ -210,14 +210,16 @@ TTS_PROVIDERS: dict[str, Provider[TTSSpec, tts.TTS[Any]]] = {
 }
 
 
-def prewarm_providers(config: AgentRuntimeConfig) -> None:
-    """Load the offline models the agent's providers use (once per job process)."""
+def prewarm_providers(config: AgentRuntimeConfig, *, speech: bool = True) -> None:
+    """Load the offline models the agent's providers use (once per job process); with
+    ``speech=False`` (text mode) the language models' only."""
     spec = config.spec
-    loaders = [
-        STT_PROVIDERS[spec.stt.provider].prewarm,
-        *(LLM_PROVIDERS[e.provider].prewarm for e in (spec.llm, *spec.llm.fallbacks)),
-        TTS_PROVIDERS[spec.tts.provider].prewarm,
-    ]
+    loaders = [LLM_PROVIDERS[e.provider].prewarm for e in (spec.llm, *spec.llm.fallbacks)]
+    if speech:
+        loaders += [
+            STT_PROVIDERS[spec.stt.provider].prewarm,
+            TTS_PROVIDERS[spec.tts.provider].prewarm,
+        ]
     for load in loaders:
         if load is not None:
             load()

@@ -96,6 +96,6 @@ def run(args: argparse.Namespace) -> int:
             os.environ.setdefault(kb.redis_url_env, args.redis_url)
     check_providers(config, os.environ, speech=False)
     # As a worker's prewarm does: models load before the first turn, not during it.
-    prewarm_providers(config)
+    prewarm_providers(config, speech=False)
     prewarm_embedders(config.knowledge_bases, os.environ)
     return asyncio.run(chat(config, phone=args.phone))

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     check_providers(config, os.environ, speech=False)
     # A judge that cannot be built (no key, provider local) fails before any case runs.
     judged = [(suite, build_judge(suite.spec, config)) for suite in suites]
-    prewarm_providers(config)
+    prewarm_providers(config, speech=False)
     prewarm_embedders(config.knowledge_bases, os.environ)
     results = asyncio.run(run_suites(config, judged, args.case, live=args.output == "table"))
     if args.output == "json":

@@ -4,6 +4,7 @@ speaking their protocols: what the registry configured must reach the wire."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,12 +15,16 @@ from livekit.agents import utils
 
 from agent_runtime.errors import ConfigError
 from agent_runtime.providers import (
+    LLM_PROVIDERS,
+    STT_PROVIDERS,
+    TTS_PROVIDERS,
     BuildContext,
     EndpointLLM,
     build_llm,
     build_stt,
     build_tts,
     check_providers,
+    prewarm_providers,
 )
 from tests.support.cases import CLOUD_SPEECH
 from tests.support.runtime import make_config
@@ -248,3 +253,26 @@ def test_fallbacks_become_a_fallback_adapter_in_order() -> None:
     models = [i.model for i in llm._llm_instances]
     assert models == ["primary-model", "second"]
     assert [i.timeout_seconds for i in llm._llm_instances if isinstance(i, EndpointLLM)] == [2, 4]
+
+
+def test_text_mode_loads_the_language_models_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded: list[str] = []
+    for registry, name in (
+        (STT_PROVIDERS, "whisper"),
+        (LLM_PROVIDERS, "local"),
+        (TTS_PROVIDERS, "piper"),
+    ):
+        monkeypatch.setitem(
+            registry,
+            name,
+            dataclasses.replace(registry[name], prewarm=lambda n=name: loaded.append(n)),
+        )
+    offline = {
+        "stt": {"provider": "whisper"},
+        "llm": {"provider": "local", "baseURL": None, "model": None},
+        "tts": {"provider": "piper"},
+    }
+    prewarm_providers(make_config(offline), speech=False)
+    assert loaded == ["local"]
+    prewarm_providers(make_config(offline))
+    assert loaded == ["local", "local", "whisper", "piper"]
