@@ -6,6 +6,7 @@ called and was given to read; :func:`missed` says, one line per expectation, wha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,17 @@ class Judges:
     guard: GroundingGuard = field(default_factory=GroundingGuard)
 
 
+_ABBREVIATION_DOT = re.compile(r"(?<=[^\W\d_])\.(?=[^\W\d_])")
+_PUNCTUATION = re.compile(r"(?!(?<=\d)[.:,](?=\d))[^\w\s']")
+
+
+def comparable(text: str) -> str:
+    """``text`` as ``contains`` compares it: case, punctuation and spacing aside, so that what
+    a transcriber writes "9 a.m." still contains "9 am" (numbers keep their "4.5" and "9:30")."""
+    text = _PUNCTUATION.sub(" ", _ABBREVIATION_DOT.sub("", text.casefold()))
+    return " ".join(text.split())
+
+
 def _quoted(items: Sequence[str]) -> str:
     return ", ".join(repr(i) for i in items)
 
@@ -76,17 +88,17 @@ def _grounding_misses(
 
 def missed(expect: Expectations, turn: ObservedTurn, judges: Judges) -> list[str]:
     """Each expectation of ``expect`` that ``turn`` did not meet, as a line naming it."""
-    reply = turn.reply.casefold()
+    reply = comparable(turn.reply)
     out = [
-        f"contains {t!r}: not in the reply" for t in expect.contains if t.casefold() not in reply
+        f"contains {t!r}: not in the reply" for t in expect.contains if comparable(t) not in reply
     ]
     out += [
-        f"notContains {t!r}: in the reply" for t in expect.not_contains if t.casefold() in reply
+        f"notContains {t!r}: in the reply" for t in expect.not_contains if comparable(t) in reply
     ]
     if expect.grounded_in:
         out += _grounding_misses(expect.grounded_in, turn, judges.guard)
     if expect.refuses is not None:
-        refused = judges.refusal.casefold() in reply
+        refused = comparable(judges.refusal) in reply
         if expect.refuses and not refused:
             out.append(f"refuses: the reply is not the agent's refusal {judges.refusal!r}")
         elif refused and not expect.refuses:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,45 @@ def _reply(events: Sequence[RunEvent]) -> tuple[str, tuple[str, ...]]:
     return " ".join(t for t in texts if t), tools
 
 
-class SuiteRunner:
+class Runner(ABC):
+    """Holds a suite's conversations one after the other (a case's latency is its own, not
+    shared) and has each rubric judged."""
+
+    def __init__(self, suite: VoiceAgentTestSpec, *, judge: Judge | None, judges: Judges) -> None:
+        self._suite = suite
+        self._judge = judge
+        self._judges = judges
+
+    @abstractmethod
+    async def converse(self, case: TestCase) -> CaseResult:
+        """The case's conversation and its turns' expectations, checked."""
+
+    async def run_case(self, case: TestCase) -> CaseResult:
+        result = await self.converse(case)
+        if case.rubric:
+            assert self._judge is not None, "build_judge makes a judge for suites with rubrics"
+            result.verdict = await self._judge.judge(case.rubric, result.transcript())
+        return result
+
+    async def run(
+        self,
+        cases: Sequence[TestCase] | None = None,
+        on_result: Callable[[CaseResult], None] = lambda _r: None,
+    ) -> list[CaseResult]:
+        results = []
+        for case in cases if cases is not None else self._suite.cases:
+            try:
+                result = await self.run_case(case)
+            except Exception as e:  # one broken case does not hide the others' results
+                result = CaseResult(case.name, failures=[f"error: {e!r}"[:500]])
+            on_result(result)
+            results.append(result)
+        return results
+
+
+class TextRunner(Runner):
+    """Each case a fresh text session of the agent, in this process."""
+
     def __init__(
         self,
         config: AgentRuntimeConfig,
@@ -126,12 +165,10 @@ class SuiteRunner:
         retrievers: RetrieverFactory | None = None,
         env: Mapping[str, str] = os.environ,
     ) -> None:
+        super().__init__(suite, judge=judge, judges=judges_for(config))
         self._config = config
-        self._suite = suite
-        self._judge = judge
         self._retrievers = shared_retrievers(retrievers or build_retriever)
         self._env = env
-        self._judges = judges_for(config)
 
     def _grounding(self) -> RecordingGrounding | None:
         return build_grounding(self._config, self._retrievers, self._env, RecordingGrounding)
@@ -150,7 +187,7 @@ class SuiteRunner:
         passages = tuple(Passage(c.source, c.text) for c in chunks)
         return ObservedTurn(said, reply, tools, passages, latency_ms)
 
-    async def run_case(self, case: TestCase) -> CaseResult:
+    async def converse(self, case: TestCase) -> CaseResult:
         result = CaseResult(case.name)
         record = CallRecord(
             call_id=f"test-{case.name}",
@@ -182,23 +219,4 @@ class SuiteRunner:
                 result.turns.append(TurnResult(observed, failures))
                 if "end_call" in observed.tools or controls.transfers:
                     ended.set()  # the agent hung up (once its goodbye is said) or handed over
-        if case.rubric:
-            assert self._judge is not None, "build_judge makes a judge for suites with rubrics"
-            result.verdict = await self._judge.judge(case.rubric, result.transcript())
         return result
-
-    async def run(
-        self,
-        cases: Sequence[TestCase] | None = None,
-        on_result: Callable[[CaseResult], None] = lambda _r: None,
-    ) -> list[CaseResult]:
-        """The cases one after the other (a case's latency is its own, not shared)."""
-        results = []
-        for case in cases if cases is not None else self._suite.cases:
-            try:
-                result = await self.run_case(case)
-            except Exception as e:  # one broken case does not hide the others' results
-                result = CaseResult(case.name, failures=[f"error: {e!r}"[:500]])
-            on_result(result)
-            results.append(result)
-        return results

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from kubevox_api import AgentRuntimeConfig
 from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV
 
 from ..config import load_manifest, load_runtime_config, resolve_config_path
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # the caller's stack (livekit rtc) is not the web gateway's
+    from ..caller import CallOptions
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,3 +49,40 @@ def livekit_credentials(
             raise ConfigError(f"{var}: not set (from spec.livekit.credentialsSecretRef {ref!r})")
         values.append(value)
     return values[0], values[1]
+
+
+def add_caller_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Where a simulated caller reaches agents: the LiveKit server and its API key."""
+    for flag, env, what in (
+        ("--url", "LIVEKIT_URL", "LiveKit server URL"),
+        ("--api-key", "LIVEKIT_API_KEY", "LiveKit API key"),
+        ("--api-secret", "LIVEKIT_API_SECRET", "LiveKit API secret"),
+    ):
+        parser.add_argument(flag, default=os.environ.get(env), help=f"{what} (default: ${env})")
+    parser.add_argument(
+        "--reply-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the greeting and each reply (default 30)",
+    )
+
+
+def caller_options(args: argparse.Namespace, agent_name: str) -> CallOptions:
+    """The simulated caller's options; a ConfigError names the flag missing."""
+    from ..caller import CallOptions
+
+    for flag, value, env in (
+        ("--url", args.url, "LIVEKIT_URL"),
+        ("--api-key", args.api_key, "LIVEKIT_API_KEY"),
+        ("--api-secret", args.api_secret, "LIVEKIT_API_SECRET"),
+    ):
+        if not value:
+            raise ConfigError(f"{flag} (or ${env}) is required")
+    return CallOptions(
+        url=args.url,
+        api_key=args.api_key,
+        api_secret=args.api_secret,
+        agent_name=agent_name,
+        reply_timeout=args.reply_timeout,
+        greeting_timeout=args.reply_timeout,
+    )

@@ -11,36 +11,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 from pathlib import Path
 
 import yaml
 
-from ..caller import CallOptions, run_calls
+from ..caller import run_calls
 from ..caller.audio import Utterance, read_wav, synthesize
 from ..caller.report import table
 from ..errors import ConfigError
+from ._common import add_caller_arguments, caller_options
 
 NAME = "call"
 HELP = "Place simulated calls to an agent through LiveKit and measure voice-to-voice latency."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("LIVEKIT_URL"),
-        help="LiveKit server URL (default: $LIVEKIT_URL)",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("LIVEKIT_API_KEY"),
-        help="LiveKit API key (default: $LIVEKIT_API_KEY)",
-    )
-    parser.add_argument(
-        "--api-secret",
-        default=os.environ.get("LIVEKIT_API_SECRET"),
-        help="LiveKit API secret (default: $LIVEKIT_API_SECRET)",
-    )
+    add_caller_arguments(parser)
     parser.add_argument(
         "--agent",
         required=True,
@@ -69,12 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="YAML list of turns: strings, or {say: TEXT} / {wav: FILE}",
     )
     parser.add_argument("--calls", type=int, default=1, help="simultaneous calls (default 1)")
-    parser.add_argument(
-        "--reply-timeout",
-        type=float,
-        default=30.0,
-        help="seconds to wait for each reply (default 30)",
-    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
 
 
@@ -99,22 +79,9 @@ def _turns(args: argparse.Namespace) -> list[Utterance]:
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag, value, env in (
-        ("--url", args.url, "LIVEKIT_URL"),
-        ("--api-key", args.api_key, "LIVEKIT_API_KEY"),
-        ("--api-secret", args.api_secret, "LIVEKIT_API_SECRET"),
-    ):
-        if not value:
-            raise ConfigError(f"{flag} (or ${env}) is required")
+    options = caller_options(args, args.agent)
     if args.calls < 1:
         raise ConfigError("--calls must be at least 1")
-    options = CallOptions(
-        url=args.url,
-        api_key=args.api_key,
-        api_secret=args.api_secret,
-        agent_name=args.agent,
-        reply_timeout=args.reply_timeout,
-    )
     results = asyncio.run(run_calls(options, _turns(args), args.calls))
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=2))

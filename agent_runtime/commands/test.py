@@ -2,8 +2,9 @@
 
 ``kubevox-agent test -f agent.yaml -f tests.yaml`` runs every case of the VoiceAgentTest
 documents whose ``agentRef`` is the file's VoiceAgent, in text mode (the same Agent as in a
-call, without speech), prints a table (or JSON) and exits 1 when a case fails, 2 when the files
-are not valid.
+call, without speech; before applying a change), or with ``--audio`` as calls through LiveKit to
+the agent as deployed; it prints a table (or JSON) and exits 1 when a case fails, 2 when the
+files are not valid.
 """
 
 from __future__ import annotations
@@ -13,21 +14,24 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 
 from kubevox_api import AgentRuntimeConfig
-from kubevox_api.voiceagenttest import VoiceAgentTest
+from kubevox_api.voiceagenttest import VoiceAgentTest, VoiceAgentTestSpec
 
+from ..agent_tests.audio import AudioRunner, inaudible
 from ..agent_tests.judge import Judge, build_judge
 from ..agent_tests.report import as_json, table
-from ..agent_tests.runner import CaseResult, SuiteRunner
+from ..agent_tests.runner import CaseResult, Runner, TextRunner, judges_for
 from ..config import load_manifest, load_tests
 from ..errors import ConfigError
 from ..knowledge.runtime import prewarm_embedders
 from ..logs import setup_json_logging
 from ..providers import check_providers, prewarm_providers
+from ._common import add_caller_arguments, caller_options
 
 NAME = "test"
-HELP = "Run an agent's conversation tests (VoiceAgentTest) in text mode; exit 1 on a failure."
+HELP = "Run an agent's conversation tests (VoiceAgentTest); exit 1 when a case fails."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,10 +52,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("REDIS_URL"),
-        help="knowledge store of the agent's knowledge bases (default: $REDIS_URL)",
+        help="text mode: knowledge store of the agent's knowledge bases (default: $REDIS_URL)",
     )
     parser.add_argument("--output", choices=("table", "json"), default="table")
     parser.add_argument("--log-level", default="WARNING")
+    audio = parser.add_argument_group(
+        "audio", "call the deployed agent through LiveKit instead, speaking and listening"
+    )
+    audio.add_argument(
+        "--audio",
+        action="store_true",
+        help="each case a call to the agent as deployed (checks only what a caller hears)",
+    )
+    audio.add_argument(
+        "--agent",
+        help="the agent name to dispatch (default: the VoiceAgent's, spec.agentName or "
+        "<namespace>.<name>)",
+    )
+    add_caller_arguments(audio)
 
 
 def _check_cases(suites: list[VoiceAgentTest], wanted: list[str]) -> None:
@@ -60,10 +78,18 @@ def _check_cases(suites: list[VoiceAgentTest], wanted: list[str]) -> None:
         raise ConfigError(f"--case: no case named {', '.join(map(repr, unknown))}")
 
 
+def _unchecked_over_audio(suites: list[VoiceAgentTest]) -> list[str]:
+    names = {n for s in suites for c in s.spec.cases for t in c.turns for n in inaudible(t.expect)}
+    return sorted(names)
+
+
+Runners = Callable[[VoiceAgentTestSpec, Judge | None], Runner]
+
+
 async def run_suites(
-    config: AgentRuntimeConfig,
     suites: list[tuple[VoiceAgentTest, Judge | None]],
     wanted: list[str],
+    runner_for: Runners,
     *,
     live: bool,
 ) -> list[CaseResult]:
@@ -74,25 +100,45 @@ async def run_suites(
     results = []
     for suite, judge in suites:
         cases = [c for c in suite.spec.cases if not wanted or c.name in wanted]
-        runner = SuiteRunner(config, suite.spec, judge=judge)
-        results += await runner.run(cases, on_result=progress)
+        results += await runner_for(suite.spec, judge).run(cases, on_result=progress)
     return results
+
+
+def _text_runners(args: argparse.Namespace, config: AgentRuntimeConfig) -> Runners:
+    if args.redis_url:
+        for kb in config.knowledge_bases:
+            os.environ.setdefault(kb.redis_url_env, args.redis_url)
+    check_providers(config, os.environ, speech=False)
+    prewarm_providers(config, speech=False)
+    prewarm_embedders(config.knowledge_bases, os.environ)
+    return lambda suite, judge: TextRunner(config, suite, judge=judge)
+
+
+def _audio_runners(
+    args: argparse.Namespace, config: AgentRuntimeConfig, suites: list[VoiceAgentTest]
+) -> Runners:
+    options = caller_options(args, args.agent or config.agent_name)
+    unchecked = _unchecked_over_audio(suites)
+    if unchecked:
+        print(
+            f"not checked over audio (a caller cannot observe them; the text run checks them): "
+            f"{', '.join(unchecked)}",
+            file=sys.stderr,
+        )
+    judges = judges_for(config)
+    return lambda suite, judge: AudioRunner(options, suite, judge=judge, judges=judges)
 
 
 def run(args: argparse.Namespace) -> int:
     setup_json_logging(args.log_level)
     config = load_manifest(*args.file)
     suites = load_tests(config.name, *args.file)
-    if args.redis_url:
-        for kb in config.knowledge_bases:
-            os.environ.setdefault(kb.redis_url_env, args.redis_url)
     _check_cases(suites, args.case)
-    check_providers(config, os.environ, speech=False)
     # A judge that cannot be built (no key, provider local) fails before any case runs.
     judged = [(suite, build_judge(suite.spec, config)) for suite in suites]
-    prewarm_providers(config, speech=False)
-    prewarm_embedders(config.knowledge_bases, os.environ)
-    results = asyncio.run(run_suites(config, judged, args.case, live=args.output == "table"))
+    runners = _audio_runners(args, config, suites) if args.audio else _text_runners(args, config)
+    live = args.output == "table"
+    results = asyncio.run(run_suites(judged, args.case, runners, live=live))
     if args.output == "json":
         print(json.dumps(as_json(results), indent=2))
     else:

@@ -24,7 +24,7 @@ ToolName = Literal["end_call", "transfer_to_human"]
 
 class Expectations(KubeModel):
     """What the agent's reply to one caller turn must do. Every expectation set must hold;
-    text comparisons ignore case."""
+    text comparisons ignore case, punctuation and spacing ("9 a.m." contains "9 am")."""
 
     contains: list[Text] = Field(default_factory=list, max_length=16)
     """Texts the reply must contain, each of them."""

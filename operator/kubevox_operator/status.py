@@ -92,7 +92,7 @@ def rollout_state(dep: Obj | None) -> Rollout:
             False,
             available,
             "RolloutPending",
-            "the Deployment controller has not seen the latest pod template yet",
+            "the Deployment controller has not seen its latest change (pod template or replicas)",
             failure,
         )
     if updated < want:
@@ -217,9 +217,12 @@ def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None
     st = (o.deployment or {}).get("status", {}) or {}
     want = (o.deployment or {}).get("spec", {}).get("replicas", 1)
     ready, waiting = st.get("readyReplicas", 0), o.waiting_calls or 0
-    if roll.reason not in ("WorkersStarting", "RolloutComplete") or roll.failure:
+    if roll.failure:
         return None
-    if o.scales_to_zero and ready == 0:
+    # The autoscaler's change of spec.replicas is a new generation too: from zero, a caller may
+    # already wait before the Deployment controller has seen it.
+    starting = ("WorkersStarting", "RolloutComplete", "RolloutPending")
+    if o.scales_to_zero and ready == 0 and roll.reason in starting:
         if want == 0 and waiting == 0:
             return True, "ScaledToZero", "no worker runs: the next call waits while one starts"
         who = f"{waiting} call(s) wait" if waiting else "nobody waits yet"

@@ -55,6 +55,7 @@ NOTICE = Problem("AgentNameConflict", "another agent claims this name")
 READY_1 = ("True", "AgentReady", "1 of 1 workers are ready")
 AS_EXPECTED = ("False", "AsExpected", "no problem detected")
 COMPLETE = ("False", "RolloutComplete", "1 of 1 workers are ready")
+PENDING = "the Deployment controller has not seen its latest change (pod template or replicas)"
 
 AGENT_CASES: list[tuple[str, Obj, dict[str, Cond]]] = [
     (
@@ -105,16 +106,8 @@ AGENT_CASES: list[tuple[str, Obj, dict[str, Cond]]] = [
         "template-not-seen-yet",
         {"deployment": deployment(generation=2, observed=1)},
         {
-            "Ready": (
-                "False",
-                "RolloutPending",
-                "the Deployment controller has not seen the latest pod template yet",
-            ),
-            "Progressing": (
-                "True",
-                "RolloutPending",
-                "the Deployment controller has not seen the latest pod template yet",
-            ),
+            "Ready": ("False", "RolloutPending", PENDING),
+            "Progressing": ("True", "RolloutPending", PENDING),
             "Degraded": AS_EXPECTED,
         },
     ),
@@ -177,6 +170,20 @@ AGENT_CASES: list[tuple[str, Obj, dict[str, Cond]]] = [
         {
             "Ready": ("True", "ScalingFromZero", "the first worker is starting (2 call(s) wait)"),
             "Progressing": ("True", "WorkersStarting", "0 of 1 workers are ready"),
+            "Degraded": AS_EXPECTED,
+        },
+    ),
+    (
+        # KEDA's scale from zero bumped the generation; the Deployment controller has not seen it.
+        "scaling-from-zero-not-yet-observed",
+        {
+            "deployment": deployment(want=1, available=0, generation=3, observed=2),
+            "scales_to_zero": True,
+            "waiting_calls": 1,
+        },
+        {
+            "Ready": ("True", "ScalingFromZero", "the first worker is starting (1 call(s) wait)"),
+            "Progressing": ("True", "RolloutPending", PENDING),
             "Degraded": AS_EXPECTED,
         },
     ),

@@ -13,10 +13,11 @@ import pytest
 from kubevox_api import ResolvedKnowledgeBase, phrases_for
 from kubevox_api.voiceagenttest import Expectations, VoiceAgentTest
 
+from agent_runtime.agent_tests.audio import audible, inaudible
 from agent_runtime.agent_tests.expectations import Judges, ObservedTurn, Passage, missed
 from agent_runtime.agent_tests.judge import build_judge, parse_verdict
 from agent_runtime.agent_tests.report import as_json, table
-from agent_runtime.agent_tests.runner import CaseResult, SuiteRunner
+from agent_runtime.agent_tests.runner import CaseResult, TextRunner
 from agent_runtime.errors import ConfigError
 from agent_runtime.grounding import Retriever
 from tests.support.calls import CLINIC_KB, llm_spec
@@ -101,6 +102,20 @@ def test_grounded_in_needs_the_source_retrieved_and_every_fact_supported() -> No
     assert missed(expect(groundedIn=["hours"]), turn(REFUSAL, passages=hours), JUDGES) == [
         "groundedIn 'hours': the reply states nothing to ground"
     ]
+
+
+def test_text_is_compared_as_a_transcriber_may_write_it() -> None:
+    heard = turn("On Saturdays, from 9 a.m. to 12:30 p.m.; parking: 4.5 dollars.")
+    assert missed(expect(contains=["9 am", "12:30 pm", "4.5 DOLLARS"]), heard, JUDGES) == []
+    assert missed(expect(notContains=["45"]), heard, JUDGES) == []  # 4.5 stays 4.5
+
+
+def test_an_audio_run_checks_what_a_caller_hears_only() -> None:
+    wanted = expect(contains=["8 am"], groundedIn=["hours"], calls=["end_call"], maxLatencyMs=900)
+    assert inaudible(wanted) == ["groundedIn", "calls"]
+    heard = audible(wanted)
+    assert (heard.contains, heard.max_latency_ms) == (["8 am"], 900)
+    assert (heard.grounded_in, heard.calls, heard.not_calls) == ([], [], [])
 
 
 # --- the judge ----------------------------------------------------------------------------
@@ -205,7 +220,7 @@ async def test_a_suite_runs_against_the_real_agent(llm: OpenAIServer, judge: Ope
     suite = VoiceAgentTest.model_validate(
         {"spec": {"agentRef": "front-desk", "judge": judge_spec, **SUITE}}
     ).spec
-    runner = SuiteRunner(
+    runner = TextRunner(
         config, suite, judge=build_judge(suite, config, env={}), retrievers=retriever, env={}
     )
     results = {r.name: r for r in await runner.run()}
