@@ -6,15 +6,33 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from kubevox_api.contract import POD_NAME_ENV
 from livekit.agents import llm
+from pydantic import BaseModel
 
 from . import metrics
 
 log = logging.getLogger("kubevox.call")
+
+
+CallerKind = Literal["web", "phone", "text"]
+"""How the caller reached the agent: a browser (WebRTC), a phone line (LiveKit SIP), or text
+(``kubevox-agent chat`` and ``test``)."""
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def model_usage(usage: Iterable[BaseModel]) -> list[dict[str, Any]]:
+    """livekit's per-model usage, each without its zero counters."""
+    named = ("type", "provider", "model")
+    return [{k: v for k, v in u.model_dump().items() if k in named or v} for u in usage]
 
 
 def worker_name() -> str:
@@ -37,9 +55,18 @@ class CallRecord:
     agent: str
     namespace: str
     log_transcripts: bool = False
+    config_hash: str | None = None
+    """The configuration the call ran with (the agent's ``status.configHash`` at the time)."""
+    caller: CallerKind = "web"
+    caller_number: str | None = None
+    """A phone caller's number, when the trunk gives it; logged only with transcripts (it is
+    personal data, as the words are)."""
     worker: str = field(default_factory=worker_name)
     started_at: float = field(default_factory=time.time)
     outcome: str | None = None
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    """What each provider's model consumed (livekit's per-model usage), set when the call
+    closes: language-model tokens, speech-to-text audio seconds, text-to-speech characters."""
     turns: list[TurnLatency] = field(default_factory=list)
     transcript: list[dict[str, str]] = field(default_factory=list)
     _pending_eou: float | None = None
@@ -84,6 +111,7 @@ class CallRecord:
     def finish(self, default_outcome: str = "completed") -> dict[str, Any]:
         """Count the call and log its one record; idempotent."""
         self.set_outcome(default_outcome)
+        ended = time.time()
         record: dict[str, Any] = {
             "event": "call_ended",
             "call_id": self.call_id,
@@ -91,16 +119,23 @@ class CallRecord:
             "agent": self.agent,
             "namespace": self.namespace,
             "worker": self.worker,
-            "duration_seconds": round(time.time() - self.started_at, 3),
+            "config_hash": self.config_hash,
+            "caller": self.caller,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(ended),
+            "duration_seconds": round(ended - self.started_at, 3),
             "turns": len(self.turns),
             "outcome": self.outcome,
             "latencies": [
                 {k: (round(v, 4) if v is not None else None) for k, v in vars(t).items()}
                 for t in self.turns
             ],
+            "usage": self.usage,
         }
         if self.log_transcripts:
             record["transcript"] = self.transcript
+            if self.caller_number:
+                record["caller_number"] = self.caller_number
         if not self._finished:
             self._finished = True
             metrics.calls_total.labels(*self.labels, self.outcome).inc()

@@ -32,7 +32,7 @@ from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
 
 from . import metrics
 from .agent import KubevoxAgent
-from .callrecord import CallRecord
+from .callrecord import CallRecord, model_usage
 from .controls import CallControls
 from .grounding import Grounding
 from .providers import BuildContext, build_llm, build_stt, build_tts
@@ -170,6 +170,7 @@ def build_call(
 
     def on_close(ev: CloseEvent) -> None:
         outcome = "error" if ev.reason == CloseReason.ERROR else "completed"
+        record.usage = model_usage(session.usage.model_usage)
         record.finish(outcome)
         if prefetch is not None:
             prefetch.close()

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from kubevox_api import CONFIG_ENV, AgentRuntimeConfig, contract
-from kubevox_api.runtime_config import LIVEKIT_URL_ENV
+from kubevox_api.runtime_config import LIVEKIT_URL_ENV, config_hash
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess, inference, room_io
 from livekit.agents.utils.hw import get_cpu_monitor
@@ -73,6 +73,7 @@ def prewarm(proc: JobProcess) -> None:
     """Once per job process, before any call: config, VAD, turn detector, offline models."""
     config = load_runtime_config(os.environ[CONFIG_ENV])
     proc.userdata["config"] = config
+    proc.userdata["config_hash"] = config_hash(config)
     proc.userdata["vad"] = inference.VAD()
     if config.spec.turn_detection.mode == "model":
         inference.TurnDetector(version="v1-mini")
@@ -97,6 +98,8 @@ class RoomControls:
 
 
 HANG_UP_OUTCOMES = ("agent_ended", "max_duration", "silence_timeout")
+SIP_PHONE_NUMBER = "sip.phoneNumber"
+"""The participant attribute LiveKit SIP gives a phone caller's number in."""
 
 
 async def entrypoint(ctx: JobContext) -> None:
@@ -121,12 +124,16 @@ async def entrypoint(ctx: JobContext) -> None:
         )
         ctx.shutdown(reason="no caller")
         return
+    phone = caller.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
     record = CallRecord(
         call_id=ctx.job.id,
         room=ctx.room.name,
         agent=config.name,
         namespace=config.namespace,
         log_transcripts=config.spec.log_transcripts,
+        config_hash=ctx.proc.userdata["config_hash"],
+        caller="phone" if phone else "web",
+        caller_number=caller.attributes.get(SIP_PHONE_NUMBER) if phone else None,
     )
     grounding = build_grounding(config)
     # The knowledge bases' connections and common terms load while the agent greets.

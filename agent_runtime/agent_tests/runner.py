@@ -18,6 +18,7 @@ from typing import Any
 
 from kubevox_api import AgentRuntimeConfig, ResolvedKnowledgeBase
 from kubevox_api.languages import text_language
+from kubevox_api.runtime_config import config_hash
 from kubevox_api.voiceagenttest import TestCase, VoiceAgentTestSpec
 from livekit.agents import AgentSession, llm
 from livekit.agents.voice.run_result import (
@@ -194,6 +195,8 @@ class TextRunner(Runner):
             room="test",
             agent=self._config.name,
             namespace=self._config.namespace,
+            config_hash=config_hash(self._config),
+            caller="text",
         )
         controls = TextControls(pretend_phone=case.caller == "phone")
         grounding = self._grounding()

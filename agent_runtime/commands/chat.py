@@ -13,6 +13,7 @@ import sys
 import uuid
 
 from kubevox_api import AgentRuntimeConfig
+from kubevox_api.runtime_config import config_hash
 from livekit.agents.voice.run_result import (
     ChatMessageEvent,
     FunctionCallEvent,
@@ -63,6 +64,8 @@ async def chat(config: AgentRuntimeConfig, *, phone: bool) -> int:
         agent=config.name,
         namespace=config.namespace,
         log_transcripts=config.spec.log_transcripts,
+        config_hash=config_hash(config),
+        caller="text",
     )
     controls = TextControls(pretend_phone=phone)
     call = build_call(

@@ -7,7 +7,9 @@ variables filled from Secret references, under the names :func:`credential_env` 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import hashlib
+import json
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -111,3 +113,25 @@ def _resolve_knowledge_base(
             f"KUBEVOX_KB_{i}_EMBEDDING_API_KEY" if kb.spec.embedding.credentials else None
         ),
     )
+
+
+def stable_hash(value: Any, length: int = 16) -> str:
+    """Hash of a JSON-able value, independent of key order."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+NOT_IN_CONFIG_HASH = ("scaling", "resources", "pod", "image", "web")
+"""Spec fields the worker process does not read: changing them rolls no worker."""
+
+
+def config_hash(config: AgentRuntimeConfig) -> str:
+    """Hash of what the worker process reads (the operator's ``status.configHash``, and each
+    call record's); scaling-only changes leave it alone."""
+    data = config.to_k8s()
+    spec = dict(data["spec"])
+    scaling = spec.get("scaling", {})
+    for key in NOT_IN_CONFIG_HASH:
+        spec.pop(key, None)
+    spec["maxCallsPerPod"] = scaling.get("maxCallsPerPod")  # the worker's load limit
+    return stable_hash({**data, "spec": spec})

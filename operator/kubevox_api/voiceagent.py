@@ -290,7 +290,8 @@ class VoiceAgentSpec(KubeModel):
     for provider ``local``, its 2,048-token slot less the reply and the knowledge excerpts;
     the ``openai`` provider is bounded by ``maxHistoryTurns`` only."""
     log_transcripts: bool = False
-    """Include the conversation's text in the call-end log record."""
+    """Include the conversation's text, and a phone caller's number, in the call-end log record
+    (both are personal data)."""
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     """CPU and memory of each worker pod."""
     image: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None

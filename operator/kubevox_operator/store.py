@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kubevox_api import contract
+from kubevox_api.runtime_config import stable_hash
 
-from .builders.common import stable_hash
 from .cache import Cache
 from .diff import contains
 from .kube import ApiError, Kube

@@ -5,11 +5,14 @@ piper), grounded by a KnowledgeBase ingested into real Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kubevox_api import KnowledgeBase
+from kubevox_api import AgentRuntimeConfig, KnowledgeBase
+from kubevox_api.runtime_config import config_hash
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
@@ -98,6 +101,34 @@ async def test_a_caller_hears_the_grounded_answer(
         for m in asked[-1]["messages"]
         if m["role"] == "system"
     )
+
+
+def call_records(worker: AgentWorker) -> list[dict[str, Any]]:
+    """The records the worker's calls logged (one JSON line each, "call ended")."""
+    lines = worker.log.read_text().splitlines()
+    return [json.loads(line)["call"] for line in lines if '"call ended"' in line]
+
+
+async def test_the_call_record_says_who_called_with_which_config_and_what_was_used(
+    worker: AgentWorker, livekit: LiveKitServer
+) -> None:
+    result = await SimulatedCall(call_options(livekit), index=2).run([synthesize(PARKING)])
+    assert result.error is None
+
+    def logged() -> list[dict[str, Any]]:
+        return [r for r in call_records(worker) if r["room"] == result.room]
+
+    await until("the call's record in the worker's log", lambda: bool(logged()), 30)
+    [record] = logged()
+    assert record["caller"] == "web"
+    assert "caller_number" not in record
+    rendered = AgentRuntimeConfig.model_validate_json(worker.config.read_text())
+    assert record["config_hash"] == config_hash(rendered)  # what the pods and status carry
+    assert record["started_at"] < record["ended_at"]
+    usage = {u["type"]: u for u in record["usage"]}
+    assert usage["stt_usage"]["audio_duration"] > 0  # the caller's question, transcribed
+    assert usage["tts_usage"]["characters_count"] > len("Northwind Clinic")  # greeting, answer
+    assert usage["llm_usage"]["input_tokens"] > 0
 
 
 async def test_fallback_takes_over_then_all_fail_and_the_caller_hears_an_apology(

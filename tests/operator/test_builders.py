@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubevox_api import KnowledgeBase, VoiceAgent, contract
+from kubevox_api import AgentRuntimeConfig, KnowledgeBase, VoiceAgent, contract
 from kubevox_api.contract import ACTIVE_CALLS_METRIC, AGENT_CALLS_METRIC
+from kubevox_api.runtime_config import config_hash
 from kubevox_operator.builders import OperatorDefaults, build_agent_children, build_ingest_plan
 from kubevox_operator.builders.autoscaling import active_calls_query, calls_query
 from kubevox_operator.builders.knowledge import content_hash, parse_duration
@@ -303,3 +304,11 @@ def test_autoscaler_conditions_degrade_but_do_not_un_ready_the_agent():
         assert got["Ready"]["status"] == "True"
     assert "ScaledObject TriggerError: x" in conds(autoscaler=so)["Degraded"]["message"]
     assert conds(autoscaler={"kind": "ScaledObject", "status": {}})["Degraded"]["status"] == "False"
+
+
+def test_a_worker_computes_the_config_hash_its_pods_carry():
+    # The worker logs it in each call record: the same value as the pod template's and status's.
+    objs = build()
+    rendered = objs["ConfigMap"]["data"][contract.CONFIG_FILE]
+    worker_side = config_hash(AgentRuntimeConfig.model_validate_json(rendered))
+    assert worker_side == template_hash(objs)

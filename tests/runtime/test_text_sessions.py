@@ -237,6 +237,11 @@ async def test_call_record_logged_once_with_turns(
     assert rec["turns"] == 3  # greeting + two answers
     assert [t["text"] for t in rec["transcript"] if t["role"] == "user"] == ["One.", "Two."]
     assert rec["latencies"][1]["llm_ttft"] is not None
+    assert rec["started_at"] <= rec["ended_at"]  # ISO 8601, UTC
+    assert rec["ended_at"].endswith("+00:00")
+    # What the language model consumed, as the server reported it (10 in, 5 out a request).
+    [used] = [u for u in rec["usage"] if u["type"] == "llm_usage"]
+    assert (used["model"], used["input_tokens"], used["output_tokens"]) == ("primary-model", 20, 10)
     assert json.dumps(rec)  # serialisable as one JSON record
     assert sample(metrics.CALLS_TOTAL, outcome="completed") - before == 1
 

@@ -1,6 +1,8 @@
 """Pure functions: API objects in, the Kubernetes objects the operator applies out. No I/O."""
 
-from .agent import AgentChildren, OperatorDefaults, build_agent_children, config_hash
+from kubevox_api.runtime_config import config_hash
+
+from .agent import AgentChildren, OperatorDefaults, build_agent_children
 from .knowledge import IngestPlan, build_ingest_plan, content_hash
 
 __all__ = [

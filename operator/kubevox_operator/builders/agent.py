@@ -15,6 +15,7 @@ from kubevox_api import (
     credential_env,
     render_runtime_config,
 )
+from kubevox_api.runtime_config import config_hash
 
 from .autoscaling import hpa, scaled_object
 from .common import (
@@ -29,7 +30,6 @@ from .common import (
     restricted_container_security,
     restricted_pod_security,
     secret_env,
-    stable_hash,
 )
 from .web import build_web_children
 
@@ -37,9 +37,6 @@ from .web import build_web_children
 # changing them must not change the config hash (and so must not roll the pods).
 # spec.web is read by the web gateway only (its own Deployment): a new allowed origin must not
 # roll the workers and drain their calls.
-_NOT_IN_HASH = ("scaling", "resources", "pod", "image", "web")
-
-
 OptionalKind = Literal["ServiceMonitor", "ScaledObject"]
 """Child kinds of CRDs that may be absent from a cluster (and appear or go at run time)."""
 
@@ -65,17 +62,6 @@ class AgentChildren:
     config_hash: str = ""
     autoscaler_missing: list[str] = field(default_factory=list)
     """What the agent's autoscaler needs and lacks (then none is built)."""
-
-
-def config_hash(config: AgentRuntimeConfig) -> str:
-    """Hash of what the worker process reads; scaling-only changes leave it alone."""
-    data = config.to_k8s()
-    spec = dict(data["spec"])
-    scaling = spec.get("scaling", {})
-    for key in _NOT_IN_HASH:
-        spec.pop(key, None)
-    spec["maxCallsPerPod"] = scaling.get("maxCallsPerPod")  # the worker's load limit
-    return stable_hash({**data, "spec": spec})
 
 
 def worker_service_account(agent: VoiceAgent) -> str:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from kubevox_api import CONFIG_ENV, VoiceAgent, contract
-from kubevox_api.runtime_config import LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, LIVEKIT_URL_ENV
+from kubevox_api.runtime_config import (
+    LIVEKIT_API_KEY_ENV,
+    LIVEKIT_API_SECRET_ENV,
+    LIVEKIT_URL_ENV,
+    stable_hash,
+)
 
 Obj = dict[str, Any]
 MAX_NAME = 63
-
-
-def stable_hash(value: Any, length: int = 16) -> str:
-    """Hash of a JSON-able value, independent of key order."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def child_name(owner: str, suffix: str = "") -> str:

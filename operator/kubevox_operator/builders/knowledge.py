@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from kubevox_api import KnowledgeBase, contract
+from kubevox_api.runtime_config import stable_hash
 
 from .common import (
     Obj,
@@ -18,7 +19,6 @@ from .common import (
     restricted_container_security,
     restricted_pod_security,
     secret_env,
-    stable_hash,
 )
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(s|m|h)")

@@ -10,6 +10,7 @@ calls starting in those seconds."""
 from __future__ import annotations
 
 from kubevox_api import AgentRuntimeConfig, VoiceAgent, contract
+from kubevox_api.runtime_config import stable_hash
 from kubevox_api.voiceagent_web import WebAccess, WebIngress
 
 from .common import (
@@ -23,7 +24,6 @@ from .common import (
     restricted_container_security,
     restricted_pod_security,
     secret_env,
-    stable_hash,
 )
 
 WEB_SUFFIX = "-web"
