@@ -111,6 +111,11 @@ async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
     assert call["worker"] == name
     assert call["namespace"] == namespace
     assert call["turns"] >= 2  # the greeting and the answer
+    # The configuration it ran with, as status tells it; who called; what the models used.
+    agent = system.get("voiceagent", "offline", namespace)
+    assert (call["config_hash"], call["caller"]) == (agent["status"]["configHash"], "web")
+    usage = {u["type"]: u for u in call["usage"]}
+    assert usage["stt_usage"]["audio_duration"] > 0, usage
 
 
 @pytest.mark.timeout(900)
