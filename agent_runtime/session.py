@@ -94,6 +94,14 @@ class Call:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+CLOSE_OUTCOMES = {
+    CloseReason.ERROR: "error",
+    CloseReason.PARTICIPANT_DISCONNECTED: "caller_hung_up",
+}
+"""A call's outcome from why its session closed, unless the agent decided it first (it ended
+the call, transferred it, or hit a limit)."""
+
+
 def build_call(
     config: AgentRuntimeConfig,
     *,
@@ -169,7 +177,7 @@ def build_call(
             prefetch.on_final_transcript(ev.transcript)
 
     def on_close(ev: CloseEvent) -> None:
-        outcome = "error" if ev.reason == CloseReason.ERROR else "completed"
+        outcome = CLOSE_OUTCOMES.get(ev.reason, "completed")
         record.usage = model_usage(session.usage.model_usage)
         record.finish(outcome)
         if prefetch is not None:

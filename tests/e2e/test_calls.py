@@ -121,6 +121,7 @@ async def test_the_call_record_says_who_called_with_which_config_and_what_was_us
     await until("the call's record in the worker's log", lambda: bool(logged()), 30)
     [record] = logged()
     assert record["caller"] == "web"
+    assert record["outcome"] == "caller_hung_up"  # the simulated caller left after its turn
     assert "caller_number" not in record
     rendered = AgentRuntimeConfig.model_validate_json(worker.config.read_text())
     assert record["config_hash"] == config_hash(rendered)  # what the pods and status carry
