@@ -325,18 +325,30 @@ def build_stt(
     return p.build(spec, key, ctx)
 
 
+def build_llm_endpoint(
+    endpoint: LLMEndpoint,
+    field: str,
+    key_env: str,
+    ctx: BuildContext,
+    env: Mapping[str, str] = os.environ,
+) -> llm.LLM[Any]:
+    """One language model; its API key from ``key_env`` (or the provider's own variable), a
+    missing one reported as ``<field>.credentials``."""
+    p = LLM_PROVIDERS[endpoint.provider]
+    key = resolve_key(
+        f"{field}.credentials", endpoint.provider, key_env, p.key_required(endpoint), env
+    )
+    return p.build(endpoint, key, ctx)
+
+
 def build_llm_endpoints(
     spec: LLMSpec, ctx: BuildContext, env: Mapping[str, str] = os.environ
 ) -> list[llm.LLM[Any]]:
     """The primary and its fallbacks, in order."""
-    out = []
-    for field, idx, ep in _endpoints(spec):
-        p = LLM_PROVIDERS[ep.provider]
-        key = resolve_key(
-            f"{field}.credentials", ep.provider, credential_env("llm", idx), p.key_required(ep), env
-        )
-        out.append(p.build(ep, key, ctx))
-    return out
+    return [
+        build_llm_endpoint(ep, field, credential_env("llm", idx), ctx, env)
+        for field, idx, ep in _endpoints(spec)
+    ]
 
 
 def build_llm(

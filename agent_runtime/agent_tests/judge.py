@@ -21,7 +21,7 @@ from kubevox_api.voiceagenttest import VoiceAgentTestSpec
 from livekit.agents import llm
 
 from ..errors import ConfigError
-from ..providers import LLM_PROVIDERS, BuildContext, resolve_key
+from ..providers import BuildContext, build_llm_endpoint
 
 INSTRUCTIONS = (
     "You judge a conversation between a caller and a voice agent against a rubric. Read the "
@@ -102,9 +102,6 @@ def build_judge(
             f"{field}: provider local cannot judge a rubric (a 135M-parameter model);"
             " set spec.judge in the VoiceAgentTest"
         )
-    provider = LLM_PROVIDERS[endpoint.provider]
-    key = resolve_key(
-        f"{field}.credentials", endpoint.provider, key_env, provider.key_required(endpoint), env
-    )
-    model = provider.build(endpoint, key, BuildContext(language=config.spec.language))
+    ctx = BuildContext(language=config.spec.language)
+    model = build_llm_endpoint(endpoint, field, key_env, ctx, env)
     return Judge(model, suite.judge_timeout_seconds)

@@ -168,6 +168,7 @@ class TextRunner(Runner):
     ) -> None:
         super().__init__(suite, judge=judge, judges=judges_for(config))
         self._config = config
+        self._config_hash = config_hash(config)
         self._retrievers = shared_retrievers(retrievers or build_retriever)
         self._env = env
 
@@ -195,7 +196,7 @@ class TextRunner(Runner):
             room="test",
             agent=self._config.name,
             namespace=self._config.namespace,
-            config_hash=config_hash(self._config),
+            config_hash=self._config_hash,
             caller="text",
         )
         controls = TextControls(pretend_phone=case.caller == "phone")

@@ -51,13 +51,17 @@ def livekit_credentials(
     return values[0], values[1]
 
 
+_CALLER_FLAGS = (
+    ("--url", "url", "LIVEKIT_URL", "LiveKit server URL"),
+    ("--api-key", "api_key", "LIVEKIT_API_KEY", "LiveKit API key"),
+    ("--api-secret", "api_secret", "LIVEKIT_API_SECRET", "LiveKit API secret"),
+)
+"""(flag, argument, environment variable, what): where a simulated caller reaches agents."""
+
+
 def add_caller_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """Where a simulated caller reaches agents: the LiveKit server and its API key."""
-    for flag, env, what in (
-        ("--url", "LIVEKIT_URL", "LiveKit server URL"),
-        ("--api-key", "LIVEKIT_API_KEY", "LiveKit API key"),
-        ("--api-secret", "LIVEKIT_API_SECRET", "LiveKit API secret"),
-    ):
+    for flag, _, env, what in _CALLER_FLAGS:
         parser.add_argument(flag, default=os.environ.get(env), help=f"{what} (default: ${env})")
     parser.add_argument(
         "--reply-timeout",
@@ -71,12 +75,8 @@ def caller_options(args: argparse.Namespace, agent_name: str) -> CallOptions:
     """The simulated caller's options; a ConfigError names the flag missing."""
     from ..caller import CallOptions
 
-    for flag, value, env in (
-        ("--url", args.url, "LIVEKIT_URL"),
-        ("--api-key", args.api_key, "LIVEKIT_API_KEY"),
-        ("--api-secret", args.api_secret, "LIVEKIT_API_SECRET"),
-    ):
-        if not value:
+    for flag, name, env, _ in _CALLER_FLAGS:
+        if not getattr(args, name):
             raise ConfigError(f"{flag} (or ${env}) is required")
     return CallOptions(
         url=args.url,

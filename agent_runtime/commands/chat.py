@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import uuid
 
@@ -23,12 +22,11 @@ from livekit.agents.voice.run_result import (
 
 from ..callrecord import CallRecord
 from ..controls import TextControls
-from ..knowledge.runtime import prewarm_embedders
 from ..knowledge_hook import build_grounding
 from ..logs import setup_json_logging
-from ..providers import check_providers, prewarm_providers
 from ..session import build_call
 from ._common import add_config_arguments, load_from_args
+from ._text_mode import add_redis_argument, prepare_text_mode
 
 NAME = "chat"
 HELP = "Chat with a VoiceAgent in text over stdin/stdout (no audio)."
@@ -36,11 +34,7 @@ HELP = "Chat with a VoiceAgent in text over stdin/stdout (no audio)."
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL"),
-        help="knowledge store of the agent's knowledge bases (default: $REDIS_URL)",
-    )
+    add_redis_argument(parser)
     parser.add_argument(
         "--phone",
         action="store_true",
@@ -94,11 +88,5 @@ async def chat(config: AgentRuntimeConfig, *, phone: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     setup_json_logging(args.log_level)
     config = load_from_args(args)
-    if args.redis_url:
-        for kb in config.knowledge_bases:
-            os.environ.setdefault(kb.redis_url_env, args.redis_url)
-    check_providers(config, os.environ, speech=False)
-    # As a worker's prewarm does: models load before the first turn, not during it.
-    prewarm_providers(config, speech=False)
-    prewarm_embedders(config.knowledge_bases, os.environ)
+    prepare_text_mode(config, args.redis_url)
     return asyncio.run(chat(config, phone=args.phone))

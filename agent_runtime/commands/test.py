@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable
 
@@ -25,10 +24,9 @@ from ..agent_tests.report import as_json, table
 from ..agent_tests.runner import CaseResult, Runner, TextRunner, judges_for
 from ..config import load_manifest, load_tests
 from ..errors import ConfigError
-from ..knowledge.runtime import prewarm_embedders
 from ..logs import setup_json_logging
-from ..providers import check_providers, prewarm_providers
 from ._common import add_caller_arguments, caller_options
+from ._text_mode import add_redis_argument, prepare_text_mode
 
 NAME = "test"
 HELP = "Run an agent's conversation tests (VoiceAgentTest); exit 1 when a case fails."
@@ -49,11 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="run only this case (repeatable; default: every case)",
     )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("REDIS_URL"),
-        help="text mode: knowledge store of the agent's knowledge bases (default: $REDIS_URL)",
-    )
+    add_redis_argument(parser)
     parser.add_argument("--output", choices=("table", "json"), default="table")
     parser.add_argument("--log-level", default="WARNING")
     audio = parser.add_argument_group(
@@ -105,12 +99,7 @@ async def run_suites(
 
 
 def _text_runners(args: argparse.Namespace, config: AgentRuntimeConfig) -> Runners:
-    if args.redis_url:
-        for kb in config.knowledge_bases:
-            os.environ.setdefault(kb.redis_url_env, args.redis_url)
-    check_providers(config, os.environ, speech=False)
-    prewarm_providers(config, speech=False)
-    prewarm_embedders(config.knowledge_bases, os.environ)
+    prepare_text_mode(config, args.redis_url)
     return lambda suite, judge: TextRunner(config, suite, judge=judge)
 
 

@@ -19,7 +19,7 @@ from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
 
 from tests.support.servers.openai_server import OpenAIServer
-from tests.support.voice import sample_docs, start_worker, write_config
+from tests.support.voice import sample_docs, stand_in_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.voice]
 
@@ -67,10 +67,8 @@ def worker(
     llm_primary: OpenAIServer,
 ) -> Iterator[AgentWorker]:
     workdir = tmp_path_factory.mktemp("audio-tests")
-    llm = {"provider": "openai", "model": "clinic", "baseURL": llm_primary.base_url}
-    w = start_worker(workdir, write_config(workdir, clinic_kb, llm), livekit, redis_server)
-    yield w
-    w.stop()
+    with stand_in_worker(workdir, clinic_kb, llm_primary, livekit, redis_server) as worker:
+        yield worker
 
 
 async def test_a_suite_held_as_real_calls(

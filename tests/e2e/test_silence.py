@@ -16,7 +16,7 @@ from livekit import rtc
 
 from agent_runtime.caller import SimulatedCall
 from tests.support.servers.openai_server import OpenAIServer
-from tests.support.voice import call_options, start_worker, write_config
+from tests.support.voice import call_options, stand_in_worker
 from tests.support.waits import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.voice]
@@ -33,12 +33,16 @@ def quiet_worker(
     clinic_kb: KnowledgeBase,
     llm_primary: OpenAIServer,
 ) -> Iterator[AgentWorker]:
-    workdir = tmp_path_factory.mktemp("quiet")
-    llm = {"provider": "openai", "model": "clinic", "baseURL": llm_primary.base_url}
-    config = write_config(workdir, clinic_kb, llm, agentName=AGENT, silenceTimeoutSeconds=SILENCE)
-    w = start_worker(workdir, config, livekit, redis_server)
-    yield w
-    w.stop()
+    with stand_in_worker(
+        tmp_path_factory.mktemp("quiet"),
+        clinic_kb,
+        llm_primary,
+        livekit,
+        redis_server,
+        agentName=AGENT,
+        silenceTimeoutSeconds=SILENCE,
+    ) as worker:
+        yield worker
 
 
 async def test_a_silent_caller_is_asked_once_then_hung_up(

@@ -98,6 +98,25 @@ def start_worker(
 
 
 @contextmanager
+def stand_in_worker(
+    directory: Path,
+    kb: KnowledgeBase,
+    llm_server: Any,
+    livekit: LiveKitServer,
+    redis: RedisSearchServer,
+    **spec: Any,
+) -> Iterator[AgentWorker]:
+    """A worker of the sample agent whose language model is ``llm_server`` (an OpenAI-compatible
+    stand-in), with ``spec`` over the sample's; stopped on exit."""
+    llm = {"provider": "openai", "model": "clinic", "baseURL": llm_server.base_url}
+    worker = start_worker(directory, write_config(directory, kb, llm, **spec), livekit, redis)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@contextmanager
 def web_gateway(config: Path, livekit: LiveKitServer, log: Path) -> Iterator[str]:
     """`kubevox-agent web` for an agent with ``spec.web`` (as its ``<name>-web`` Deployment
     runs it), healthy on a free loopback port: its base URL, ``http://127.0.0.1:<port>``."""
