@@ -22,12 +22,12 @@ from .runtime_config import (
 from .voiceagent import (
     VoiceAgent,
     VoiceAgentSpec,
-    VoiceAgentStatus,
     default_agent_name,
     secret_refs,
 )
 from .voiceagent_providers import LLMEndpoint, LLMSpec, STTSpec, TTSSpec
 from .voiceagent_scaling import Scaling
+from .voiceagent_status import VoiceAgentStatus
 
 __all__ = [
     "API_VERSION",

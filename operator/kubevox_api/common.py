@@ -27,6 +27,14 @@ DataKey = Annotated[str, StringConstraints(pattern=CONFIG_KEY, max_length=253)]
 ShortString = Annotated[str, StringConstraints(max_length=253)]
 Quantity = Annotated[str, StringConstraints(pattern=QUANTITY, max_length=64)]
 
+AGENT_NAME_MAX = 63
+"""Longest LiveKit agent name kubevox gives or accepts (a label value: it names the workers in
+metrics and logs too)."""
+AgentName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=AGENT_NAME_MAX)]
+DISPATCH_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+DispatchName = Annotated[str, StringConstraints(pattern=DISPATCH_NAME, max_length=AGENT_NAME_MAX)]
+"""An effective agent name: spec.agentName, or the default ``<namespace>.<name>``."""
+
 
 def _unique_names(items: list[Any]) -> list[Any]:
     seen: set[str] = set()

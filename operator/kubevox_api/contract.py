@@ -21,6 +21,7 @@ KNOWLEDGE_BASE_KIND: Final = "KnowledgeBase"
 VOICE_AGENT_TEST_KIND: Final = "VoiceAgentTest"
 VOICE_AGENT_PLURAL: Final = "voiceagents"
 KNOWLEDGE_BASE_PLURAL: Final = "knowledgebases"
+VOICE_AGENT_TEST_PLURAL: Final = "voiceagenttests"
 
 # --- The runtime's configuration ---------------------------------------------------------------
 CONFIG_ENV: Final = "KUBEVOX_CONFIG"
@@ -98,6 +99,12 @@ TERMINATION_LOG: Final = "/dev/termination-log"
 """``kubevox-agent ingest --termination-log`` writes its result JSON here; the operator reads it
 from the pod's ``state.terminated.message``."""
 REDIS_URL_ENV: Final = "REDIS_URL"
+
+# --- The conversation-test Job (VoiceAgentTest) ---------------------------------------------------
+TEST_CONTAINER: Final = "test"
+TESTS_DIR: Final = "/etc/kubevox-tests"
+TESTS_FILE: Final = "suites.yaml"
+"""The agent's VoiceAgentTests, one YAML document each, in the tests ConfigMap."""
 EMBEDDING_API_KEY_ENV: Final = "KUBEVOX_EMBEDDING_API_KEY"
 INGEST_ALLOWED_CIDRS_ENV: Final = "KUBEVOX_INGEST_ALLOWED_CIDRS"
 """The operator's allow list of internal networks URL sources may reach (operator flag
@@ -125,6 +132,13 @@ LABEL_KNOWLEDGE_BASE: Final = f"{GROUP}/knowledgebase"
 LABEL_WEB_GATEWAY: Final = f"{GROUP}/web-gateway"
 """On a VoiceAgent's web gateway pods, instead of kubevox.dev/voiceagent: that label selects
 the agent's workers (their Deployment, PDB and metrics Service, the active-call count)."""
+LABEL_AGENT_TEST: Final = f"{GROUP}/agent-test"
+"""On a VoiceAgent's conversation-test pods, instead of kubevox.dev/voiceagent (for the same
+reason as the web gateway's): the agent's name."""
+LABEL_TEST_RUN: Final = f"{GROUP}/test-run"
+"""On a test Job and its pods: the run, a hash of the agent configuration and suites tested."""
+LABEL_CONFIG_HASH: Final = f"{GROUP}/config-hash"
+"""On a VoiceAgent's ControllerRevision: the configuration whose spec it keeps."""
 LABEL_CONTENT_HASH: Final = f"{GROUP}/content-hash"
 """On an ingestion Job: the hash of the KnowledgeBase's sources and settings it indexes."""
 LABEL_INGEST_RUN: Final = f"{GROUP}/ingest-run"

@@ -28,9 +28,12 @@ from .contract import (
     LABEL_PART_OF,
     VERSION,
     VOICE_AGENT_PLURAL,
+    VOICE_AGENT_TEST_PLURAL,
 )
 from .knowledgebase import KnowledgeBase, KnowledgeBaseSpec, KnowledgeBaseStatus
-from .voiceagent import VoiceAgent, VoiceAgentSpec, VoiceAgentStatus
+from .voiceagent import VoiceAgent, VoiceAgentSpec
+from .voiceagent_status import VoiceAgentStatus
+from .voiceagenttest import VoiceAgentTest, VoiceAgentTestSpec, VoiceAgentTestStatus
 
 CATEGORY = APP_NAME
 
@@ -54,13 +57,23 @@ class Kind:
         return f"{self.plural}.{GROUP}"
 
 
+def column(
+    name: str, type_: str, json_path: str, description: str, priority: int = 0
+) -> dict[str, Any]:
+    """An additionalPrinterColumn (priority 1: shown by ``kubectl get -o wide`` only)."""
+    out: dict[str, Any] = {"name": name, "type": type_}
+    if priority:
+        out["priority"] = priority
+    return {**out, "jsonPath": json_path, "description": description}
+
+
 def _ready_column() -> dict[str, Any]:
-    return {
-        "name": "Ready",
-        "type": "string",
-        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-        "description": "Whether the object is ready",
-    }
+    return column(
+        "Ready",
+        "string",
+        '.status.conditions[?(@.type=="Ready")].status',
+        "Whether the object is ready",
+    )
 
 
 AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
@@ -73,25 +86,15 @@ VOICE_AGENT = Kind(
     short_names=("va",),
     printer_columns=(
         _ready_column(),
-        {
-            "name": "Replicas",
-            "type": "integer",
-            "jsonPath": ".status.replicas",
-            "description": "Worker pods",
-        },
-        {
-            "name": "Active Calls",
-            "type": "integer",
-            "jsonPath": ".status.activeCalls",
-            "description": "Calls in progress",
-        },
-        {
-            "name": "Reason",
-            "type": "string",
-            "priority": 1,
-            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
-            "description": "Why the agent is (not) ready",
-        },
+        column("Replicas", "integer", ".status.replicas", "Worker pods"),
+        column("Active Calls", "integer", ".status.activeCalls", "Calls in progress"),
+        column(
+            "Reason",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].reason',
+            "Why the agent is (not) ready",
+            priority=1,
+        ),
         AGE,
     ),
     # Dots are no DNS label: the runtime config names the agent with one.
@@ -105,30 +108,34 @@ KNOWLEDGE_BASE = Kind(
     plural=KNOWLEDGE_BASE_PLURAL,
     short_names=("kb",),
     printer_columns=(
-        {
-            "name": "Phase",
-            "type": "string",
-            "jsonPath": ".status.phase",
-            "description": "Pending, Indexing, Ready or Failed",
-        },
-        {
-            "name": "Chunks",
-            "type": "integer",
-            "jsonPath": ".status.chunks",
-            "description": "Passages in the live index",
-        },
-        {
-            "name": "Documents",
-            "type": "integer",
-            "priority": 1,
-            "jsonPath": ".status.documents",
-            "description": "Documents in the live index",
-        },
+        column("Phase", "string", ".status.phase", "Pending, Indexing, Ready or Failed"),
+        column("Chunks", "integer", ".status.chunks", "Passages in the live index"),
+        column(
+            "Documents", "integer", ".status.documents", "Documents in the live index", priority=1
+        ),
         AGE,
     ),
 )
 
-KINDS = (VOICE_AGENT, KNOWLEDGE_BASE)
+VOICE_AGENT_TEST = Kind(
+    kind=VoiceAgentTest,
+    spec=VoiceAgentTestSpec,
+    status=VoiceAgentTestStatus,
+    plural=VOICE_AGENT_TEST_PLURAL,
+    short_names=("vat",),
+    printer_columns=(
+        column("Agent", "string", ".spec.agentRef", "The VoiceAgent under test"),
+        column("Phase", "string", ".status.phase", "Running, Passed, Failed or Error"),
+        column("Passed", "integer", ".status.passed", "Cases that passed"),
+        column("Failed", "integer", ".status.failed", "Cases that failed"),
+        column(
+            "Config", "string", ".status.configHash", "The agent configuration tested", priority=1
+        ),
+        AGE,
+    ),
+)
+
+KINDS = (VOICE_AGENT, KNOWLEDGE_BASE, VOICE_AGENT_TEST)
 
 
 class _KubeSchemaGenerator(GenerateJsonSchema):
@@ -180,12 +187,12 @@ def _structural(node: JsonSchemaValue, defs: dict[str, Any]) -> dict[str, Any]:
         node["description"] = _clean_description(node["description"])
     if "const" in node:
         node["enum"] = [node.pop("const")]
-    if "exclusiveMinimum" in node:
-        node["minimum"] = node.pop("exclusiveMinimum")
-        node["exclusiveMinimum"] = True
-    if "exclusiveMaximum" in node:
-        node["maximum"] = node.pop("exclusiveMaximum")
-        node["exclusiveMaximum"] = True
+    # JSON Schema 2020's bound to OpenAPI v3's flag; a node seen twice (an optional model's
+    # properties: its branch, then the merged node) already has the flag.
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if bound in node and not isinstance(node[bound], bool):
+            node[limit] = node.pop(bound)
+            node[bound] = True
     if node.get("x-kubernetes-preserve-unknown-fields"):
         node["type"] = "object"
         node.pop("additionalProperties", None)

@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from .base import KubeModel
-from .common import ShortString
+from .common import AgentName, DispatchName, ShortString
 from .knowledgebase import Embedding, KnowledgeBase
-from .voiceagent import AgentName, DispatchName, KnowledgeBaseRef, VoiceAgent, VoiceAgentSpec
+from .voiceagent import KnowledgeBaseRef, VoiceAgent, VoiceAgentSpec
 
 LIVEKIT_URL_ENV = "LIVEKIT_URL"
 LIVEKIT_API_KEY_ENV = "LIVEKIT_API_KEY"
@@ -121,7 +121,7 @@ def stable_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-NOT_IN_CONFIG_HASH = ("scaling", "resources", "pod", "image", "web")
+NOT_IN_CONFIG_HASH = ("scaling", "resources", "pod", "image", "web", "revisionHistoryLimit")
 """Spec fields the worker process does not read: changing them rolls no worker."""
 
 

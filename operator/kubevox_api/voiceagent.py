@@ -9,9 +9,9 @@ from pydantic import Field, StringConstraints
 
 from .base import KubeModel, Rule
 from .common import (
-    DNS_LABEL,
+    AGENT_NAME_MAX,
     LANGUAGE_TAG,
-    Condition,
+    AgentName,
     PodOptions,
     ResourceName,
     ResourceRequirements,
@@ -23,20 +23,13 @@ from .contract import API_VERSION, VOICE_AGENT_KIND
 from .phrases import PHRASES_RULE, Phrases
 from .voiceagent_providers import LLMSpec, STTSpec, TTSSpec
 from .voiceagent_scaling import Scaling
+from .voiceagent_status import VoiceAgentStatus
 from .voiceagent_web import WebAccess
 
 LIVEKIT_URL = r"^(wss?|https?)://[^\s/$.?#][^\s]*$"
 E164 = r"^\+[1-9][0-9]{6,14}$"
 SIP_OR_TEL_URI = r"^(sip:|sips:|tel:\+)[^\s]+$"
 CIDR_OR_IP = r"^[0-9a-fA-F:.]+(/[0-9]{1,3})?$"
-
-AGENT_NAME_MAX = 63
-"""Longest LiveKit agent name kubevox gives or accepts (a label value: it names the workers in
-metrics and logs too)."""
-AgentName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=AGENT_NAME_MAX)]
-DISPATCH_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-DispatchName = Annotated[str, StringConstraints(pattern=DISPATCH_NAME, max_length=AGENT_NAME_MAX)]
-"""An effective agent name: spec.agentName, or the default ``<namespace>.<name>``."""
 
 
 def default_agent_name(namespace: str, name: str) -> str:
@@ -298,6 +291,8 @@ class VoiceAgentSpec(KubeModel):
     """Worker image; defaults to the operator's runtime image of the same version."""
     pod: PodOptions = Field(default_factory=PodOptions)
     """Scheduling and metadata of the worker pods."""
+    revision_history_limit: int = Field(default=10, ge=1, le=50)
+    """Configurations kept in ``status.revisions`` (newest first), each with its tests' result."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         PHRASES_RULE,
@@ -326,33 +321,6 @@ class VoiceAgentSpec(KubeModel):
             field_path=".tools.transfer",
         ),
     )
-
-
-class VoiceAgentStatus(KubeModel):
-    """The observed state of a VoiceAgent."""
-
-    observed_generation: int | None = Field(default=None, ge=0)
-    """The .metadata.generation this status was computed from."""
-    conditions: list[Condition] = Field(default_factory=list, max_length=16)
-    """Ready, Progressing and Degraded, with reasons."""
-    agent_name: DispatchName | None = None
-    """The name the workers register under in LiveKit: callers dispatch to this one."""
-    replicas: int | None = Field(default=None, ge=0)
-    """Worker pods that exist."""
-    ready_replicas: int | None = Field(default=None, ge=0)
-    """Worker pods ready to take calls."""
-    active_calls: int | None = Field(default=None, ge=0)
-    """Calls in progress across all worker pods."""
-    waiting_calls: int | None = Field(default=None, ge=0)
-    """Callers in a room that no worker has taken yet (no worker running, or every one full or
-    refusing): the operator hands each to LiveKit again, once a ready worker has room, until one
-    takes it. Absent while the operator cannot ask LiveKit."""
-    config_hash: ShortString | None = None
-    """Hash of the runtime configuration the workers run."""
-    sip_trunk_id: ShortString | None = None
-    """ID of the LiveKit SIP inbound trunk kept in step with spec.telephony.sip."""
-    sip_dispatch_rule_id: ShortString | None = None
-    """ID of the LiveKit SIP dispatch rule kept in step with spec.telephony.sip."""
 
 
 class VoiceAgent(KubeModel):

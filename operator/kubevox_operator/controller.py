@@ -15,6 +15,7 @@ from typing import Any
 
 from kubevox_api import contract
 
+from .agent_test_runs import AgentTests
 from .cache import Cache
 from .events import Events
 from .intake import OPTIONAL_CRDS, Intake
@@ -84,6 +85,7 @@ class Controller:
             self.events,
             self.queue,
             self.sip,
+            AgentTests(self.store, self.events),
             self.claims,
             lambda: self.defaults,
             lambda ns, name: self.waiting.counts.get((ns, name)),

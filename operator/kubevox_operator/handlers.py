@@ -37,6 +37,7 @@ OWNED = {
 PRIMARY = {
     contract.VOICE_AGENT_KIND: ("kubevox.dev", "v1alpha1", "voiceagents"),
     contract.KNOWLEDGE_BASE_KIND: ("kubevox.dev", "v1alpha1", "knowledgebases"),
+    contract.VOICE_AGENT_TEST_KIND: ("kubevox.dev", "v1alpha1", "voiceagenttests"),
 }
 
 

@@ -85,6 +85,12 @@ class Intake:
             claim = None if event_type == "DELETED" else agent_claim(obj)
             for other in self.claims.update(key, claim):
                 self.queue.add((contract.VOICE_AGENT_KIND, other[1], other[2]))
+        if kind == contract.VOICE_AGENT_TEST_KIND:
+            # A suite is its agent's business (before and after an agentRef change).
+            refs = {(o.get("spec") or {}).get("agentRef") for o in (old or {}, obj)}
+            for agent in sorted(r for r in refs if r):
+                self.queue.add((contract.VOICE_AGENT_KIND, ns, agent))
+            return
         if kind in (contract.VOICE_AGENT_KIND, contract.KNOWLEDGE_BASE_KIND):
             st = obj.get("status") or {}
             # A spec nobody has reconciled yet goes first: someone is waiting for it.
@@ -100,6 +106,7 @@ class Intake:
             (owner, ns, labels[label])
             for owner, label in (
                 (contract.VOICE_AGENT_KIND, contract.LABEL_VOICE_AGENT),
+                (contract.VOICE_AGENT_KIND, contract.LABEL_AGENT_TEST),  # its test pods
                 (contract.KNOWLEDGE_BASE_KIND, contract.LABEL_KNOWLEDGE_BASE),
             )
             if label in labels

@@ -58,6 +58,7 @@ KINDS: dict[str, Kind] = {
     "Event": Kind("v1", "events"),
     "RoleBinding": Kind("rbac.authorization.k8s.io/v1", "rolebindings"),
     "Deployment": Kind("apps/v1", "deployments"),
+    "ControllerRevision": Kind("apps/v1", "controllerrevisions"),
     "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
     "ServiceMonitor": Kind("monitoring.coreos.com/v1", "servicemonitors"),
@@ -67,6 +68,7 @@ KINDS: dict[str, Kind] = {
     "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
     contract.VOICE_AGENT_KIND: Kind(contract.API_VERSION, contract.VOICE_AGENT_PLURAL),
     contract.KNOWLEDGE_BASE_KIND: Kind(contract.API_VERSION, contract.KNOWLEDGE_BASE_PLURAL),
+    contract.VOICE_AGENT_TEST_KIND: Kind(contract.API_VERSION, contract.VOICE_AGENT_TEST_PLURAL),
 }
 
 

@@ -12,11 +12,13 @@ from kubevox_api.common import SecretKeySelector
 from kubevox_api.knowledgebase import stored_knowledge_base
 from pydantic import ValidationError
 
+from .agent_test_runs import AgentTests, TestsObserved
 from .builders import OperatorDefaults, build_agent_children
 from .builders.agent import agent_selector
 from .builders.autoscaling import AUTOSCALER_KINDS
 from .builders.common import child_name
 from .builders.network import EgressSettings, agent_egress
+from .builders.revision import REVISION_KIND, build_revision, revision_name
 from .builders.web import web_name, web_policy_name
 from .events import Events
 from .invalid_spec import report_invalid_spec
@@ -32,6 +34,7 @@ from .status import (
     agent_status,
     autoscaler_unavailable,
 )
+from .status_tests import revisions
 from .store import LISTED_KINDS, Store, owned_by
 from .workqueue import Key, WorkQueue
 
@@ -47,6 +50,7 @@ class VoiceAgentReconciler:
         events: Events,
         queue: WorkQueue,
         sip: AgentSIP,
+        tests: AgentTests,
         claims: Claims,
         defaults: Callable[[], OperatorDefaults],
         waiting_calls: Callable[[str, str], int | None],
@@ -61,6 +65,7 @@ class VoiceAgentReconciler:
         self.events = events
         self.queue = queue
         self.sip = sip
+        self.tests = tests
         self.claims = claims
         self.defaults = defaults
         """The operator's defaults now (the optional CRDs served change at run time)."""
@@ -175,10 +180,14 @@ class VoiceAgentReconciler:
                         f"the workers' configuration cannot be built: {where}: {err['msg']}",
                     )
                 )
+        suites = self.tests.suites(ns, name)
+        prev_status: Obj = body.get("status") or {}
+        tested: TestsObserved | None = None
+        history: list[Obj] = prev_status.get("revisions") or []
         if children is not None:
-            # The egress policy first: new worker pods start restricted.
+            # The egress policies first: new worker and test pods start restricted.
             applied, refused = await self.store.ensure_all(
-                agent_egress(agent, body, kbs, read, self.egress)
+                agent_egress(agent, body, kbs, read, self.egress, [s for s, _ in suites])
             )
             wrote |= applied
             digest = children.config_hash
@@ -193,6 +202,30 @@ class VoiceAgentReconciler:
             applied, problems = await self.store.ensure_all(children.objects)
             wrote |= applied
             refused += problems
+            image = agent.spec.image or defaults.image
+            if suites and not waiting:  # an index still building would fail the cases
+                tested = await self.tests.reconcile(agent, body, suites, kbs, image, digest)
+                wrote |= tested.wrote
+            elif not suites:
+                wrote |= await self.tests.remove(agent, body)
+            kept = revisions(
+                history,
+                digest,
+                body["metadata"].get("generation", 0),
+                tested.summary if tested else None,
+                agent.spec.revision_history_limit,
+            )
+            try:
+                wrote |= await self._keep_revisions(agent, body, history, kept)
+                history = kept
+            except ApiError as exc:  # it serves without: said, and tried again (history kept)
+                refused.append(
+                    Problem(
+                        "RevisionNotKept",
+                        f"the spec of configuration {digest} cannot be kept for rollback"
+                        f" (ControllerRevision): {exc.message}",
+                    )
+                )
         telephony: TelephonyObservation | None = None
         sip = agent.spec.telephony.sip if agent.spec.telephony else None
         if sip is not None:
@@ -235,6 +268,9 @@ class VoiceAgentReconciler:
                 scales_to_zero=agent.spec.scaling.scales_to_zero,
                 waiting_calls=self.waiting_calls(ns, name),
                 notices=[*agent_notices(agent), *refused, *([conflict] if conflict else [])],
+                # Held (blocked, or an index building): the last result stays till the next run.
+                tests=tested.summary if tested else prev_status.get("tests") if suites else None,
+                revisions=history,
             )
         )
         old = body.get("status") or {}
@@ -244,8 +280,34 @@ class VoiceAgentReconciler:
             # Secrets, LiveKit and others' objects are not watched: look again, later and later.
             return self.queue.backoff(key), "blocked"
         self.queue.reset(key)
-        again = self.sip_poll_seconds if telephony is not None else None
+        waits = [self.sip_poll_seconds if telephony is not None else None]
+        waits.append(tested.again if tested else None)
+        again = min((w for w in waits if w is not None), default=None)
         return again, "changed" if wrote else "unchanged"
+
+    async def _keep_revisions(
+        self, agent: VoiceAgent, body: Obj, before: list[Obj], after: list[Obj]
+    ) -> bool:
+        """A new revision's spec is kept in a ControllerRevision (created once: its data is
+        immutable, and a configuration applied again reuses it); one no revision names any more
+        is deleted. Only when status.revisions changes: no request otherwise."""
+        meta = body["metadata"]
+        ns, name, uid = meta["namespace"], meta["name"], meta.get("uid")
+        wrote = False
+        newest = after[0]["configHash"]
+        if not before or before[0].get("configHash") != newest:
+            revision = build_revision(agent, body, body["spec"], newest, meta.get("generation", 0))
+            key = (REVISION_KIND, ns, revision["metadata"]["name"])
+            if await self.store.api.get(*key) is None:  # not watched: looked up
+                await self.store.api.apply(revision)
+                wrote = True
+        kept = {r["configHash"] for r in after}
+        for digest in {r.get("configHash") for r in before} - kept - {None}:
+            live = await self.store.api.get(REVISION_KIND, ns, revision_name(name, str(digest)))
+            wrote |= await self.store.delete_owned(
+                REVISION_KIND, live, uid, "beyond spec.revisionHistoryLimit"
+            )
+        return wrote
 
     async def _remove_other_autoscaler(self, agent: VoiceAgent, body: Obj) -> bool:
         """Deletes the agent's autoscaler of the kind spec.scaling.autoscaler does not name, if

@@ -23,10 +23,16 @@ def now_iso() -> str:
 
 
 def condition(
-    previous: list[Obj], type_: str, status: bool, reason: str, message: str, generation: int
+    previous: list[Obj],
+    type_: str,
+    status: bool | None,
+    reason: str,
+    message: str,
+    generation: int,
 ) -> Obj:
-    """A metav1.Condition; lastTransitionTime moves only when the status flips."""
-    value = "True" if status else "False"
+    """A metav1.Condition (None: Unknown); lastTransitionTime moves only when the status
+    flips."""
+    value = "Unknown" if status is None else "True" if status else "False"
     old = next((c for c in previous if c.get("type") == type_), None)
     since = old["lastTransitionTime"] if old and old.get("status") == value else now_iso()
     return {
@@ -209,6 +215,10 @@ class AgentObservation:
     notices: list[Problem] = field(default_factory=list)
     """Degraded, not blocking: the agent runs, with less than it should (an agent policy
     notice, an agent name another agent claims, a child the API server rejects)."""
+    tests: Obj | None = None
+    """status.tests (status_tests.py), None when no VoiceAgentTest names the agent."""
+    revisions: list[Obj] = field(default_factory=list)
+    """status.revisions, newest first."""
 
 
 def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None:
@@ -230,6 +240,26 @@ def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None
     if roll.reason == "WorkersStarting" and ready > 0:
         return True, "AgentReady", f"{ready} of {want} workers are ready, more are starting"
     return None
+
+
+def tested_condition(previous: list[Obj], tests: Obj, generation: int) -> Obj:
+    """The agent's Tested condition, from its status.tests."""
+    phase, passed, failed = tests["phase"], tests.get("passed") or 0, tests.get("failed") or 0
+    on = f"configuration {tests['configHash']}"
+    if phase == "Running":
+        value: tuple[bool | None, str, str] = (None, "TestsRunning", f"testing {on}")
+    elif phase == "Passed":
+        value = (True, "TestsPassed", f"all {passed} cases passed on {on}")
+    elif phase == "Failed":
+        names = ", ".join(tests.get("failing") or [])
+        value = (
+            False,
+            "TestsFailed",
+            f"{failed} of {passed + failed} cases failed on {on}: {names}",
+        )
+    else:
+        value = (False, "TestsError", f"the tests of {on} could not run: {tests.get('message')}")
+    return condition(previous, "Tested", *value, generation)
 
 
 def agent_status(o: AgentObservation) -> Obj:
@@ -291,6 +321,11 @@ def agent_status(o: AgentObservation) -> Obj:
     }
     if o.waiting_calls is not None:
         status["waitingCalls"] = o.waiting_calls
+    if o.tests is not None:
+        status["tests"] = {k: v for k, v in o.tests.items() if v is not None}
+        status["conditions"].append(tested_condition(prev, o.tests, o.generation))
+    if o.revisions:
+        status["revisions"] = o.revisions
     if tel is not None:
         if tel.problem is not None:
             sip = (False, tel.problem.reason, tel.problem.message)

@@ -13,9 +13,10 @@ from .status import Problem, condition, conditions_by_type, now_iso
 Obj = dict[str, Any]
 
 
-def terminated(pod: Obj) -> Obj | None:
+def terminated(pod: Obj, container: str = contract.INGEST_CONTAINER) -> Obj | None:
+    """The container's last termination (its exit code, reason and message), if it ended."""
     for cs in pod.get("status", {}).get("containerStatuses", []) or []:
-        if cs.get("name") == contract.INGEST_CONTAINER:
+        if cs.get("name") == container:
             state = cs.get("state", {}).get("terminated") or cs.get("lastState", {}).get(
                 "terminated"
             )

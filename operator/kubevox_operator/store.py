@@ -25,6 +25,7 @@ LISTED_KINDS = frozenset(
     (
         contract.VOICE_AGENT_KIND,
         contract.KNOWLEDGE_BASE_KIND,
+        contract.VOICE_AGENT_TEST_KIND,
         "ConfigMap",
         "ServiceAccount",
         "Service",

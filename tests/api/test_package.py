@@ -11,6 +11,7 @@ from typing import Literal
 import kubevox_api
 from kubevox_api import KnowledgeBase, VoiceAgent, contract
 from kubevox_api.crd import KINDS
+from kubevox_api.voiceagenttest import VoiceAgentTest
 
 PACKAGE = Path(kubevox_api.__file__).parent
 
@@ -43,10 +44,12 @@ def test_models_carry_the_contracts_names() -> None:
     assert VoiceAgent.model_fields["kind"].annotation == Literal[contract.VOICE_AGENT_KIND]
     assert KnowledgeBase.model_fields["api_version"].annotation == Literal[contract.API_VERSION]
     assert KnowledgeBase.model_fields["kind"].annotation == Literal[contract.KNOWLEDGE_BASE_KIND]
+    assert VoiceAgentTest.model_fields["kind"].annotation == Literal[contract.VOICE_AGENT_TEST_KIND]
     assert f"{contract.GROUP}/{contract.VERSION}" == contract.API_VERSION
     assert {k.kind.__name__: k.plural for k in KINDS} == {
         contract.VOICE_AGENT_KIND: contract.VOICE_AGENT_PLURAL,
         contract.KNOWLEDGE_BASE_KIND: contract.KNOWLEDGE_BASE_PLURAL,
+        contract.VOICE_AGENT_TEST_KIND: contract.VOICE_AGENT_TEST_PLURAL,
     }
 
 

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 from kubevox_api.base import field_errors
 from kubevox_api.voiceagenttest import VoiceAgentTest
+from kubevox_devenv.controlplane import ControlPlane
 from pydantic import ValidationError
 
 from agent_runtime.config import load_tests
@@ -34,25 +36,26 @@ def test_the_sample_suite_parses() -> None:
     assert parsed.spec.judge_timeout_seconds == 30
 
 
-@pytest.mark.parametrize(
-    ("spec", "field"),
-    [
-        ({"cases": [CASE, CASE]}, "spec.cases"),
-        ({"cases": []}, "spec.cases"),
-        ({"cases": [{**CASE, "name": "Not A Name"}]}, "spec.cases[0].name"),
-        ({"cases": [{**CASE, "turns": []}]}, "spec.cases[0].turns"),
-        (
-            {"cases": [{**CASE, "turns": [{"say": "Hi", "expect": {"calls": ["hang_up"]}}]}]},
-            "spec.cases[0].turns[0].expect.calls[0]",
-        ),
-        (
-            {"cases": [{**CASE, "turns": [{"say": "Hi", "expect": {"maxLatencyMs": 0}}]}]},
-            "spec.cases[0].turns[0].expect.maxLatencyMs",
-        ),
-        ({"judgeTimeoutSeconds": 0}, "spec.judgeTimeoutSeconds"),
-        ({"judge": {"provider": "local", "baseURL": "http://x"}}, "spec.judge.provider"),
-    ],
-)
+BAD: list[tuple[dict[str, object], str]] = [
+    ({"cases": [CASE, CASE]}, "spec.cases"),
+    ({"cases": []}, "spec.cases"),
+    ({"cases": [{**CASE, "name": "Not A Name"}]}, "spec.cases[0].name"),
+    ({"cases": [{**CASE, "turns": []}]}, "spec.cases[0].turns"),
+    (
+        {"cases": [{**CASE, "turns": [{"say": "Hi", "expect": {"calls": ["hang_up"]}}]}]},
+        "spec.cases[0].turns[0].expect.calls[0]",
+    ),
+    (
+        {"cases": [{**CASE, "turns": [{"say": "Hi", "expect": {"maxLatencyMs": 0}}]}]},
+        "spec.cases[0].turns[0].expect.maxLatencyMs",
+    ),
+    ({"judgeTimeoutSeconds": 0}, "spec.judgeTimeoutSeconds"),
+    ({"judge": {"provider": "local", "baseURL": "http://x"}}, "spec.judge.provider"),
+]
+"""Bad suites, and the field each error must name (pydantic's path; the API server's too)."""
+
+
+@pytest.mark.parametrize(("spec", "field"), BAD)
 def test_a_bad_suite_is_refused_naming_the_field(spec: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as err:
         VoiceAgentTest.model_validate(suite(**spec))
@@ -71,3 +74,24 @@ def test_the_suites_of_the_agent_are_found(tmp_path: Path) -> None:
         ConfigError, match=r"tests\.yaml\[0\] VoiceAgentTest: spec\.cases\[0\]\.turns"
     ):
         load_tests("support", path)
+
+
+@pytest.mark.cluster
+def test_the_api_server_takes_the_samples_and_refuses_bad_suites_naming_the_field(
+    crds_installed: ControlPlane,
+) -> None:
+    """The same cases at admission (the CRD generated from the same models): kubectl apply of a
+    bad suite fails with the field in the message."""
+    samples = sorted((SAMPLE.parent).glob("*.yaml"))
+    for path in samples:
+        out = crds_installed.kubectl_run(
+            "apply", "--dry-run=server", "-n", "default", "-f", str(path)
+        )
+        assert out.returncode == 0, out.stderr
+    for spec, field in BAD:
+        body = {"apiVersion": "kubevox.dev/v1alpha1", "metadata": {"name": "bad"}, **suite(**spec)}
+        out = crds_installed.kubectl_run(
+            "apply", "--dry-run=server", "-n", "default", "-f", "-", input=json.dumps(body)
+        )
+        assert out.returncode != 0, spec
+        assert field in out.stderr, (field, out.stderr)

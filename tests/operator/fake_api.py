@@ -14,6 +14,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, cast
 
+from kubevox_operator.agent_test_runs import AgentTests
 from kubevox_operator.builders import OperatorDefaults
 from kubevox_operator.builders.network import EgressSettings
 from kubevox_operator.cache import Cache
@@ -185,6 +186,7 @@ def harness(
         events,
         queue,
         sip,
+        AgentTests(store, events),
         Claims(),
         lambda: current,
         lambda ns, name: waiting.get((ns, name)),

@@ -38,6 +38,12 @@ def with_agent(h: Harness, **spec: object) -> None:
     h.watch("VoiceAgent", NS, "va")
 
 
+def children_applied(h: Harness) -> set[tuple[str, str]]:
+    """The children applied (the configuration's ControllerRevision aside: it is no child that
+    runs anything, test_agent_test_runs.py checks it)."""
+    return {(k, n) for _, k, n in h.api.written("apply") if k != "ControllerRevision"}
+
+
 def status(h: Harness) -> Obj:
     live = h.api.live("VoiceAgent", NS, "va")
     assert live is not None
@@ -50,7 +56,7 @@ async def test_a_new_agent_gets_its_children_and_a_status_then_nothing_more() ->
     again, outcome = await h.agents.reconcile(KEY)
     assert (again, outcome) == (None, "changed")
     applied = {(kind, name) for verb, kind, name in h.api.writes if verb == "apply"}
-    assert applied == CHILDREN
+    assert applied == CHILDREN | {("ControllerRevision", f"va-{status(h)['configHash'][:10]}")}
     assert h.api.written("patch-status") == [("patch-status", "VoiceAgent", "va")]
     st = status(h)
     assert st["observedGeneration"] == 1
@@ -110,8 +116,8 @@ async def test_a_missing_secret_blocks_the_agent_and_backs_off() -> None:
     assert again == 1.0  # the first retry of the backoff
     assert await h.agents.reconcile(KEY) == (2.0, "blocked")
     # The children are still applied (their pods wait for the Secret), once.
-    assert {(k, n) for _, k, n in h.api.written("apply")} == CHILDREN
-    assert len(h.api.written("apply")) == len(CHILDREN)
+    assert children_applied(h) == CHILDREN
+    assert len(h.api.written("apply")) == len(CHILDREN) + 1  # and the revision, once
     st = status(h)
     assert cond(st, "Ready") == ("False", "SecretMissing")
     assert cond(st, "Progressing") == ("False", "Blocked")
@@ -133,7 +139,7 @@ async def test_a_knowledge_base_not_ready_yet_is_waited_for() -> None:
     h.api.seed(knowledge_base("kb", NS))
     h.watch("KnowledgeBase", NS, "kb")
     assert await h.agents.reconcile(KEY) == (None, "changed")
-    assert {(k, n) for _, k, n in h.api.written("apply")} == CHILDREN  # built meanwhile
+    assert children_applied(h) == CHILDREN  # built meanwhile
     st = status(h)
     assert cond(st, "Ready") == ("False", "KnowledgeBaseNotReady")
     assert cond(st, "Progressing")[0] == "True"
@@ -148,7 +154,7 @@ async def test_a_namesake_child_is_left_alone_and_reported() -> None:
     again, outcome = await h.agents.reconcile(KEY)
     assert outcome == "blocked"
     assert again is not None
-    applied = {(k, n) for _, k, n in h.api.written("apply")}
+    applied = children_applied(h)
     assert applied == CHILDREN - {("Service", "va-metrics")}  # the others are still applied
     st = status(h)
     assert cond(st, "Degraded") == ("True", "ChildConflict")
@@ -194,7 +200,7 @@ async def test_keda_served_gets_a_scaled_object() -> None:
     h = harness(OperatorDefaults(served=frozenset({"ScaledObject"}), prometheus_url="http://p"))
     with_agent(h, scaling={"autoscaler": "keda", "minReplicas": 0, "maxReplicas": 3})
     await h.agents.reconcile(KEY)
-    applied = {(k, n) for _, k, n in h.api.written("apply")}
+    applied = children_applied(h)
     assert ("ScaledObject", child_name("va")) in applied
     assert ("HorizontalPodAutoscaler", "va") not in applied
 

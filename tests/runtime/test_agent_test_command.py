@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
+from kubevox_api import KnowledgeBase, VoiceAgent, render_runtime_config
+from kubevox_api.runtime_config import config_hash
+from kubevox_api.voiceagenttest import TestReport, VoiceAgentTest, suites_hash
 from kubevox_devenv.knowledge import ingest_manifest
 from kubevox_devenv.redis import RedisSearchServer
 
@@ -77,11 +80,17 @@ async def kubevox_agent_test(
     agent["spec"]["llm"] = {"provider": "openai", "model": "stand-in", "baseURL": llm.base_url}
     path = files.with_name(f"agent-{os.urandom(4).hex()}.yaml")
     await asyncio.to_thread(path.write_text, yaml.safe_dump_all([agent, kb]))
-    argv = ["-m", "agent_runtime", "test", "-f", str(path), "-f", str(SUITE), *extra]
+    return await run_test_command(redis_url, "-f", str(path), "-f", str(SUITE), *extra)
+
+
+async def run_test_command(redis_url: str, *args: str) -> tuple[int, str, str]:
     # Async: the stand-in model is served by this test's event loop.
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        *argv,
+        "-m",
+        "agent_runtime",
+        "test",
+        *args,
         "--redis-url",
         redis_url,
         stdout=asyncio.subprocess.PIPE,
@@ -140,3 +149,43 @@ async def test_bad_files_are_refused_before_any_call(
     assert code == 2
     assert "--case: no case named 'no-such-case'" in err
     assert llm.chat_requests == []
+
+
+async def test_the_operators_job_form_reports_what_it_ran_in_4_kib(
+    support_files: Path, llm: OpenAIServer, redis_server: RedisSearchServer
+) -> None:
+    """As the operator's test Job runs it: the agent's rendered runtime config (--config), the
+    suites alone in -f, and the compact report the operator reads (--report-file)."""
+    agent, kb = yaml.safe_load_all(await asyncio.to_thread(support_files.read_text))
+    agent["spec"]["llm"] = {"provider": "openai", "model": "stand-in", "baseURL": llm.base_url}
+    config = render_runtime_config(
+        VoiceAgent.model_validate(agent), {kb["metadata"]["name"]: KnowledgeBase.model_validate(kb)}
+    )
+    config_file = support_files.with_name("agent.json")
+    await asyncio.to_thread(config_file.write_text, config.model_dump_json(by_alias=True))
+    report_file = support_files.with_name("report.json")
+    llm.responder = stand_in(lambda reply: reply.replace("8 am", "7 am"))
+    code, out, err = await run_test_command(
+        redis_server.url,
+        "--config",
+        str(config_file),
+        "-f",
+        str(SUITE),
+        "--output",
+        "json",
+        "--report-file",
+        str(report_file),
+    )
+    assert code == 1, out + err
+    text = await asyncio.to_thread(report_file.read_text)
+    assert len(text.encode()) <= 4096
+    report = TestReport.model_validate_json(text)
+    suites = list(yaml.safe_load_all(SUITE.read_text()))
+    assert report.config_hash == config_hash(config)
+    assert report.suites_hash == suites_hash([VoiceAgentTest.model_validate(d) for d in suites])
+    outcomes = {c.name: c for c in report.cases}
+    assert {c.suite for c in report.cases} == {suites[0]["metadata"]["name"]}
+    assert outcomes["sunday-closed"].passed
+    assert not outcomes["two-questions"].passed
+    assert "turn 1: contains '8 am': not in the reply" in outcomes["two-questions"].reasons
+    assert "rubric: stand-in: wrong=True" in outcomes["two-questions"].reasons

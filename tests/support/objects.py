@@ -69,6 +69,20 @@ def voice_agent(name: str, ns: str, **spec: Any) -> Obj:
     }
 
 
+def agent_test(name: str, ns: str, agent: str = "va", *cases: Obj) -> Obj:
+    """A VoiceAgentTest of ``agent``; by default one case about the opening hours."""
+    default = {
+        "name": "hours",
+        "turns": [{"say": "When do you open?", "expect": {"contains": ["8"]}}],
+    }
+    return {
+        "apiVersion": "kubevox.dev/v1alpha1",
+        "kind": "VoiceAgentTest",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"agentRef": agent, "cases": list(cases) or [default]},
+    }
+
+
 def knowledge_base(name: str, ns: str, text: str = "The clinic opens at 8 am.") -> Obj:
     return {
         "apiVersion": "kubevox.dev/v1alpha1",

@@ -164,7 +164,7 @@ def _role_binding(agent: VoiceAgent, owner: Obj) -> Obj:
     }
 
 
-def _env(agent: VoiceAgent, knowledge_bases: dict[str, KnowledgeBase]) -> list[Obj]:
+def worker_env(agent: VoiceAgent, knowledge_bases: dict[str, KnowledgeBase]) -> list[Obj]:
     spec = agent.spec
     env = livekit_env(agent)
     providers: list[tuple[Any, str]] = [
@@ -206,7 +206,7 @@ def _probe(period: int, failures: int) -> Obj:
     }
 
 
-def _resources(agent: VoiceAgent) -> Obj:
+def worker_resources(agent: VoiceAgent) -> Obj:
     res = agent.spec.resources.to_k8s()
     return {k: v for k, v in res.items() if v}
 
@@ -226,7 +226,7 @@ def _deployment(
         "image": spec.image or defaults.image,
         "command": [contract.RUNTIME_COMMAND],
         "args": list(contract.WORKER_ARGS),
-        "env": _env(agent, knowledge_bases),
+        "env": worker_env(agent, knowledge_bases),
         "ports": [
             {"name": contract.HEALTH_PORT_NAME, "containerPort": contract.HEALTH_PORT},
             {"name": contract.METRICS_PORT_NAME, "containerPort": contract.METRICS_PORT},
@@ -235,7 +235,7 @@ def _deployment(
         "startupProbe": _probe(5, 60),
         "readinessProbe": _probe(5, 3),
         "livenessProbe": _probe(10, 6),
-        "resources": _resources(agent),
+        "resources": worker_resources(agent),
         "securityContext": restricted_container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": contract.CONFIG_DIR, "readOnly": True},

@@ -78,6 +78,20 @@ def restricted_container_security() -> Obj:
     }
 
 
+def fail_job_on_exit(container: str, *codes: int) -> Obj:
+    """A Job's podFailurePolicy rule: these exit codes of ``container`` fail the Job at once (a
+    retry would end the same way)."""
+    return {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": container, "operator": "In", "values": list(codes)},
+    }
+
+
+IGNORE_DISRUPTION: Obj = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+"""A Job's podFailurePolicy rule: an eviction or preemption is not the pod's fault (retried, not
+counted)."""
+
+
 def secret_env(name: str, secret: str, key: str) -> Obj:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 

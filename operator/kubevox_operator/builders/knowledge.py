@@ -12,8 +12,10 @@ from kubevox_api import KnowledgeBase, contract
 from kubevox_api.runtime_config import stable_hash
 
 from .common import (
+    IGNORE_DISRUPTION,
     Obj,
     child_name,
+    fail_job_on_exit,
     labels,
     metadata,
     restricted_container_security,
@@ -202,29 +204,16 @@ def _job(
         "spec": {
             "backoffLimit": 3,
             "activeDeadlineSeconds": 3600,
-            # Exit 1 (a source or the store failed) and 2 (bad input) will not heal on a retry.
             "podFailurePolicy": {
                 "rules": [
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {
-                            "containerName": contract.INGEST_CONTAINER,
-                            "operator": "In",
-                            "values": [1, 2],
-                        },
-                    },
+                    # Exit 1 (a source or the store failed) and 2 (bad input) will not heal on a
+                    # retry.
+                    fail_job_on_exit(contract.INGEST_CONTAINER, 1, 2),
                     # An eviction or preemption is not the ingestion's fault: retry it.
-                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                    IGNORE_DISRUPTION,
                     # Out of memory (SIGKILL): the same sources would exhaust memory again, so
                     # the Job fails at once and the status says IngestionOutOfMemory.
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {
-                            "containerName": contract.INGEST_CONTAINER,
-                            "operator": "In",
-                            "values": [contract.INGEST_OOM_EXIT_CODE],
-                        },
-                    },
+                    fail_job_on_exit(contract.INGEST_CONTAINER, contract.INGEST_OOM_EXIT_CODE),
                 ]
             },
             "template": {

@@ -1,6 +1,6 @@
-"""Default-deny egress NetworkPolicies for a VoiceAgent's workers and a KnowledgeBase's
-ingestion Jobs: only DNS and the endpoints the spec names (docs/security/privilege.md); none at
-all for an agent's web gateway.
+"""Default-deny egress NetworkPolicies for a VoiceAgent's workers and conversation-test Jobs and a
+KnowledgeBase's ingestion Jobs: only DNS and the endpoints the specs name
+(docs/security/privilege.md); none at all for an agent's web gateway.
 
 A NetworkPolicy cannot name a host, so each endpoint becomes peers by what its host is:
 
@@ -24,9 +24,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kubevox_api import KnowledgeBase, VoiceAgent, contract
+from kubevox_api.voiceagenttest import VoiceAgentTest
 
 from .agent import agent_selector
-from .common import Obj, agent_labels, agent_namespace, child_name, labels, metadata
+from .agent_test import test_selector
+from .common import Obj, agent_labels, agent_name, agent_namespace, child_name, labels, metadata
 from .web import web_policy_name, web_selector
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "redis": 6379, "rediss": 6379}
@@ -233,6 +235,39 @@ def agent_egress_policy(
     )
 
 
+def test_egress_policy(
+    agent: VoiceAgent,
+    owner: Obj,
+    suites: list[VoiceAgentTest],
+    knowledge_bases: dict[str, KnowledgeBase],
+    redis_urls: list[str],
+    settings: EgressSettings,
+) -> Obj:
+    """The conversation tests' policy: DNS, the language models (the agent's and the judges'),
+    each knowledge base's Redis and embeddings endpoint. No LiveKit, no speech providers, no
+    API server: a text-mode run needs none of them."""
+    ns = agent_namespace(agent)
+    endpoints: list[Any] = [agent.spec.llm, *agent.spec.llm.fallbacks]
+    endpoints += [s.spec.judge for s in suites if s.spec.judge is not None]
+    endpoints += [kb.spec.embedding for kb in knowledge_bases.values()]
+    rules: list[Obj | None] = [dns_rule()]
+    rules += [rule_to(provider_url(p), ns) for p in endpoints]
+    rules += [rule_to(u, ns) for u in redis_urls]
+    rules += list(settings.extra)
+    return _policy(
+        test_policy_name(agent),
+        ns,
+        owner,
+        agent_labels(agent, "test"),
+        test_selector(agent),
+        rules,
+    )
+
+
+def test_policy_name(agent: VoiceAgent) -> str:
+    return child_name(agent_name(agent), "-test-egress")
+
+
 def web_egress_policy(agent: VoiceAgent, owner: Obj) -> Obj:
     """The web gateway's policy: no egress at all. It mints tokens in its own process and
     calls nothing (not even DNS)."""
@@ -283,8 +318,10 @@ def agent_egress(
     knowledge_bases: dict[str, KnowledgeBase],
     secrets: dict[str, Obj | None],
     settings: EgressSettings | None,
+    suites: list[VoiceAgentTest] | None = None,
 ) -> list[Obj]:
-    """The agent's egress policy, or none when the operator makes none (``settings`` None).
+    """The agent's egress policies (its workers', its web gateway's, its conversation tests'),
+    or none when the operator makes none (``settings`` None).
     ``secrets``: the Secrets read for the agent, by name (the knowledge bases' Redis URLs)."""
     if settings is None:
         return []
@@ -293,6 +330,8 @@ def agent_egress(
     out = [agent_egress_policy(agent, owner, knowledge_bases, urls, settings)]
     if agent.spec.web is not None:
         out.append(web_egress_policy(agent, owner))
+    if suites:
+        out.append(test_egress_policy(agent, owner, suites, knowledge_bases, urls, settings))
     return out
 
 
