@@ -4,7 +4,8 @@ supports it.
 A small model (and sometimes a large one) states facts its context does not contain, or splices
 two facts into a false one. The guard checks each sentence of an answer as it completes: its key
 content (numbers and times, names, content words) must appear together in one sentence of the
-retrieved passages; words scattered over the context make no fact.
+retrieved passages, which must be negative if it is ("there is no parking" is not supported by
+"free parking is available"); words scattered over the context make no fact.
 The first unsupported sentence ends the answer and is replaced by the passage sentence that best
 matches the caller's question (``quote``) or by an honest refusal (``refuse``: the agent's
 ``phrases.guardRefusal``, in its language). Sentences already spoken stay spoken, so the guard
@@ -23,7 +24,15 @@ from typing import Literal
 from kubevox_api import phrases_for
 from kubevox_api.languages import DEFAULT_TEXT_LANGUAGE, TextLanguage
 
-from .text import is_heading, key_terms, numbers, paragraphs, split_keep_tail, split_sentences
+from .text import (
+    is_heading,
+    key_terms,
+    negated,
+    numbers,
+    paragraphs,
+    split_keep_tail,
+    split_sentences,
+)
 
 _NOT_A_SENTENCE = re.compile(r"^.*[^.!?\"')\s]\s*$")
 """A line that does not end like a sentence (a title, a list item): evidence, but never quoted
@@ -64,13 +73,19 @@ class GroundingGuard:
         if not terms or honest:
             return Verdict(True, 1.0, frozenset())
         said_numbers = numbers(sentence, self.language)
+        said_no = negated(sentence, self.language)
         best = Verdict(False, 0.0, frozenset(terms))
         for source in evidence:
             missing = frozenset(terms - source.terms)
             support = 1 - len(missing) / len(terms)
             # Numbers are facts on their own, and so is their order: "8 am to 1 pm" is not
-            # supported by "8 am to 6 pm, and 9 am to 1 pm".
-            ok = support >= self.min_support and _in_order(said_numbers, source.numbers)
+            # supported by "8 am to 6 pm, and 9 am to 1 pm". And "there is no parking" says the
+            # opposite of "free parking is available", with the same words.
+            ok = (
+                support >= self.min_support
+                and _in_order(said_numbers, source.numbers)
+                and said_no == source.negated
+            )
             if ok or support > best.support:
                 best = Verdict(ok, support, missing)
             if ok:
@@ -149,10 +164,12 @@ def _passage_sentences(passages: Sequence[str], quotable: bool = False) -> list[
 
 @dataclass(frozen=True)
 class Evidence:
-    """What one passage sentence states: its key terms and its numbers, in order."""
+    """What one passage sentence states: its key terms, its numbers in order, whether it is
+    negative."""
 
     terms: frozenset[str]
     numbers: tuple[str, ...]
+    negated: bool = False
 
 
 def _in_order(said: tuple[str, ...], source: tuple[str, ...]) -> bool:
@@ -167,7 +184,7 @@ def evidence_of(
     """One :class:`Evidence` per passage sentence. Sentences are not pooled: two true sentences
     ("the clinic opens at 8", "the pharmacy closes at noon") pooled would support a false one."""
     return [
-        Evidence(frozenset(key_terms(s, language)), numbers(s, language))
+        Evidence(frozenset(key_terms(s, language)), numbers(s, language), negated(s, language))
         for s in _passage_sentences(passages)
     ]
 

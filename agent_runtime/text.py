@@ -30,7 +30,7 @@ from functools import lru_cache
 import snowballstemmer
 from kubevox_api.languages import DEFAULT_TEXT_LANGUAGE, TEXT_LANGUAGES, TextLanguage
 
-from .text_languages import LETTERS, QUERY_STOPWORDS, SNOWBALL, STOPWORDS
+from .text_languages import LETTERS, NEGATIONS, QUERY_STOPWORDS, SNOWBALL, STOPWORDS
 
 EN: TextLanguage = DEFAULT_TEXT_LANGUAGE
 
@@ -141,7 +141,9 @@ def key_terms(text: str, language: TextLanguage = EN) -> set[str]:
     """The words of ``text`` that carry its facts, folded."""
     stop = STOPWORDS[language]
     if language == EN:
-        words = (fold(w) for w in tokenise(text))
+        # A negation is no fact of its own: the guard compares it apart (negated()), so "aren't"
+        # and "are not" say the same.
+        words = (fold(w) for w in tokenise(text) if not w.endswith("n't"))
         return {w for w in words if w not in stop and _fact_word(w)}
     # A stop word is known by its written form: its stem may be another word's.
     folded = (fold(w, language) for w in tokenise(text, language=language) if w not in stop)
@@ -195,6 +197,18 @@ def detect_language(
     if not ranked or ranked[0][1] == 0 or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
         return None
     return ranked[0][0]
+
+
+_ANSWER_WORD = re.compile(r"^\s*(no|non|nein|yes|oui|sí|si|ja|نعم|لا)\s*[,،!.]\s*", re.I)
+"""A yes or no that answers the question, before the statement itself ("No, we are closed")."""
+
+
+def negated(text: str, language: TextLanguage = EN) -> bool:
+    """Whether the statement in ``text`` is negative ("there is no parking"); a leading yes or no
+    answering a question is not part of it."""
+    words = tokenise(_ANSWER_WORD.sub("", text), language=language)
+    negations = NEGATIONS[language]
+    return any(w in negations or (language == EN and w.endswith("n't")) for w in words)
 
 
 def numbers(text: str, language: TextLanguage = EN) -> tuple[str, ...]:

@@ -11,6 +11,8 @@ For each language:
 * ``STOPWORDS``: the words that carry no fact, which the grounding guard and condensing ignore:
   the query stop words, politeness, and the words of an honest "I don't know" (which never needs
   support).
+* ``NEGATIONS``: the words that negate a statement, which the guard compares (a sentence and
+  its evidence must both say no, or both not).
 * ``LETTERS``: letters written in that language and in none of the others here (detection).
 
 The English lists are the ones retrieval and the guard were measured with (docs/benchmarks.md);
@@ -110,6 +112,19 @@ gerne gern okay also jedoch alle alles ganz dazu darüber
 """,
 }
 
+# Words that turn a statement into its opposite ("there is no parking"). Stop words for support
+# (they name no fact), but a sentence that has one states something else than one that has none.
+_NEGATIONS: dict[TextLanguage, str] = {
+    "en": """
+no not never none nothing nobody nowhere neither nor cannot cant dont doesnt didnt isnt arent
+wasnt werent wont
+""",
+    "fr": "ne n pas jamais aucun aucune rien ni",
+    "es": "no nunca jamás ningún ninguno ninguna nada nadie ni tampoco",
+    "de": "nicht kein keine keinen keinem keiner keines nie niemals nichts niemand weder",
+    "ar": "لا ليس ليست لم لن",
+}
+
 _INDEX_STOPWORDS = """
 a an and are as at be but by for if in into is it no not of on or such that the their then
 there these they this to was will with
@@ -127,6 +142,11 @@ STOPWORDS: Final[dict[TextLanguage, frozenset[str]]] = {
     lang: frozenset(words.split()) | (frozenset() if lang == "en" else QUERY_STOPWORDS[lang])
     for lang, words in _NO_FACT.items()
 }
+
+NEGATIONS: Final[dict[TextLanguage, frozenset[str]]] = {
+    lang: frozenset(words.split()) for lang, words in _NEGATIONS.items()
+}
+"""Per language, the words that negate a statement (English also: any word ending in n't)."""
 
 LETTERS: Final[dict[TextLanguage, frozenset[str]]] = {
     "en": frozenset(),

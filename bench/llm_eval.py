@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import sys
 import time
@@ -280,11 +281,15 @@ def main() -> int:
 
 
 def write_section(path: Path, section: str) -> None:
+    """Replace the section titled like ``section``'s first line, up to the next heading of its
+    level or above (its title is a ``###``: the next ``###`` section is not its own)."""
     title = section.splitlines()[0]
     doc = path.read_text() if path.exists() else "# Benchmarks\n"
     if title in doc:
         start = doc.index(title)
-        end = doc.find("\n## ", start + len(title))
+        level = len(title) - len(title.lstrip("#"))
+        after = re.compile(rf"^#{{1,{level}}} ", re.M).search(doc, start + len(title))
+        end = after.start() - 1 if after else -1
         doc = doc[:start] + section.rstrip() + "\n" + (doc[end:] if end != -1 else "")
     else:
         doc = doc.rstrip() + "\n\n" + section

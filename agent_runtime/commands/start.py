@@ -8,6 +8,7 @@ live calls finish within drainTimeoutSeconds, exit 0).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import shutil
@@ -57,9 +58,9 @@ def preflight(path: str, env: dict[str, str] | os._Environ[str]) -> AgentRuntime
     return config
 
 
-def private_copy(path: str) -> str:
-    """The config this worker checked, copied where only it writes: every job process started
-    during the pod's life reads this copy.
+def private_copy(path: str, directory: Path) -> str:
+    """The config this worker checked, copied into ``directory``, where only it writes: every
+    job process started during the pod's life reads this copy.
 
     In a pod the config is a ConfigMap volume, which the kubelet updates in place (a new
     timestamped directory, then the old one removed) when the ConfigMap changes without a
@@ -68,12 +69,10 @@ def private_copy(path: str) -> str:
     fail to start: the worker would take calls it cannot answer.
     """
     source = Path(path)
-    directory = tempfile.mkdtemp(prefix="kubevox-config-")
-    copy = Path(directory) / source.name
+    copy = directory / source.name
     try:
         shutil.copyfile(source, copy)
     except OSError as e:
-        shutil.rmtree(directory)
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from e
     return str(copy)
 
@@ -81,14 +80,23 @@ def private_copy(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     # A worker stopped before it registered has no call to drain: a clean stop, exit 0 (livekit's
     # handler replaces this one once the worker runs).
-    stop_at_once(0)
-    path = private_copy(resolve_config_path(args.config))
-    config = preflight(path, os.environ)
+    # The worker's own files (the config copy; outside a pod, the metrics files), removed on
+    # every way out: a drained exit, a stop before registration, an invalid config. (Not
+    # TMPDIR for everything: the job processes' Unix sockets live there, and a path longer than
+    # 107 bytes cannot be bound.)
+    own = Path(tempfile.mkdtemp(prefix="kubevox-worker-"))
+    stop_at_once(0, before_exit=lambda: _remove(own))
+    try:
+        path = private_copy(resolve_config_path(args.config), own)
+        config = preflight(path, os.environ)
+    except BaseException:
+        _remove(own)
+        raise
 
     # Job processes read the config themselves, and write their metrics to files the parent
     # aggregates: both must be in the environment before the first process is started.
     os.environ[CONFIG_ENV] = path
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="kubevox-metrics-"))
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(own / "metrics"))
     # In a pod it names a directory inside an emptyDir (the operator's pod spec), which starts
     # empty: the directory is ours to make.
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
@@ -113,19 +121,25 @@ def run(args: argparse.Namespace) -> int:
     if annotator is not None:  # scale-down spares pods with live calls; KEDA counts them
         annotator.start(lambda: worker.active_dispatches(server))
     # If livekit's shutdown hangs once the calls are over, leave anyway (drained_exit.py).
-    DrainedExit(lambda: server.draining, lambda: worker.active_calls(server)).watch(_leave)
+    leave = functools.partial(_leave, own)
+    DrainedExit(lambda: server.draining, lambda: worker.active_calls(server)).watch(leave)
     # livekit's production loop: JSON logs, SIGTERM -> drain(drain_timeout) -> exit 0.
     _run_worker(server, proto.CliArgs(log_level=args.log_level, log_format="json"))
     # Drained: every call has ended and livekit has closed its job processes.
-    _leave()
+    leave()
     return 0  # not reached
 
 
-def _leave() -> None:
-    """Exit 0 without the interpreter's finalization, where threads of native libraries
-    (LiveKit's FFI, ONNX Runtime) and our daemon threads can crash a process whose work is
-    done: a drained pod was seen exiting 139 (SIGSEGV) after its last call, which reads as a
-    failed drain."""
+def _remove(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _leave(own: Path) -> None:
+    """Remove the worker's own files, then exit 0 without the interpreter's finalization, where
+    threads of native libraries (LiveKit's FFI, ONNX Runtime) and our daemon threads can crash a
+    process whose work is done: a drained pod was seen exiting 139 (SIGSEGV) after its last
+    call, which reads as a failed drain."""
+    _remove(own)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

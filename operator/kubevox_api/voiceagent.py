@@ -113,7 +113,8 @@ class GroundingGuard(KubeModel):
     others; ``enforce``: on for every model; ``disabled``: off."""
     min_support: float = Field(default=0.85, ge=0, le=1)
     """Share of a sentence's key words (names, numbers, content words) that must appear together
-    in one sentence of the retrieved passages for the sentence to be spoken."""
+    in one sentence of the retrieved passages for the sentence to be spoken; that passage
+    sentence must also be negative if the answer is ("there is no parking")."""
     fallback: Literal["quote", "refuse"] = "quote"
     """What replaces an unsupported answer: ``quote`` the passage sentence that best matches
     the caller's question (when none does, the refusal), or ``refuse`` with

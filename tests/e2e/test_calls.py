@@ -249,3 +249,25 @@ async def test_a_second_dispatch_of_a_call_leaves_it_to_the_worker_that_joined_f
         assert "parking" in reply.heard.lower() or "elm" in reply.heard.lower(), reply.heard
     finally:
         await call.hang_up()
+
+
+def test_a_stopped_worker_leaves_no_file_behind(
+    tmp_path: Path,
+    livekit: LiveKitServer,
+    redis_server: RedisSearchServer,
+    clinic_kb: KnowledgeBase,
+    llm_primary: OpenAIServer,
+) -> None:
+    """Its config copy and its job processes' metrics files live in one directory of its own,
+    removed when it leaves (its exit skips the interpreter's clean-up: see start.py)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    config = write_config(tmp_path, clinic_kb, _llm(llm_primary))
+    worker = start_worker(tmp_path, config, livekit, redis_server, TMPDIR=str(tmp))
+    try:
+        [own] = tmp.glob("kubevox-worker-*")
+        assert (own / config.name).read_text() == config.read_text()
+        assert (own / "metrics").is_dir()
+    finally:
+        worker.stop()
+    assert list(tmp.glob("kubevox-*")) == []

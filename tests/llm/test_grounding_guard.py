@@ -170,3 +170,40 @@ def test_a_sentence_wrapped_over_lines_is_one_fact() -> None:
     guard = GroundingGuard()
     answer = "On Saturdays the clinic is open from 9 am to 1 pm."
     assert guard.review(answer, "Are you open on Saturdays?", [wrapped]) == answer
+
+
+PARKING = ["# Parking\nFree parking is available behind the building, entrance on Elm Street."]
+
+
+def test_a_negative_statement_needs_a_negative_passage() -> None:
+    """SmolLM2 answered "Is there parking?" with "No, there is not parking." on the offline
+    sample: every word it states is in the passage, the opposite of what the passage says."""
+    guard = GroundingGuard()
+    said = guard.review("No, there is not parking.", "Is there parking?", PARKING)
+    assert said == PARKING[0].split("\n")[1]
+    walk_ins = ["Walk-in patients are not accepted on Saturdays."]
+    assert guard.review("Walk-in patients are accepted on Saturdays.", "Walk-ins?", walk_ins) != (
+        "Walk-in patients are accepted on Saturdays."
+    )
+    kept = "Walk-in patients aren't accepted on Saturdays."
+    assert guard.review(kept, "Walk-ins?", walk_ins) == kept
+
+
+def test_a_yes_or_no_answering_the_question_is_not_the_statement() -> None:
+    guard = GroundingGuard()
+    closed = ["The clinic is closed on Sundays and public holidays."]
+    answer = "No, the clinic is closed on Sundays."
+    assert guard.review(answer, "Are you open on Sunday?", closed) == answer
+    assert guard.review("Yes, free parking is available.", "Parking?", PARKING) == (
+        "Yes, free parking is available."
+    )
+
+
+def test_a_negation_counts_in_the_agents_language() -> None:
+    guard = GroundingGuard(language="fr")
+    passages = ["Un parking gratuit est disponible derrière le bâtiment, rue des Ormes."]
+    said = guard.review("Le parking gratuit n'est pas disponible.", "Un parking ?", passages)
+    assert said == passages[0]
+    assert guard.review("Le parking gratuit est disponible.", "Un parking ?", passages) == (
+        "Le parking gratuit est disponible."
+    )

@@ -20,6 +20,7 @@ import pytest
 from kubevox_api import contract
 from kubevox_devenv import install as installmod
 from kubevox_devenv.fleet import SAMPLE, Fleet, sample_for_this_node
+from kubevox_devenv.worker import call_record
 
 from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
@@ -97,15 +98,7 @@ async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
     name = pod["metadata"]["name"]
 
     def record() -> dict[str, object] | None:
-        for line in system.kubectl("logs", "-n", namespace, name).splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            call = entry.get("call") if isinstance(entry, dict) else None
-            if isinstance(call, dict) and call.get("room") == result.room:
-                return call
-        return None
+        return call_record(system.kubectl("logs", "-n", namespace, name).splitlines(), result.room)
 
     call = wait_until(f"the call record of {result.room} in {name}'s log", record, timeout=60)
     assert call["worker"] == name

@@ -35,7 +35,7 @@ from .knowledge import IngestError, ingest_manifest
 from .livekit import LiveKitServer
 from .procs import ManagedProcess, free_port
 from .redis import RedisSearchServer
-from .worker import AgentWorker
+from .worker import AgentWorker, call_record
 
 STATE = REPO / ".kubevox"
 NAMESPACE = "kubevox-demo"
@@ -245,7 +245,14 @@ def call_demo(workdir: Path) -> int:
             )
             call = asyncio.run(SimulatedCall(options).run([synthesize(QUESTION)]))
             print(table([call]))
-            print(f"\n(worker log: {workdir / 'worker.log'})")
+            log = workdir / "worker.log"
+            deadline = time.monotonic() + 30  # logged once the call's job has shut down
+            record = None
+            while record is None and time.monotonic() < deadline:
+                record = call_record(log.read_text().splitlines(), call.room)
+                time.sleep(0.5)
+            print(f"\nthe call record, from the worker's log ({log}):")
+            print(json.dumps(record, indent=2) if record else "(not logged within 30 s)")
             return 0 if call.error is None and all(t.heard for t in call.turns) else 1
         finally:
             worker.stop()

@@ -38,6 +38,7 @@ from .install import (
     node_containerd,
 )
 from .procs import free_port
+from .worker import call_record
 
 STATE = REPO / ".kubevox"
 NAMESPACE = "kubevox-demo"
@@ -136,17 +137,15 @@ def _call(kube: Kube, fleet: Fleet) -> int:
     )
     print(table([result]))
 
-    def call_record() -> tuple[str, dict[str, Any]] | None:
-        """The worker logs it once the call's job has shut down, a moment after hang-up."""
+    def logged() -> tuple[str, dict[str, Any]] | None:
         for pod in fleet.pods():
             name = pod["metadata"]["name"]
-            for line in kube.run("logs", "-n", NAMESPACE, name).splitlines():
-                call = json.loads(line).get("call") if line.startswith("{") else None
-                if isinstance(call, dict) and call.get("room") == result.room:
-                    return name, call
+            lines = kube.run("logs", "-n", NAMESPACE, name).splitlines()
+            if (record := call_record(lines, result.room)) is not None:
+                return name, record
         return None
 
-    name, record = _wait("the call record in the worker's log", call_record, 60)
+    name, record = _wait("the call record in the worker's log", logged, 60)
     print(f"\nthe call record, from the log of pod {name}:")
     print(json.dumps(record, indent=2))
     return 0 if result.error is None and all(t.heard for t in result.turns) else 1

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import sys
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .procs import ManagedProcess, free_port, wait_for
 
 _REGISTERED = re.compile(r"^kubevox_worker_registered\{[^}]*\} 1\.0$", re.M)
 _ACTIVE = re.compile(r"^kubevox_active_calls\{[^}]*\} ([0-9.]+)$", re.M)
+
+
+def call_record(log_lines: Iterable[str], room: str) -> dict[str, Any] | None:
+    """The end-of-call record a worker logged for the call in ``room`` (its JSON log line
+    "call ended"), if it is there yet: it is logged once the call's job has shut down."""
+    for line in log_lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:  # a line some library printed, not the JSON log
+            continue
+        call = entry.get("call") if isinstance(entry, dict) else None
+        if isinstance(call, dict) and call.get("room") == room:
+            return call
+    return None
 
 
 @dataclass
