@@ -29,13 +29,13 @@ cp manifests/monitoring/grafana-dashboard.json "$chart/files/"
 # Argo CD: the health checks, inlined into the argocd-cm patch.
 {
   cat <<'HEAD'
-# Teaches Argo CD the health of VoiceAgents and KnowledgeBases (Healthy / Progressing /
+# Teaches Argo CD the health of VoiceAgents, KnowledgeBases and VoiceAgentTests (Healthy / Progressing /
 # Degraded from their conditions). Merge it into argocd-cm:
 #   kubectl -n argocd patch configmap argocd-cm --type merge --patch-file manifests/argocd/argocd-cm-patch.yaml
 # Generated from health/kubevox.dev/*/health.lua by hack/tools/sync-manifests.sh; tests check it matches.
 data:
 HEAD
-  for kind in VoiceAgent KnowledgeBase; do
+  for kind in VoiceAgent KnowledgeBase VoiceAgentTest; do
     echo "  resource.customizations.health.kubevox.dev_${kind}: |"
     sed -e 's/^\(.\)/    \1/' "manifests/argocd/health/kubevox.dev/${kind}/health.lua"
   done

@@ -125,7 +125,7 @@ VOICE_AGENT_TEST = Kind(
     short_names=("vat",),
     printer_columns=(
         column("Agent", "string", ".spec.agentRef", "The VoiceAgent under test"),
-        column("Phase", "string", ".status.phase", "Running, Passed, Failed or Error"),
+        column("Phase", "string", ".status.phase", "Pending, Running, Passed, Failed or Error"),
         column("Passed", "integer", ".status.passed", "Cases that passed"),
         column("Failed", "integer", ".status.failed", "Cases that failed"),
         column(

@@ -10,9 +10,10 @@ from pydantic import Field, StringConstraints
 from .base import KubeModel
 from .common import Condition, DispatchName, ShortString
 
-TestPhase = Literal["Running", "Passed", "Failed", "Error"]
-"""Running (the Job runs), Passed (every case held), Failed (a case did not), Error (the run
-could not judge the agent: a provider unreachable, the deadline, a crash)."""
+TestPhase = Literal["Pending", "Running", "Passed", "Failed", "Error"]
+"""Pending (no run yet: the VoiceAgent named does not exist), Running (the Job runs), Passed
+(every case held), Failed (a case did not), Error (the run could not judge the agent: a provider
+unreachable, the deadline, a crash)."""
 
 
 class TestsSummary(KubeModel):

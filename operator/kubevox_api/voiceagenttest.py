@@ -130,7 +130,7 @@ class VoiceAgentTestStatus(KubeModel):
     observed_generation: int | None = Field(default=None, ge=0)
     """The .metadata.generation of the suite that ran."""
     phase: TestPhase | None = None
-    """Running, Passed, Failed or Error."""
+    """Pending, Running, Passed, Failed or Error."""
     config_hash: ShortString | None = None
     """The agent configuration (its ``status.configHash``) the result is for."""
     passed: int | None = Field(default=None, ge=0)

@@ -18,7 +18,13 @@ from .builders.network import test_policy_name
 from .events import Events
 from .reconcile_knowledgebase import trusted_job_pods
 from .status import tested_condition
-from .status_tests import TestOutcome, suite_status, test_outcome, tests_summary
+from .status_tests import (
+    TestOutcome,
+    orphan_status,
+    suite_status,
+    test_outcome,
+    tests_summary,
+)
 from .store import Store
 
 Obj = dict[str, Any]
@@ -67,6 +73,13 @@ class AgentTests:
             for j in self.cache.with_label("Job", ns, contract.LABEL_VOICE_AGENT, agent)
             if is_test_job(j)
         ]
+
+    async def orphaned(self, ns: str, agent: str) -> None:
+        """The agent does not exist: each suite naming it says so (Pending, AgentNotFound)."""
+        for _, body in self.suites(ns, agent):
+            await self.store.write_status(
+                contract.VOICE_AGENT_TEST_KIND, body, orphan_status(body, agent)
+            )
 
     async def remove(self, agent: VoiceAgent, body: Obj) -> bool:
         """No suite names the agent any more: its test Jobs, suites ConfigMap and egress

@@ -89,6 +89,7 @@ class VoiceAgentReconciler:
             if body is None or body["metadata"].get("deletionTimestamp"):
                 self.queue.forget(key)  # the controller-manager garbage-collects the children
                 self.sip.forget(ns, name)
+                await self.tests.orphaned(ns, name)
                 return None, "deleted"
             return await self._reconcile(key, body)
         except ApiError as exc:

@@ -134,6 +134,20 @@ def suite_status(body: Obj, run: TestRun, outcome: TestOutcome) -> Obj:
     }
 
 
+def orphan_status(body: Obj, agent: str) -> Obj:
+    """A VoiceAgentTest whose agent does not exist (a typo in agentRef, or the agent deleted):
+    Pending, saying so; the results of an agent that was are gone with it."""
+    generation = body["metadata"].get("generation", 0)
+    prev = (body.get("status") or {}).get("conditions", []) or []
+    why = f"VoiceAgent {body['metadata']['namespace']}/{agent} not found (spec.agentRef)"
+    return {
+        "observedGeneration": generation,
+        "phase": "Pending",
+        "message": why,
+        "conditions": [condition(prev, "Passed", None, "AgentNotFound", why, generation)],
+    }
+
+
 def tests_summary(run: TestRun, outcome: TestOutcome) -> Obj:
     """The agent's status.tests (TestsSummary)."""
     passed, failed = _counts(outcome)

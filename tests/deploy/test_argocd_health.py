@@ -14,7 +14,7 @@ from tests.support import lua
 from tests.support.tools import MANIFESTS, lua_interpreters, third_party
 
 HEALTH = MANIFESTS / "argocd" / "health" / "kubevox.dev"
-KINDS = ("VoiceAgent", "KnowledgeBase")
+KINDS = ("VoiceAgent", "KnowledgeBase", "VoiceAgentTest")
 
 INTERPRETERS = lua_interpreters()
 needs_lua = pytest.mark.skipif(

@@ -329,3 +329,23 @@ async def test_a_run_the_api_server_refuses_is_an_error_not_a_run_forever() -> N
     assert st["tests"]["phase"] == "Error"
     assert "quota exceeded" in st["tests"]["message"]
     assert cond(st, "Tested")[:2] == ("False", "TestsError")
+
+
+async def test_a_suite_naming_no_agent_says_so_until_the_agent_exists() -> None:
+    h = harness()
+    for s in secrets(NS):
+        h.api.seed(s)
+    h.api.seed(agent_test("smoke", NS))
+    assert await reconcile(h) == (None, "deleted")  # the key the suite's event queued
+    suite = status(h, contract.VOICE_AGENT_TEST_KIND, "smoke")
+    assert suite["phase"] == "Pending"
+    assert cond(suite, "Passed") == (
+        "Unknown",
+        "AgentNotFound",
+        f"VoiceAgent {NS}/va not found (spec.agentRef)",
+    )
+    h.api.seed(voice_agent("va", NS))
+    await reconcile(h)
+    suite = status(h, contract.VOICE_AGENT_TEST_KIND, "smoke")
+    assert suite["phase"] == "Running"
+    assert "is running the suites" in suite["message"]

@@ -1,7 +1,8 @@
 """Conversation tests on the real node: the offline sample and its VoiceAgentTest
 (manifests/samples/tests/offline-agent-tests.yaml) applied through kubectl, the operator runs the
 suite as a Job pod for each configuration it applies, and reads the pod's report into the suite's
-status, the agent's status.tests, its Tested condition, its revisions and an Event. A bad change
+status, the agent's status.tests, its Tested condition, its revisions and an Event; Argo CD's
+health check of the suite follows. A bad change
 (the grounding guard disabled: SmolLM2 then invents hours and answers what the clinic's facts do
 not cover) fails both cases; `kubevox-agent rollback` puts the last configuration whose tests
 passed back, which is tested again and passes.
@@ -24,11 +25,15 @@ from kubevox_api import contract
 from kubevox_devenv import install as installmod
 from kubevox_devenv.fleet import sample_for_this_node
 
+from tests.support.lua import health
+from tests.support.tools import lua_interpreters
+
 from .conftest import System, wait_until
 from .helpers import condition
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = REPO / "manifests" / "samples" / "tests" / "offline-agent-tests.yaml"
+HEALTH_CHECK = REPO / "manifests/argocd/health/kubevox.dev/VoiceAgentTest/health.lua"
 CASES = {"offline-smoke/weekday-hours", "offline-smoke/out-of-scope"}
 
 
@@ -61,6 +66,13 @@ def finished_tests(system: System, namespace: str, after: str | None = None) -> 
         return None
 
     return wait_until("the suite's result for the agent's configuration", probe, 900)
+
+
+def argo_cd_health(obj: dict[str, Any]) -> dict[str, str]:
+    """What Argo CD shows for ``obj``: the shipped Lua check, in a real Lua interpreter."""
+    interpreters = lua_interpreters()
+    assert interpreters, "no Lua interpreter (apt-get install lua5.1): Argo CD's health check"
+    return health(interpreters[0], HEALTH_CHECK, obj)
 
 
 def why(system: System, namespace: str) -> str:
@@ -113,7 +125,12 @@ def test_each_configuration_is_tested_by_a_job_pod_and_a_bad_change_fails(
     assert (tests["phase"], tests["failed"], set(tests["failing"])) == ("Failed", 2, CASES), tests
     tested = condition(agent, "Tested")
     assert (tested["status"], tested["reason"]) == ("False", "TestsFailed")
-    suite = system.get("voiceagenttest", "offline-smoke", ns)["status"]
+    suite_obj = system.get("voiceagenttest", "offline-smoke", ns)
+    assert argo_cd_health(suite_obj) == {
+        "status": "Degraded",
+        "message": f"2 of 2 cases failed on configuration {bad}",
+    }
+    suite = suite_obj["status"]
     reasons = {c["name"]: " ".join(c["reasons"]) for c in suite["cases"]}
     assert "refuses: the reply is not the agent's refusal" in reasons["out-of-scope"], reasons
     assert "groundedIn" in reasons["weekday-hours"] or "contains" in reasons["weekday-hours"]
@@ -143,6 +160,8 @@ def test_each_configuration_is_tested_by_a_job_pod_and_a_bad_change_fails(
     assert "tests Passed" in done.stdout
     agent = finished_tests(system, ns, after=bad)
     assert agent["spec"]["groundingGuard"]["mode"] == "auto"
+    suite_obj = system.get("voiceagenttest", "offline-smoke", ns)
+    assert argo_cd_health(suite_obj)["status"] == "Healthy"
     assert agent["status"]["configHash"] == good
     assert agent["status"]["tests"]["phase"] == "Passed"
     assert [(r["configHash"], r.get("tests")) for r in agent["status"]["revisions"]] == [
