@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from kubevox_api import AgentRuntimeConfig
 from kubevox_api.contract import POD_NAME_ENV
 from livekit.agents import llm
 from pydantic import BaseModel
 
 from . import metrics
+from .redaction import mask_phone_number, redact
 
 log = logging.getLogger("kubevox.call")
 
@@ -55,6 +57,8 @@ class CallRecord:
     agent: str
     namespace: str
     log_transcripts: bool = False
+    redact: frozenset[str] = frozenset()
+    """The personal data masked in the transcript and the caller's number (``spec.redact``)."""
     config_hash: str | None = None
     """The configuration the call ran with (the agent's ``status.configHash`` at the time)."""
     caller: CallerKind = "web"
@@ -72,6 +76,22 @@ class CallRecord:
     _pending_eou: float | None = None
     _finished: bool = False
 
+    @classmethod
+    def of(
+        cls, config: AgentRuntimeConfig, call_id: str, room: str, config_hash: str, **extra: Any
+    ) -> CallRecord:
+        """The record of a call of the agent ``config`` describes."""
+        return cls(
+            call_id=call_id,
+            room=room,
+            agent=config.name,
+            namespace=config.namespace,
+            log_transcripts=config.spec.log_transcripts,
+            redact=frozenset(config.spec.redact),
+            config_hash=config_hash,
+            **extra,
+        )
+
     @property
     def labels(self) -> tuple[str, str]:
         return (self.agent, self.namespace)
@@ -85,7 +105,8 @@ class CallRecord:
         if msg.role not in ("user", "assistant"):
             return
         if self.log_transcripts and msg.text_content:
-            self.transcript.append({"role": msg.role, "text": msg.text_content})
+            text = redact(msg.text_content, self.redact)
+            self.transcript.append({"role": msg.role, "text": text})
         m: Any = msg.metrics or {}
         if msg.role == "user":
             self._pending_eou = m.get("end_of_turn_delay")
@@ -135,7 +156,9 @@ class CallRecord:
         if self.log_transcripts:
             record["transcript"] = self.transcript
             if self.caller_number:
-                record["caller_number"] = self.caller_number
+                number = self.caller_number
+                masked = "phoneNumbers" in self.redact
+                record["caller_number"] = mask_phone_number(number) if masked else number
         if not self._finished:
             self._finished = True
             metrics.calls_total.labels(*self.labels, self.outcome).inc()

@@ -125,13 +125,11 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason="no caller")
         return
     phone = caller.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
-    record = CallRecord(
-        call_id=ctx.job.id,
-        room=ctx.room.name,
-        agent=config.name,
-        namespace=config.namespace,
-        log_transcripts=config.spec.log_transcripts,
-        config_hash=ctx.proc.userdata["config_hash"],
+    record = CallRecord.of(
+        config,
+        ctx.job.id,
+        ctx.room.name,
+        ctx.proc.userdata["config_hash"],
         caller="phone" if phone else "web",
         caller_number=caller.attributes.get(SIP_PHONE_NUMBER) if phone else None,
     )

@@ -191,13 +191,8 @@ class TextRunner(Runner):
 
     async def converse(self, case: TestCase) -> CaseResult:
         result = CaseResult(case.name)
-        record = CallRecord(
-            call_id=f"test-{case.name}",
-            room="test",
-            agent=self._config.name,
-            namespace=self._config.namespace,
-            config_hash=self._config_hash,
-            caller="text",
+        record = CallRecord.of(
+            self._config, f"test-{case.name}", "test", self._config_hash, caller="text"
         )
         controls = TextControls(pretend_phone=case.caller == "phone")
         grounding = self._grounding()

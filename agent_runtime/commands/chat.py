@@ -52,14 +52,8 @@ def _print_events(events: list[RunEvent]) -> None:
 
 
 async def chat(config: AgentRuntimeConfig, *, phone: bool) -> int:
-    record = CallRecord(
-        call_id=f"chat-{uuid.uuid4().hex[:8]}",
-        room="chat",
-        agent=config.name,
-        namespace=config.namespace,
-        log_transcripts=config.spec.log_transcripts,
-        config_hash=config_hash(config),
-        caller="text",
+    record = CallRecord.of(
+        config, f"chat-{uuid.uuid4().hex[:8]}", "chat", config_hash(config), caller="text"
     )
     controls = TextControls(pretend_phone=phone)
     call = build_call(

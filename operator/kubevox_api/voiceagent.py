@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field, StringConstraints
 
@@ -25,6 +25,9 @@ from .voiceagent_providers import LLMSpec, STTSpec, TTSSpec
 from .voiceagent_scaling import Scaling
 from .voiceagent_status import VoiceAgentStatus
 from .voiceagent_web import WebAccess
+
+PersonalData = Literal["phoneNumbers", "emails", "cardNumbers"]
+"""Kinds of personal data the call record can mask (agent_runtime/redaction.py)."""
 
 LIVEKIT_URL = r"^(wss?|https?)://[^\s/$.?#][^\s]*$"
 E164 = r"^\+[1-9][0-9]{6,14}$"
@@ -285,7 +288,17 @@ class VoiceAgentSpec(KubeModel):
     the ``openai`` provider is bounded by ``maxHistoryTurns`` only."""
     log_transcripts: bool = False
     """Include the conversation's text, and a phone caller's number, in the call-end log record
-    (both are personal data)."""
+    (both are personal data; see ``redact``)."""
+    redact: list[PersonalData] = Field(
+        default_factory=lambda: list(get_args(PersonalData)),
+        max_length=3,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    """Personal data masked in the call record before it leaves the worker: phone numbers
+    (``[phone]``; a phone caller's number keeps its last 4 digits), email addresses
+    (``[email]``), payment card numbers (``[card]``, those that pass the Luhn check). Written
+    digits and addresses only: a number spelled out in words is not recognised. Empty: nothing
+    is masked."""
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     """CPU and memory of each worker pod."""
     image: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None

@@ -246,6 +246,42 @@ async def test_call_record_logged_once_with_turns(
     assert sample(metrics.CALLS_TOTAL, outcome="completed") - before == 1
 
 
+PERSONAL = "I'm jane.doe@example.com, call me on +1 415 555 0199; my card is 4111 1111 1111 1111."
+
+
+@pytest.mark.parametrize(
+    ("redact", "kept"),
+    [
+        (None, []),  # the default: all three
+        (["emails"], ["+1 415 555 0199", "4111 1111 1111 1111"]),
+        ([], ["jane.doe@example.com", "+1 415 555 0199", "4111 1111 1111 1111"]),
+    ],
+    ids=["default", "emails-only", "none"],
+)
+async def test_the_call_record_masks_personal_data(
+    primary: OpenAIServer,
+    caplog: pytest.LogCaptureFixture,
+    redact: list[str] | None,
+    kept: list[str],
+) -> None:
+    """What the caller says reaches the model as said, and the log record without what the
+    agent's spec.redact names."""
+    primary.default = Reply(text="Thank you.")
+    spec = {**llm_spec(primary), "logTranscripts": True}
+    if redact is not None:
+        spec["redact"] = redact
+    call = make_call(spec)
+    with caplog.at_level("INFO", logger="kubevox.call"):
+        async with call.session as session:
+            await session.start(call.agent)
+            await session.run(user_input=PERSONAL)
+    [record] = [r.call for r in caplog.records if r.getMessage() == "call ended"]  # type: ignore[attr-defined]
+    logged = json.dumps(record)
+    for value in ("jane.doe@example.com", "+1 415 555 0199", "4111 1111 1111 1111"):
+        assert (value in logged) == (value in kept), value
+    assert PERSONAL in str(primary.chat_requests[-1].body["messages"])  # the model heard it all
+
+
 @pytest.mark.parametrize("french", [False, True], ids=["en", "fr-FR"])
 async def test_the_call_ends_politely_at_max_call_duration(
     primary: OpenAIServer, french: bool

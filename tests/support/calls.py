@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kubevox_api.runtime_config import config_hash
 from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.voice import io
@@ -55,13 +56,7 @@ def make_call(
 ) -> Call:
     """A text call of ``spec``'s agent; ``job_metadata`` as a dispatch would carry it."""
     cfg = make_config(spec)
-    record = CallRecord(
-        call_id="call-1",
-        room="room-1",
-        agent=cfg.name,
-        namespace=cfg.namespace,
-        log_transcripts=cfg.spec.log_transcripts,
-    )
+    record = CallRecord.of(cfg, "call-1", "room-1", config_hash(cfg))
     return build_call(
         cfg,
         record=record,
