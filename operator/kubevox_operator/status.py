@@ -242,24 +242,28 @@ def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None
     return None
 
 
+TEST_VERDICTS: dict[str, tuple[bool | None, str]] = {
+    "Running": (None, "TestsRunning"),
+    "Passed": (True, "TestsPassed"),
+    "Failed": (False, "TestsFailed"),
+    "Error": (False, "TestsError"),
+}
+"""A test run's phase as a condition's status and reason: the agent's Tested and each suite's
+Passed."""
+
+
 def tested_condition(previous: list[Obj], tests: Obj, generation: int) -> Obj:
     """The agent's Tested condition, from its status.tests."""
     phase, passed, failed = tests["phase"], tests.get("passed") or 0, tests.get("failed") or 0
     on = f"configuration {tests['configHash']}"
-    if phase == "Running":
-        value: tuple[bool | None, str, str] = (None, "TestsRunning", f"testing {on}")
-    elif phase == "Passed":
-        value = (True, "TestsPassed", f"all {passed} cases passed on {on}")
-    elif phase == "Failed":
-        names = ", ".join(tests.get("failing") or [])
-        value = (
-            False,
-            "TestsFailed",
-            f"{failed} of {passed + failed} cases failed on {on}: {names}",
-        )
-    else:
-        value = (False, "TestsError", f"the tests of {on} could not run: {tests.get('message')}")
-    return condition(previous, "Tested", *value, generation)
+    messages = {
+        "Running": f"testing {on}",
+        "Passed": f"all {passed} cases passed on {on}",
+        "Failed": f"{failed} of {passed + failed} cases failed on {on}: "
+        + ", ".join(tests.get("failing") or []),
+        "Error": f"the tests of {on} could not run: {tests.get('message')}",
+    }
+    return condition(previous, "Tested", *TEST_VERDICTS[phase], messages[phase], generation)
 
 
 def agent_status(o: AgentObservation) -> Obj:

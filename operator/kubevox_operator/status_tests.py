@@ -11,7 +11,7 @@ from kubevox_api.voiceagenttest import ReportedCase, TestReport
 from pydantic import ValidationError
 
 from .builders.agent_test import TestRun
-from .status import condition, now_iso
+from .status import TEST_VERDICTS, condition, now_iso
 from .status_knowledge import job_outcome, terminated
 
 Obj = dict[str, Any]
@@ -93,18 +93,12 @@ def _counts(outcome: TestOutcome, suite: str | None = None) -> tuple[int, int]:
     return passed, failed
 
 
-Verdict = tuple[bool | None, str, str]
-"""A condition's (status, reason, message)."""
-
-
-def _passed_condition(outcome: TestOutcome, passed: int, failed: int) -> Verdict:
-    if outcome.phase == "Running":
-        return None, "TestsRunning", outcome.message
-    if outcome.phase == "Error":
-        return False, "TestsError", outcome.message
+def _passed_message(outcome: TestOutcome, passed: int, failed: int) -> str:
     if outcome.phase == "Failed":
-        return False, "TestsFailed", f"{failed} of {passed + failed} cases failed"
-    return True, "TestsPassed", f"all {passed} cases passed"
+        return f"{failed} of {passed + failed} cases failed"
+    if outcome.phase == "Passed":
+        return f"all {passed} cases passed"
+    return outcome.message  # Running, Error: what the run says
 
 
 def suite_status(body: Obj, run: TestRun, outcome: TestOutcome) -> Obj:
@@ -129,7 +123,13 @@ def suite_status(body: Obj, run: TestRun, outcome: TestOutcome) -> Obj:
         "jobName": run.job_name,
         "completionTime": outcome.completion_time,
         "conditions": [
-            condition(prev, "Passed", *_passed_condition(outcome, passed, failed), generation)
+            condition(
+                prev,
+                "Passed",
+                *TEST_VERDICTS[outcome.phase],
+                _passed_message(outcome, passed, failed),
+                generation,
+            )
         ],
     }
 

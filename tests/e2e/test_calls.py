@@ -5,7 +5,6 @@ piper), grounded by a KnowledgeBase ingested into real Redis."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from kubevox_api import AgentRuntimeConfig, KnowledgeBase
 from kubevox_api.runtime_config import config_hash
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
-from kubevox_devenv.worker import AgentWorker
+from kubevox_devenv.worker import AgentWorker, call_records
 from livekit import api
 
 from agent_runtime.caller import SimulatedCall
@@ -103,12 +102,6 @@ async def test_a_caller_hears_the_grounded_answer(
     )
 
 
-def call_records(worker: AgentWorker) -> list[dict[str, Any]]:
-    """The records the worker's calls logged (one JSON line each, "call ended")."""
-    lines = worker.log.read_text().splitlines()
-    return [json.loads(line)["call"] for line in lines if '"call ended"' in line]
-
-
 async def test_the_call_record_says_who_called_with_which_config_and_what_was_used(
     worker: AgentWorker, livekit: LiveKitServer
 ) -> None:
@@ -116,7 +109,8 @@ async def test_the_call_record_says_who_called_with_which_config_and_what_was_us
     assert result.error is None
 
     def logged() -> list[dict[str, Any]]:
-        return [r for r in call_records(worker) if r["room"] == result.room]
+        lines = worker.log.read_text().splitlines()
+        return [r for r in call_records(lines) if r["room"] == result.room]
 
     await until("the call's record in the worker's log", lambda: bool(logged()), 30)
     [record] = logged()

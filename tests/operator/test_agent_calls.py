@@ -7,7 +7,6 @@ name A's status reports."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from kubevox_api import CONFIG_FILE
 from kubevox_devenv.livekit import LiveKitServer
-from kubevox_devenv.worker import AgentWorker
+from kubevox_devenv.worker import AgentWorker, call_records
 
 from agent_runtime.caller import CallOptions, SimulatedCall
 from tests.support.kube import Kubectl, wait_for
@@ -110,15 +109,7 @@ def test_calls_to_one_namespaces_agent_reach_only_its_workers(
         rooms = [r.room for r in results]
 
         def records(worker: AgentWorker) -> list[Obj]:
-            out = []
-            for line in worker.log.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("call"), dict):
-                    out.append(rec["call"])
-            return out
+            return call_records(worker.log.read_text().splitlines())
 
         served = wait_for(
             "A's worker logged every call",

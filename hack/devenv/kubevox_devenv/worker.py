@@ -19,18 +19,24 @@ _REGISTERED = re.compile(r"^kubevox_worker_registered\{[^}]*\} 1\.0$", re.M)
 _ACTIVE = re.compile(r"^kubevox_active_calls\{[^}]*\} ([0-9.]+)$", re.M)
 
 
-def call_record(log_lines: Iterable[str], room: str) -> dict[str, Any] | None:
-    """The end-of-call record a worker logged for the call in ``room`` (its JSON log line
-    "call ended"), if it is there yet: it is logged once the call's job has shut down."""
+def call_records(log_lines: Iterable[str]) -> list[dict[str, Any]]:
+    """The end-of-call records in a worker's log (its JSON lines "call ended"), in order."""
+    records = []
     for line in log_lines:
         try:
             entry = json.loads(line)
         except ValueError:  # a line some library printed, not the JSON log
             continue
         call = entry.get("call") if isinstance(entry, dict) else None
-        if isinstance(call, dict) and call.get("room") == room:
-            return call
-    return None
+        if isinstance(call, dict):
+            records.append(call)
+    return records
+
+
+def call_record(log_lines: Iterable[str], room: str) -> dict[str, Any] | None:
+    """The record of the call in ``room``, if it is logged yet: a worker logs it once the
+    call's job has shut down."""
+    return next((c for c in call_records(log_lines) if c.get("room") == room), None)
 
 
 @dataclass
