@@ -181,11 +181,12 @@ class TestReport(KubeModel):
                 for c in self.cases
                 if list_passed or not c.passed
             ]
-            while True:
-                text = self._with(listed)
-                if len(text.encode()) <= limit or (count and not list_passed) or not listed:
-                    break
-                listed.pop()  # the last stage only: drop failed cases until it fits
+            text = self._with(listed)
+            if len(text.encode()) <= limit:
+                return text
+        while listed:  # failed cases without reasons, still too many: count the last ones
+            listed.pop()
+            text = self._with(listed)
             if len(text.encode()) <= limit:
                 return text
         raise ValueError(f"the report does not fit in {limit} bytes")

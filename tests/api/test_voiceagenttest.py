@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kubevox_api.base import field_errors
-from kubevox_api.voiceagenttest import VoiceAgentTest
+from kubevox_api.voiceagenttest import ReportedCase, TestReport, VoiceAgentTest
 from kubevox_devenv.controlplane import ControlPlane
 from pydantic import ValidationError
 
@@ -95,3 +95,36 @@ def test_the_api_server_takes_the_samples_and_refuses_bad_suites_naming_the_fiel
         )
         assert out.returncode != 0, spec
         assert field in out.stderr, (field, out.stderr)
+
+
+def _report(cases: list[tuple[str, bool, list[str]]]) -> TestReport:
+    return TestReport(
+        config_hash="a" * 16,
+        suites_hash="b" * 16,
+        cases=[ReportedCase(suite="support", name=n, passed=p, reasons=r) for n, p, r in cases],
+    )
+
+
+def test_a_small_report_is_whole() -> None:
+    report = _report([("hours", True, []), ("parking", False, ["turn 1: contains 'Elm'"])])
+    assert TestReport.model_validate_json(report.termination_message()) == report
+
+
+def test_a_large_report_fits_in_4_kib_counting_passed_cases_before_dropping_failed_ones() -> None:
+    """The kubelet keeps 4 KiB of a termination message: reasons go first, then passed cases
+    are only counted, and only then are failed cases counted instead of named."""
+    why = ["turn 1: " + "the reply does not contain it " * 15] * 5
+    cases = [
+        (f"case-{i:03d}-" + "x" * 40, i % 7 != 0, why if i % 7 == 0 else []) for i in range(200)
+    ]
+    text = _report(cases).termination_message()
+    assert len(text.encode()) <= 4096
+    cut = TestReport.model_validate_json(text)
+    assert all(not c.passed for c in cut.cases)  # passed ones counted, not named
+    failed = [n for n, passed, _ in cases if not passed]
+    named = [c.name for c in cut.cases]
+    assert named == failed[: len(named)]  # the first failed ones, in order
+    assert cut.passed_unlisted == {"support": 200 - len(failed)}
+    assert cut.failed_unlisted.get("support", 0) == len(failed) - len(named)
+    # 29 failed cases named with a 49-character name each fit: none is dropped.
+    assert len(named) == len(failed) == 29
