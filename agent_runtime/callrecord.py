@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from kubevox_api import AgentRuntimeConfig
+from kubevox_api import AgentRuntimeConfig, phrases_for
 from kubevox_api.contract import POD_NAME_ENV
 from livekit.agents import llm
 from pydantic import BaseModel
 
 from . import metrics
 from .redaction import mask_phone_number, redact
+from .usage import count as count_usage
 
 log = logging.getLogger("kubevox.call")
 
@@ -57,6 +58,8 @@ class CallRecord:
     agent: str
     namespace: str
     log_transcripts: bool = False
+    keep_transcript: bool = False
+    """Keep the transcript for the call's analysis (``spec.analysis``), logged or not."""
     redact: frozenset[str] = frozenset()
     """The personal data masked in the transcript and the caller's number (``spec.redact``)."""
     config_hash: str | None = None
@@ -72,29 +75,37 @@ class CallRecord:
     """What each provider's model consumed (livekit's per-model usage), set when the call
     closes: language-model tokens, speech-to-text audio seconds, text-to-speech characters."""
     turns: list[TurnLatency] = field(default_factory=list)
+    apologies: tuple[str, ...] = ()
+    """The agent's own phrases for a reply it could not give (its apology when every language
+    model failed, its grounding guard's refusal): counted per configuration, a canary's
+    ``maxApologyRate``."""
     transcript: list[dict[str, str]] = field(default_factory=list)
     _pending_eou: float | None = None
-    _finished: bool = False
+    _record: dict[str, Any] | None = None
 
     @classmethod
     def of(
         cls, config: AgentRuntimeConfig, call_id: str, room: str, config_hash: str, **extra: Any
     ) -> CallRecord:
         """The record of a call of the agent ``config`` describes."""
+        phrases = phrases_for(config.spec.language, config.spec.phrases)
         return cls(
             call_id=call_id,
             room=room,
             agent=config.name,
             namespace=config.namespace,
             log_transcripts=config.spec.log_transcripts,
+            keep_transcript=config.spec.analysis is not None,
             redact=frozenset(config.spec.redact),
             config_hash=config_hash,
+            apologies=(phrases.apology.strip(), phrases.guard_refusal.strip()),
             **extra,
         )
 
     @property
-    def labels(self) -> tuple[str, str]:
-        return (self.agent, self.namespace)
+    def labels(self) -> tuple[str, str, str]:
+        """Every call metric's: the configuration too, so that a canary is judged alone."""
+        return (self.agent, self.namespace, self.config_hash or "")
 
     def set_outcome(self, outcome: str) -> None:
         """The first decisive outcome wins (e.g. transferred, then the room closes)."""
@@ -104,7 +115,7 @@ class CallRecord:
     def on_message(self, msg: llm.ChatMessage) -> None:
         if msg.role not in ("user", "assistant"):
             return
-        if self.log_transcripts and msg.text_content:
+        if (self.log_transcripts or self.keep_transcript) and msg.text_content:
             text = redact(msg.text_content, self.redact)
             self.transcript.append({"role": msg.role, "text": text})
         m: Any = msg.metrics or {}
@@ -121,6 +132,10 @@ class CallRecord:
         )
         self._pending_eou = None
         self.turns.append(turn)
+        metrics.turns_total.labels(*self.labels).inc()
+        text = (msg.text_content or "").strip()
+        if text and any(p in text for p in self.apologies):
+            metrics.apologies_total.labels(*self.labels).inc()
         for value, hist in (
             (turn.llm_ttft, metrics.llm_ttft),
             (turn.tts_ttfb, metrics.tts_ttfb),
@@ -129,12 +144,9 @@ class CallRecord:
             if value is not None and value >= 0:
                 hist.labels(*self.labels).observe(value)
 
-    def finish(self, default_outcome: str = "completed") -> dict[str, Any]:
-        """Count the call and log its one record; idempotent."""
-        self.set_outcome(default_outcome)
-        ended = time.time()
-        record: dict[str, Any] = {
-            "event": "call_ended",
+    def started(self) -> dict[str, Any]:
+        """What is known when the call starts (the ``call.started`` event's data)."""
+        return {
             "call_id": self.call_id,
             "room": self.room,
             "agent": self.agent,
@@ -143,6 +155,18 @@ class CallRecord:
             "config_hash": self.config_hash,
             "caller": self.caller,
             "started_at": _iso(self.started_at),
+        }
+
+    def finish(self, default_outcome: str = "completed") -> dict[str, Any]:
+        """Count the call and log its one record; idempotent (later calls return the same
+        record: the one logged is the one sent)."""
+        if self._record is not None:
+            return self._record
+        self.set_outcome(default_outcome)
+        ended = time.time()
+        record: dict[str, Any] = {
+            "event": "call_ended",
+            **self.started(),
             "ended_at": _iso(ended),
             "duration_seconds": round(ended - self.started_at, 3),
             "turns": len(self.turns),
@@ -159,8 +183,8 @@ class CallRecord:
                 number = self.caller_number
                 masked = "phoneNumbers" in self.redact
                 record["caller_number"] = mask_phone_number(number) if masked else number
-        if not self._finished:
-            self._finished = True
-            metrics.calls_total.labels(*self.labels, self.outcome).inc()
-            log.info("call ended", extra={"call": record})
+        self._record = record
+        metrics.calls_total.labels(*self.labels, self.outcome).inc()
+        count_usage(self.agent, self.namespace, self.usage)
+        log.info("call ended", extra={"call": record})
         return record

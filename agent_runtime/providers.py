@@ -284,12 +284,13 @@ def check_providers(
     spec = config.spec
     if not credentials:
         env = _AnyKey()
-    for field, idx, ep in _endpoints(spec.llm):
+    models = [(field, credential_env("llm", idx), ep) for field, idx, ep in _endpoints(spec.llm)]
+    if spec.analysis_llm is not None:
+        models.append(("spec.analysis.llm", credential_env("analysis"), spec.analysis_llm))
+    for field, key_env, ep in models:
         p = LLM_PROVIDERS[ep.provider]
         _check_options(field, ep.provider, p.plugin, ep.options)
-        resolve_key(
-            f"{field}.credentials", ep.provider, credential_env("llm", idx), p.key_required(ep), env
-        )
+        resolve_key(f"{field}.credentials", ep.provider, key_env, p.key_required(ep), env)
     if not speech:
         return
     s = STT_PROVIDERS[spec.stt.provider]

@@ -1,10 +1,13 @@
 """Masking personal data in text that leaves the worker (the call record's transcript): phone
-numbers, email addresses and payment card numbers, as written digits and addresses. Pure."""
+numbers, email addresses and payment card numbers, as written digits and addresses, and people's
+names after an introduction or a title (:mod:`.redaction_names`). Pure."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection
+
+from .redaction_names import mask_names
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _DIGIT_RUN = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
@@ -43,11 +46,13 @@ def _number(kinds: Collection[str]) -> Callable[[re.Match[str]], str]:
 
 def redact(text: str, kinds: Collection[str]) -> str:
     """``text`` with the ``kinds`` of personal data (``phoneNumbers``, ``emails``,
-    ``cardNumbers``: VoiceAgent ``spec.redact``) masked."""
+    ``cardNumbers``, ``names``: VoiceAgent ``spec.redact``) masked."""
     if "emails" in kinds:
         text = EMAIL.sub("[email]", text)
     if "phoneNumbers" in kinds or "cardNumbers" in kinds:
         text = _DIGIT_RUN.sub(_number(kinds), text)
+    if "names" in kinds:  # last: "I'm Jane.Doe@example.com" is an address, masked whole
+        text = mask_names(text)
     return text
 
 

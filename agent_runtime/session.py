@@ -30,7 +30,7 @@ from livekit.agents.voice.events import (
 )
 from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
 
-from . import metrics
+from . import metrics, usage
 from .agent import KubevoxAgent
 from .callrecord import CallRecord, model_usage
 from .controls import CallControls
@@ -141,6 +141,7 @@ def build_call(
         watch_provider_errors(spec.stt.provider, the_stt, labels)
     if the_tts is not None:
         watch_provider_errors(spec.tts.provider, the_tts, labels)
+    usage.start_series(*labels, endpoints, the_stt, the_tts)
 
     session: AgentSession[None] = AgentSession(
         stt=the_stt if the_stt is not None else NOT_GIVEN,

@@ -18,8 +18,10 @@ from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess, inference, room_io
 from livekit.agents.utils.hw import get_cpu_monitor
 
+from . import call_events, metrics
 from .agent import full_instructions
 from .call_data import call_data
+from .call_events.lifecycle import CallLifecycle
 from .callrecord import CallRecord
 from .config import load_runtime_config
 from .knowledge.runtime import prewarm_embedders
@@ -29,6 +31,7 @@ from .one_worker import earlier_worker
 from .plugins.local_llm import prime_prompt_cache
 from .providers import prewarm_providers
 from .session import build_call
+from .traffic_split import CallFilter
 
 log = logging.getLogger("kubevox.worker")
 
@@ -74,10 +77,13 @@ def prewarm(proc: JobProcess) -> None:
     config = load_runtime_config(os.environ[CONFIG_ENV])
     proc.userdata["config"] = config
     proc.userdata["config_hash"] = config_hash(config)
+    metrics.start_call_series(config.name, config.namespace, proc.userdata["config_hash"])
     proc.userdata["vad"] = inference.VAD()
     if config.spec.turn_detection.mode == "model":
         inference.TurnDetector(version="v1-mini")
     prewarm_providers(config)
+    # The outbox's client, made once per process (it connects on first use, in the job's loop).
+    proc.userdata["call_events"] = call_events.from_config(config, os.environ)
     prewarm_embedders(config.knowledge_bases, os.environ)
     if config.spec.llm.provider == "local":
         prime_prompt_cache(full_instructions(config), grounded=bool(config.knowledge_bases))
@@ -133,6 +139,8 @@ async def entrypoint(ctx: JobContext) -> None:
         caller="phone" if phone else "web",
         caller_number=caller.attributes.get(SIP_PHONE_NUMBER) if phone else None,
     )
+    lifecycle = CallLifecycle(ctx.proc.userdata.get("call_events"), record)
+    lifecycle.started()
     grounding = build_grounding(config)
     # The knowledge bases' connections and common terms load while the agent greets.
     warming = asyncio.create_task(grounding.warm()) if grounding is not None else None
@@ -153,7 +161,8 @@ async def entrypoint(ctx: JobContext) -> None:
         done.set()
 
     call.session.on("close", on_close)
-    ctx.add_shutdown_callback(lambda: _finish(record))
+    # The record is in the outbox (spec.callEvents) before the call's end is acknowledged.
+    ctx.add_shutdown_callback(lifecycle.end)
     await call.session.start(
         agent=call.agent,
         room=ctx.room,
@@ -163,10 +172,6 @@ async def entrypoint(ctx: JobContext) -> None:
     if warming is not None:
         warming.cancel()  # a call shorter than the warm-up
     ctx.shutdown(reason=record.outcome or "session closed")
-
-
-async def _finish(record: CallRecord) -> None:
-    record.finish("completed")
 
 
 async def _delete_room(ctx: JobContext) -> None:
@@ -193,5 +198,6 @@ def make_server(
         # Offline models load in prewarm: a process may need longer than livekit's 10 s.
         initialize_process_timeout=PREWARM_TIMEOUT,
     )
-    server.rtc_session(entrypoint, agent_name=config.agent_name)
+    calls = CallFilter.from_env(config_hash(config))
+    server.rtc_session(entrypoint, agent_name=config.agent_name, on_request=calls.on_request)
     return server

@@ -8,9 +8,7 @@ never passed by default.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +19,7 @@ from kubevox_api.voiceagenttest import VoiceAgentTestSpec
 from livekit.agents import llm
 
 from ..errors import ConfigError
+from ..model_reply import ask, json_object
 from ..providers import BuildContext, build_llm_endpoint
 
 INSTRUCTIONS = (
@@ -28,7 +27,6 @@ INSTRUCTIONS = (
     "transcript, decide whether the agent's side of it meets the rubric, and reply with one "
     'JSON object and nothing else: {"verdict": "pass" or "fail", "reason": "<one sentence>"}.'
 )
-_OBJECT = re.compile(r"\{.*\}", re.S)
 
 
 @dataclass(frozen=True)
@@ -39,15 +37,10 @@ class Verdict:
 
 def parse_verdict(text: str) -> Verdict:
     """The judge's verdict; a reply that is not one fails, quoting what the judge said."""
-    match = _OBJECT.search(text)
-    try:
-        data = json.loads(match.group(0)) if match else None
-    except json.JSONDecodeError:
-        data = None
-    verdict = data.get("verdict") if isinstance(data, dict) else None
-    if verdict not in ("pass", "fail"):
+    data = json_object(text)
+    verdict = data.get("verdict") if data is not None else None
+    if data is None or verdict not in ("pass", "fail"):
         return Verdict(False, f"the judge gave no verdict: {text.strip()[:200]!r}")
-    assert isinstance(data, dict)
     return Verdict(verdict == "pass", str(data.get("reason") or "").strip() or "(no reason)")
 
 
@@ -60,14 +53,6 @@ class Judge:
         self._model = model
         self._timeout = timeout
 
-    async def _ask(self, chat_ctx: llm.ChatContext) -> str:
-        parts = []
-        async with self._model.chat(chat_ctx=chat_ctx) as stream:
-            async for chunk in stream:
-                if chunk.delta and chunk.delta.content:
-                    parts.append(chunk.delta.content)
-        return "".join(parts)
-
     async def judge(self, rubric: str, transcript: Sequence[tuple[str, str]]) -> Verdict:
         ctx = llm.ChatContext()
         ctx.add_message(role="system", content=INSTRUCTIONS)
@@ -76,7 +61,7 @@ class Judge:
             content=f"Rubric:\n{rubric}\n\nTranscript:\n{transcript_text(transcript)}",
         )
         try:
-            text = await asyncio.wait_for(self._ask(ctx), self._timeout)
+            text = await asyncio.wait_for(ask(self._model, ctx), self._timeout)
         except TimeoutError:
             return Verdict(False, f"the judge did not answer within {self._timeout:g} s")
         except Exception as e:  # the provider's own error, reported in the case's result

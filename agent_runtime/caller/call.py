@@ -34,6 +34,9 @@ class CallOptions:
     api_secret: str
     agent_name: str
     room_prefix: str = "kubevox-call-"
+    room: str | None = None
+    """The room's name (a canary's share of calls is chosen by it); None: room_prefix and a
+    random part."""
     greeting_timeout: float = 30.0
     """How long to wait for the agent to join and greet (workers may be loading models)."""
     reply_timeout: float = 30.0
@@ -105,7 +108,7 @@ class SimulatedCall:
         self.room_name = (
             options.grant[0]
             if options.grant
-            else f"{options.room_prefix}{uuid.uuid4().hex[:8]}-{index}"
+            else options.room or f"{options.room_prefix}{uuid.uuid4().hex[:8]}-{index}"
         )
         self.identity = f"caller-{index}"
         self.heard = _Heard()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 import uuid
 
@@ -20,6 +22,8 @@ from livekit.agents.voice.run_result import (
     RunResult,
 )
 
+from .. import analysis, call_events
+from ..call_events.lifecycle import CallLifecycle
 from ..callrecord import CallRecord
 from ..controls import TextControls
 from ..knowledge_hook import build_grounding
@@ -55,6 +59,8 @@ async def chat(config: AgentRuntimeConfig, *, phone: bool) -> int:
     record = CallRecord.of(
         config, f"chat-{uuid.uuid4().hex[:8]}", "chat", config_hash(config), caller="text"
     )
+    lifecycle = CallLifecycle(call_events.from_config(config, os.environ), record)
+    lifecycle.started()
     controls = TextControls(pretend_phone=phone)
     call = build_call(
         config, record=record, controls=controls, grounding=build_grounding(config), audio=False
@@ -76,7 +82,24 @@ async def chat(config: AgentRuntimeConfig, *, phone: bool) -> int:
             for to in controls.transfers:
                 print(f"[transferred to {to}]", flush=True)
             controls.transfers.clear()
+    await end_of_chat(config, lifecycle)
     return 0
+
+
+async def end_of_chat(config: AgentRuntimeConfig, lifecycle: CallLifecycle) -> None:
+    """The session's record, printed, and delivered to the agent's sinks as a call's would be
+    (spec.callEvents): a team tests its integration without placing a call."""
+    record = await lifecycle.ended()
+    print(json.dumps(record), flush=True)
+    delivery = analysis.build_delivery(config, os.environ, consumer=f"chat-{os.getpid()}")
+    if lifecycle.publisher is None or delivery is None:
+        return
+    try:
+        delivered = await delivery.deliver_pending_once()
+        print(f"[{delivered} call events delivered to the agent's sinks]", flush=True)
+    finally:
+        await delivery.aclose()
+        await lifecycle.publisher.aclose()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubevox_api import CONFIG_ENV, AgentRuntimeConfig
 from kubevox_api.contract import HEALTH_PORT, METRICS_PORT
@@ -26,6 +27,9 @@ from ..errors import ConfigError
 from ..pod_annotations import PodCallsAnnotator
 from ..providers import check_providers
 from ._common import livekit_credentials
+
+if TYPE_CHECKING:
+    from ..call_events.background import DeliveryThread
 
 NAME = "start"
 HELP = "Run the LiveKit worker for the VoiceAgent in --config / $KUBEVOX_CONFIG."
@@ -105,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     from livekit.agents.cli.cli import _run_worker
     from prometheus_client import start_http_server
 
-    from .. import metrics, worker
+    from .. import analysis, metrics, worker
+    from ..call_events.background import DeliveryThread
+    from ..callrecord import worker_name
 
     load = worker.worker_load(config)
     server = worker.make_server(config, load, health_port=args.health_port)
@@ -120,8 +126,14 @@ def run(args: argparse.Namespace) -> int:
     annotator = PodCallsAnnotator.in_cluster()
     if annotator is not None:  # scale-down spares pods with live calls; KEDA counts them
         annotator.start(lambda: worker.active_dispatches(server))
+    # Call events (spec.callEvents): this worker also takes its agent's outbox to the sinks,
+    # and analyses the calls in it (spec.analysis).
+    delivery = analysis.build_delivery(config, os.environ, consumer=worker_name())
+    deliveries = DeliveryThread(delivery) if delivery is not None else None
+    if deliveries is not None:
+        deliveries.start()
     # If livekit's shutdown hangs once the calls are over, leave anyway (drained_exit.py).
-    leave = functools.partial(_leave, own)
+    leave = functools.partial(_leave, own, deliveries)
     DrainedExit(lambda: server.draining, lambda: worker.active_calls(server)).watch(leave)
     # livekit's production loop: JSON logs, SIGTERM -> drain(drain_timeout) -> exit 0.
     _run_worker(server, proto.CliArgs(log_level=args.log_level, log_format="json"))
@@ -134,11 +146,14 @@ def _remove(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _leave(own: Path) -> None:
+def _leave(own: Path, deliveries: DeliveryThread | None = None) -> None:
     """Remove the worker's own files, then exit 0 without the interpreter's finalization, where
     threads of native libraries (LiveKit's FFI, ONNX Runtime) and our daemon threads can crash a
     process whose work is done: a drained pod was seen exiting 139 (SIGSEGV) after its last
-    call, which reads as a failed drain."""
+    call, which reads as a failed drain. The call events' delivery gets a few seconds first (its
+    last calls' events; what it leaves, another worker takes)."""
+    if deliveries is not None:
+        deliveries.stop()
     _remove(own)
     logging.shutdown()
     sys.stdout.flush()

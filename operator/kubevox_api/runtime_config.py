@@ -22,7 +22,7 @@ LIVEKIT_URL_ENV = "LIVEKIT_URL"
 LIVEKIT_API_KEY_ENV = "LIVEKIT_API_KEY"
 LIVEKIT_API_SECRET_ENV = "LIVEKIT_API_SECRET"
 
-CredentialRole = Literal["stt", "llm", "tts", "embedding", "judge"]
+CredentialRole = Literal["stt", "llm", "tts", "embedding", "judge", "analysis"]
 
 PROVIDER_ENV: dict[str, str] = {
     "deepgram": "DEEPGRAM_API_KEY",
@@ -121,7 +121,15 @@ def stable_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-NOT_IN_CONFIG_HASH = ("scaling", "resources", "pod", "image", "web", "revisionHistoryLimit")
+NOT_IN_CONFIG_HASH = (
+    "scaling",
+    "resources",
+    "pod",
+    "image",
+    "web",
+    "revisionHistoryLimit",
+    "rollout",
+)
 """Spec fields the worker process does not read: changing them rolls no worker."""
 
 

@@ -21,18 +21,19 @@ from .common import (
 )
 from .contract import API_VERSION, VOICE_AGENT_KIND
 from .phrases import PHRASES_RULE, Phrases
-from .voiceagent_providers import LLMSpec, STTSpec, TTSSpec
+from .voiceagent_analysis import AnalysisSpec
+from .voiceagent_events import CallEvents, call_event_secret_refs
+from .voiceagent_providers import LLMEndpoint, LLMSpec, STTSpec, TTSSpec
+from .voiceagent_rollout import RolloutSpec
 from .voiceagent_scaling import Scaling
 from .voiceagent_status import VoiceAgentStatus
+from .voiceagent_telephony import Telephony, Tools
 from .voiceagent_web import WebAccess
 
-PersonalData = Literal["phoneNumbers", "emails", "cardNumbers"]
+PersonalData = Literal["phoneNumbers", "emails", "cardNumbers", "names"]
 """Kinds of personal data the call record can mask (agent_runtime/redaction.py)."""
 
 LIVEKIT_URL = r"^(wss?|https?)://[^\s/$.?#][^\s]*$"
-E164 = r"^\+[1-9][0-9]{6,14}$"
-SIP_OR_TEL_URI = r"^(sip:|sips:|tel:\+)[^\s]+$"
-CIDR_OR_IP = r"^[0-9a-fA-F:.]+(/[0-9]{1,3})?$"
 
 
 def default_agent_name(namespace: str, name: str) -> str:
@@ -135,90 +136,6 @@ class KnowledgeBaseRef(KubeModel):
     """Chunks scoring below this are not given to the model."""
 
 
-class SIPTrunkAuth(KubeModel):
-    """Digest credentials callers' SIP providers must present."""
-
-    secret_ref: ResourceName
-    """Secret in the VoiceAgent's namespace holding the credentials."""
-    username_key: ShortString = "username"
-    """Key of the Secret that holds the username."""
-    password_key: ShortString = "password"
-    """Key of the Secret that holds the password."""
-
-
-MIN_PREFIX = {False: 8, True: 32}
-"""Shortest allowed SIP source prefix, by IPv6-ness."""
-
-
-def _prefix_ok(address: str) -> bool:
-    if "/" not in address:
-        return True
-    prefix = address.split("/", 1)[1]
-    return prefix.isdigit() and int(prefix) >= MIN_PREFIX[":" in address]
-
-
-class SIPTelephony(KubeModel):
-    """Phone calls through LiveKit SIP: the operator keeps an inbound trunk and a dispatch rule
-    in step with this."""
-
-    phone_numbers: list[Annotated[str, StringConstraints(pattern=E164)]] = Field(
-        min_length=1, max_length=100
-    )
-    """Phone numbers (E.164, e.g. ``+15551234567``) whose calls this agent answers."""
-    allowed_addresses: list[
-        Annotated[str, StringConstraints(pattern=CIDR_OR_IP, max_length=64)]
-    ] = Field(default_factory=list, max_length=100)
-    """IP addresses or CIDR ranges the SIP provider calls from; empty allows any."""
-    auth: SIPTrunkAuth | None = None
-    """Digest authentication required from the SIP provider."""
-    room_prefix: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_-]{1,32}$")] = "call-"
-    """Prefix of the room created for each call (one room per call)."""
-
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="self.allowedAddresses.size() > 0 || has(self.auth)",
-            message="set allowedAddresses or auth: an open trunk would accept anyone's calls",
-            check=lambda s: bool(s.allowed_addresses) or s.auth is not None,
-            field_path=".allowedAddresses",
-        ),
-        Rule(
-            cel="self.allowedAddresses.all(a, !a.contains('/')"
-            " || int(a.split('/')[1]) >= (a.contains(':') ? 32 : 8))",
-            message="allowedAddresses: a range wider than /8 (IPv4) or /32 (IPv6), such as "
-            "0.0.0.0/0, lets the whole internet call the trunk; name the SIP provider's ranges",
-            check=lambda s: all(_prefix_ok(a) for a in s.allowed_addresses),
-            field_path=".allowedAddresses",
-        ),
-    )
-
-
-class Telephony(KubeModel):
-    """How phone callers reach the agent."""
-
-    sip: SIPTelephony | None = None
-    """Inbound phone calls through LiveKit SIP."""
-
-
-class TransferTool(KubeModel):
-    """Hand the call to a human."""
-
-    to: Annotated[str, StringConstraints(pattern=SIP_OR_TEL_URI, max_length=512)]
-    """Where phone callers are transferred: a ``tel:+1555...`` or ``sip:`` URI."""
-    description: Annotated[str, StringConstraints(max_length=1024)] = (
-        "Transfer the caller to a human agent when they ask for one or you cannot help."
-    )
-    """When the model should transfer; shown to the model as the tool's description."""
-
-
-class Tools(KubeModel):
-    """Actions the model may take during a call."""
-
-    end_call: bool = True
-    """Let the agent end the call once the conversation is over."""
-    transfer: TransferTool | None = None
-    """Let the agent transfer phone callers to a human."""
-
-
 class VoiceAgentSpec(KubeModel):
     """The desired state of a VoiceAgent."""
 
@@ -291,14 +208,18 @@ class VoiceAgentSpec(KubeModel):
     (both are personal data; see ``redact``)."""
     redact: list[PersonalData] = Field(
         default_factory=lambda: list(get_args(PersonalData)),
-        max_length=3,
+        max_length=len(get_args(PersonalData)),
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    """Personal data masked in the call record before it leaves the worker: phone numbers
-    (``[phone]``; a phone caller's number keeps its last 4 digits), email addresses
-    (``[email]``), payment card numbers (``[card]``, those that pass the Luhn check). Written
-    digits and addresses only: a number spelled out in words is not recognised. Empty: nothing
-    is masked."""
+    """Personal data masked in the call record before it leaves the worker; by default all of it.
+    Phone numbers (``[phone]``; a phone caller's number keeps its last 4 digits), email
+    addresses (``[email]``), payment card numbers (``[card]``, those that pass the Luhn check):
+    written digits and addresses only, a number spelled out in words is not recognised. People's
+    names (``[name]``): only the one to three words that follow an introduction ("my name is",
+    "this is", "I'm", "je m'appelle", "me llamo", "ich heiße", "اسمي") or a title ("Mr.",
+    "Mme", "Frau", "السيد"), in English, French, Spanish, German and Arabic whatever
+    ``language``; capitalised words only, except in Arabic. A name said alone, or written all in
+    lowercase, is not recognised. Empty: nothing is masked."""
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     """CPU and memory of each worker pod."""
     image: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
@@ -307,6 +228,16 @@ class VoiceAgentSpec(KubeModel):
     """Scheduling and metadata of the worker pods."""
     revision_history_limit: int = Field(default=10, ge=1, le=50)
     """Configurations kept in ``status.revisions`` (newest first), each with its tests' result."""
+    call_events: CallEvents | None = None
+    """CloudEvents about each call (started, ended with its record, transferred), delivered at
+    least once to webhooks or Redis Streams through a durable outbox."""
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    """How a new configuration reaches the callers: all at once, pod by pod, or as a canary."""
+    analysis: AnalysisSpec | None = None
+    """The analysis of each call once it has ended (a summary, declared data fields, a verdict
+    against a rubric) by a language model, delivered as the ``call.analyzed`` event: it needs
+    ``callEvents`` with that type. The transcript reaches the analysis through the outbox even
+    when ``logTranscripts`` is off (then no sink gets it)."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         PHRASES_RULE,
@@ -329,12 +260,38 @@ class VoiceAgentSpec(KubeModel):
             field_path=".tts.provider",
         ),
         Rule(
+            cel="!has(self.analysis) || (has(self.callEvents)"
+            " && self.callEvents.types.exists(t, t == 'call.analyzed'))",
+            message="analysis needs callEvents with type call.analyzed: the analysis of a call"
+            " is delivered as that event",
+            check=lambda s: (
+                s.analysis is None
+                or (s.call_events is not None and "call.analyzed" in s.call_events.types)
+            ),
+            field_path=".analysis",
+        ),
+        Rule(
+            cel="!has(self.analysis) || has(self.analysis.llm) || self.llm.provider != 'local'",
+            message="analysis: the agent's llm is provider local (135M parameters), which cannot"
+            " analyse calls: set analysis.llm",
+            check=lambda s: (
+                s.analysis is None or s.analysis.llm is not None or s.llm.provider != "local"
+            ),
+            field_path=".analysis.llm",
+        ),
+        Rule(
             cel="!has(self.tools.transfer) || has(self.telephony)",
             message="tools.transfer needs telephony: only phone callers can be transferred",
             check=lambda s: s.tools.transfer is None or s.telephony is not None,
             field_path=".tools.transfer",
         ),
     )
+
+    @property
+    def analysis_llm(self) -> LLMEndpoint | None:
+        """The model of ``analysis`` when it names its own (with its own key and host); None
+        when it uses the agent's ``llm``, or there is no analysis."""
+        return self.analysis.llm if self.analysis is not None else None
 
 
 class VoiceAgent(KubeModel):
@@ -377,4 +334,8 @@ def secret_refs(spec: VoiceAgentSpec) -> list[SecretKeySelector]:
             refs.append(provider.credentials.secret_key_ref)
     if spec.web is not None and spec.web.auth.shared_key_secret_ref is not None:
         refs.append(spec.web.auth.shared_key_secret_ref)
+    if spec.call_events is not None:
+        refs += call_event_secret_refs(spec.call_events)
+    if spec.analysis_llm is not None and spec.analysis_llm.credentials is not None:
+        refs.append(spec.analysis_llm.credentials.secret_key_ref)
     return refs

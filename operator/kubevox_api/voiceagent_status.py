@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 
 from .base import KubeModel
 from .common import Condition, DispatchName, ShortString
+from .voiceagent_rollout import RolloutStatus
 
 TestPhase = Literal["Pending", "Running", "Passed", "Failed", "Error"]
 """Pending (no run yet: the VoiceAgent named does not exist), Running (the Job runs), Passed
@@ -79,6 +80,8 @@ class VoiceAgentStatus(KubeModel):
     absent when no suite names the agent."""
     revisions: list[Revision] = Field(default_factory=list, max_length=50)
     """The configurations applied, newest first (``spec.revisionHistoryLimit`` of them)."""
+    rollout: RolloutStatus | None = None
+    """The last change's rollout (``spec.rollout``); absent until a canary ran."""
     sip_trunk_id: ShortString | None = None
     """ID of the LiveKit SIP inbound trunk kept in step with spec.telephony.sip."""
     sip_dispatch_rule_id: ShortString | None = None

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import kopf
 from kubevox_api import contract
 
-from . import logs, metrics
+from . import logs, metrics, unit_prices
 from .builders import OperatorDefaults
 from .builders.network import EgressSettings
 from .controller import Controller
@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="port of the operator's /metrics (0: off)",
     )
     p.add_argument(
+        "--unit-prices-file",
+        default=env("KUBEVOX_UNIT_PRICES_FILE", unit_prices.DEFAULT_PATH),
+        help="the unit price list (kubevox_api.pricing, ConfigMap kubevox-unit-prices) exported"
+        " as kubevox_unit_price at each scrape; no file: no prices",
+    )
+    p.add_argument(
         "--liveness",
         default=env("KUBEVOX_LIVENESS", "http://0.0.0.0:8080/healthz"),
         help="liveness endpoint URL ('' disables)",
@@ -111,6 +117,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=float(env("KUBEVOX_SIP_POLL_SECONDS", "60")),
         help="compare agents' SIP trunks and dispatch rules with LiveKit this often (no watch)",
+    )
+    p.add_argument(
+        "--rollout-settle-seconds",
+        type=float,
+        default=float(env("KUBEVOX_ROLLOUT_SETTLE_SECONDS", "75")),
+        help="how long a canary's new split takes to reach every pod: kubelet's syncFrequency"
+        " (default 1 min) and a margin",
     )
     p.add_argument(
         "--allowed-image-prefix",
@@ -291,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tune_gc(gc_thresholds(os.environ.get("KUBEVOX_GC")))
     logs.setup(args.log_level, args.log_format)
+    unit_prices.register(args.unit_prices_file)
     metrics.serve(args.metrics_port)
     controller = Controller(
         Settings(
@@ -303,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             resync_seconds=args.resync_seconds,
             retry_max_seconds=args.retry_max_seconds,
             sip_poll_seconds=args.sip_poll_seconds,
+            rollout_settle_seconds=args.rollout_settle_seconds,
             agent_policy=AgentPolicy(
                 allowed_image_prefixes=tuple(args.allowed_image_prefix),
                 allow_foreign_service_accounts=args.allow_foreign_service_accounts,

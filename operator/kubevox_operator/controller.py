@@ -17,6 +17,7 @@ from kubevox_api import contract
 
 from .agent_test_runs import AgentTests
 from .cache import Cache
+from .canary_metrics import CanaryMetrics
 from .events import Events
 from .intake import OPTIONAL_CRDS, Intake
 from .kube import KINDS, Kube
@@ -25,6 +26,7 @@ from .names import Claims
 from .optional_watch import OptionalWatches
 from .peering import PeeringGate
 from .reconcile_knowledgebase import KnowledgeBaseReconciler
+from .reconcile_rollout import AgentRollouts
 from .reconcile_sip import AgentSIP
 from .reconcile_voiceagent import VoiceAgentReconciler
 from .secret_reader import Secrets
@@ -86,6 +88,12 @@ class Controller:
             self.queue,
             self.sip,
             AgentTests(self.store, self.events),
+            AgentRollouts(
+                self.store,
+                self.events,
+                CanaryMetrics(settings.defaults.prometheus_url),
+                settings.rollout_settle_seconds,
+            ),
             self.claims,
             lambda: self.defaults,
             lambda ns, name: self.waiting.counts.get((ns, name)),

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from kubevox_api import VoiceAgent, contract
-from kubevox_api.voiceagent import SIPTelephony
+from kubevox_api.voiceagent_telephony import SIPTelephony
 from pydantic import ValidationError
 
 from .egress import Network

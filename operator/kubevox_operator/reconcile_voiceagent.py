@@ -25,6 +25,7 @@ from .invalid_spec import report_invalid_spec
 from .kube import ApiError
 from .names import Claims, conflict_problem
 from .policy import HOLD_CHILDREN, AgentPolicy, agent_notices, agent_policy_problems
+from .reconcile_rollout import AgentRollouts, RolloutPlan
 from .reconcile_sip import AgentSIP
 from .secret_reader import Secrets, secret_problem
 from .status import (
@@ -35,7 +36,7 @@ from .status import (
     autoscaler_unavailable,
 )
 from .status_tests import revisions
-from .store import LISTED_KINDS, Store, owned_by
+from .store import Store, owned_by
 from .workqueue import Key, WorkQueue
 
 Obj = dict[str, Any]
@@ -51,6 +52,7 @@ class VoiceAgentReconciler:
         queue: WorkQueue,
         sip: AgentSIP,
         tests: AgentTests,
+        rollouts: AgentRollouts,
         claims: Claims,
         defaults: Callable[[], OperatorDefaults],
         waiting_calls: Callable[[str, str], int | None],
@@ -66,6 +68,7 @@ class VoiceAgentReconciler:
         self.queue = queue
         self.sip = sip
         self.tests = tests
+        self.rollouts = rollouts
         self.claims = claims
         self.defaults = defaults
         """The operator's defaults now (the optional CRDs served change at run time)."""
@@ -185,13 +188,21 @@ class VoiceAgentReconciler:
         prev_status: Obj = body.get("status") or {}
         tested: TestsObserved | None = None
         history: list[Obj] = prev_status.get("revisions") or []
+        rollout: RolloutPlan | None = None
         if children is not None:
-            # The egress policies first: new worker and test pods start restricted.
-            applied, refused = await self.store.ensure_all(
-                agent_egress(agent, body, kbs, read, self.egress, [s for s, _ in suites])
-            )
-            wrote |= applied
             digest = children.config_hash
+            # A canary keeps the stable pool as it is and adds the canary's (reconcile_rollout).
+            rollout = await self.rollouts.plan(
+                agent,
+                body,
+                children.objects,
+                agent_egress(agent, body, kbs, read, self.egress, [s for s, _ in suites]),
+                digest,
+                tested=bool(suites),
+            )
+            # The egress policies first: new worker and test pods start restricted.
+            applied, refused = await self.store.ensure_all(rollout.egress)
+            wrote |= applied
             no_autoscaler = autoscaler_unavailable(
                 agent.spec.scaling.autoscaler, children.autoscaler_missing
             )
@@ -200,8 +211,11 @@ class VoiceAgentReconciler:
             wrote |= await self._remove_other_autoscaler(agent, body)
             wrote |= await self._remove_unwanted_web(agent, body)
             # Independent objects: applied concurrently (the pod waits for its ConfigMap anyway).
-            applied, problems = await self.store.ensure_all(children.objects)
+            applied, problems = await self.store.ensure_all(rollout.objects)
             wrote |= applied
+            refused += problems
+            removed, problems = await self.rollouts.remove(body, rollout.remove, "no canary runs")
+            wrote |= removed
             refused += problems
             image = agent.spec.image or defaults.image
             if suites and not waiting:  # an index still building would fail the cases
@@ -268,10 +282,17 @@ class VoiceAgentReconciler:
                 telephony=telephony,
                 scales_to_zero=agent.spec.scaling.scales_to_zero,
                 waiting_calls=self.waiting_calls(ns, name),
-                notices=[*agent_notices(agent), *refused, *([conflict] if conflict else [])],
+                notices=[
+                    *agent_notices(agent),
+                    *refused,
+                    *([conflict] if conflict else []),
+                    *([rollout.problem] if rollout and rollout.problem else []),
+                ],
                 # Held (blocked, or an index building): the last result stays till the next run.
                 tests=tested.summary if tested else prev_status.get("tests") if suites else None,
                 revisions=history,
+                # Held (blocked): the rollout stays where it was.
+                rollout=rollout.status if rollout else prev_status.get("rollout"),
             )
         )
         old = body.get("status") or {}
@@ -283,6 +304,7 @@ class VoiceAgentReconciler:
         self.queue.reset(key)
         waits = [self.sip_poll_seconds if telephony is not None else None]
         waits.append(tested.again if tested else None)
+        waits.append(rollout.again if rollout else None)
         again = min((w for w in waits if w is not None), default=None)
         return again, "changed" if wrote else "unchanged"
 
@@ -347,9 +369,7 @@ class VoiceAgentReconciler:
             ]
         wrote = False
         for kind, name in unwanted:
-            if kind in LISTED_KINDS:
-                live = self.cache.get(kind, ns, name)
-            else:  # not watched: looked up
-                live = await self.store.api.get(kind, ns, name)
-            wrote |= await self.store.delete_owned(kind, live, uid, "no longer in spec.web")
+            wrote |= await self.store.delete_owned_named(
+                kind, ns, name, uid, "no longer in spec.web"
+            )
         return wrote

@@ -20,6 +20,9 @@ class Settings:
     """LiveKit has no watch: agents with telephony are compared with it this often."""
     waiting_poll_seconds: float = 1.0
     """How often LiveKit is asked for calls waiting for a worker (see waiting.py)."""
+    rollout_settle_seconds: float = 75.0
+    """Time a canary's new split takes to reach every pod (ConfigMap volumes follow a kubelet
+    sync, 1 min by default): a share changes on one side, then this later on the other."""
     agent_policy: AgentPolicy = field(default_factory=AgentPolicy)
     """What VoiceAgent authors may choose (images, ServiceAccounts)."""
     egress: EgressSettings | None = None

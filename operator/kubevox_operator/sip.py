@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from kubevox_api import contract
-from kubevox_api.voiceagent import SIPTelephony
+from kubevox_api.voiceagent_telephony import SIPTelephony
 from livekit import api
 from livekit.api import ServerError
 

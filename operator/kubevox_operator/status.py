@@ -219,6 +219,8 @@ class AgentObservation:
     """status.tests (status_tests.py), None when no VoiceAgentTest names the agent."""
     revisions: list[Obj] = field(default_factory=list)
     """status.revisions, newest first."""
+    rollout: Obj | None = None
+    """status.rollout (rollout.py), None when no canary ever ran."""
 
 
 def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None:
@@ -330,6 +332,8 @@ def agent_status(o: AgentObservation) -> Obj:
         status["conditions"].append(tested_condition(prev, o.tests, o.generation))
     if o.revisions:
         status["revisions"] = o.revisions
+    if o.rollout is not None:
+        status["rollout"] = o.rollout
     if tel is not None:
         if tel.problem is not None:
             sip = (False, tel.problem.reason, tel.problem.message)

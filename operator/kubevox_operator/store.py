@@ -42,6 +42,20 @@ LISTED_KINDS = frozenset(
 once synced, a cache miss means the object does not exist, with no GET to make sure."""
 
 
+def merge_patch(current: Obj, wanted: Obj) -> Obj:
+    """``wanted`` as a JSON merge patch (RFC 7386) over ``current``: a key ``wanted`` no longer
+    has is null, in nested objects too (else the API server keeps it: a finished rollout still
+    naming its canary)."""
+    patch: Obj = {}
+    for k, v in wanted.items():
+        old = current.get(k)
+        patch[k] = merge_patch(old, v) if isinstance(v, dict) and isinstance(old, dict) else v
+    for k in current:
+        if k not in wanted:
+            patch[k] = None
+    return patch
+
+
 class ChildProblem(Exception):
     """A child the operator may not or cannot write: reported in its owner's status."""
 
@@ -188,6 +202,17 @@ class Store:
         log.info("deleted %s %s/%s: %s", kind, ns, name, why)
         return True
 
+    async def delete_owned_named(
+        self, kind: str, namespace: str, name: str, owner_uid: str | None, why: str
+    ) -> bool:
+        """:meth:`delete_owned` by name: the watched kinds are found in the cache, the others
+        looked up."""
+        if kind in LISTED_KINDS:
+            live = self.cache.get(kind, namespace, name)
+        else:
+            live = await self.api.get(kind, namespace, name)
+        return await self.delete_owned(kind, live, owner_uid, why)
+
     async def ensure_all(self, objects: list[Obj]) -> tuple[bool, list[Problem]]:
         """Applies independent children concurrently: whether any was written, and the
         problems of those refused (the others are still applied)."""
@@ -203,10 +228,7 @@ class Store:
         wanted = {k: v for k, v in status.items() if v is not None}
         if current == wanted:
             return False
-        patch: Obj = dict(wanted)
-        for k in current:
-            if k not in wanted:
-                patch[k] = None
+        patch = merge_patch(current, wanted)
         meta = body["metadata"]
         result = await self.api.patch_status(kind, meta["namespace"], meta["name"], patch)
         self.remember(kind, result)

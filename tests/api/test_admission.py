@@ -16,6 +16,7 @@ from kubevox_api.knowledgebase import LOCAL_EMBEDDING_MODELS
 from kubevox_devenv.controlplane import ControlPlane
 
 from tests.support.cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
+from tests.support.cases_analysis import ANALYSIS_CASES
 
 pytestmark = pytest.mark.cluster
 
@@ -69,7 +70,7 @@ def test_every_sample_applies(crds_installed: ControlPlane, api: client.ApiClien
         assert column in header
 
 
-@pytest.mark.parametrize("case", BAD_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [*BAD_CASES, *ANALYSIS_CASES], ids=lambda c: c.id)
 def test_bad_input_is_refused_at_admission(api: client.ApiClient, case: BadCase) -> None:
     with pytest.raises(ApiException) as err:
         _create(api, case.manifest(f"bad-{case.id}"), dry_run=True)

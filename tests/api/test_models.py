@@ -22,6 +22,7 @@ from kubevox_api.languages import KNOWLEDGE_LANGUAGES
 from pydantic import ValidationError
 
 from tests.support.cases import BAD_CASES, KNOWLEDGE_BASE, VOICE_AGENT, BadCase
+from tests.support.cases_analysis import ANALYSIS_CASES
 
 SAMPLES = sorted((Path(__file__).parents[2] / "manifests" / "samples").glob("*.yaml"))
 MODELS = {"VoiceAgent": VoiceAgent, "KnowledgeBase": KnowledgeBase}
@@ -67,7 +68,7 @@ def test_default_agent_names_are_unique_stable_and_short() -> None:
     assert explicit.effective_agent_name == "front-desk"
 
 
-@pytest.mark.parametrize("case", BAD_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [*BAD_CASES, *ANALYSIS_CASES], ids=lambda c: c.id)
 def test_bad_input_is_refused_naming_the_field(case: BadCase) -> None:
     with pytest.raises(ValidationError) as err:
         _parse(case.manifest("case"))

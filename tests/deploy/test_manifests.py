@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
+from kubevox_api.pricing import UnitPrices
 from kubevox_operator.__main__ import parse_args
+from kubevox_operator.unit_prices import DEFAULT_PATH
 
 from tests.support.tools import CHART, MANIFESTS, REPO, helm, run
 
@@ -19,6 +21,7 @@ from .render import HELM_VALUES, KUSTOMIZATIONS, by_key, documents, helm_templat
 
 CRDS = REPO / "crds"
 BASE = MANIFESTS / "base"
+PRICES_CM = "kubevox-unit-prices"
 
 COPIES = [
     *[(f, BASE / "crds" / f.name) for f in sorted(CRDS.glob("*.yaml"))],
@@ -95,6 +98,23 @@ def test_operator_accepts_the_deployment_flags(
     assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"  # kopf identity
     services = [d for d in documents(rendered[name]) if d["kind"] == "Service"]
     assert [p["targetPort"] for s in services for p in s["spec"]["ports"]] == ["metrics"]
+
+
+@pytest.mark.parametrize("name", [*KUSTOMIZATIONS, *HELM_VALUES])
+def test_operator_reads_the_unit_prices_every_installer_ships(
+    rendered: dict[str, str], name: str
+) -> None:
+    """ConfigMap kubevox-unit-prices holds a price list that parses, mounted (optional: a
+    cluster may delete it) where the operator reads it by default."""
+    objects = by_key(rendered[name])
+    (prices,) = [v for k, v in objects.items() if k[:1] + k[2:] == ("ConfigMap", PRICES_CM)]
+    UnitPrices.parse_yaml(prices["data"]["prices.yaml"])
+    pod = _operator(rendered[name])["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v.get("configMap", {}).get("name") == PRICES_CM)
+    assert volume["configMap"]["optional"] is True
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    key = Path(DEFAULT_PATH).relative_to(mount["mountPath"])
+    assert str(key) in prices["data"]
 
 
 def _comparable(deployment: dict[str, Any]) -> dict[str, Any]:

@@ -13,16 +13,18 @@ from typing import Any
 
 import yaml
 from kubevox_api.contract import ACTIVE_CALLS_METRIC
+from kubevox_api.pricing import UNIT_PRICE_METRIC, USAGE_METRIC
 from kubevox_operator import metrics as operator_metrics
 from kubevox_operator.builders.autoscaling import calls_query
+from kubevox_operator.unit_prices import UnitPriceCollector
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from agent_runtime import metrics as runtime_metrics
-from tests.support.tools import MANIFESTS, promtool, run
+from tests.support.dashboard import DASHBOARD, filled, panel_query
+from tests.support.tools import MANIFESTS, promtool, promtool_test, run
 
 ADAPTER_VALUES = MANIFESTS / "monitoring" / "prometheus-adapter-values.yaml"
-DASHBOARD = MANIFESTS / "monitoring" / "grafana-dashboard.json"
 
 
 def _adapter_query(matchers: str, group_by: str) -> str:
@@ -38,27 +40,6 @@ def _adapter_query(matchers: str, group_by: str) -> str:
         .replace("<<.LabelMatchers>>", matchers)
         .replace("<<.GroupBy>>", group_by)
     )
-
-
-def _promtool_test(tmp_path: Path, rules: dict[str, str], tests: list[dict[str, Any]]) -> None:
-    (tmp_path / "rules.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "groups": [
-                    {
-                        "name": "kubevox",
-                        "interval": "15s",
-                        "rules": [{"record": name, "expr": expr} for name, expr in rules.items()],
-                    }
-                ]
-            }
-        )
-    )
-    (tmp_path / "test.yaml").write_text(
-        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "15s", "tests": tests})
-    )
-    proc = run([promtool(), "test", "rules", tmp_path / "test.yaml"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # Three worker pods of VoiceAgent "support" (support-c is terminating, draining its last calls)
@@ -96,7 +77,7 @@ def test_adapter_rule_serves_calls_per_pod(tmp_path: Path) -> None:
     """What the HPA of "support" receives for its pods (the HPA itself ignores pods being
     deleted, so support-c's value is harmless there)."""
     query = _adapter_query('namespace="clinic",pod=~"support-a|support-b|support-c"', "pod")
-    _promtool_test(
+    promtool_test(
         tmp_path,
         {"adapter:kubevox_active_calls": query},
         [
@@ -123,7 +104,7 @@ def test_keda_query_excludes_terminating_pods_and_other_agents(tmp_path: Path) -
     """The query of VoiceAgent "support"'s ScaledObject (builders.autoscaling.scaled_object),
     which KEDA divides by targetCallsPerPod, when the operator's count is missing (not scraped,
     or LiveKit unreachable from it): the workers' own gauge."""
-    _promtool_test(
+    promtool_test(
         tmp_path,
         {"keda:support_calls": calls_query("clinic", "support")},
         [
@@ -207,7 +188,7 @@ def test_keda_query_reads_the_operators_count_of_calls(tmp_path: Path) -> None:
             ],
         }
 
-    _promtool_test(
+    promtool_test(
         tmp_path,
         {"keda:support_calls": calls_query("clinic", "support")},
         [
@@ -223,7 +204,7 @@ def test_keda_query_quotes_label_values(tmp_path: Path) -> None:
     """A value with a quote and a backslash selects exactly its series (names are DNS labels:
     this guards the quoting, not a real case)."""
     odd = 'a"b\\c'
-    _promtool_test(
+    promtool_test(
         tmp_path,
         {"keda:odd_calls": calls_query("clinic", odd)},
         [
@@ -255,10 +236,7 @@ def test_keda_query_quotes_label_values(tmp_path: Path) -> None:
 def _dashboard_queries() -> list[str]:
     dash = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
-    return [
-        e.replace("$__rate_interval", "1m").replace("$namespace", ".*").replace("$agent", ".*")
-        for e in exprs
-    ]
+    return [filled(e, window="1m") for e in exprs]
 
 
 def _exported_names(collectors: list[Collector]) -> set[str]:
@@ -308,6 +286,7 @@ def test_dashboard_queries_parse_and_name_exported_metrics(tmp_path: Path) -> No
             operator_metrics.MANAGED_OBJECTS,
             operator_metrics.API_WRITES,
             operator_metrics.QUEUE_DEPTH,
+            _priced(tmp_path),
         ]
     )
     used = {name for q in queries for name in re.findall(r"\bkubevox_\w+", q)}
@@ -320,5 +299,98 @@ def test_dashboard_queries_parse_and_name_exported_metrics(tmp_path: Path) -> No
         runtime_metrics.LLM_FALLBACKS,
         "kubevox_operator_reconciles_total",
         "kubevox_operator_reconcile_duration_seconds_bucket",
+        USAGE_METRIC,
+        UNIT_PRICE_METRIC,
     ):
         assert metric in used, metric
+
+
+def _priced(tmp_path: Path) -> UnitPriceCollector:
+    path = tmp_path / "prices.yaml"
+    path.write_text("models: [{model: m, sttPerMinute: 1}]\n")
+    return UnitPriceCollector(path)
+
+
+# What the workers of two agents consumed in 10 minutes (counters scraped every 15 s: 41
+# samples), and the prices two operator replicas export (a peering hand-over: both at once).
+USAGE = [
+    # support: 60 000 uncached input and 6 000 output tokens of gpt-4o-mini, 600 s of audio
+    # transcribed by nova-3, 30 000 characters of sonic-2; billing: 600 s of nova-3 and a
+    # model with no price.
+    ("support", "gpt-4o-mini", "llm_input_token", 1500),
+    ("support", "gpt-4o-mini", "llm_output_token", 150),
+    ("support", "nova-3", "stt_audio_second", 15),
+    ("support", "sonic-2", "tts_character", 750),
+    ("billing", "nova-3", "stt_audio_second", 15),
+    ("billing", "unpriced", "llm_input_token", 1000),
+]
+PRICES = {  # per unit, as the operator exports them from per-million and per-minute prices
+    ("gpt-4o-mini", "llm_input_token"): 0.15e-6,
+    ("gpt-4o-mini", "llm_output_token"): 0.6e-6,
+    ("nova-3", "stt_audio_second"): 0.0043 / 60,
+    ("sonic-2", "tts_character"): 30e-6,
+}
+
+
+def test_dashboard_estimates_each_agents_cost_from_usage_and_prices(tmp_path: Path) -> None:
+    """The dashboard's cost per hour and per call, evaluated by Prometheus on what the workers
+    and the operator export: usage times the unit price of its model, summed per agent; a model
+    with no price counts for nothing; two replicas' prices are not counted twice."""
+    series = [
+        {
+            "series": f'{USAGE_METRIC}{{namespace="clinic",pod="{a}-0",agent="{a}",'
+            f'provider="p",model="{m}",unit="{u}"}}',
+            "values": f"0+{step}x40",
+        }
+        for a, m, u, step in USAGE
+    ]
+    series += [
+        {
+            "series": f'{UNIT_PRICE_METRIC}{{namespace="kubevox-system",pod="op-{i}",'
+            f'model="{m}",unit="{u}",currency="USD"}}',
+            "values": f"{price}x40",
+        }
+        for i in range(2)
+        for (m, u), price in PRICES.items()
+    ]
+    series += [  # support ended 10 calls in the 10 minutes, billing 5
+        {
+            "series": f'kubevox_calls_total{{namespace="clinic",pod="{a}-0",agent="{a}",'
+            f'config_hash="h",outcome="completed"}}',
+            "values": f"0+{n / 40}x40",
+        }
+        for a, n in (("support", 10), ("billing", 5))
+    ]
+    # Per 10 minutes: support 60 000 x 0.15e-6 + 6 000 x 0.6e-6 + 10 min x 0.0043
+    # + 30 000 x 30e-6 = 0.009 + 0.0036 + 0.043 + 0.9; billing 10 min x 0.0043.
+    support, billing = 0.009 + 0.0036 + 0.043 + 0.9, 0.043
+    rules = {
+        "dash:cost_per_hour": panel_query("Estimated cost per hour by agent"),
+        "dash:cost_per_call": panel_query("Estimated cost per call by agent"),
+    }
+
+    def sample(agent: str, value: float) -> dict[str, Any]:
+        labels = f'{{namespace="clinic",agent="{agent}",currency="USD"}}'
+        return {"labels": labels, "value": round(value, 6)}
+
+    def expect(record: str, values: dict[str, float]) -> dict[str, Any]:
+        return {
+            "expr": f"round({record}, 1e-6)",  # round() drops the name, keeps the labels
+            "eval_time": "10m",
+            "exp_samples": [sample(a, v) for a, v in values.items()],
+        }
+
+    promtool_test(
+        tmp_path,
+        rules,
+        [
+            {
+                "interval": "15s",
+                "input_series": series,
+                "promql_expr_test": [
+                    expect("dash:cost_per_hour", {"support": support * 6, "billing": billing * 6}),
+                    expect("dash:cost_per_call", {"support": support / 10, "billing": billing / 5}),
+                ],
+            }
+        ],
+    )

@@ -81,11 +81,16 @@ async def test_a_suite_held_as_real_calls(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *("-m", "agent_runtime", "test", "--audio", "-f", str(files)),
-        *("--url", livekit.url, "--api-key", livekit.api_key, "--api-secret", livekit.api_secret),
-        *("--reply-timeout", "60"),
+        *("--url", livekit.url, "--reply-timeout", "60"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=dict(os.environ),
+        # The keys as a CI job passes them: in the environment, not on the command line (where
+        # any process can read them, and a secret starting with "-" reads as an option).
+        env={
+            **os.environ,
+            "LIVEKIT_API_KEY": livekit.api_key,
+            "LIVEKIT_API_SECRET": livekit.api_secret,
+        },
     )
     raw_out, raw_err = await asyncio.wait_for(proc.communicate(), 280)
     out, err = raw_out.decode(), raw_err.decode()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ class Proc:
 
 
 async def main() -> None:
+    # `kubevox-agent start` makes the metrics directory before any job process starts (and
+    # prewarm counts in it): so does this stand-in for it, where it may write.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kubevox-metrics-")
     prewarm(Proc())  # type: ignore[arg-type]
     question = "When does the pharmacy open on Saturdays?"
     out: dict[str, Any] = {

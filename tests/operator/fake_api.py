@@ -18,11 +18,13 @@ from kubevox_operator.agent_test_runs import AgentTests
 from kubevox_operator.builders import OperatorDefaults
 from kubevox_operator.builders.network import EgressSettings
 from kubevox_operator.cache import Cache
+from kubevox_operator.canary_metrics import CanaryMetrics
 from kubevox_operator.events import Events
 from kubevox_operator.kube import ApiError, Kube
 from kubevox_operator.names import Claims
 from kubevox_operator.policy import AgentPolicy
 from kubevox_operator.reconcile_knowledgebase import KnowledgeBaseReconciler
+from kubevox_operator.reconcile_rollout import AgentRollouts
 from kubevox_operator.reconcile_sip import AgentSIP
 from kubevox_operator.reconcile_voiceagent import VoiceAgentReconciler
 from kubevox_operator.secret_reader import Secrets
@@ -31,6 +33,19 @@ from kubevox_operator.workqueue import Key, WorkQueue
 
 Obj = dict[str, Any]
 ObjKey = tuple[str, str, str]
+
+
+def merged(target: Obj, patch: Obj) -> Obj:
+    """RFC 7386, as the API server applies a merge patch: null removes, objects merge."""
+    out = dict(target)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merged(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 class FakeKube:
@@ -42,6 +57,8 @@ class FakeKube:
         self.events: list[Obj] = []
         self.reject: dict[str, str] = {}
         """kind → message: applies of that kind fail with a 422 (admission said no)."""
+        self.forbid_delete: set[str] = set()
+        """Kinds the operator's role may not delete (403)."""
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
 
@@ -94,8 +111,7 @@ class FakeKube:
 
     async def patch_status(self, kind: str, namespace: str, name: str, status: Obj) -> Obj:
         obj = self.objects[(kind, namespace, name)]
-        merged = {**obj.get("status", {}), **status}
-        obj["status"] = {k: v for k, v in merged.items() if v is not None}
+        obj["status"] = merged(obj.get("status", {}), status)
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
         self.writes.append(("patch-status", kind, name))
         return copy.deepcopy(obj)
@@ -129,6 +145,8 @@ class FakeKube:
         obj = self.objects.get((kind, namespace, name))
         if obj is None or (uid is not None and obj["metadata"].get("uid") != uid):
             return
+        if kind in self.forbid_delete:
+            raise ApiError(403, f"{kind.lower()}s {name!r} is forbidden: cannot delete")
         del self.objects[(kind, namespace, name)]
         self.writes.append(("delete", kind, name))
 
@@ -187,6 +205,7 @@ def harness(
         queue,
         sip,
         AgentTests(store, events),
+        AgentRollouts(store, events, CanaryMetrics(current.prometheus_url), 75.0),
         Claims(),
         lambda: current,
         lambda ns, name: waiting.get((ns, name)),

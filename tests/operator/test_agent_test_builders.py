@@ -4,7 +4,7 @@ Job runs, with what it may reach and hold, and when a run is new. Pure."""
 from __future__ import annotations
 
 import yaml
-from kubevox_api import VoiceAgent, contract
+from kubevox_api import AgentRuntimeConfig, VoiceAgent, contract, render_runtime_config
 from kubevox_api.voiceagenttest import VoiceAgentTest
 from kubevox_operator.builders.agent import agent_selector
 from kubevox_operator.builders.agent_test import build_test_run
@@ -37,7 +37,7 @@ def test_the_job_runs_the_suites_in_text_mode_and_reports_in_its_termination_mes
     assert container["args"] == [
         "test",
         "--config",
-        contract.CONFIG_PATH,
+        f"{contract.TESTS_DIR}/{contract.CONFIG_FILE}",
         "-f",
         f"{contract.TESTS_DIR}/{contract.TESTS_FILE}",
         "--output",
@@ -48,6 +48,12 @@ def test_the_job_runs_the_suites_in_text_mode_and_reports_in_its_termination_mes
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     docs = list(yaml.safe_load_all(config_map["data"][contract.TESTS_FILE]))
     assert [VoiceAgentTest.model_validate(d).spec for d in docs] == [suite().spec]
+    # The configuration under test travels with the suites, not in the workers' ConfigMap
+    # (which holds the stable configuration while a canary runs: seen on the node).
+    config = AgentRuntimeConfig.model_validate_json(config_map["data"][contract.CONFIG_FILE])
+    assert config == render_runtime_config(agent(), {})
+    volumes = job["spec"]["template"]["spec"]["volumes"]
+    assert all(v.get("configMap", {}).get("name") != "va-config" for v in volumes)
     assert job["spec"]["activeDeadlineSeconds"] == 900
     assert job["metadata"]["name"] == run.job_name == f"va-test-{run.run}"
 

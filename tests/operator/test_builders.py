@@ -312,3 +312,26 @@ def test_a_worker_computes_the_config_hash_its_pods_carry():
     rendered = objs["ConfigMap"]["data"][contract.CONFIG_FILE]
     worker_side = config_hash(AgentRuntimeConfig.model_validate_json(rendered))
     assert worker_side == template_hash(objs)
+
+
+def test_only_a_canary_agents_workers_read_the_rollout_split_and_it_rolls_no_configuration() -> (
+    None
+):
+    """The split's volume is in the pod template only with strategy Canary (turning it on rolls
+    the workers once); the rollout settings are no part of the configuration hash."""
+    canary = {"strategy": "Canary", "canary": {"steps": [{"weight": 10}]}}
+
+    def volumes(objs: dict[str, dict]) -> dict[str, Any]:
+        pod = objs["Deployment"]["spec"]["template"]["spec"]
+        return {v["name"]: v for v in pod["volumes"]}
+
+    assert "rollout" not in volumes(build())
+    split = volumes(build(rollout=canary))["rollout"]
+    assert split["configMap"] == {"name": "ava-rollout", "optional": True}
+    hashes = set()
+    for rollout in ({}, canary):
+        body = voice_agent("va", "ns", rollout=rollout)
+        body["metadata"]["uid"] = "u-1"
+        agent = VoiceAgent.model_validate(body)
+        hashes.add(build_agent_children(agent, body, {}, OperatorDefaults()).config_hash)
+    assert len(hashes) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubevox_operator.cache import Cache
+from kubevox_operator.store import merge_patch
 
 
 def pod(name: str, rv: int, ns: str = "team", **labels: str) -> dict[str, Any]:
@@ -59,3 +60,12 @@ def test_a_pods_spec_is_not_kept_its_status_is() -> None:
     deployment = cache.get("Deployment", "team", "a")  # other kinds keep it: it is compared
     assert deployment is not None
     assert deployment["spec"] == {"replicas": 2}
+
+
+def test_a_status_patch_removes_what_the_new_status_no_longer_has_at_any_depth() -> None:
+    current = {"phase": "A", "rollout": {"phase": "Progressing", "canaryHash": "x", "step": 1}}
+    wanted = {"rollout": {"phase": "Promoted"}}
+    assert merge_patch(current, wanted) == {
+        "phase": None,
+        "rollout": {"phase": "Promoted", "canaryHash": None, "step": None},
+    }

@@ -57,7 +57,7 @@ async def scripted_llm() -> AsyncIterator[OpenAIServer]:
 
 def count(name: str) -> float:
     v = metrics.scrape_registry().get_sample_value(
-        name + "_count", {"agent": "front-desk", "namespace": "clinic"}
+        name + "_count", {"agent": "front-desk", "namespace": "clinic", "config_hash": ""}
     )
     return v or 0.0
 

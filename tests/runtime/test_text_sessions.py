@@ -40,10 +40,14 @@ async def secondary() -> AsyncIterator[OpenAIServer]:
 
 
 def sample(name: str, **labels: str) -> float:
-    v = metrics.scrape_registry().get_sample_value(
-        name, {"agent": "front-desk", "namespace": "clinic", **labels}
+    """The sum of ``name``'s samples with these labels (and any configuration)."""
+    wanted = {"agent": "front-desk", "namespace": "clinic", **labels}
+    return sum(
+        s.value
+        for family in metrics.scrape_registry().collect()
+        for s in family.samples
+        if s.name == name and wanted.items() <= s.labels.items()
     )
-    return v or 0.0
 
 
 async def test_greeting_then_answer(primary: OpenAIServer) -> None:
@@ -207,11 +211,17 @@ async def test_apology_when_every_llm_fails(
     call = make_call(
         {**llm_spec(primary, fallbacks=[secondary]), **(FRENCH_SPEC if french else {})}
     )
+    digest = str(call.record.config_hash)
+    apologies = sample(metrics.APOLOGIES_TOTAL, config_hash=digest)
+    turns = sample(metrics.TURNS_TOTAL, config_hash=digest)
     async with call.session as session:
         await session.start(call.agent)
         result = await session.run(user_input="Bonjour ?" if french else "Hello?")
         said = text_of(result.expect.next_event().is_message(role="assistant"))
     assert said == phrases_for("fr" if french else "en").apology
+    # The apology rate a canary is judged on: the greeting, then the apology.
+    assert sample(metrics.APOLOGIES_TOTAL, config_hash=digest) - apologies == 1
+    assert sample(metrics.TURNS_TOTAL, config_hash=digest) - turns == 2
     if french:
         assert said.startswith("Veuillez m'excuser")
 
@@ -244,19 +254,28 @@ async def test_call_record_logged_once_with_turns(
     assert (used["model"], used["input_tokens"], used["output_tokens"]) == ("primary-model", 20, 10)
     assert json.dumps(rec)  # serialisable as one JSON record
     assert sample(metrics.CALLS_TOTAL, outcome="completed") - before == 1
+    # Counted for its configuration: a canary's calls are told apart by this label.
+    digest = call.record.config_hash
+    assert digest
+    assert sample(metrics.CALLS_TOTAL, outcome="completed", config_hash=digest) >= 1
 
 
-PERSONAL = "I'm jane.doe@example.com, call me on +1 415 555 0199; my card is 4111 1111 1111 1111."
+PERSONAL = (
+    "I'm Jane Doe, jane.doe@example.com, call me on +1 415 555 0199; "
+    "my card is 4111 1111 1111 1111."
+)
+PERSONAL_VALUES = ("Jane Doe", "jane.doe@example.com", "+1 415 555 0199", "4111 1111 1111 1111")
 
 
 @pytest.mark.parametrize(
     ("redact", "kept"),
     [
-        (None, []),  # the default: all three
-        (["emails"], ["+1 415 555 0199", "4111 1111 1111 1111"]),
-        ([], ["jane.doe@example.com", "+1 415 555 0199", "4111 1111 1111 1111"]),
+        (None, []),  # the default: every kind
+        (["emails"], ["Jane Doe", "+1 415 555 0199", "4111 1111 1111 1111"]),
+        (["names"], ["jane.doe@example.com", "+1 415 555 0199", "4111 1111 1111 1111"]),
+        ([], list(PERSONAL_VALUES)),
     ],
-    ids=["default", "emails-only", "none"],
+    ids=["default", "emails-only", "names-only", "none"],
 )
 async def test_the_call_record_masks_personal_data(
     primary: OpenAIServer,
@@ -277,8 +296,11 @@ async def test_the_call_record_masks_personal_data(
             await session.run(user_input=PERSONAL)
     [record] = [r.call for r in caplog.records if r.getMessage() == "call ended"]  # type: ignore[attr-defined]
     logged = json.dumps(record)
-    for value in ("jane.doe@example.com", "+1 415 555 0199", "4111 1111 1111 1111"):
+    for value in PERSONAL_VALUES:
         assert (value in logged) == (value in kept), value
+    if redact is None:
+        said = [t["text"] for t in record["transcript"] if t["role"] == "user"]
+        assert said == ["I'm [name], [email], call me on [phone]; my card is [card]."]
     assert PERSONAL in str(primary.chat_requests[-1].body["messages"])  # the model heard it all
 
 
@@ -300,3 +322,16 @@ async def test_the_call_ends_politely_at_max_call_duration(
     if french:
         assert str(said[-1]).endswith("Merci de votre appel, au revoir.")
     assert call.record.outcome == "max_duration"
+
+
+def test_a_configurations_call_counters_exist_at_zero_before_its_first_call() -> None:
+    """Prometheus' increase() cannot count a series' first sample: a canary's first error (or
+    transfer, or apology) must find its series already at 0, or its rates read too low."""
+    metrics.start_call_series("front-desk", "clinic", "feedface")
+    registry = metrics.scrape_registry()
+    labels = {"agent": "front-desk", "namespace": "clinic", "config_hash": "feedface"}
+    for outcome in ("error", "transferred", "completed"):
+        value = registry.get_sample_value(metrics.CALLS_TOTAL, {**labels, "outcome": outcome})
+        assert value == 0.0, outcome
+    assert registry.get_sample_value(metrics.APOLOGIES_TOTAL, labels) == 0.0
+    assert registry.get_sample_value(metrics.TURNS_TOTAL, labels) == 0.0

@@ -203,6 +203,76 @@ BAD_CASES = [
         spec__knowledgeBases=[{"name": "faq", "topK": 0}],
     ),
     va(
+        "canary-steps-not-increasing",
+        "spec.rollout.canary.steps",
+        spec__rollout={
+            "strategy": "Canary",
+            "canary": {"steps": [{"weight": 50}, {"weight": 20}]},
+        },
+    ),
+    va(
+        "canary-without-its-strategy",
+        "spec.rollout.canary",
+        spec__rollout={"canary": {"steps": [{"weight": 10}]}},
+    ),
+    va(
+        "canary-weight-zero",
+        "spec.rollout.canary.steps[0].weight",
+        spec__rollout={"strategy": "Canary", "canary": {"steps": [{"weight": 0}]}},
+    ),
+    va(
+        "canary-error-rate-above-one",
+        "spec.rollout.canary.analysis.maxErrorRate",
+        spec__rollout={
+            "strategy": "Canary",
+            "canary": {"steps": [{"weight": 10}], "analysis": {"maxErrorRate": 2}},
+        },
+    ),
+    va(
+        "call-event-sink-with-both-kinds",
+        "spec.callEvents.sinks[0]",
+        spec__callEvents={
+            "outbox": {"redisUrlSecretRef": {"name": "redis", "key": "url"}},
+            "sinks": [
+                {
+                    "name": "crm",
+                    "webhook": {
+                        "url": "https://crm.example/hooks",
+                        "signingSecretRef": {"name": "crm", "key": "hmac"},
+                    },
+                    "redisStream": {"redisUrlSecretRef": {"name": "redis", "key": "url"}},
+                }
+            ],
+        },
+    ),
+    va(
+        "call-event-sinks-with-one-name",
+        "spec.callEvents.sinks",
+        spec__callEvents={
+            "outbox": {"redisUrlSecretRef": {"name": "redis", "key": "url"}},
+            "sinks": [
+                {"name": "bus", "redisStream": {"redisUrlSecretRef": {"name": "r", "key": "u"}}},
+                {"name": "bus", "redisStream": {"redisUrlSecretRef": {"name": "r", "key": "v"}}},
+            ],
+        },
+    ),
+    va(
+        "call-event-webhook-not-http",
+        "spec.callEvents.sinks[0].webhook.url",
+        spec__callEvents={
+            "outbox": {"redisUrlSecretRef": {"name": "redis", "key": "url"}},
+            "sinks": [
+                {
+                    "name": "crm",
+                    "webhook": {
+                        "url": "ftp://crm.example/hooks",
+                        "signingSecretRef": {"name": "crm", "key": "hmac"},
+                    },
+                }
+            ],
+        },
+    ),
+    va(
         "transfer-without-telephony",
         "spec.tools.transfer",
         spec__tools={"transfer": {"to": "tel:+15550100199"}},

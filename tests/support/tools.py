@@ -11,8 +11,10 @@ import functools
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "hack" / "tools"
@@ -57,6 +59,27 @@ def checkov() -> Path:
 
 def promtool() -> Path:
     return tool_dir("build-promtool.sh") / "promtool"
+
+
+def promtool_test(
+    tmp_path: Path, rules: dict[str, str], tests: list[dict[str, Any]], interval: str = "15s"
+) -> None:
+    """PromQL evaluated by Prometheus' own engine: ``rules`` (record name → expression) and
+    promtool's unit ``tests`` of them (input series, expected samples), which must pass."""
+    group = {
+        "name": "kubevox",
+        "interval": interval,
+        "rules": [{"record": name, "expr": expr} for name, expr in rules.items()],
+    }
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [group]}))
+    (tmp_path / "test.yaml").write_text(
+        yaml.safe_dump(
+            {"rule_files": ["rules.yaml"], "evaluation_interval": interval, "tests": tests}
+        )
+    )
+    proc = run([promtool(), "test", "rules", tmp_path / "test.yaml"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout + proc.stderr
 
 
 def third_party() -> Path:

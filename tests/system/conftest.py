@@ -46,13 +46,19 @@ class System:
 
     def prometheus(self, query: str) -> float | None:
         """The value of an instant PromQL query on the installed Prometheus (None: no data)."""
+        result = self.prometheus_vector(query)
+        return result[0][1] if result else None
+
+    def prometheus_vector(self, query: str) -> list[tuple[dict[str, str], float]]:
+        """Each series' labels and value of an instant PromQL query on the installed
+        Prometheus."""
         ip = self.kubectl(
             "get", "service", "prometheus", "-n", "monitoring", "-o=jsonpath={.spec.clusterIP}"
         )
         url = f"http://{ip}:9090/api/v1/query?" + urllib.parse.urlencode({"query": query})
         with urllib.request.urlopen(url, timeout=5) as resp:
             result = json.load(resp)["data"]["result"]
-        return float(result[0]["value"][1]) if result else None
+        return [(r["metric"], float(r["value"][1])) for r in result]
 
     def livekit_url(self) -> str:
         return installmod.livekit_host_url(self.kube)

@@ -57,3 +57,23 @@ def pod_log_tails(system: System, namespace: str, lines: int = 30) -> str:
         except installmod.InstallError as e:
             out.append(f"== {pod}: {e}")
     return "\n".join(out)
+
+
+def worker_loads(system: System, seconds: int = 120) -> dict[str, float]:
+    """Each worker pod's highest reported load over the last ``seconds`` (1.0: full, taking no
+    call), from the node's Prometheus: a pod full for minutes leaves its calls waiting."""
+    query = f"max by (pod) (max_over_time(kubevox_worker_load[{seconds}s]))"
+    try:
+        return {m.get("pod", "?"): v for m, v in system.prometheus_vector(query)}
+    except OSError:
+        return {}
+
+
+def unanswered(system: System, namespace: str, room: str) -> str:
+    """Why nobody answered a call in ``room``: the pods, their loads, and what they logged."""
+    pods = system.kubectl("get", "pods", "-n", namespace, "-o=wide")
+    return (
+        f"the call in room {room} was not answered; pods:\n{pods}\nthe highest load of each"
+        f" worker over 120 s: {worker_loads(system)}\nwhat the workers logged of note:\n"
+        + worker_log_lines(system, room)
+    )

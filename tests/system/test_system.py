@@ -43,6 +43,7 @@ from .helpers import (
     ready_gateway_pod,
     set_web,
 )
+from .usage_cost import check_usage_and_cost
 
 INTERPRETERS = lua_interpreters()
 
@@ -109,6 +110,8 @@ async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
     assert (call["config_hash"], call["caller"]) == (agent["status"]["configHash"], "web")
     usage = {u["type"]: u for u in call["usage"]}
     assert usage["stt_usage"]["audio_duration"] > 0, usage
+    # What the models used reaches Prometheus, and priced, the dashboard's estimated cost.
+    print(f"\nthe call's estimated cost: {check_usage_and_cost(system, namespace, call):.6g}")
 
 
 @pytest.mark.timeout(900)

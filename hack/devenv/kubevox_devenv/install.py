@@ -254,8 +254,12 @@ def helm_values(built: dict[str, imagesmod.Image]) -> dict[str, object]:
     return {
         "image": image("operator"),
         "runtimeImage": runtime,
-        # VoiceAgents with spec.scaling.autoscaler: keda query this Prometheus.
+        # VoiceAgents with spec.scaling.autoscaler: keda query this Prometheus, and the operator
+        # reads canaries' call metrics there.
         "autoscaling": {"prometheusUrl": PROMETHEUS_URL},
+        # The node's kubelet syncs every 10 s (nodeconfig.py): a canary's split reaches every
+        # pod within it.
+        "rollout": {"settleSeconds": 15},
         # The samples' LiveKit is the in-cluster Service: the operator may reach the cluster's
         # own Service and pod ranges (and nothing else internal) for SIP.
         "livekit": {"allowedCIDRs": [SERVICE_CIDR, POD_CIDR]},

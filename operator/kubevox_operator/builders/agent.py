@@ -16,6 +16,7 @@ from kubevox_api import (
     render_runtime_config,
 )
 from kubevox_api.runtime_config import config_hash
+from kubevox_api.voiceagent_events import OUTBOX_REDIS_ENV, sink_secret_env, sink_secret_ref
 
 from .autoscaling import hpa, scaled_object
 from .common import (
@@ -64,6 +65,11 @@ class AgentChildren:
     """What the agent's autoscaler needs and lacks (then none is built)."""
 
 
+def rollout_name(agent: VoiceAgent) -> str:
+    """The ConfigMap with a canary rollout's split (agent_runtime/traffic_split.py)."""
+    return child_name(agent_name(agent), "-rollout")
+
+
 def worker_service_account(agent: VoiceAgent) -> str:
     return agent.spec.pod.service_account_name or child_name(agent_name(agent), "-worker")
 
@@ -86,7 +92,7 @@ def build_agent_children(
     if agent.spec.pod.service_account_name is None:
         out.objects.append(_service_account(agent, owner))
     out.objects.append(_role_binding(agent, owner))
-    out.objects.append(_deployment(agent, owner, knowledge_bases, digest, defaults))
+    out.objects.append(worker_deployment(agent, owner, knowledge_bases, digest, defaults))
     out.autoscaler_missing = autoscaler_missing(agent, defaults)
     if not out.autoscaler_missing:
         if agent.spec.scaling.autoscaler == "keda":
@@ -115,6 +121,11 @@ def autoscaler_missing(agent: VoiceAgent, defaults: OperatorDefaults) -> list[st
     return missing
 
 
+def config_document(config: AgentRuntimeConfig) -> str:
+    """The runtime configuration file (``agent.json``) the worker and the test Job read."""
+    return config.model_dump_json(by_alias=True, exclude_none=True, indent=2)
+
+
 def _config_map(agent: VoiceAgent, owner: Obj, config: AgentRuntimeConfig) -> Obj:
     return {
         "apiVersion": "v1",
@@ -122,7 +133,7 @@ def _config_map(agent: VoiceAgent, owner: Obj, config: AgentRuntimeConfig) -> Ob
         "metadata": agent_metadata(
             agent, owner, child_name(agent_name(agent), "-config"), "config"
         ),
-        "data": {CONFIG_FILE: config.model_dump_json(by_alias=True, exclude_none=True, indent=2)},
+        "data": {CONFIG_FILE: config_document(config)},
     }
 
 
@@ -173,6 +184,8 @@ def worker_env(agent: VoiceAgent, knowledge_bases: dict[str, KnowledgeBase]) -> 
         *((f, credential_env("llm", i)) for i, f in enumerate(spec.llm.fallbacks, start=1)),
         (spec.tts, credential_env("tts")),
     ]
+    if spec.analysis_llm is not None:
+        providers.append((spec.analysis_llm, credential_env("analysis")))
     for provider, var in providers:
         if provider.credentials is not None:
             ref = provider.credentials.secret_key_ref
@@ -185,6 +198,12 @@ def worker_env(agent: VoiceAgent, knowledge_bases: dict[str, KnowledgeBase]) -> 
         if resolved.embedding_api_key_env and kb.embedding.credentials is not None:
             cred = kb.embedding.credentials.secret_key_ref
             env.append(secret_env(resolved.embedding_api_key_env, cred.name, cred.key))
+    if spec.call_events is not None:  # the outbox's and each sink's secret
+        outbox = spec.call_events.outbox.redis_url_secret_ref
+        env.append(secret_env(OUTBOX_REDIS_ENV, outbox.name, outbox.key))
+        for i, sink in enumerate(spec.call_events.sinks):
+            ref = sink_secret_ref(sink)
+            env.append(secret_env(sink_secret_env(i), ref.name, ref.key))
     env += [
         {"name": contract.POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {
@@ -211,7 +230,7 @@ def worker_resources(agent: VoiceAgent) -> Obj:
     return {k: v for k, v in res.items() if v}
 
 
-def _deployment(
+def worker_deployment(
     agent: VoiceAgent,
     owner: Obj,
     knowledge_bases: dict[str, KnowledgeBase],
@@ -221,6 +240,11 @@ def _deployment(
     spec = agent.spec
     pod = spec.pod
     pod_labels = {**pod.labels, **agent_labels(agent, "worker")}  # ours win on conflict
+    mounts: list[Obj] = [
+        {"name": "config", "mountPath": contract.CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": contract.TMP_DIR},
+        {"name": "run", "mountPath": contract.RUN_DIR},
+    ]
     container = {
         "name": "agent",
         "image": spec.image or defaults.image,
@@ -237,11 +261,7 @@ def _deployment(
         "livenessProbe": _probe(10, 6),
         "resources": worker_resources(agent),
         "securityContext": restricted_container_security(),
-        "volumeMounts": [
-            {"name": "config", "mountPath": contract.CONFIG_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": contract.TMP_DIR},
-            {"name": "run", "mountPath": contract.RUN_DIR},
-        ],
+        "volumeMounts": mounts,
     }
     pod_spec: Obj = {
         "serviceAccountName": worker_service_account(agent),
@@ -255,6 +275,10 @@ def _deployment(
             {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
         ],
     }
+    if spec.rollout.strategy == "Canary":  # both pools read the split of new calls
+        mounts.append({"name": "rollout", "mountPath": contract.ROLLOUT_DIR, "readOnly": True})
+        split = {"name": rollout_name(agent), "optional": True}
+        pod_spec["volumes"].append({"name": "rollout", "configMap": split})
     pod_spec.update(placement(agent))
     return {
         "apiVersion": "apps/v1",

@@ -17,11 +17,12 @@ from kubevox_api.runtime_config import (
     LIVEKIT_API_KEY_ENV,
     LIVEKIT_API_SECRET_ENV,
     credential_env,
+    render_runtime_config,
     stable_hash,
 )
 from kubevox_api.voiceagenttest import VoiceAgentTest, suites_hash
 
-from .agent import worker_env, worker_resources, worker_service_account
+from .agent import config_document, worker_env, worker_resources, worker_service_account
 from .common import (
     IGNORE_DISRUPTION,
     Obj,
@@ -42,6 +43,8 @@ from .common import (
 NOT_FOR_TESTS = frozenset({LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, "PROMETHEUS_MULTIPROC_DIR"})
 """Worker environment a text-mode run does not need or must not have: it joins no LiveKit room,
 and its metrics stay in its one process (the multiprocess directory is the worker's to make)."""
+CALL_EVENTS_ENV_PREFIX = "KUBEVOX_CALL_EVENTS_"
+"""Nor the call events' outbox and sinks: a test's conversations are no calls."""
 
 
 @dataclass
@@ -117,9 +120,18 @@ def build_test_run(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": agent_metadata(agent, owner, tests_config_map_name(agent), "test"),
-        "data": {contract.TESTS_FILE: suites_document(suites)},
+        # The configuration under test travels with the suites: the workers' ConfigMap holds
+        # the stable configuration while a canary runs, and the canary's is another.
+        "data": {
+            contract.TESTS_FILE: suites_document(suites),
+            contract.CONFIG_FILE: config_document(render_runtime_config(agent, knowledge_bases)),
+        },
     }
-    env = [e for e in worker_env(agent, knowledge_bases) if e["name"] not in NOT_FOR_TESTS]
+    env = [
+        e
+        for e in worker_env(agent, knowledge_bases)
+        if e["name"] not in NOT_FOR_TESTS and not e["name"].startswith(CALL_EVENTS_ENV_PREFIX)
+    ]
     env += _judge_key_env(suites)
     container = {
         "name": contract.TEST_CONTAINER,
@@ -128,7 +140,7 @@ def build_test_run(
         "args": [
             "test",
             "--config",
-            contract.CONFIG_PATH,
+            f"{contract.TESTS_DIR}/{contract.CONFIG_FILE}",
             "-f",
             f"{contract.TESTS_DIR}/{contract.TESTS_FILE}",
             "--output",
@@ -143,7 +155,6 @@ def build_test_run(
         "resources": worker_resources(agent),  # the same models as a worker's
         "securityContext": restricted_container_security(),
         "volumeMounts": [
-            {"name": "config", "mountPath": contract.CONFIG_DIR, "readOnly": True},
             {"name": "tests", "mountPath": contract.TESTS_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": contract.TMP_DIR},
         ],
@@ -159,7 +170,6 @@ def build_test_run(
         "securityContext": restricted_pod_security(),
         "containers": [container],
         "volumes": [
-            {"name": "config", "configMap": {"name": child_name(name, "-config")}},
             {"name": "tests", "configMap": {"name": tests_config_map_name(agent)}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         ],

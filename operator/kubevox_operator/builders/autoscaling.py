@@ -80,7 +80,7 @@ def scaling_behavior(agent: VoiceAgent) -> Obj:
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def _promql_selector(matchers: dict[str, str]) -> str:
+def promql_selector(matchers: dict[str, str]) -> str:
     """``{a="x",b="y"}``: each value a PromQL string literal (PromQL takes Go's escapes, of
     which JSON's are a subset), so no value can end the string early."""
     assert all(_LABEL_NAME.match(k) for k in matchers), matchers
@@ -96,7 +96,7 @@ def active_calls_query(namespace: str, agent: str) -> str:
     do not count (kube-state-metrics' kube_pod_deletion_timestamp names them; without it the
     ``unless`` removes nothing). ``or vector(0)``: no series is 0 calls, not an error for KEDA.
     """
-    selector = _promql_selector({"namespace": namespace, "agent": agent})
+    selector = promql_selector({"namespace": namespace, "agent": agent})
     return (
         f"sum({contract.ACTIVE_CALLS_METRIC}{selector}"
         " unless on(namespace,pod) kube_pod_deletion_timestamp) or vector(0)"
@@ -111,7 +111,7 @@ def calls_query(namespace: str, agent: str) -> str:
     at other moments counted it twice for up to a scrape interval, and started a pod for nothing.
     ``max``: only the replica kopf peering lets act reports, but for a moment two may. Without it
     (the operator not scraped, or LiveKit unreachable from it), the workers' own count."""
-    selector = _promql_selector({"agent_namespace": namespace, "agent": agent})
+    selector = promql_selector({"agent_namespace": namespace, "agent": agent})
     return (
         f"max({contract.AGENT_CALLS_METRIC}{selector}) or ({active_calls_query(namespace, agent)})"
     )

@@ -220,6 +220,8 @@ def agent_egress_policy(
     spec = agent.spec
     providers: list[Any] = [spec.stt, spec.llm, *spec.llm.fallbacks, spec.tts]
     providers += [kb.spec.embedding for kb in knowledge_bases.values()]
+    if spec.analysis_llm is not None:
+        providers.append(spec.analysis_llm)
     rules: list[Obj | None] = [dns_rule(), api_server_rule(settings)]
     rules += livekit_rules(spec.livekit.url, ns)
     rules += [rule_to(provider_url(p), ns) for p in providers]
@@ -327,7 +329,15 @@ def agent_egress(
         return []
     refs = [kb.spec.store.redis_url_secret_ref for kb in knowledge_bases.values()]
     urls = [u for r in refs if (u := secret_value(secrets.get(r.name), r.key))]
-    out = [agent_egress_policy(agent, owner, knowledge_bases, urls, settings)]
+    # The workers also reach their call events' outbox and sinks (spec.callEvents).
+    events = agent.spec.call_events
+    sink_urls: list[str] = []
+    if events is not None:
+        stores = [events.outbox.redis_url_secret_ref]
+        stores += [s.redis_stream.redis_url_secret_ref for s in events.sinks if s.redis_stream]
+        sink_urls += [u for r in stores if (u := secret_value(secrets.get(r.name), r.key))]
+        sink_urls += [s.webhook.url for s in events.sinks if s.webhook is not None]
+    out = [agent_egress_policy(agent, owner, knowledge_bases, urls + sink_urls, settings)]
     if agent.spec.web is not None:
         out.append(web_egress_policy(agent, owner))
     if suites:

@@ -1,0 +1,33 @@
+"""Asking a language model for a whole reply, and reading a JSON object out of it: what the
+conversation tests' judge and the calls' analysis share."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from livekit.agents import llm
+
+_OBJECT = re.compile(r"\{.*\}", re.S)
+
+
+async def ask(model: llm.LLM[Any], chat_ctx: llm.ChatContext) -> str:
+    """The model's whole reply to ``chat_ctx`` (its streamed text, joined)."""
+    parts = []
+    async with model.chat(chat_ctx=chat_ctx) as stream:
+        async for chunk in stream:
+            if chunk.delta and chunk.delta.content:
+                parts.append(chunk.delta.content)
+    return "".join(parts)
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in a model's reply (from its first ``{`` to its last ``}``: models wrap
+    it in prose or code fences), or None."""
+    match = _OBJECT.search(text)
+    try:
+        data = json.loads(match.group(0)) if match else None
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None

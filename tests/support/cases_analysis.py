@@ -1,0 +1,66 @@
+"""Invalid ``spec.analysis`` variants of the VoiceAgent case (cases.py): rejected by pydantic
+and by the API server (CEL), naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cases import BadCase, va
+
+REDIS = {"redisUrlSecretRef": {"name": "r", "key": "u"}}
+EVENTS = {"outbox": REDIS, "sinks": [{"name": "bus", "redisStream": REDIS}]}
+GOOD: dict[str, Any] = {"summary": {}}
+OWN_LLM = {"provider": "openai", "model": "a", "baseURL": "http://llm.example:8000/v1"}
+
+
+def field(name: str, **more: Any) -> dict[str, Any]:
+    return {"name": name, "description": "d", **more}
+
+
+ANALYSIS_CASES: list[BadCase] = [
+    va("analysis-without-call-events", "spec.analysis", spec__analysis=GOOD),
+    va(
+        "analysis-not-sent",
+        "spec.analysis",
+        spec__analysis=GOOD,
+        spec__callEvents=EVENTS | {"types": ["call.ended"]},
+    ),
+    va("analysis-of-nothing", "spec.analysis", spec__analysis={}, spec__callEvents=EVENTS),
+    va(
+        "analysis-by-the-local-model",
+        "spec.analysis.llm.provider",
+        spec__analysis=GOOD | {"llm": {"provider": "local"}},
+        spec__callEvents=EVENTS,
+    ),
+    va(
+        "analysis-by-the-agents-local-model",
+        "spec.analysis.llm",
+        spec__llm={"provider": "local"},
+        spec__analysis=GOOD,
+        spec__callEvents=EVENTS,
+    ),
+    va(
+        "analysis-enum-of-a-number",
+        "spec.analysis.structuredData.fields[0].enum",
+        spec__analysis={"structuredData": {"fields": [field("n", type="number", enum=["1"])]}},
+        spec__callEvents=EVENTS,
+    ),
+    va(
+        "analysis-field-named-twice",
+        "spec.analysis.structuredData.fields",
+        spec__analysis={"structuredData": {"fields": [field("reason"), field("reason")]}},
+        spec__callEvents=EVENTS,
+    ),
+    va(
+        "analysis-field-name-not-a-key",
+        "spec.analysis.structuredData.fields[0].name",
+        spec__analysis={"structuredData": {"fields": [field("Reason for call")]}},
+        spec__callEvents=EVENTS,
+    ),
+    va(
+        "analysis-timeout-too-long",
+        "spec.analysis.timeoutSeconds",
+        spec__analysis=GOOD | {"llm": OWN_LLM, "timeoutSeconds": 3600},
+        spec__callEvents=EVENTS,
+    ),
+]
