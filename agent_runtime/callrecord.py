@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from . import metrics
 from .redaction import mask_phone_number, redact
+from .sentiment import CallSentiment
 from .usage import count as count_usage
 
 log = logging.getLogger("kubevox.call")
@@ -79,7 +80,9 @@ class CallRecord:
     """The agent's own phrases for a reply it could not give (its apology when every language
     model failed, its grounding guard's refusal): counted per configuration, a canary's
     ``maxApologyRate``."""
-    transcript: list[dict[str, str]] = field(default_factory=list)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    sentiment: CallSentiment | None = None
+    """The caller's turns scored (``spec.sentiment``), when the agent asks for it."""
     _pending_eou: float | None = None
     _record: dict[str, Any] | None = None
 
@@ -89,7 +92,7 @@ class CallRecord:
     ) -> CallRecord:
         """The record of a call of the agent ``config`` describes."""
         phrases = phrases_for(config.spec.language, config.spec.phrases)
-        return cls(
+        record = cls(
             call_id=call_id,
             room=room,
             agent=config.name,
@@ -101,6 +104,9 @@ class CallRecord:
             apologies=(phrases.apology.strip(), phrases.guard_refusal.strip()),
             **extra,
         )
+        if config.spec.sentiment is not None:
+            record.sentiment = CallSentiment(config.spec.sentiment, record.labels, room)
+        return record
 
     @property
     def labels(self) -> tuple[str, str, str]:
@@ -115,9 +121,15 @@ class CallRecord:
     def on_message(self, msg: llm.ChatMessage) -> None:
         if msg.role not in ("user", "assistant"):
             return
+        entry: dict[str, Any] | None = None
         if (self.log_transcripts or self.keep_transcript) and msg.text_content:
-            text = redact(msg.text_content, self.redact)
-            self.transcript.append({"role": msg.role, "text": text})
+            entry = {"role": msg.role, "text": redact(msg.text_content, self.redact)}
+            self.transcript.append(entry)
+        if self.sentiment is not None:
+            if msg.role == "user":
+                self.sentiment.caller_said(msg.text_content or "", entry)
+            else:
+                self.sentiment.reply_spoken()
         m: Any = msg.metrics or {}
         if msg.role == "user":
             self._pending_eou = m.get("end_of_turn_delay")
@@ -177,6 +189,8 @@ class CallRecord:
             ],
             "usage": self.usage,
         }
+        if self.sentiment is not None:
+            record["sentiment"] = self.sentiment.summary()
         if self.log_transcripts:
             record["transcript"] = self.transcript
             if self.caller_number:

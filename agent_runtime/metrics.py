@@ -42,6 +42,8 @@ CALL_EVENTS_DELIVERED = "kubevox_call_events_delivered_total"
 CALL_EVENTS_FAILED = "kubevox_call_events_failed_total"
 CALL_EVENTS_DROPPED = "kubevox_call_events_dropped_total"
 USAGE_TOTAL = USAGE_METRIC  # priced by the operator's kubevox_unit_price: named in the API
+CALLER_SENTIMENT = "kubevox_caller_sentiment"
+CALLS_TURNED_NEGATIVE = "kubevox_calls_turned_negative_total"
 
 MMAP_HEADER_BYTES = 4
 """prometheus-client's multiprocess file starts with the count of bytes in use (an int32)."""
@@ -51,6 +53,9 @@ CALL_LABELS = (*LABELS, "config_hash")
 # Voice turns live between ~50 ms and a few seconds.
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 RETRIEVAL_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+# VADER's scores, -1..1; ±0.05 are its own bounds of neutral, so the dashboard's shares of
+# negative and positive turns are read from the buckets.
+SENTIMENT_BUCKETS = (-1.0, -0.75, -0.5, -0.25, -0.05, 0.05, 0.25, 0.5, 0.75, 1.0)
 
 calls_total = Counter(CALLS_TOTAL, "Calls ended, by outcome.", [*CALL_LABELS, "outcome"])
 end_of_utterance = Histogram(
@@ -78,6 +83,17 @@ apologies_total = Counter(
     APOLOGIES_TOTAL,
     "Replies that were the agent's apology (every language model failed) or its grounding "
     "guard's refusal.",
+    CALL_LABELS,
+)
+caller_sentiment = Histogram(
+    CALLER_SENTIMENT,
+    "Each caller turn's sentiment, -1 (negative) to +1 (positive), scored after the reply.",
+    CALL_LABELS,
+    buckets=SENTIMENT_BUCKETS,
+)
+calls_turned_negative = Counter(
+    CALLS_TURNED_NEGATIVE,
+    "Times a call's mean sentiment over its last turns fell below its agent's negativeBelow.",
     CALL_LABELS,
 )
 provider_errors = Counter(
@@ -130,6 +146,15 @@ def start_call_series(agent: str, namespace: str, config_hash: str) -> None:
     apologies_total.labels(*labels)
 
 
+def start_sentiment_series(agent: str, namespace: str, config_hash: str) -> None:
+    """The configuration's sentiment series, at 0 before its first call (as the call counters
+    are, for the same reason): the dashboard's rates would otherwise miss each process's first
+    scored turn."""
+    labels = (agent, namespace, config_hash)
+    caller_sentiment.labels(*labels)
+    calls_turned_negative.labels(*labels)
+
+
 CALL_METRICS: tuple[Collector, ...] = (
     calls_total,
     end_of_utterance,
@@ -138,6 +163,8 @@ CALL_METRICS: tuple[Collector, ...] = (
     e2e,
     turns_total,
     apologies_total,
+    caller_sentiment,
+    calls_turned_negative,
     provider_errors,
     llm_fallbacks,
     retrieval_latency,

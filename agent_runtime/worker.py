@@ -18,7 +18,7 @@ from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess, inference, room_io
 from livekit.agents.utils.hw import get_cpu_monitor
 
-from . import call_events, metrics
+from . import call_events, metrics, sentiment
 from .agent import full_instructions
 from .call_data import call_data
 from .call_events.lifecycle import CallLifecycle
@@ -78,6 +78,9 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["config"] = config
     proc.userdata["config_hash"] = config_hash(config)
     metrics.start_call_series(config.name, config.namespace, proc.userdata["config_hash"])
+    if config.spec.sentiment is not None:
+        metrics.start_sentiment_series(config.name, config.namespace, proc.userdata["config_hash"])
+        sentiment.analyzer()  # VADER's lexicon, read before the first call
     proc.userdata["vad"] = inference.VAD()
     if config.spec.turn_detection.mode == "model":
         inference.TurnDetector(version="v1-mini")

@@ -26,6 +26,7 @@ from .voiceagent_events import CallEvents, call_event_secret_refs
 from .voiceagent_providers import LLMEndpoint, LLMSpec, STTSpec, TTSSpec
 from .voiceagent_rollout import RolloutSpec
 from .voiceagent_scaling import Scaling
+from .voiceagent_sentiment import SentimentSpec
 from .voiceagent_status import VoiceAgentStatus
 from .voiceagent_telephony import Telephony, Tools
 from .voiceagent_web import WebAccess
@@ -238,6 +239,8 @@ class VoiceAgentSpec(KubeModel):
     against a rubric) by a language model, delivered as the ``call.analyzed`` event: it needs
     ``callEvents`` with that type. The transcript reaches the analysis through the outbox even
     when ``logTranscripts`` is off (then no sink gets it)."""
+    sentiment: SentimentSpec | None = None
+    """Score how each caller feels, turn by turn (English only); unset: not scored."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         PHRASES_RULE,
@@ -278,6 +281,12 @@ class VoiceAgentSpec(KubeModel):
                 s.analysis is None or s.analysis.llm is not None or s.llm.provider != "local"
             ),
             field_path=".analysis.llm",
+        ),
+        Rule(
+            cel="!has(self.sentiment) || self.language.startsWith('en')",
+            message="sentiment reads English only: set language to en, or leave sentiment out",
+            check=lambda s: s.sentiment is None or s.language.startswith("en"),
+            field_path=".sentiment",
         ),
         Rule(
             cel="!has(self.tools.transfer) || has(self.telephony)",

@@ -124,6 +124,11 @@ async def test_the_call_record_says_who_called_with_which_config_and_what_was_us
     assert usage["stt_usage"]["audio_duration"] > 0  # the caller's question, transcribed
     assert usage["tts_usage"]["characters_count"] > len("Northwind Clinic")  # greeting, answer
     assert usage["llm_usage"]["input_tokens"] > 0
+    # The sample scores its callers (spec.sentiment): the question, once the answer was spoken.
+    feeling = record["sentiment"]
+    assert feeling["turns"], feeling
+    mean = sum(feeling["turns"]) / len(feeling["turns"])
+    assert feeling["overall"] == pytest.approx(mean, abs=1e-4), feeling
 
 
 async def test_fallback_takes_over_then_all_fail_and_the_caller_hears_an_apology(

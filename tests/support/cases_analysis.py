@@ -1,5 +1,5 @@
-"""Invalid ``spec.analysis`` variants of the VoiceAgent case (cases.py): rejected by pydantic
-and by the API server (CEL), naming the field."""
+"""Invalid ``spec.analysis`` and ``spec.sentiment`` variants of the VoiceAgent case (cases.py):
+rejected by pydantic and by the API server (CEL), naming the field."""
 
 from __future__ import annotations
 
@@ -62,5 +62,16 @@ ANALYSIS_CASES: list[BadCase] = [
         "spec.analysis.timeoutSeconds",
         spec__analysis=GOOD | {"llm": OWN_LLM, "timeoutSeconds": 3600},
         spec__callEvents=EVENTS,
+    ),
+    va("sentiment-in-french", "spec.sentiment", spec__language="fr", spec__sentiment={}),
+    va(
+        "sentiment-window-of-no-turn",
+        "spec.sentiment.windowTurns",
+        spec__sentiment={"windowTurns": 0},
+    ),
+    va(
+        "sentiment-negative-above-neutral",
+        "spec.sentiment.negativeBelow",
+        spec__sentiment={"negativeBelow": 0.2},
     ),
 ]

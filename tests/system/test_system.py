@@ -27,6 +27,7 @@ from agent_runtime.caller.audio import synthesize
 from tests.support.lua import health
 from tests.support.tools import lua_interpreters
 
+from .caller_sentiment import check_sentiment
 from .conftest import PodHistory, PodRecord, System, await_until, wait_until
 from .diagnostics import WORKER_LABEL, pod_log_tails, scaling_state
 from .helpers import (
@@ -112,6 +113,8 @@ async def test_a_caller_is_answered_from_the_knowledge_base_by_the_pod(
     assert usage["stt_usage"]["audio_duration"] > 0, usage
     # What the models used reaches Prometheus, and priced, the dashboard's estimated cost.
     print(f"\nthe call's estimated cost: {check_usage_and_cost(system, namespace, call):.6g}")
+    # How the caller felt, scored in the pod, on the dashboard.
+    check_sentiment(system, namespace, call)
 
 
 @pytest.mark.timeout(900)
