@@ -42,9 +42,9 @@ livekit: ## Build (once) and cache livekit-server
 	@bash hack/livekit/build.sh >/dev/null
 
 .PHONY: tools
-tools: ## Build (once) and cache helm, terraform and its providers, promtool, checkov
+tools: ## Build (once) and cache helm, terraform and its providers, promtool, checkov; fetch S3Proxy
 	@for s in build-helm build-terraform build-terraform-providers build-promtool build-checkov \
-		fetch-third-party; do bash hack/tools/$$s.sh >/dev/null || exit 1; done
+		fetch-third-party fetch-s3proxy; do bash hack/tools/$$s.sh >/dev/null || exit 1; done
 
 .PHONY: install
 install: $(STAMP) livekit ## Install kubevox (Helm chart, local images), LiveKit and Redis on make cluster-up's node

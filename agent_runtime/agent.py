@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from kubevox_api import AgentRuntimeConfig, ResolvedPhrases, phrases_for
 from kubevox_api.languages import primary_language, text_language
-from livekit.agents import Agent, ModelSettings, RunContext, function_tool, llm
+from livekit.agents import Agent, ModelSettings, RunContext, StopResponse, function_tool, llm
 from livekit.agents.llm import Tool, Toolset
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent
 
@@ -22,6 +22,7 @@ from .controls import CallControls
 from .grounding import RetrievedChunk, with_context
 from .grounding_guard import GroundingGuard
 from .history import HistoryWindow, history_budget
+from .recording import CallRecording, Consent
 from .reference_data import KNOWLEDGE_RULES
 
 log = logging.getLogger("kubevox.agent")
@@ -123,8 +124,10 @@ class KubevoxAgent(Agent):
         controls: CallControls,
         grounding: ContextSource | None = None,
         call_data: Mapping[str, str] | None = None,
+        recording: CallRecording | None = None,
     ) -> None:
         self._config = config
+        self._recording = recording
         self._call_data = dict(call_data or {})  # from the caller's web page (call_data.py)
         self._record = record
         self._controls = controls
@@ -134,6 +137,7 @@ class KubevoxAgent(Agent):
         self._history = HistoryWindow(history_budget(config.spec), greeting=config.spec.greeting)
         self._timer: asyncio.Task[None] | None = None
         self._silence_task: asyncio.Task[None] | None = None
+        self._notice_task: asyncio.Task[None] | None = None
         self._prompted = False  # said the silence prompt since the caller last spoke
         self.farewell_timeout = FAREWELL_TIMEOUT
         super().__init__(
@@ -186,18 +190,60 @@ class KubevoxAgent(Agent):
     # --- lifecycle ------------------------------------------------------------------------
 
     async def on_enter(self) -> None:
-        greeting = self._config.spec.greeting
-        if greeting:
-            self.session.say(greeting)
+        if self._recording is not None:
+            self._notice_task = asyncio.create_task(
+                self._recording_notice(self._recording), name="kubevox.recording_notice"
+            )
+        else:
+            self._greet()
         self._timer = asyncio.create_task(self._time_limit(), name="kubevox.call_time_limit")
         self.session.on("user_state_changed", self._on_user_state)
         self.session.on("conversation_item_added", self._on_item)
 
+    def _greet(self) -> None:
+        if greeting := self._config.spec.greeting:
+            self.session.say(greeting)
+
     async def on_exit(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._notice_task is not None:
+            self._notice_task.cancel()
         self.session.off("user_state_changed", self._on_user_state)
         self.session.off("conversation_item_added", self._on_item)
+
+    # --- the recording's notice, and the caller's consent, before the greeting --------------
+
+    async def _recording_notice(self, recording: CallRecording) -> None:
+        spec = recording.spec
+        try:
+            if spec.consent == "notice":
+                recording.settle(Consent("notice"))
+                await recording.start(self.session)  # the notice itself is recorded
+                await self.session.say(spec.notice, allow_interruptions=False)
+            else:
+                question = recording.ask()
+                await self.session.say(spec.notice, allow_interruptions=False)
+                consent = await question.wait(spec.answer_timeout_seconds)
+                recording.settle(consent)
+                if consent.recorded:
+                    await recording.start(self.session)
+        except RuntimeError:
+            return  # the session is closing already
+        self._greet()
+
+    def _awaiting_consent(self) -> bool:
+        question = self._recording.question if self._recording is not None else None
+        return question is not None and question.open
+
+    async def on_user_turn_completed(
+        self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
+    ) -> None:
+        if self._awaiting_consent() and self._recording and self._recording.question:
+            # The answer to the notice is for kubevox, not the conversation: no reply, and it
+            # stays out of the language model's history.
+            self._recording.question.heard(new_message.text_content or "")
+            raise StopResponse()
 
     # --- a silent caller: livekit marks them "away" after silenceTimeoutSeconds -------------
 
@@ -264,6 +310,8 @@ class KubevoxAgent(Agent):
         tools: list[Tool],
         model_settings: ModelSettings,
     ) -> AsyncIterator[llm.ChatChunk | str | Any]:
+        if self._awaiting_consent():
+            return  # a preemptive reply to the consent answer: the model never sees it
         # Long calls: the prompt shows the instructions, the greeting and the newest turns only.
         chat_ctx = self._history(chat_ctx)
         question, passages = None, []

@@ -83,6 +83,8 @@ class CallRecord:
     transcript: list[dict[str, Any]] = field(default_factory=list)
     sentiment: CallSentiment | None = None
     """The caller's turns scored (``spec.sentiment``), when the agent asks for it."""
+    recording: dict[str, Any] | None = None
+    """The recording's consent and object (``spec.recording``), once the consent is settled."""
     _pending_eou: float | None = None
     _record: dict[str, Any] | None = None
 
@@ -191,6 +193,8 @@ class CallRecord:
         }
         if self.sentiment is not None:
             record["sentiment"] = self.sentiment.summary()
+        if self.recording is not None:
+            record["recording"] = self.recording
         if self.log_transcripts:
             record["transcript"] = self.transcript
             if self.caller_number:

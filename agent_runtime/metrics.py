@@ -44,6 +44,7 @@ CALL_EVENTS_DROPPED = "kubevox_call_events_dropped_total"
 USAGE_TOTAL = USAGE_METRIC  # priced by the operator's kubevox_unit_price: named in the API
 CALLER_SENTIMENT = "kubevox_caller_sentiment"
 CALLS_TURNED_NEGATIVE = "kubevox_calls_turned_negative_total"
+RECORDING_UPLOADS = "kubevox_recording_uploads_total"
 
 MMAP_HEADER_BYTES = 4
 """prometheus-client's multiprocess file starts with the count of bytes in use (an int32)."""
@@ -95,6 +96,11 @@ calls_turned_negative = Counter(
     CALLS_TURNED_NEGATIVE,
     "Times a call's mean sentiment over its last turns fell below its agent's negativeBelow.",
     CALL_LABELS,
+)
+recording_uploads = Counter(
+    RECORDING_UPLOADS,
+    "Call recordings uploaded to storage, or that failed to.",
+    [*LABELS, "result"],
 )
 provider_errors = Counter(
     PROVIDER_ERRORS,
@@ -165,6 +171,7 @@ CALL_METRICS: tuple[Collector, ...] = (
     apologies_total,
     caller_sentiment,
     calls_turned_negative,
+    recording_uploads,
     provider_errors,
     llm_fallbacks,
     retrieval_latency,

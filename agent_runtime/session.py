@@ -36,6 +36,7 @@ from .callrecord import CallRecord, model_usage
 from .controls import CallControls
 from .grounding import Grounding
 from .providers import BuildContext, build_llm, build_stt, build_tts
+from .recording import CallRecording
 from .retrieval_prefetch import RetrievalPrefetch
 
 
@@ -114,6 +115,7 @@ def build_call(
     env: Mapping[str, str] = os.environ,
     silence_timeout: bool | None = None,
     call_data: Mapping[str, str] | None = None,
+    recording: CallRecording | None = None,
 ) -> Call:
     """One call's session and agent. ``silence_timeout`` (default: on for audio calls, off for
     ``kubevox-agent chat`` on a terminal) ends the call when the caller stays silent."""
@@ -165,6 +167,7 @@ def build_call(
         controls=controls,
         grounding=prefetch or grounding,
         call_data=call_data,
+        recording=recording,
     )
 
     def on_item(ev: ConversationItemAddedEvent) -> None:
@@ -180,6 +183,8 @@ def build_call(
     def on_close(ev: CloseEvent) -> None:
         outcome = CLOSE_OUTCOMES.get(ev.reason, "completed")
         record.usage = model_usage(session.usage.model_usage)
+        if recording is not None:
+            recording.call_closing()
         record.finish(outcome)
         if prefetch is not None:
             prefetch.close()

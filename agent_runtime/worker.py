@@ -30,6 +30,7 @@ from .load import LOAD_THRESHOLD, WorkerLoad
 from .one_worker import earlier_worker
 from .plugins.local_llm import prime_prompt_cache
 from .providers import prewarm_providers
+from .recording import CallRecording
 from .session import build_call
 from .traffic_split import CallFilter
 
@@ -144,6 +145,7 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     lifecycle = CallLifecycle(ctx.proc.userdata.get("call_events"), record)
     lifecycle.started()
+    recording = CallRecording.of(config, record, os.environ)
     grounding = build_grounding(config)
     # The knowledge bases' connections and common terms load while the agent greets.
     warming = asyncio.create_task(grounding.warm()) if grounding is not None else None
@@ -154,7 +156,10 @@ async def entrypoint(ctx: JobContext) -> None:
         grounding=grounding,
         vad_model=ctx.proc.userdata["vad"],
         call_data=call_data(config, ctx.job.metadata),
+        recording=recording,
     )
+    if recording is not None:
+        listen_for_consent_key(ctx.room, caller, recording)
     done = asyncio.Event()
 
     def on_close(_ev: Any) -> None:
@@ -166,6 +171,8 @@ async def entrypoint(ctx: JobContext) -> None:
     call.session.on("close", on_close)
     # The record is in the outbox (spec.callEvents) before the call's end is acknowledged.
     ctx.add_shutdown_callback(lifecycle.end)
+    if recording is not None:  # uploaded once the caller is gone (and the record is out)
+        ctx.add_shutdown_callback(recording.finish)
     await call.session.start(
         agent=call.agent,
         room=ctx.room,
@@ -175,6 +182,19 @@ async def entrypoint(ctx: JobContext) -> None:
     if warming is not None:
         warming.cancel()  # a call shorter than the warm-up
     ctx.shutdown(reason=record.outcome or "session closed")
+
+
+def listen_for_consent_key(
+    room: rtc.Room, caller: rtc.RemoteParticipant, recording: CallRecording
+) -> None:
+    """A phone caller's keypad (DTMF, through LiveKit SIP) answers the recording's notice."""
+
+    def on_dtmf(ev: rtc.SipDTMF) -> None:
+        sender = ev.participant.identity if ev.participant is not None else None
+        if recording.question is not None and sender == caller.identity:
+            recording.question.pressed(ev.digit)
+
+    room.on("sip_dtmf_received", on_dtmf)
 
 
 async def _delete_room(ctx: JobContext) -> None:

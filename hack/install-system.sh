@@ -27,6 +27,17 @@ if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok ins
     >/dev/null
 fi
 
+# Java >= 17 runs S3Proxy (hack/tools/fetch-s3proxy.sh), the S3-compatible server the tests
+# upload call recordings to. `java -version` prints e.g. `openjdk version "17.0.15"` (or "1.8.0"
+# for Java 8) on stderr.
+java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\)\.*.*/\1/p' | head -n1 || true)"
+if ! command -v java >/dev/null || ((${java_major:-0} < 17)); then
+  sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    openjdk-17-jre-headless >/dev/null
+fi
+
 # Go builds the control plane, livekit-server and the deploy tools; livekit-server 1.13 and
 # hack/controlplane/go.mod declare go 1.26.
 if ! command -v go >/dev/null || ! go version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])'; then

@@ -1,6 +1,7 @@
 """Session fixtures shared by every test suite: the real local Kubernetes control plane, one
-Redis with search and one LiveKit server. A suite that needs a server of its own says why
-where it starts it (tests/knowledge/test_restart.py stops and restarts its Redis)."""
+Redis with search, one S3-compatible server and one LiveKit server. A suite that needs a server
+of its own says why where it starts it (tests/knowledge/test_restart.py stops and restarts its
+Redis)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 if TYPE_CHECKING:
     from kubevox_devenv.livekit import LiveKitServer
     from kubevox_devenv.redis import RedisSearchServer
+    from kubevox_devenv.s3 import S3Server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,6 +48,16 @@ def redis_server() -> Iterator[RedisSearchServer]:
     from kubevox_devenv.redis import RedisSearchServer
 
     with RedisSearchServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One S3-compatible server (S3Proxy, filesystem backend) on a free loopback port, for the
+    session. Tests keep apart by their own bucket names."""
+    from kubevox_devenv.s3 import S3Server
+
+    with S3Server() as server:
         yield server
 
 

@@ -152,6 +152,9 @@ the agent's workers (their Deployment, PDB and metrics Service, the active-call 
 LABEL_AGENT_TEST: Final = f"{GROUP}/agent-test"
 """On a VoiceAgent's conversation-test pods, instead of kubevox.dev/voiceagent (for the same
 reason as the web gateway's): the agent's name."""
+LABEL_RECORDINGS: Final = f"{GROUP}/recordings"
+"""On a VoiceAgent's recordings-expiry pods, instead of kubevox.dev/voiceagent (for the same
+reason as the web gateway's): the agent's name."""
 LABEL_TEST_RUN: Final = f"{GROUP}/test-run"
 """On a test Job and its pods: the run, a hash of the agent configuration and suites tested."""
 LABEL_CONFIG_HASH: Final = f"{GROUP}/config-hash"

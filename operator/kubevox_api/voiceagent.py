@@ -20,10 +20,12 @@ from .common import (
     UniqueByName,
 )
 from .contract import API_VERSION, VOICE_AGENT_KIND
+from .languages import TEXT_LANGUAGES, primary_language
 from .phrases import PHRASES_RULE, Phrases
 from .voiceagent_analysis import AnalysisSpec
 from .voiceagent_events import CallEvents, call_event_secret_refs
 from .voiceagent_providers import LLMEndpoint, LLMSpec, STTSpec, TTSSpec
+from .voiceagent_recording import RecordingSpec
 from .voiceagent_rollout import RolloutSpec
 from .voiceagent_scaling import Scaling
 from .voiceagent_sentiment import SentimentSpec
@@ -241,6 +243,9 @@ class VoiceAgentSpec(KubeModel):
     when ``logTranscripts`` is off (then no sink gets it)."""
     sentiment: SentimentSpec | None = None
     """Score how each caller feels, turn by turn (English only); unset: not scored."""
+    recording: RecordingSpec | None = None
+    """Record calls, both sides, with the caller's consent, to S3-compatible storage; unset:
+    no call is recorded."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
         PHRASES_RULE,
@@ -287,6 +292,18 @@ class VoiceAgentSpec(KubeModel):
             message="sentiment reads English only: set language to en, or leave sentiment out",
             check=lambda s: s.sentiment is None or s.language.startswith("en"),
             field_path=".sentiment",
+        ),
+        Rule(
+            cel="!has(self.recording) || self.recording.consent == 'notice'"
+            " || self.language.matches('^(?i)(en|fr|es|de|ar)(-.*)?$')",
+            message="recording.consent required understands a yes in en, fr, es, de and ar only:"
+            " use consent notice for this language",
+            check=lambda s: (
+                s.recording is None
+                or s.recording.consent == "notice"
+                or primary_language(s.language) in TEXT_LANGUAGES
+            ),
+            field_path=".recording.consent",
         ),
         Rule(
             cel="!has(self.tools.transfer) || has(self.telephony)",
@@ -347,4 +364,6 @@ def secret_refs(spec: VoiceAgentSpec) -> list[SecretKeySelector]:
         refs += call_event_secret_refs(spec.call_events)
     if spec.analysis_llm is not None and spec.analysis_llm.credentials is not None:
         refs.append(spec.analysis_llm.credentials.secret_key_ref)
+    if spec.recording is not None:
+        refs += [spec.recording.storage.access_key_ref, spec.recording.storage.secret_key_ref]
     return refs

@@ -1,8 +1,8 @@
 """How each caller feels, turn by turn (``spec.sentiment``): scored in the worker, off the
 call's critical path, into the call record and live metrics a supervisor's dashboard reads.
 
-The scorer is VADER (vaderSentiment): a lexicon and rules, no model and no torch, about 20 µs a
-turn; it reads English only. agent_runtime/sentiment.py does the scoring.
+The scorer is VADER (vaderSentiment): a lexicon and rules, no model and no torch, tens of
+microseconds a turn; it reads English only. agent_runtime/sentiment.py does the scoring.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ OWNED = {
     "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
     "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
     "Job": ("batch", "v1", "jobs"),
+    "CronJob": ("batch", "v1", "cronjobs"),
     "Ingress": ("networking.k8s.io", "v1", "ingresses"),
     # ServiceMonitor and ScaledObject, whose CRDs may come and go, are watched by the
     # operator itself (optional_watch.py); only their CRDs are watched here.

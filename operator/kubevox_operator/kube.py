@@ -64,6 +64,7 @@ KINDS: dict[str, Kind] = {
     "ServiceMonitor": Kind("monitoring.coreos.com/v1", "servicemonitors"),
     "ScaledObject": Kind("keda.sh/v1alpha1", "scaledobjects"),
     "Job": Kind("batch/v1", "jobs"),
+    "CronJob": Kind("batch/v1", "cronjobs"),
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
     contract.VOICE_AGENT_KIND: Kind(contract.API_VERSION, contract.VOICE_AGENT_PLURAL),

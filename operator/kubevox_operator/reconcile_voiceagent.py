@@ -17,7 +17,8 @@ from .builders import OperatorDefaults, build_agent_children
 from .builders.agent import agent_selector
 from .builders.autoscaling import AUTOSCALER_KINDS
 from .builders.common import child_name
-from .builders.network import EgressSettings, agent_egress
+from .builders.network import EgressSettings, agent_egress, recordings_policy_name
+from .builders.recording import expiry_name
 from .builders.revision import REVISION_KIND, build_revision, revision_name
 from .builders.web import web_name, web_policy_name
 from .events import Events
@@ -210,6 +211,7 @@ class VoiceAgentReconciler:
             # at once (and KEDA's webhook refuses a ScaledObject while an HPA targets it).
             wrote |= await self._remove_other_autoscaler(agent, body)
             wrote |= await self._remove_unwanted_web(agent, body)
+            wrote |= await self._remove_unwanted_recordings(agent, body)
             # Independent objects: applied concurrently (the pod waits for its ConfigMap anyway).
             applied, problems = await self.store.ensure_all(rollout.objects)
             wrote |= applied
@@ -349,6 +351,21 @@ class VoiceAgentReconciler:
                     kind, self.cache.get(kind, ns, name), meta.get("uid"), why
                 )
         return wrote
+
+    async def _remove_unwanted_recordings(self, agent: VoiceAgent, body: Obj) -> bool:
+        """Once spec.recording is removed: the expiry CronJob and its policy, if this VoiceAgent
+        owns them (the recordings stay in the bucket, the team's to keep or delete). The
+        CronJob goes last: it shows there is something left to remove."""
+        meta = body["metadata"]
+        ns, uid = meta["namespace"], meta.get("uid")
+        cronjob = self.cache.get("CronJob", ns, expiry_name(agent))
+        if agent.spec.recording is not None or cronjob is None or not owned_by(cronjob, uid):
+            return False
+        why = "no longer in spec.recording"
+        wrote = await self.store.delete_owned_named(
+            "NetworkPolicy", ns, recordings_policy_name(agent), uid, why
+        )
+        return await self.store.delete_owned("CronJob", cronjob, uid, why) or wrote
 
     async def _remove_unwanted_web(self, agent: VoiceAgent, body: Obj) -> bool:
         """Deletes the web gateway's objects the spec no longer asks for: all of them once

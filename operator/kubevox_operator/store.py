@@ -34,6 +34,7 @@ LISTED_KINDS = frozenset(
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "Job",
+        "CronJob",
         "Ingress",
         "Pod",
     )

@@ -1,5 +1,6 @@
-"""Invalid ``spec.analysis`` and ``spec.sentiment`` variants of the VoiceAgent case (cases.py):
-rejected by pydantic and by the API server (CEL), naming the field."""
+"""Invalid ``spec.analysis``, ``spec.sentiment`` and ``spec.recording`` variants of the
+VoiceAgent case (cases.py): rejected by pydantic and by the API server (CEL), naming the
+field."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from .cases import BadCase, va
 REDIS = {"redisUrlSecretRef": {"name": "r", "key": "u"}}
 EVENTS = {"outbox": REDIS, "sinks": [{"name": "bus", "redisStream": REDIS}]}
 GOOD: dict[str, Any] = {"summary": {}}
+STORAGE = {
+    "endpoint": "https://s3.example.com",
+    "bucket": "calls",
+    "accessKeyRef": {"name": "s3", "key": "access"},
+    "secretKeyRef": {"name": "s3", "key": "secret"},
+}
+RECORDING: dict[str, Any] = {"notice": "This call may be recorded. All right?", "storage": STORAGE}
 OWN_LLM = {"provider": "openai", "model": "a", "baseURL": "http://llm.example:8000/v1"}
 
 
@@ -73,5 +81,32 @@ ANALYSIS_CASES: list[BadCase] = [
         "sentiment-negative-above-neutral",
         "spec.sentiment.negativeBelow",
         spec__sentiment={"negativeBelow": 0.2},
+    ),
+    va(
+        "recording-consent-in-japanese",
+        "spec.recording.consent",
+        spec__language="ja",
+        spec__recording=RECORDING,
+    ),
+    va("recording-without-notice", "spec.recording.notice", spec__recording={"storage": STORAGE}),
+    va(
+        "recording-endpoint-with-a-path",
+        "spec.recording.storage.endpoint",
+        spec__recording=RECORDING | {"storage": STORAGE | {"endpoint": "https://s3.example.com/b"}},
+    ),
+    va(
+        "recording-bucket-not-a-bucket-name",
+        "spec.recording.storage.bucket",
+        spec__recording=RECORDING | {"storage": STORAGE | {"bucket": "Calls_2026"}},
+    ),
+    va(
+        "recording-kept-no-day",
+        "spec.recording.retentionDays",
+        spec__recording=RECORDING | {"retentionDays": 0},
+    ),
+    va(
+        "recording-consent-key-of-two-keys",
+        "spec.recording.consentKey",
+        spec__recording=RECORDING | {"consentKey": "12"},
     ),
 ]

@@ -32,6 +32,7 @@ from .common import (
     restricted_pod_security,
     secret_env,
 )
+from .recording import expiry_cronjob, storage_key_env
 from .web import build_web_children
 
 # Fields of the spec that never reach the worker process, or reach the pod template directly:
@@ -104,6 +105,8 @@ def build_agent_children(
     if "ServiceMonitor" in defaults.served:
         out.objects.append(_service_monitor(agent, owner))
     out.objects += build_web_children(agent, owner, config, defaults.image)
+    if agent.spec.recording is not None:
+        out.objects.append(expiry_cronjob(agent, owner, defaults.image))
     return out
 
 
@@ -204,6 +207,8 @@ def worker_env(agent: VoiceAgent, knowledge_bases: dict[str, KnowledgeBase]) -> 
         for i, sink in enumerate(spec.call_events.sinks):
             ref = sink_secret_ref(sink)
             env.append(secret_env(sink_secret_env(i), ref.name, ref.key))
+    if spec.recording is not None:
+        env += storage_key_env(spec.recording.storage)
     env += [
         {"name": contract.POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {

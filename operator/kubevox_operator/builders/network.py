@@ -29,6 +29,7 @@ from kubevox_api.voiceagenttest import VoiceAgentTest
 from .agent import agent_selector
 from .agent_test import test_selector
 from .common import Obj, agent_labels, agent_name, agent_namespace, child_name, labels, metadata
+from .recording import expiry_name, expiry_selector
 from .web import web_policy_name, web_selector
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "redis": 6379, "rediss": 6379}
@@ -266,6 +267,25 @@ def test_egress_policy(
     )
 
 
+def recordings_egress_policy(agent: VoiceAgent, owner: Obj, settings: EgressSettings) -> Obj:
+    """The recordings expiry's policy: DNS and the storage, nothing else."""
+    assert agent.spec.recording is not None
+    ns = agent_namespace(agent)
+    rules = [dns_rule(), rule_to(agent.spec.recording.storage.endpoint, ns), *settings.extra]
+    return _policy(
+        recordings_policy_name(agent),
+        ns,
+        owner,
+        agent_labels(agent, "recordings"),
+        expiry_selector(agent),
+        rules,
+    )
+
+
+def recordings_policy_name(agent: VoiceAgent) -> str:
+    return child_name(expiry_name(agent), "-egress")
+
+
 def test_policy_name(agent: VoiceAgent) -> str:
     return child_name(agent_name(agent), "-test-egress")
 
@@ -337,9 +357,13 @@ def agent_egress(
         stores += [s.redis_stream.redis_url_secret_ref for s in events.sinks if s.redis_stream]
         sink_urls += [u for r in stores if (u := secret_value(secrets.get(r.name), r.key))]
         sink_urls += [s.webhook.url for s in events.sinks if s.webhook is not None]
+    if agent.spec.recording is not None:  # the workers upload the recordings
+        sink_urls.append(agent.spec.recording.storage.endpoint)
     out = [agent_egress_policy(agent, owner, knowledge_bases, urls + sink_urls, settings)]
     if agent.spec.web is not None:
         out.append(web_egress_policy(agent, owner))
+    if agent.spec.recording is not None:
+        out.append(recordings_egress_policy(agent, owner, settings))
     if suites:
         out.append(test_egress_policy(agent, owner, suites, knowledge_bases, urls, settings))
     return out
