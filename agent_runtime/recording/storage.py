@@ -33,6 +33,16 @@ CALLER_META = "caller"
 """User metadata (``x-amz-meta-*``): the call's id, and the HMAC of a phone caller's number."""
 
 
+def digits(number: str) -> str:
+    """A phone number as its digits (and ``+``), however it was written."""
+    return "".join(c for c in number if c.isdigit() or c == "+")
+
+
+def call_of(name: str) -> str:
+    """The call id a recording's name ends with."""
+    return name.rsplit("/", 1)[-1].removesuffix(".ogg")
+
+
 @dataclass(frozen=True)
 class Stored:
     """One recording in the bucket."""
@@ -65,8 +75,7 @@ class RecordingStore:
 
     def caller_tag(self, number: str) -> str:
         """The HMAC that stands for a phone number (digits and ``+`` only are kept)."""
-        digits = "".join(c for c in number if c.isdigit() or c == "+")
-        return hmac.new(self._secret.encode(), digits.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._secret.encode(), digits(number).encode(), hashlib.sha256).hexdigest()
 
     def upload(self, path: Path, name: str, call_id: str, caller_number: str | None) -> None:
         metadata = {CALL_ID_META: call_id}
@@ -86,12 +95,15 @@ class RecordingStore:
             if obj.object_name and obj.last_modified:
                 yield Stored(obj.object_name, obj.last_modified)
 
+    def recordings_names(self) -> list[str]:
+        return [r.name for r in self.recordings()]
+
     def older_than(self, days: int, now: datetime | None = None) -> list[str]:
         cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
         return [r.name for r in self.recordings() if r.modified < cutoff]
 
     def of_call(self, call_id: str) -> list[str]:
-        return [r.name for r in self.recordings() if r.name.endswith(f"/{call_id}.ogg")]
+        return [r.name for r in self.recordings() if call_of(r.name) == call_id]
 
     def of_caller(self, number: str) -> list[str]:
         """Every recording of a phone number (its HMAC, read from each object's metadata)."""

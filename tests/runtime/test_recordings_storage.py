@@ -1,8 +1,8 @@
 """The recordings' storage (agent_runtime/recording/storage.py) and ``kubevox-agent recordings
-expire|erase``, against a real S3-compatible server (S3Proxy, which checks AWS signatures and
-reports a file's time as its LastModified): uploads signed with the agent's key pair and refused
-with another, objects named per agent and day, a phone caller's number kept only as an HMAC,
-expiry by age, erasure by call or by number."""
+expire``, against a real S3-compatible server (S3Proxy, which checks AWS signatures and reports
+a file's time as its LastModified): uploads signed with the agent's key pair and refused with
+another, objects named per agent and day, a phone caller's number kept only as an HMAC, expiry
+by age. test_erase.py erases by call and by number."""
 
 from __future__ import annotations
 
@@ -164,30 +164,6 @@ def test_expire_deletes_only_the_agents_recordings_past_retention(
     assert out["retention_days"] == 30
     left = {o.object_name for o in s3_server.client().list_objects(bucket, recursive=True)}
     assert left == {recent, other}
-
-
-def test_erase_one_call_or_every_recording_of_a_number(
-    s3_server: S3Server,
-    bucket: str,
-    audio: Path,
-    config_file: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    store = _store(s3_server, bucket)
-    first = _upload(store, audio, "call-1", NUMBER)
-    second = _upload(store, audio, "call-2", "+15550100100")
-    web = _upload(store, audio, "call-3")
-    stranger = _upload(store, audio, "call-4", "+15550199999")
-
-    code, out = _run(["erase", "--call-id", "call-3"], config_file, s3_server, capsys)
-    assert (code, out["deleted"]) == (0, [web])
-
-    code, out = _run(["erase", "--caller-number", NUMBER], config_file, s3_server, capsys)
-    assert code == 0
-    assert sorted(out["deleted"]) == sorted([first, second])
-    assert out["caller_number"] == "[given]"  # the number is not printed back
-    left = {o.object_name for o in s3_server.client().list_objects(bucket, recursive=True)}
-    assert left == {stranger}
 
 
 def test_a_command_without_the_key_pair_says_which_variable(
