@@ -30,6 +30,13 @@ from .storage import RecordingStore
 
 log = logging.getLogger("kubevox.recording")
 
+SAMPLE_RATE = 16000
+"""The recording's rate: wideband voice, as an HD phone call (a phone line carries 8 kHz), and a
+third of the encoding and resampling of livekit's default 48 kHz. That work shares the worker's
+core (and Python's GIL) with the calls: on a quiet core neither rate cost a turn anything
+measurable, but with other work on the machine 48 kHz did (bench/recording_latency.py,
+docs/benchmarks.md)."""
+
 
 class CallRecording:
     """The recording of one call of an agent with ``spec.recording``."""
@@ -98,7 +105,7 @@ class CallRecording:
             return
         if session.output.audio is None:
             return
-        recorder = RecorderIO(agent_session=session)
+        recorder = RecorderIO(agent_session=session, sample_rate=SAMPLE_RATE)
         session.input.audio = recorder.record_input(session.input.audio)
         session.output.audio = recorder.record_output(session.output.audio)
         self._path = self._dir / f"kubevox-recording-{self.record.call_id}.ogg"

@@ -22,7 +22,7 @@ from kubevox_devenv.worker import AgentWorker, call_records
 
 from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
-from tests.support.recordings import channel_levels
+from tests.support.recordings import channel_levels, stored
 from tests.support.servers.openai_server import OpenAIServer
 from tests.support.voice import call_options, start_worker, write_config
 from tests.support.waits import until
@@ -77,18 +77,16 @@ async def _record_of(worker: AgentWorker, room: str) -> dict[str, Any]:
 
 
 async def _stored(s3: S3Server, name: str, within: float = 60) -> bytes:
-    client = s3.client()
+    found: list[bytes] = []
 
-    def there() -> bool:
-        return any(o.object_name == name for o in client.list_objects(BUCKET, recursive=True))
+    def readable() -> bool:
+        got = stored(s3.client(), BUCKET, name)
+        if got is not None:
+            found.append(got[1])
+        return got is not None
 
-    await until(f"{name} in the bucket", there, within)
-    response = client.get_object(BUCKET, name)
-    try:
-        return bytes(response.read())
-    finally:
-        response.close()
-        response.release_conn()
+    await until(f"{name} in the bucket", readable, within)
+    return found[-1]
 
 
 async def test_a_caller_who_agrees_is_recorded_both_sides(

@@ -24,7 +24,7 @@ from kubevox_devenv.s3 import S3Server
 
 from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
-from tests.support.recordings import channel_levels
+from tests.support.recordings import channel_levels, stored
 
 from .conftest import System, await_until, wait_until
 from .helpers import PHARMACY, condition
@@ -97,18 +97,11 @@ async def test_a_pod_uploads_the_call_and_the_expiry_deletes_it_once_old(
     finally:
         await call.hang_up()
 
-    prefix = f"{ns}/offline/"
-    names = await await_until(
+    name, data = await await_until(
         "the call's recording in the bucket",
-        lambda: [n for n in _objects(storage) if n.startswith(prefix)] or None,
+        lambda: stored(storage.client(), BUCKET, f"{ns}/offline/"),
         180,
     )
-    (name,) = names
-    response = storage.client().get_object(BUCKET, name)
-    try:
-        data = response.read()
-    finally:
-        response.close()
     channels, levels = channel_levels(data)
     assert channels == 2
     assert min(levels) > 0.005, levels  # the caller's question and the agent's voice
@@ -121,10 +114,12 @@ async def test_a_pod_uploads_the_call_and_the_expiry_deletes_it_once_old(
 
     def finished() -> dict[str, Any] | None:
         job = system.get("job", "expire-now", ns)
-        done = [
-            c for c in (job.get("status") or {}).get("conditions") or [] if c["status"] == "True"
+        ended = [
+            c
+            for c in (job.get("status") or {}).get("conditions") or []
+            if c["type"] in ("Complete", "Failed") and c["status"] == "True"
         ]
-        return done[0] if done else None
+        return ended[0] if ended else None
 
     done = wait_until("the expiry Job finished", finished, 300)
     log = system.kubectl("logs", "-n", ns, "job/expire-now")
