@@ -27,5 +27,10 @@ def check_sentiment(system: System, namespace: str, record: dict[str, Any]) -> N
     median = panel_query(
         "Median caller sentiment", window="10m", namespace=namespace, agent="offline"
     )
-    value = wait_until("the dashboard's median sentiment", lambda: system.prometheus(median), 120)
+
+    def panel() -> tuple[float] | None:  # a neutral caller's median is 0: a value, not "none"
+        value = system.prometheus(median)
+        return (value,) if value is not None else None
+
+    (value,) = wait_until("the dashboard's median sentiment", panel, 120)
     assert -1.0 <= value <= 1.0, (median, value)
