@@ -19,8 +19,8 @@ from typing import Any
 from kubevox_api import AgentRuntimeConfig
 from kubevox_api.voiceagent_events import OUTBOX_REDIS_ENV, sink_secret_env
 
-from .call_events.outbox import EVENT_FIELD, connect, outbox_key
-from .errors import ConfigError
+from .call_events import required_env
+from .call_events.outbox import EVENT_FIELD, connect, entry_text, next_entry_id, outbox_key
 from .recording.storage import RecordingStore, call_of, digits
 
 SCAN_BATCH = 500
@@ -41,9 +41,7 @@ def event_streams(config: AgentRuntimeConfig, env: Mapping[str, str]) -> list[Ev
         return []
 
     def url(var: str, what: str) -> str:
-        if not (value := env.get(var)):
-            raise ConfigError(f"callEvents: {what} is not set (environment variable {var})")
-        return value.strip()
+        return required_env(env, var, what).strip()
 
     out = [
         EventStream(
@@ -57,10 +55,6 @@ def event_streams(config: AgentRuntimeConfig, env: Mapping[str, str]) -> list[Ev
             secret = url(sink_secret_env(i), f"the Redis URL of sink {sink.name!r}")
             out.append(EventStream(sink.name, secret, sink.redis_stream.stream))
     return out
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _event(fields: Mapping[Any, Any]) -> dict[str, Any]:
@@ -90,12 +84,11 @@ async def _scan(
             for entry_id, fields in batch:
                 event = _event(fields or {})
                 if wanted(event):
-                    doomed.append(_text(entry_id))
+                    doomed.append(entry_text(entry_id))
                     calls.add(str(event.get("subject", "")))
             if doomed and delete:
                 erased += int(await redis.xdel(stream.key, *doomed))
-            millis, _, seq = _text(batch[-1][0]).partition("-")
-            start = f"{millis}-{int(seq) + 1}"
+            start = next_entry_id(batch[-1][0])
     finally:
         await redis.aclose()
     return erased, calls

@@ -82,7 +82,8 @@ class CallEventPublisher:
         await self.outbox.redis.aclose()
 
 
-def _env(env: Mapping[str, str], name: str, what: str) -> str:
+def required_env(env: Mapping[str, str], name: str, what: str) -> str:
+    """``env[name]``, or a ConfigError naming ``what`` and the variable."""
     value = env.get(name)
     if not value:
         raise ConfigError(f"callEvents: {what} is not set (environment variable {name})")
@@ -94,7 +95,7 @@ def from_config(config: AgentRuntimeConfig, env: Mapping[str, str]) -> CallEvent
     events = config.spec.call_events
     if events is None:
         return None
-    url = _env(env, OUTBOX_REDIS_ENV, "the outbox's Redis URL")
+    url = required_env(env, OUTBOX_REDIS_ENV, "the outbox's Redis URL")
     outbox = Outbox(connect(url.strip()), outbox_key(config.namespace, config.name))
     return CallEventPublisher(outbox, event_source(config.namespace, config.name), events.types)
 
@@ -114,12 +115,12 @@ def build_delivery(
     max_age = events.outbox.max_age_seconds
     sinks: dict[str, EventConsumer] = {step.name: step for step in steps}
     for i, sink in enumerate(events.sinks):
-        secret = _env(env, sink_secret_env(i), f"the secret of sink {sink.name!r}")
+        secret = required_env(env, sink_secret_env(i), f"the secret of sink {sink.name!r}")
         # A repeat into a Redis sink is refused for as long as the outbox may retry it.
         sinks[sink.name] = build_deliverer(sink, secret, guard_ttl_seconds=max_age)
     # A request still in flight must not look dead: claim after twice the longest timeout.
     timeouts = [s.webhook.timeout_seconds for s in events.sinks if s.webhook is not None]
-    url = _env(env, OUTBOX_REDIS_ENV, "the outbox's Redis URL")
+    url = required_env(env, OUTBOX_REDIS_ENV, "the outbox's Redis URL")
     return Delivery(
         connect(url.strip()),
         outbox_key(config.namespace, config.name),

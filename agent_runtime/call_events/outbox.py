@@ -59,17 +59,19 @@ def encode_event(event: dict[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _text(value: object) -> str:
+def entry_text(value: object) -> str:
+    """A stream id or field as text (Redis answers bytes)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def entry_millis(entry_id: bytes | str) -> int:
     """When an entry was added, in unix milliseconds (the first part of a stream id)."""
-    return int(_text(entry_id).partition("-")[0])
+    return int(entry_text(entry_id).partition("-")[0])
 
 
-def _next_id(entry_id: bytes) -> str:
-    millis, _, seq = _text(entry_id).partition("-")
+def next_entry_id(entry_id: object) -> str:
+    """The smallest stream id after ``entry_id``."""
+    millis, _, seq = entry_text(entry_id).partition("-")
     return f"{millis}-{int(seq or 0) + 1}"
 
 
@@ -95,7 +97,7 @@ class Outbox:
             maxlen=self.max_length,
             approximate=True,
         )
-        text = _text(entry_id)
+        text = entry_text(entry_id)
         log.debug(
             "call event in the outbox",
             extra={"outbox": self.key, "entry": text, "event_id": event.get("id")},
@@ -119,9 +121,9 @@ class Outbox:
             # after the last it was given.
             pending = await self.redis.xpending_range(self.key, group["name"], "-", "+", 1)
             if pending:
-                needed = _text(pending[0]["message_id"])
+                needed = entry_text(pending[0]["message_id"])
             else:
-                needed = _next_id(group["last-delivered-id"])
+                needed = next_entry_id(group["last-delivered-id"])
             if floor is None or _id_key(needed) < _id_key(floor):
                 floor = needed
         assert floor is not None

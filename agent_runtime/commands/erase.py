@@ -15,7 +15,6 @@ import os
 import sys
 
 from ..erasure import erase
-from ..errors import ConfigError
 from ._common import add_config_arguments, load_from_args
 
 NAME = "erase"
@@ -31,12 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_from_args(args)
-    try:
-        done = asyncio.run(
-            erase(config, os.environ, call_ids=args.call_id or (), number=args.caller_number)
-        )
-    except KeyError as e:  # the storage's key pair (spec.recording.storage)
-        raise ConfigError(f"{e.args[0]}: not set (from spec.recording.storage)") from None
+    done = asyncio.run(
+        erase(config, os.environ, call_ids=args.call_id or (), number=args.caller_number)
+    )
     print(json.dumps(done.to_json()))
     if done.failed:
         print(f"erase: {len(done.failed)} not deleted: {', '.join(done.failed)}", file=sys.stderr)

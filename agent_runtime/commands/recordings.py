@@ -30,10 +30,7 @@ def run(args: argparse.Namespace) -> int:
     spec = config.spec.recording
     if spec is None:
         raise ConfigError(f"VoiceAgent {config.name}: spec.recording is not set")
-    try:
-        store = RecordingStore(spec.storage, config.namespace, config.name, os.environ)
-    except KeyError as e:
-        raise ConfigError(f"{e.args[0]}: not set (from spec.recording.storage)") from None
+    store = RecordingStore(spec.storage, config.namespace, config.name, os.environ)
     names = store.older_than(spec.retention_days)
     failed = store.delete(names) if names else []
     deleted = [n for n in names if n not in failed]

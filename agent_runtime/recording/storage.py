@@ -27,6 +27,8 @@ from kubevox_api.voiceagent_recording import (
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 
+from ..errors import ConfigError
+
 CONTENT_TYPE = "audio/ogg"
 CALL_ID_META = "call-id"
 CALLER_META = "caller"
@@ -41,6 +43,12 @@ def digits(number: str) -> str:
 def call_of(name: str) -> str:
     """The call id a recording's name ends with."""
     return name.rsplit("/", 1)[-1].removesuffix(".ogg")
+
+
+def _key(env: Mapping[str, str], var: str) -> str:
+    if not (value := env.get(var)):
+        raise ConfigError(f"{var}: not set (from spec.recording.storage)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -58,8 +66,9 @@ class RecordingStore:
         self, storage: RecordingStorage, namespace: str, agent: str, env: Mapping[str, str]
     ) -> None:
         url = urlsplit(storage.endpoint)
-        access_key = env[STORAGE_ACCESS_KEY_ENV]
-        self._secret = env[STORAGE_SECRET_KEY_ENV]
+        access_key, self._secret = (
+            _key(env, var) for var in (STORAGE_ACCESS_KEY_ENV, STORAGE_SECRET_KEY_ENV)
+        )
         self.client = Minio(
             url.netloc,
             access_key=access_key,
