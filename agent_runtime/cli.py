@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from . import commands
-from .early_stop import TERMINATED, stop_at_once
+from .early_stop import TERMINATED, exit_process, stop_at_once
 from .errors import ConfigError
 
 
@@ -61,5 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def run() -> None:
+    """The ``kubevox-agent`` command: ``main``, then the process's exit (early_stop.py)."""
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +20,7 @@ from kubevox_api.contract import HEALTH_PORT, METRICS_PORT
 
 from ..config import load_runtime_config, resolve_config_path
 from ..drained_exit import DrainedExit
-from ..early_stop import stop_at_once
+from ..early_stop import exit_without_finalizing, stop_at_once
 from ..errors import ConfigError
 from ..pod_annotations import PodCallsAnnotator
 from ..providers import check_providers
@@ -147,15 +145,11 @@ def _remove(directory: Path) -> None:
 
 
 def _leave(own: Path, deliveries: DeliveryThread | None = None) -> None:
-    """Remove the worker's own files, then exit 0 without the interpreter's finalization, where
-    threads of native libraries (LiveKit's FFI, ONNX Runtime) and our daemon threads can crash a
-    process whose work is done: a drained pod was seen exiting 139 (SIGSEGV) after its last
-    call, which reads as a failed drain. The call events' delivery gets a few seconds first (its
-    last calls' events; what it leaves, another worker takes)."""
+    """Remove the worker's own files, then exit 0 without the interpreter's finalization: a
+    drained pod was seen exiting 139 (SIGSEGV) after its last call, which reads as a failed
+    drain. The call events' delivery gets a few seconds first (its last calls' events; what it
+    leaves, another worker takes)."""
     if deliveries is not None:
         deliveries.stop()
     _remove(own)
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_without_finalizing(0)
