@@ -1,8 +1,9 @@
 """The LiveKit worker: an AgentServer in production mode serving one VoiceAgent.
 
 The parent process registers with LiveKit, reports load and serves health (:8081) and
-metrics; each call runs in a pre-warmed child process (``prewarm`` loads the config and the
-local models once per process, ``entrypoint`` runs one call).
+metrics; each call runs in a pre-warmed child process, or with ``spec.scaling.executor: thread``
+in a thread of the parent (``prewarm`` loads the config and the VAD once per process or thread,
+the local models once per process; ``entrypoint`` runs one call).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from kubevox_api import CONFIG_ENV, AgentRuntimeConfig, contract
 from kubevox_api.runtime_config import LIVEKIT_URL_ENV, config_hash
 from livekit import rtc
-from livekit.agents import AgentServer, JobContext, JobProcess, inference, room_io
+from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess, inference, room_io
 from livekit.agents.utils.hw import get_cpu_monitor
 
 from . import call_events, metrics, sentiment
@@ -29,6 +30,7 @@ from .knowledge_hook import build_grounding
 from .load import LOAD_THRESHOLD, WorkerLoad
 from .one_worker import earlier_worker
 from .plugins.local_llm import prime_prompt_cache
+from .pod_memory import memory_fraction
 from .providers import prewarm_providers
 from .recording import CallRecording
 from .session import build_call
@@ -70,6 +72,7 @@ def worker_load(config: AgentRuntimeConfig) -> WorkerLoad:
         min(max(float(os.environ.get(CPU_WEIGHT_ENV, "1")), 0.0), 1.0),
         # Blocks for its sampling interval, in LiveKit's executor thread.
         cpu_sample=lambda: get_cpu_monitor().cpu_percent(interval=0.2),
+        memory_sample=memory_fraction,
     )
 
 
@@ -220,6 +223,7 @@ def make_server(
         ws_url=os.environ.get(LIVEKIT_URL_ENV) or spec.livekit.url,
         # Offline models load in prewarm: a process may need longer than livekit's 10 s.
         initialize_process_timeout=PREWARM_TIMEOUT,
+        job_executor_type=JobExecutorType(spec.scaling.executor),
     )
     calls = CallFilter.from_env(config_hash(config))
     server.rtc_session(entrypoint, agent_name=config.agent_name, on_request=calls.on_request)

@@ -276,7 +276,13 @@ class Stack:
         d.mkdir(exist_ok=True)
         return write_config(d, self.kb, llm, **spec)
 
-    def worker(self, config: Path, cpus: set[int] | None = None, **env: str) -> AgentWorker:
+    def worker(
+        self,
+        config: Path,
+        cpus: set[int] | None = None,
+        launcher: list[str] | None = None,
+        **env: str,
+    ) -> AgentWorker:
         assert self.livekit is not None
         assert self.redis is not None
         full_env = {
@@ -292,7 +298,7 @@ class Stack:
         }
         log = self.workdir / f"{config.stem}-{len(self.workers)}.log"
         with pinned(cpus):
-            w = AgentWorker(config, full_env, log).start(timeout=300)
+            w = AgentWorker(config, full_env, log, launcher=launcher or []).start(timeout=300)
         self.workers.append(w)
         return w
 

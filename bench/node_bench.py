@@ -35,6 +35,7 @@ from typing import Any
 
 from kubevox_devenv import install as installmod
 from kubevox_devenv import node as nodemod
+from kubevox_devenv.cgroup import working_set_mib
 from kubevox_devenv.cluster import temporary_cluster
 from kubevox_devenv.fleet import Fleet, sample_for_this_node
 
@@ -56,11 +57,9 @@ def wait(what: str, probe: Any, timeout: float = 900) -> float:
 
 
 def pod_memory_mib(uid: str) -> float:
-    """The pod's cgroup memory use (v1: memory.usage_in_bytes less its page cache)."""
+    """The pod's cgroup memory use (v1: memory.usage_in_bytes less its inactive page cache)."""
     (path,) = [p for p in CGROUP_MEMORY.rglob(f"pod{uid}") if p.is_dir()]
-    usage = int((path / "memory.usage_in_bytes").read_text())
-    stat = dict(line.split() for line in (path / "memory.stat").read_text().splitlines())
-    return (usage - int(stat.get("total_inactive_file", 0))) / 2**20
+    return working_set_mib(path)
 
 
 def main() -> int:

@@ -119,8 +119,9 @@ class ResourceRequirements(KubeModel):
     requests: ResourceList = Field(default_factory=lambda: ResourceList(cpu="1", memory="2Gi"))
     """Resources reserved for the pod; the scheduler places it where they are free."""
     limits: ResourceList = Field(default_factory=lambda: ResourceList(memory="4Gi"))
-    """Upper bounds. A memory limit protects the node; a CPU limit throttles audio and is
-    best left unset for real-time workloads."""
+    """Upper bounds. A memory limit protects the node, and a worker whose working set reaches
+    90 % of it takes no new call (the next one could get the pod killed, with every call in
+    it); a CPU limit throttles audio and is best left unset for real-time workloads."""
 
 
 class Toleration(KubeModel):

@@ -142,4 +142,6 @@ def config_hash(config: AgentRuntimeConfig) -> str:
     for key in NOT_IN_CONFIG_HASH:
         spec.pop(key, None)
     spec["maxCallsPerPod"] = scaling.get("maxCallsPerPod")  # the worker's load limit
+    if scaling.get("executor", "process") != "process":  # how it runs its calls
+        spec["executor"] = scaling["executor"]
     return stable_hash({**data, "spec": spec})

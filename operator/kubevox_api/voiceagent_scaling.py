@@ -37,6 +37,13 @@ class Scaling(KubeModel):
     """Hard capacity of one pod: LiveKit assigns no more calls to a pod that has this many."""
     scale_down_stabilization_seconds: int = Field(default=600, ge=0, le=3600)
     """How long call volume must stay low before pods are removed."""
+    executor: Literal["process", "thread"] = "process"
+    """How a worker pod runs its calls (livekit-agents' job executor). ``process``: each call
+    in a process of its own, started ahead of the call; a call that crashes ends alone, but
+    every call carries its own interpreter, libraries and models. ``thread``: the calls run
+    as threads of the worker's one process and share what it has loaded, so each call costs
+    less memory and CPU (docs/benchmarks.md, "Capacity"); a call that crashes the process
+    ends every call of the pod."""
 
     @property
     def scales_to_zero(self) -> bool:

@@ -98,6 +98,7 @@ def test_defaults_are_filled_in(api: client.ApiClient) -> None:
         "targetCallsPerPod": 4,
         "maxCallsPerPod": 6,
         "scaleDownStabilizationSeconds": 600,
+        "executor": "process",
     }
     assert spec["turnDetection"]["mode"] == "model"
     assert spec["livekit"]["credentialsSecretRef"]["apiKeyKey"] == "apiKey"

@@ -73,6 +73,15 @@ def test_scaling_changes_do_not_change_the_pod_template():
     assert template_hash(c) != template_hash(a)
 
 
+def test_the_executor_is_read_by_the_workers_and_rolls_them():
+    default, threads = build(scaling=SCALING), build(scaling={**SCALING, "executor": "thread"})
+    assert template_hash(threads) != template_hash(default)
+    # An agent that never set it keeps the hash it had before the field existed: an operator
+    # upgrade rolls no worker.
+    explicit = build(scaling={**SCALING, "executor": "process"})
+    assert template_hash(explicit) == template_hash(default)
+
+
 def test_no_replicas_grace_covers_the_drain_and_pod_extras_pass_through():
     objs = build(
         drainTimeoutSeconds=600,

@@ -11,6 +11,7 @@ from agent_runtime.load import (
     CPU_FULL,
     CPU_SMOOTHING_SECONDS,
     LOAD_THRESHOLD,
+    MEMORY_FULL,
     WorkerLoad,
     compute_load,
     smoothed,
@@ -77,6 +78,37 @@ def test_the_call_count_fills_the_pod_at_once_and_weight_0_ignores_the_cpu() -> 
     load = WorkerLoad(max_calls=2, cpu_weight=0.0, cpu_sample=lambda: 1.0, clock=clock)
     assert run(load, clock, 1, 10)[-1] == 0.5
     assert run(load, clock, 2, 0.5) == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("memory", "load"),
+    [
+        (None, 0.25),  # no memory limit: the calls decide
+        (0.45, 0.5),  # half of MEMORY_FULL
+        (MEMORY_FULL, 1.0),  # near the limit: full, with one call of four
+        (1.3, 1.0),
+    ],
+)
+def test_memory_near_the_pods_limit_fills_it(memory: float | None, load: float) -> None:
+    assert compute_load(1, 4, 0.0, memory=memory) == pytest.approx(load)
+
+
+def test_memory_fills_the_pod_at_once_whatever_the_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kubevox.worker")
+    clock = Clock()
+    used = [0.5]
+    load = WorkerLoad(
+        max_calls=8,
+        cpu_weight=1.0,
+        cpu_sample=lambda: 0.1,
+        clock=clock,
+        memory_sample=lambda: used[0],
+    )
+    assert run(load, clock, 1, 2)[-1] == pytest.approx(0.5 / MEMORY_FULL)
+    used[0] = 0.93  # the working set nears the limit: no smoothing, the next call would not fit
+    assert run(load, clock, 1, 0.5) == [LOAD_THRESHOLD]
+    (full,) = [r for r in caplog.records if r.getMessage() == "worker full: taking no new call"]
+    assert full.__dict__["memory"] == 0.93  # the log says why
 
 
 def test_smoothing_does_not_depend_on_how_often_it_is_asked() -> None:

@@ -84,7 +84,12 @@ def write_config(
 
 
 def start_worker(
-    directory: Path, config: Path, livekit: LiveKitServer, redis: RedisSearchServer, **env: str
+    directory: Path,
+    config: Path,
+    livekit: LiveKitServer,
+    redis: RedisSearchServer,
+    launcher: list[str] | None = None,
+    **env: str,
 ) -> AgentWorker:
     env = {
         **livekit.env(),
@@ -94,7 +99,7 @@ def start_worker(
         **env,
     }
     log = directory / f"{config.stem}-{len(list(directory.glob('*.log')))}.log"
-    return AgentWorker(config, env, log).start()
+    return AgentWorker(config, env, log, launcher=launcher or []).start()
 
 
 @contextmanager

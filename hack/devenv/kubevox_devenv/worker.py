@@ -49,9 +49,12 @@ class AgentWorker:
     health_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
+    launcher: list[str] = field(default_factory=list)
+    """A prefix of the command line (kubevox_devenv/cgroup.py's, to start it in a cgroup)."""
 
     def start(self, timeout: float = 180.0) -> AgentWorker:
         argv = [
+            *self.launcher,
             sys.executable,
             "-m",
             "agent_runtime",

@@ -1,0 +1,324 @@
+"""Capacity of one worker pod (issue 20): concurrent calls on one core, CPU and memory per call,
+for each job executor (``spec.scaling.executor``), measured from the worker's own cgroups.
+
+The worker is a real ``kubevox-agent start`` confined as kubelet confines a pod with
+``limits.cpu: 1``: cgroups of its own, a CFS quota of one core, pinned to the last core
+(kubevox_devenv/cgroup.py). LiveKit, Redis, the provider stand-ins and the simulated callers
+run on the other cores. Calls are real: each caller joins a LiveKit room, hears the greeting
+and asks its question turn after turn; latency is measured on the audio (bench/_voice.py).
+
+* ``cloud``: the deepgram / openai / cartesia plugins against stand-ins of fixed latency (STT
+  final 150 ms, LLM first token 300 ms, TTS first byte 150 ms).
+* ``offline``: the sample offline agent as shipped: Whisper, SmolLM2-135M (``local``) and Piper,
+  all on the worker's core.
+
+At each level the calls are started one after the other, then talk at once (staggered); the
+level "holds" while every turn is answered and p95 stays within 10 % of one call's.
+
+    sudo .venv/bin/python bench/capacity.py [--stacks cloud offline] [--executors process thread]
+        [--levels 1 2 4 6 8] [--write-docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _voice as v
+import psutil
+from kubevox_devenv.cgroup import PodCgroup
+
+from tests.support.servers.cartesia_server import CartesiaServer
+from tests.support.servers.deepgram_server import DeepgramServer
+from tests.support.servers.openai_server import OpenAIServer, Reply
+
+TITLE = "Capacity: calls per core, CPU and memory per call"
+DEGRADED = 1.10
+"""p95 more than 10 % over one call's: the level does not hold."""
+
+
+@dataclass
+class Level:
+    calls: int
+    samples: list[v.TurnSample] = field(default_factory=list)
+    cpu_cores: float = math.nan
+    """The worker's CPU while the calls talked, in cores (cgroup CPU time / wall time)."""
+    memory_mib: float = math.nan
+    """The worker's largest working set while the calls were live."""
+    throttled_s: float = math.nan
+    support_busy: float = math.nan
+    """How busy the other cores (callers, LiveKit, stand-ins) were, 0..1."""
+    error: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return v.summary(self.samples)
+
+    def holds(self, baseline_p95: float) -> bool:
+        s = self.summary()
+        return not self.error and s["replied"] == s["turns"] and s["p95"] <= DEGRADED * baseline_p95
+
+
+@dataclass
+class Run:
+    stack: str
+    executor: str
+    idle_mib: float = math.nan
+    levels: list[Level] = field(default_factory=list)
+
+
+class MemoryWatch:
+    """The cgroup's working set sampled every ``period`` while the calls are live."""
+
+    def __init__(self, cgroup: PodCgroup, period: float = 0.5) -> None:
+        self.cgroup, self.period, self.peak = cgroup, period, 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.cgroup.working_set_mib())
+            await asyncio.sleep(self.period)
+
+    def __enter__(self) -> MemoryWatch:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def level(
+    stack: v.Stack,
+    worker: Any,
+    cgroup: PodCgroup,
+    agent: str,
+    n: int,
+    turns: int,
+    support: list[int],
+) -> Level:
+    assert stack.livekit is not None
+    utterance = v.trimmed(v.QUESTION)
+    result = Level(n)
+    per_call = max(3, math.ceil(turns / n))
+    calls = [
+        v.BenchCall(v.call_options(stack.livekit, agent), i, transcribe=False) for i in range(n)
+    ]
+    await v.drained(worker)
+    with MemoryWatch(cgroup) as memory:
+        try:
+            for c in calls:  # one by one, as callers arrive
+                await c.start()
+                if c.result.greeting is None:
+                    raise RuntimeError(f"call {c.identity} was not answered ({n} calls)")
+            for c in calls:  # a warm-up turn each, not counted (first-use costs)
+                await c.turn(utterance)
+            cpu0, thr0, t0 = cgroup.cpu_seconds(), cgroup.throttled_seconds(), time.monotonic()
+            psutil.cpu_percent(percpu=True)
+            period = 4.0  # staggered, as independent callers would be
+            await asyncio.gather(
+                *(
+                    v.talk(c, utterance, per_call, result.samples, delay=i * period / n)
+                    for i, c in enumerate(calls)
+                )
+            )
+            wall = time.monotonic() - t0
+            busy = psutil.cpu_percent(percpu=True)
+            result.cpu_cores = (cgroup.cpu_seconds() - cpu0) / wall
+            result.throttled_s = cgroup.throttled_seconds() - thr0
+            result.support_busy = sum(busy[i] for i in support) / (100 * len(support))
+        except Exception as e:  # a call not answered: past the worker's capacity
+            result.error = f"{type(e).__name__}: {e}"
+        finally:
+            result.memory_mib = memory.peak
+            for c in calls:
+                with contextlib.suppress(Exception):
+                    await c.hang_up()
+    return result
+
+
+async def measure(
+    stack: v.Stack,
+    stack_name: str,
+    executor: str,
+    cfg: Path,
+    args: argparse.Namespace,
+    cores: tuple[set[int], list[int]],
+) -> Run:
+    worker_cpus, support = cores
+    cgroup = PodCgroup(f"kubevox-bench-{stack_name}-{executor}", 1.0, worker_cpus)
+    worker = stack.worker(cfg, worker_cpus, launcher=cgroup.launcher())
+    run = Run(stack_name, executor)
+    try:
+        await asyncio.sleep(10)  # the idle job processes (or threads) have loaded their models
+        run.idle_mib = cgroup.working_set_mib()
+        print(f"{stack_name}/{executor}: idle {run.idle_mib:.0f} MiB", flush=True)
+        baseline = math.nan
+        for n in args.levels:
+            r = await level(stack, worker, cgroup, agent_name(stack_name), n, args.turns, support)
+            run.levels.append(r)
+            s = r.summary()
+            if n == args.levels[0]:
+                baseline = s["p95"]
+            print(
+                f"{stack_name}/{executor} {n} calls: p50 {s['p50']:.0f} p95 {s['p95']:.0f} ms,"
+                f" {s['replied']}/{s['turns']} replied, cpu {r.cpu_cores:.2f},"
+                f" memory {r.memory_mib:.0f} MiB, throttled {r.throttled_s:.1f} s,"
+                f" callers' cores {r.support_busy:.0%}, holds {r.holds(baseline)} {r.error}",
+                flush=True,
+            )
+            if r.error:
+                break
+            await asyncio.sleep(3)
+    finally:
+        worker.stop()
+        cgroup.remove()
+    return run
+
+
+def agent_name(stack_name: str) -> str:
+    return f"capacity-{stack_name}"
+
+
+def llm_for(stack_name: str, stand_in: str) -> dict[str, Any]:
+    if stack_name == "offline":
+        return {"provider": "local", "temperature": 0, "maxTokens": 60}
+    return v.openai_llm(stand_in)
+
+
+def spec_for(stack_name: str, executor: str, dg: str, cs: str, max_calls: int) -> dict[str, Any]:
+    spec = v.cloud_spec(dg, cs, agent_name(stack_name), max_calls)
+    if stack_name == "offline":  # the sample's own whisper and piper (and llm_for's)
+        del spec["stt"], spec["tts"]
+    spec["scaling"]["executor"] = executor
+    # The first callers wait, silent, while the others arrive (a minute or more at 8 calls).
+    spec["silenceTimeoutSeconds"] = 3600
+    return spec
+
+
+async def main(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("capacity.py makes cgroups: run it as root", file=sys.stderr)
+        return 1
+    facts = v.machine()
+    cores = facts["cores"] or 1
+    if cores < 2:
+        print("capacity.py needs 2 cores: one for the worker, one for the rest", file=sys.stderr)
+        return 1
+    worker_cpus, support = {cores - 1}, list(range(cores - 1))
+    os.sched_setaffinity(0, set(support))
+    runs: list[Run] = []
+    with v.Stack(support_cpus=set(support)) as stack:
+        async with (
+            DeepgramServer(final_delay=v.STT_FINAL_S, transcripts=[v.QUESTION]) as dg,
+            OpenAIServer(
+                "stand-in", default=Reply(text=v.REPLY, first_token_delay=v.LLM_TTFT_S)
+            ) as llm,
+            CartesiaServer(first_byte_delay=v.TTS_TTFB_S) as cs,
+        ):
+            for stack_name in args.stacks:
+                for executor in args.executors:
+                    spec = spec_for(stack_name, executor, dg.url, cs.url, max(args.levels))
+                    cfg = stack.config(llm_for(stack_name, llm.base_url), **spec)
+                    run = await measure(
+                        stack, stack_name, executor, cfg, args, (worker_cpus, support)
+                    )
+                    runs.append(run)
+                    if args.write_docs:  # after each run: a long bench stopped keeps its part
+                        v.write_section(TITLE, report(facts, runs, os.getloadavg()))
+    print(report(facts, runs, os.getloadavg()))
+    return 0
+
+
+def per_call_mib(run: Run) -> float:
+    """Least-squares slope of the working set over the number of calls, idle included: each
+    further call's memory, the worker's fixed cost apart."""
+    pts = [(0, run.idle_mib)] + [
+        (r.calls, r.memory_mib) for r in run.levels if not math.isnan(r.memory_mib)
+    ]
+    if len(pts) < 2:
+        return math.nan
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    den = sum((x - mx) ** 2 for x, _ in pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / den if den else math.nan
+
+
+def calls_held(run: Run) -> int:
+    """The most calls at which this level and every level below it held."""
+    if not run.levels:
+        return 0
+    baseline = run.levels[0].summary()["p95"]
+    held = 0
+    for r in run.levels:
+        if not r.holds(baseline):
+            break
+        held = r.calls
+    return held
+
+
+def report(facts: dict[str, Any], runs: list[Run], load_end: tuple[float, float, float]) -> str:
+    def f(x: float, fmt: str = ".0f") -> str:
+        return "n/a" if math.isnan(x) else format(x, fmt)
+
+    lines = [
+        f"Command: `sudo {v.command_line()}`. Measured {facts['date']} on {facts['cores']} cores"
+        f" ({facts['cpu']}); load average {v.fmt_load(facts['load_start'])} at the start,"
+        f" {v.fmt_load(load_end)} at the end.",
+        "",
+        "The worker runs in cgroups of its own with a CFS quota of one core, pinned to the last "
+        "core, as kubelet confines a pod with `limits.cpu: 1`; its CPU and working set are read "
+        "from those cgroups. LiveKit, Redis, the stand-ins and the callers share the other "
+        "cores (`callers' cores`: how busy they were; near 100 % the callers, not the worker, "
+        "add latency). Latency is voice-to-voice on the callers' audio; a level holds while "
+        "every turn is answered and p95 stays within 10 % of one call's.",
+        "",
+        "| stack | executor | calls held | idle MiB | MiB per further call |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run.stack} | `{run.executor}` | **{calls_held(run)}** | {f(run.idle_mib)} |"
+            f" **{f(per_call_mib(run))}** |"
+        )
+    lines += [
+        "",
+        "| stack | executor | calls | replies | p50 ms | p95 ms | CPU (cores) | CPU per call |"
+        " working set MiB | throttled s | callers' cores | holds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        baseline = run.levels[0].summary()["p95"] if run.levels else math.nan
+        for r in run.levels:
+            s = r.summary()
+            lines.append(
+                f"| {run.stack} | `{run.executor}` | {r.calls} | {s['replied']}/{s['turns']} |"
+                f" {f(s['p50'])} | {f(s['p95'])} | {f(r.cpu_cores, '.2f')} |"
+                f" {f(r.cpu_cores / r.calls, '.3f')} | {f(r.memory_mib)} |"
+                f" {f(r.throttled_s, '.1f')} | {f(100 * r.support_busy)} % |"
+                f" {'yes' if r.holds(baseline) else 'no ' + r.error[:60]} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stacks", nargs="+", default=["cloud"], choices=["cloud", "offline"])
+    p.add_argument("--executors", nargs="+", default=["process", "thread"])
+    p.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 6, 8])
+    p.add_argument("--turns", type=int, default=20, help="turns per level at least (3 per call)")
+    p.add_argument("--write-docs", action="store_true", help="write docs/benchmarks.md")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))
