@@ -20,7 +20,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,9 @@ from kubevox_devenv.worker import AgentWorker  # noqa: E402
 
 from agent_runtime.caller import CallOptions, SimulatedCall  # noqa: E402
 from agent_runtime.caller.audio import FRAME_MS, Utterance, is_speech, synthesize  # noqa: E402
+from tests.support.servers.cartesia_server import CartesiaServer  # noqa: E402
+from tests.support.servers.deepgram_server import DeepgramServer  # noqa: E402
+from tests.support.servers.openai_server import OpenAIServer, Reply  # noqa: E402
 from tests.support.voice import sample_docs, write_config  # noqa: E402
 
 INGEST = [sys.executable, "-m", "agent_runtime", "ingest"]
@@ -327,6 +330,17 @@ def cloud_spec(
             "maxCallsPerPod": max_calls,
         },
     }
+
+
+@contextlib.asynccontextmanager
+async def cloud_stand_ins() -> AsyncIterator[tuple[DeepgramServer, OpenAIServer, CartesiaServer]]:
+    """The cloud providers' stand-ins, with the fixed latencies above."""
+    async with (
+        DeepgramServer(final_delay=STT_FINAL_S, transcripts=[QUESTION]) as dg,
+        OpenAIServer("stand-in", default=Reply(text=REPLY, first_token_delay=LLM_TTFT_S)) as llm,
+        CartesiaServer(first_byte_delay=TTS_TTFB_S) as cs,
+    ):
+        yield dg, llm, cs
 
 
 def openai_llm(base_url: str) -> dict[str, Any]:

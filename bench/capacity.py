@@ -38,10 +38,6 @@ import _voice as v
 import psutil
 from kubevox_devenv.cgroup import PodCgroup
 
-from tests.support.servers.cartesia_server import CartesiaServer
-from tests.support.servers.deepgram_server import DeepgramServer
-from tests.support.servers.openai_server import OpenAIServer, Reply
-
 TITLE = "Capacity: calls per core, CPU and memory per call"
 DEGRADED = 1.10
 """p95 more than 10 % over one call's: the level does not hold."""
@@ -218,13 +214,7 @@ async def main(args: argparse.Namespace) -> int:
     os.sched_setaffinity(0, set(support))
     runs: list[Run] = []
     with v.Stack(support_cpus=set(support)) as stack:
-        async with (
-            DeepgramServer(final_delay=v.STT_FINAL_S, transcripts=[v.QUESTION]) as dg,
-            OpenAIServer(
-                "stand-in", default=Reply(text=v.REPLY, first_token_delay=v.LLM_TTFT_S)
-            ) as llm,
-            CartesiaServer(first_byte_delay=v.TTS_TTFB_S) as cs,
-        ):
+        async with v.cloud_stand_ins() as (dg, llm, cs):
             for stack_name in args.stacks:
                 for executor in args.executors:
                     spec = spec_for(stack_name, executor, dg.url, cs.url, max(args.levels))

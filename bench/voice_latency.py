@@ -33,9 +33,7 @@ import _voice as v
 from kubevox_api import default_agent_name
 
 from agent_runtime import metrics as m
-from tests.support.servers.cartesia_server import CartesiaServer
-from tests.support.servers.deepgram_server import DeepgramServer
-from tests.support.servers.openai_server import OpenAIServer, Reply
+from tests.support.servers.openai_server import OpenAIServer
 from tests.support.voice import answer_from_context
 
 TITLE_OFFLINE = "Voice-to-voice latency: offline stack (real LiveKit server, real worker)"
@@ -206,13 +204,7 @@ async def main(args: argparse.Namespace) -> int:
                 assert stack.livekit.process.popen is not None
                 v.pin_tree(stack.livekit.process.popen.pid, support_cpus)
             try:
-                async with (
-                    DeepgramServer(final_delay=v.STT_FINAL_S, transcripts=[v.QUESTION]) as dg,
-                    OpenAIServer(
-                        "stand-in", default=Reply(text=v.REPLY, first_token_delay=v.LLM_TTFT_S)
-                    ) as llm,
-                    CartesiaServer(first_byte_delay=v.TTS_TTFB_S) as cs,
-                ):
+                async with v.cloud_stand_ins() as (dg, llm, cs):
                     spec = v.cloud_spec(dg.url, cs.url, "cloud", args.max_calls + 2)
                     cfg = stack.config(v.openai_llm(llm.base_url), **spec)
                     l0 = os.getloadavg()[0]
