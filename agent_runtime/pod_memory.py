@@ -8,10 +8,12 @@ call (load.py), whatever its CPU.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
 UNLIMITED_V1 = 2**62
 """cgroup v1 reports "no limit" as a page-rounded 2**63 - 1; anything this high is none."""
 
@@ -44,6 +46,12 @@ def _stat(directory: Path, key: str) -> int:
     return 0
 
 
+def v1_working_set(directory: Path) -> int:
+    """The working set of a cgroup v1 memory group, in bytes."""
+    usage = int((directory / "memory.usage_in_bytes").read_text())
+    return usage - _stat(directory, "total_inactive_file")
+
+
 def _first_dir(mount: Path, own: str | None) -> Path:
     """The process's own group under ``mount``, or the mount itself (a container's cgroup
     namespace, or a bind mount of its group, shows its own group at the mount's root)."""
@@ -52,31 +60,59 @@ def _first_dir(mount: Path, own: str | None) -> Path:
     return mount
 
 
-def read_memory(
-    root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")
-) -> MemoryUse | None:
+@dataclass(frozen=True)
+class MemoryGroup:
+    """The memory cgroup of this process: found once (a process stays in its pod's group), read
+    at each look (the limit may change, as a pod's resize does)."""
+
+    directory: Path
+    v1: bool
+
+    def read(self) -> MemoryUse | None:
+        """The memory the group uses and may use; None without a limit, or unreadable."""
+        d = self.directory
+        with contextlib.suppress(OSError, ValueError):
+            if self.v1:
+                limit = int((d / "memory.limit_in_bytes").read_text())
+                return MemoryUse(v1_working_set(d), limit) if limit < UNLIMITED_V1 else None
+            raw = (d / "memory.max").read_text().strip()
+            if raw == "max":
+                return None
+            usage = int((d / "memory.current").read_text())
+            return MemoryUse(usage - _stat(d, "inactive_file"), int(raw))
+        return None
+
+
+def find_memory_group(
+    root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP
+) -> MemoryGroup | None:
+    """This process's memory cgroup: v1's where the v1 memory controller is mounted, else
+    v2's; None where /proc/self/cgroup cannot be read."""
+    try:
+        own = _own_paths(proc_cgroup.read_text())
+    except (OSError, ValueError):
+        return None
+    v1 = root / "memory"
+    if (v1 / "memory.limit_in_bytes").exists():
+        return MemoryGroup(_first_dir(v1, own.get("memory")), v1=True)
+    return MemoryGroup(_first_dir(root, own.get("")), v1=False)
+
+
+def read_memory(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> MemoryUse | None:
     """The memory this process's cgroup uses and may use; None without a limit (or a cgroup
     that cannot be read)."""
-    with contextlib.suppress(OSError, ValueError):
-        own = _own_paths(proc_cgroup.read_text())
-        v1 = root / "memory"
-        if (v1 / "memory.limit_in_bytes").exists():
-            d = _first_dir(v1, own.get("memory"))
-            limit = int((d / "memory.limit_in_bytes").read_text())
-            if limit >= UNLIMITED_V1:
-                return None
-            usage = int((d / "memory.usage_in_bytes").read_text())
-            return MemoryUse(usage - _stat(d, "total_inactive_file"), limit)
-        d = _first_dir(root, own.get(""))
-        raw = (d / "memory.max").read_text().strip()
-        if raw == "max":
-            return None
-        usage = int((d / "memory.current").read_text())
-        return MemoryUse(usage - _stat(d, "inactive_file"), int(raw))
-    return None
+    group = find_memory_group(root, proc_cgroup)
+    return group.read() if group is not None else None
+
+
+@functools.cache
+def _pod_group() -> MemoryGroup | None:
+    return find_memory_group()
 
 
 def memory_fraction() -> float | None:
-    """The share of its memory limit the pod uses (0..1), None without a limit."""
-    use = read_memory()
+    """The share of its memory limit the pod uses (0..1), None without a limit. Called at each
+    load report (every 0.5 s): the group is found once, its files read each time."""
+    group = _pod_group()
+    use = group.read() if group is not None else None
     return use.fraction if use is not None else None

@@ -387,5 +387,13 @@ def summary(samples: list[TurnSample]) -> dict[str, Any]:
     }
 
 
+DEGRADED = 1.10  # p95 more than 10 % over one call's: a level of concurrent calls fails
+
+
+def holds(s: dict[str, Any], error: str, baseline_p95: float) -> bool:
+    """A level (its :func:`summary`): no error, every turn answered, p95 within DEGRADED."""
+    return not error and s["replied"] == s["turns"] and s["p95"] <= DEGRADED * baseline_p95
+
+
 def now() -> float:
     return time.monotonic()

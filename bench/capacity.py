@@ -39,8 +39,6 @@ import psutil
 from kubevox_devenv.cgroup import PodCgroup
 
 TITLE = "Capacity: calls per core, CPU and memory per call"
-DEGRADED = 1.10
-"""p95 more than 10 % over one call's: the level does not hold."""
 
 
 @dataclass
@@ -60,8 +58,7 @@ class Level:
         return v.summary(self.samples)
 
     def holds(self, baseline_p95: float) -> bool:
-        s = self.summary()
-        return not self.error and s["replied"] == s["turns"] and s["p95"] <= DEGRADED * baseline_p95
+        return v.holds(self.summary(), self.error, baseline_p95)
 
 
 @dataclass
@@ -70,6 +67,11 @@ class Run:
     executor: str
     idle_mib: float = math.nan
     levels: list[Level] = field(default_factory=list)
+
+    @property
+    def baseline_p95(self) -> float:
+        """One call's p95 (the first level's), which the others are held to."""
+        return float(self.levels[0].summary()["p95"]) if self.levels else math.nan
 
 
 class MemoryWatch:
@@ -158,18 +160,16 @@ async def measure(
         await asyncio.sleep(10)  # the idle job processes (or threads) have loaded their models
         run.idle_mib = cgroup.working_set_mib()
         print(f"{stack_name}/{executor}: idle {run.idle_mib:.0f} MiB", flush=True)
-        baseline = math.nan
         for n in args.levels:
             r = await level(stack, worker, cgroup, agent_name(stack_name), n, args.turns, support)
             run.levels.append(r)
             s = r.summary()
-            if n == args.levels[0]:
-                baseline = s["p95"]
             print(
                 f"{stack_name}/{executor} {n} calls: p50 {s['p50']:.0f} p95 {s['p95']:.0f} ms,"
                 f" {s['replied']}/{s['turns']} replied, cpu {r.cpu_cores:.2f},"
                 f" memory {r.memory_mib:.0f} MiB, throttled {r.throttled_s:.1f} s,"
-                f" callers' cores {r.support_busy:.0%}, holds {r.holds(baseline)} {r.error}",
+                f" callers' cores {r.support_busy:.0%},"
+                f" holds {r.holds(run.baseline_p95)} {r.error}",
                 flush=True,
             )
             if r.error:
@@ -245,12 +245,9 @@ def per_call_mib(run: Run) -> float:
 
 def calls_held(run: Run) -> int:
     """The most calls at which this level and every level below it held."""
-    if not run.levels:
-        return 0
-    baseline = run.levels[0].summary()["p95"]
     held = 0
     for r in run.levels:
-        if not r.holds(baseline):
+        if not r.holds(run.baseline_p95):
             break
         held = r.calls
     return held
@@ -287,7 +284,6 @@ def report(facts: dict[str, Any], runs: list[Run], load_end: tuple[float, float,
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
-        baseline = run.levels[0].summary()["p95"] if run.levels else math.nan
         for r in run.levels:
             s = r.summary()
             lines.append(
@@ -295,7 +291,7 @@ def report(facts: dict[str, Any], runs: list[Run], load_end: tuple[float, float,
                 f" {f(s['p50'])} | {f(s['p95'])} | {f(r.cpu_cores, '.2f')} |"
                 f" {f(r.cpu_cores / r.calls, '.3f')} | {f(r.memory_mib)} |"
                 f" {f(r.throttled_s, '.1f')} | {f(100 * r.support_busy)} % |"
-                f" {'yes' if r.holds(baseline) else 'no ' + r.error[:60]} |"
+                f" {'yes' if r.holds(run.baseline_p95) else 'no ' + r.error[:60]} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -136,9 +136,7 @@ async def concurrency(
         s["calls"] = n
         s["cpu_share"] = (cpu1 - cpu0) / (t1 - t0) if t1 > t0 else math.nan
         s["error"] = error
-        s["degraded"] = (
-            bool(error) or s["replied"] < s["turns"] or not s["p95"] <= 1.10 * baseline_p95
-        )
+        s["degraded"] = not v.holds(s, error, baseline_p95)
         s["load"] = os.getloadavg()[0]
         rows.append(s)
         print(f"concurrency {n}: {s}", flush=True)

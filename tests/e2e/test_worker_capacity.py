@@ -9,7 +9,6 @@ The memory test confines the worker in a memory cgroup of its own, as kubelet co
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import uuid
 from dataclasses import replace
@@ -18,8 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 from kubevox_api import KnowledgeBase
-from kubevox_devenv.cgroup import ROOT as CGROUP_ROOT
-from kubevox_devenv.cgroup import PodCgroup
+from kubevox_devenv.cgroup import PodCgroup, why_not
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.redis import RedisSearchServer
 from kubevox_devenv.worker import AgentWorker
@@ -29,7 +27,7 @@ from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
 from agent_runtime.load import MEMORY_FULL
 from tests.support.servers.openai_server import OpenAIServer
-from tests.support.voice import call_options, start_worker, write_config
+from tests.support.voice import call_options, stand_in_worker
 from tests.support.waits import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.voice]
@@ -38,10 +36,6 @@ UNAVAILABLE = "worker is at full capacity, marking as unavailable"
 AVAILABLE = "worker is below capacity, marking as available"
 """livekit-agents' logs of the status it sends LiveKit."""
 _LOAD = re.compile(r"^kubevox_worker_load\{[^}]*\} ([0-9.e+-]+)$", re.M)
-
-
-def _llm(server: OpenAIServer) -> dict[str, object]:
-    return {"provider": "openai", "model": "clinic", "baseURL": server.base_url}
 
 
 def load(worker: AgentWorker) -> float:
@@ -62,10 +56,7 @@ async def steady_working_set(group: PodCgroup, within: float = 120) -> float:
             previous = now
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not (CGROUP_ROOT / "memory" / "memory.limit_in_bytes").exists(),
-    reason="needs root and the cgroup v1 memory controller (as the node does)",
-)
+@pytest.mark.skipif(why_not() is not None, reason=f"a pod's cgroups: {why_not()}")
 async def test_a_worker_near_its_memory_limit_takes_no_call_until_memory_frees(
     tmp_path: Path,
     livekit: LiveKitServer,
@@ -73,10 +64,21 @@ async def test_a_worker_near_its_memory_limit_takes_no_call_until_memory_frees(
     clinic_kb: KnowledgeBase,
     llm_primary: OpenAIServer,
 ) -> None:
-    config = write_config(tmp_path, clinic_kb, _llm(llm_primary), agentName="memory-bound")
     group = PodCgroup(f"kubevox-e2e-{uuid.uuid4().hex[:8]}")
-    # The worker is born in the pod's cgroup.
-    worker = start_worker(tmp_path, config, livekit, redis_server, launcher=group.launcher())
+    try:
+        # The worker is born in the pod's cgroup.
+        with stand_in_worker(
+            tmp_path, clinic_kb, llm_primary, livekit, redis_server, group.launcher(),
+            agentName="memory-bound",
+        ) as worker:  # fmt: skip
+            await _refused_while_memory_is_short(worker, group, livekit)
+    finally:
+        group.remove()
+
+
+async def _refused_while_memory_is_short(
+    worker: AgentWorker, group: PodCgroup, livekit: LiveKitServer
+) -> None:
     options = call_options(livekit, "memory-bound")
     calls: list[SimulatedCall] = []
     try:
@@ -109,8 +111,6 @@ async def test_a_worker_near_its_memory_limit_takes_no_call_until_memory_frees(
     finally:
         for call in calls:
             await call.hang_up()
-        worker.stop()
-        group.remove()
 
 
 async def test_calls_as_threads_of_one_process(
@@ -121,14 +121,14 @@ async def test_calls_as_threads_of_one_process(
     llm_primary: OpenAIServer,
 ) -> None:
     scaling = {"minReplicas": 1, "maxReplicas": 1, "targetCallsPerPod": 2, "maxCallsPerPod": 4}
-    config = write_config(
-        tmp_path,
-        clinic_kb,
-        _llm(llm_primary),
-        agentName="threads",
-        scaling={**scaling, "executor": "thread"},
-    )
-    worker = start_worker(tmp_path, config, livekit, redis_server)
+    with stand_in_worker(
+        tmp_path, clinic_kb, llm_primary, livekit, redis_server,
+        agentName="threads", scaling={**scaling, "executor": "thread"},
+    ) as worker:  # fmt: skip
+        await _calls_in_the_workers_process(worker, livekit)
+
+
+async def _calls_in_the_workers_process(worker: AgentWorker, livekit: LiveKitServer) -> None:
     assert worker.process is not None
     assert worker.process.popen is not None
     parent = psutil.Process(worker.process.popen.pid)
@@ -148,4 +148,3 @@ async def test_calls_as_threads_of_one_process(
     finally:
         for call in calls:
             await call.hang_up()
-        worker.stop()

@@ -3,15 +3,13 @@ then a real cgroup with a real limit (root only, as on the CI machine and the no
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from kubevox_devenv.cgroup import ROOT as CGROUP_ROOT
-from kubevox_devenv.cgroup import PodCgroup
+from kubevox_devenv.cgroup import PodCgroup, why_not
 
 from agent_runtime.pod_memory import MemoryUse, read_memory
 
@@ -83,10 +81,7 @@ def test_v1_unlimited_and_unreadable_are_none(tmp_path: Path) -> None:
     assert read_memory(tmp_path / "nothing", _proc(tmp_path, "0::/\n")) is None
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not (CGROUP_ROOT / "memory" / "memory.limit_in_bytes").exists(),
-    reason="needs root and the cgroup v1 memory controller (as the node does)",
-)
+@pytest.mark.skipif(why_not() is not None, reason=f"a pod's cgroups: {why_not()}")
 def test_a_process_in_a_limited_cgroup_reads_its_limit_and_use() -> None:
     group = PodCgroup(f"kubevox-test-{uuid.uuid4().hex[:8]}")
     group.limit_memory(512 * MIB)

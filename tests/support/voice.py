@@ -109,12 +109,15 @@ def stand_in_worker(
     llm_server: Any,
     livekit: LiveKitServer,
     redis: RedisSearchServer,
+    launcher: list[str] | None = None,
     **spec: Any,
 ) -> Iterator[AgentWorker]:
     """A worker of the sample agent whose language model is ``llm_server`` (an OpenAI-compatible
-    stand-in), with ``spec`` over the sample's; stopped on exit."""
+    stand-in), with ``spec`` over the sample's, started behind ``launcher`` (start_worker's);
+    stopped on exit."""
     llm = {"provider": "openai", "model": "clinic", "baseURL": llm_server.base_url}
-    worker = start_worker(directory, write_config(directory, kb, llm, **spec), livekit, redis)
+    config = write_config(directory, kb, llm, **spec)
+    worker = start_worker(directory, config, livekit, redis, launcher=launcher)
     try:
         yield worker
     finally:

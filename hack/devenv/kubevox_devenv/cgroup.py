@@ -13,15 +13,25 @@ import sys
 import time
 from pathlib import Path
 
+from agent_runtime.pod_memory import v1_working_set
+
 ROOT = Path("/sys/fs/cgroup")
 CFS_PERIOD_US = 100_000
 
 
 def working_set_mib(memory_dir: Path) -> float:
-    """The working set of a v1 memory cgroup (usage less inactive file pages), in MiB."""
-    usage = int((memory_dir / "memory.usage_in_bytes").read_text())
-    stat = dict(line.split() for line in (memory_dir / "memory.stat").read_text().splitlines())
-    return (usage - int(stat.get("total_inactive_file", 0))) / 2**20
+    """The working set of a v1 memory cgroup (usage less inactive file pages), in MiB: the
+    worker's own measure of itself (agent_runtime/pod_memory.py)."""
+    return v1_working_set(memory_dir) / 2**20
+
+
+def why_not() -> str | None:
+    """Why this machine cannot confine a process in a pod's cgroups, or None when it can."""
+    if os.geteuid() != 0:
+        return "not root: making cgroups needs root"
+    if not (ROOT / "memory" / "memory.limit_in_bytes").exists():
+        return "no cgroup v1 memory controller at /sys/fs/cgroup/memory (as the node has)"
+    return None
 
 
 class PodCgroup:
@@ -74,9 +84,6 @@ class PodCgroup:
 
     def working_set_mib(self) -> float:
         return working_set_mib(self.dirs["memory"])
-
-    def peak_mib(self) -> float:
-        return int((self.dirs["memory"] / "memory.max_usage_in_bytes").read_text()) / 2**20
 
     def remove(self) -> None:
         """Once its processes have exited (an rmdir of a group with members fails)."""
