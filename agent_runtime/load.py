@@ -17,18 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 
+# The same shares size the pods (the operator's default resources and ResourcesFit).
+from kubevox_api.sizing import CPU_FULL, MEMORY_FULL
+
 log = logging.getLogger("kubevox.worker")
 
 LOAD_THRESHOLD = 1.0
 """LiveKit's threshold: a worker at this load takes no new call."""
 CPU_SMOOTHING_SECONDS = 5.0
 """Time constant of the CPU's moving average: a step to 100 % shows fully after about 3x this."""
-CPU_FULL = 0.95
-"""Smoothed CPU (0..1 of what the pod may use) at which the pod counts as full: an average that
-only approaches 1 never reaches it."""
-MEMORY_FULL = 0.90
-"""Share of the pod's memory limit in use (its working set) at which it counts as full: the
-rest is the headroom of the calls it already has."""
 
 
 def compute_load(

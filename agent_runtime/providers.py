@@ -7,7 +7,6 @@ from the provider's usual variable, so ``kubevox-agent chat`` works on a laptop.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import os
 from collections.abc import Callable, Mapping
@@ -26,11 +25,11 @@ from kubevox_api import (
     credential_env,
 )
 from kubevox_api.languages import primary_language
-from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, llm, stt, tts, vad
-from livekit.agents.llm import ChatContext, Tool, ToolChoice
-from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents import llm, stt, tts, vad
+from livekit.agents.types import NOT_GIVEN
 from livekit.plugins import cartesia, deepgram, openai
 
+from .endpoint_llm import EndpointLLM, tls_context
 from .errors import ConfigError
 from .plugins import (
     LocalLLM,
@@ -105,43 +104,6 @@ def _whisper_stt(spec: STTSpec, _key: str | None, ctx: BuildContext) -> stt.STT[
 
 
 # --- LLM -----------------------------------------------------------------------------------
-
-
-class EndpointLLM(openai.LLM):
-    """The openai plugin with a per-endpoint timeout.
-
-    livekit's FallbackAdapter applies one ``attempt_timeout`` to every LLM; each kubevox
-    endpoint has its own ``timeoutSeconds``, which this applies to every request it serves.
-    """
-
-    def __init__(self, *, timeout_seconds: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._timeout_seconds = timeout_seconds
-
-    @property
-    def timeout_seconds(self) -> float:
-        return self._timeout_seconds
-
-    def chat(
-        self,
-        *,
-        chat_ctx: ChatContext,
-        tools: list[Tool] | None = None,
-        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-        parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN,
-        tool_choice: NotGivenOr[ToolChoice] = NOT_GIVEN,
-        response_format: NotGivenOr[Any] = NOT_GIVEN,
-        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
-    ) -> openai.llm.LLMStream:
-        return super().chat(
-            chat_ctx=chat_ctx,
-            tools=tools,
-            conn_options=dataclasses.replace(conn_options, timeout=self._timeout_seconds),
-            parallel_tool_calls=parallel_tool_calls,
-            tool_choice=tool_choice,
-            response_format=response_format,
-            extra_kwargs=extra_kwargs,
-        )
 
 
 def _openai_llm(spec: LLMEndpoint, key: str | None, _ctx: BuildContext) -> llm.LLM[Any]:
@@ -223,6 +185,7 @@ def prewarm_providers(config: AgentRuntimeConfig, *, speech: bool = True) -> Non
     for load in loaders:
         if load is not None:
             load()
+    tls_context()
 
 
 # --- credentials and checks ----------------------------------------------------------------

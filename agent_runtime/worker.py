@@ -15,6 +15,7 @@ from typing import Any
 
 from kubevox_api import CONFIG_ENV, AgentRuntimeConfig, contract
 from kubevox_api.runtime_config import LIVEKIT_URL_ENV, config_hash
+from kubevox_api.sizing import WARM_JOBS
 from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess, inference, room_io
 from livekit.agents.utils.hw import get_cpu_monitor
@@ -55,6 +56,22 @@ def active_dispatches(server: AgentServer) -> list[str]:
         return [info.job.dispatch_id for info in server.active_jobs]
     except AttributeError:
         return []
+
+
+JOB_MODULES = (
+    # The call's entrypoint and all it imports (providers, knowledge, call events...): once in
+    # livekit's forkserver, shared copy-on-write by every job process, instead of imported and
+    # held privately by each.
+    __name__,
+    # What the openai SDK imports on a call's first request, on that call's loop (100-150 ms each).
+    "openai.lib.streaming.chat",
+    "openai.pagination",
+    "jiter",
+)
+"""Modules the ``process`` executor's job processes inherit already imported (issue 20)."""
+PRELOAD_ENV = "KUBEVOX_PRELOAD_JOB_MODULES"
+"""``0``: the job processes import JOB_MODULES themselves, as before (bench/capacity.py measures
+both in one run)."""
 
 
 PREWARM_TIMEOUT = 120.0
@@ -211,19 +228,22 @@ def make_server(
     config: AgentRuntimeConfig, load: WorkerLoad, *, health_port: int = HEALTH_PORT
 ) -> AgentServer:
     spec = config.spec
+    preload = os.environ.get(PRELOAD_ENV) != "0"
     server = AgentServer(
         drain_timeout=spec.drain_timeout_seconds,
         load_threshold=LOAD_THRESHOLD,
         load_fnc=lambda s: load.measure(active_calls(s)),
         setup_fnc=prewarm,
         port=health_port,
-        num_idle_processes=min(spec.scaling.max_calls_per_pod, os.cpu_count() or 1),
+        # As many as the pod was sized for (kubevox_api/sizing.py), whatever the node's cores.
+        num_idle_processes=min(spec.scaling.max_calls_per_pod, WARM_JOBS),
         # $LIVEKIT_URL (set by the operator from the same spec) lets a local run point
         # the worker elsewhere, as every LiveKit SDK allows.
         ws_url=os.environ.get(LIVEKIT_URL_ENV) or spec.livekit.url,
         # Offline models load in prewarm: a process may need longer than livekit's 10 s.
         initialize_process_timeout=PREWARM_TIMEOUT,
         job_executor_type=JobExecutorType(spec.scaling.executor),
+        preload_modules=list(JOB_MODULES) if preload else [],
     )
     calls = CallFilter.from_env(config_hash(config))
     server.rtc_session(entrypoint, agent_name=config.agent_name, on_request=calls.on_request)

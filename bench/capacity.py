@@ -1,5 +1,9 @@
 """Capacity of one worker pod (issue 20): concurrent calls on one core, CPU and memory per call,
-for each job executor (``spec.scaling.executor``), measured from the worker's own cgroups.
+for each job executor (``spec.scaling.executor``), measured from the worker's own cgroups:
+``process-unshared`` is the process executor as it was before issue 20 (each job process
+imports the call's modules itself), ``process`` as it is (livekit's forkserver imports them
+once, for every job process), ``thread`` the calls as threads of the worker's process. A run
+stops at the first level that does not hold.
 
 The worker is a real ``kubevox-agent start`` confined as kubelet confines a pod with
 ``limits.cpu: 1``: cgroups of its own, a CFS quota of one core, pinned to the last core
@@ -15,8 +19,9 @@ and asks its question turn after turn; latency is measured on the audio (bench/_
 At each level the calls are started one after the other, then talk at once (staggered); the
 level "holds" while every turn is answered and p95 stays within 10 % of one call's.
 
-    sudo .venv/bin/python bench/capacity.py [--stacks cloud offline] [--executors process thread]
-        [--levels 1 2 4 6 8] [--write-docs]
+    sudo .venv/bin/python bench/capacity.py [--stacks cloud offline]
+        [--executors process-unshared process thread] [--levels 1 2 4 6 8] [--profile]
+        [--write-docs]
 """
 
 from __future__ import annotations
@@ -34,11 +39,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _profile
 import _voice as v
 import psutil
 from kubevox_devenv.cgroup import PodCgroup
 
+from agent_runtime.worker import PRELOAD_ENV
+
 TITLE = "Capacity: calls per core, CPU and memory per call"
+
+MODES: dict[str, tuple[str, dict[str, str]]] = {
+    # Before issue 20: each job process imports the call's modules itself.
+    "process-unshared": ("process", {PRELOAD_ENV: "0"}),
+    # After: livekit's forkserver imports them once, the job processes share them.
+    "process": ("process", {}),
+    "thread": ("thread", {}),
+}
+"""What ``--executors`` names: spec.scaling.executor, and the worker's environment."""
 
 
 @dataclass
@@ -53,6 +70,7 @@ class Level:
     support_busy: float = math.nan
     """How busy the other cores (callers, LiveKit, stand-ins) were, 0..1."""
     error: str = ""
+    profile: _profile.Profile | None = None
 
     def summary(self) -> dict[str, Any]:
         return v.summary(self.samples)
@@ -67,6 +85,8 @@ class Run:
     executor: str
     idle_mib: float = math.nan
     levels: list[Level] = field(default_factory=list)
+    profiled: Level | None = None
+    """A further round at the most calls held, under the profilers (its latency not counted)."""
 
     @property
     def baseline_p95(self) -> float:
@@ -95,6 +115,28 @@ class MemoryWatch:
             self._task.cancel()
 
 
+async def available(worker: Any, within: float = 60.0) -> None:
+    """Wait until the worker has told LiveKit it takes calls again (after a level that filled
+    it): LiveKit offers a call once, to the workers available at that moment."""
+    for _ in range(int(within * 2)):
+        log = worker.log.read_text()
+        if log.rfind("marking as unavailable") <= log.rfind("marking as available"):
+            return
+        await asyncio.sleep(0.5)
+
+
+async def quiet(cgroup: PodCgroup, below: float = 0.05, within: float = 120.0) -> None:
+    """Wait until the worker is idle: the previous level's job processes have exited and the
+    warm ones it starts in their place are ready. A call arriving meanwhile meets a worker that
+    answers LiveKit's job request too late, and LiveKit does not offer it again."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        before = cgroup.cpu_seconds()
+        await asyncio.sleep(2.0)
+        if (cgroup.cpu_seconds() - before) / 2.0 < below:
+            return
+
+
 async def level(
     stack: v.Stack,
     worker: Any,
@@ -103,6 +145,7 @@ async def level(
     n: int,
     turns: int,
     support: list[int],
+    profile_to: Path | None = None,
 ) -> Level:
     assert stack.livekit is not None
     utterance = v.trimmed(v.QUESTION)
@@ -112,6 +155,8 @@ async def level(
         v.BenchCall(v.call_options(stack.livekit, agent), i, transcribe=False) for i in range(n)
     ]
     await v.drained(worker)
+    await quiet(cgroup)
+    await available(worker)
     with MemoryWatch(cgroup) as memory:
         try:
             for c in calls:  # one by one, as callers arrive
@@ -122,6 +167,10 @@ async def level(
                 await c.turn(utterance)
             cpu0, thr0, t0 = cgroup.cpu_seconds(), cgroup.throttled_seconds(), time.monotonic()
             psutil.cpu_percent(percpu=True)
+            profiler = None
+            if profile_to is not None:
+                profiler = _profile.Profiler(n, cgroup.pids(), v.worker_pid(worker), profile_to)
+                profiler.start()
             period = 4.0  # staggered, as independent callers would be
             await asyncio.gather(
                 *(
@@ -131,6 +180,8 @@ async def level(
             )
             wall = time.monotonic() - t0
             busy = psutil.cpu_percent(percpu=True)
+            if profiler is not None:
+                result.profile = profiler.stop()
             result.cpu_cores = (cgroup.cpu_seconds() - cpu0) / wall
             result.throttled_s = cgroup.throttled_seconds() - thr0
             result.support_busy = sum(busy[i] for i in support) / (100 * len(support))
@@ -154,7 +205,7 @@ async def measure(
 ) -> Run:
     worker_cpus, support = cores
     cgroup = PodCgroup(f"kubevox-bench-{stack_name}-{executor}", 1.0, worker_cpus)
-    worker = stack.worker(cfg, worker_cpus, launcher=cgroup.launcher())
+    worker = stack.worker(cfg, worker_cpus, launcher=cgroup.launcher(), **MODES[executor][1])
     run = Run(stack_name, executor)
     try:
         await asyncio.sleep(10)  # the idle job processes (or threads) have loaded their models
@@ -172,9 +223,19 @@ async def measure(
                 f" holds {r.holds(run.baseline_p95)} {r.error}",
                 flush=True,
             )
-            if r.error:
+            if not r.holds(run.baseline_p95):  # the level this run is after
                 break
             await asyncio.sleep(3)
+        if args.profile:
+            held = calls_held(run) or 1
+            out = Path(args.profile_dir) / f"{stack_name}-{executor}"
+            run.profiled = await level(
+                stack, worker, cgroup, agent_name(stack_name), held, args.turns, support, out
+            )
+            print(
+                f"{stack_name}/{executor} profiled at {held} calls: {out} {run.profiled.error}",
+                flush=True,
+            )
     finally:
         worker.stop()
         cgroup.remove()
@@ -195,7 +256,7 @@ def spec_for(stack_name: str, executor: str, dg: str, cs: str, max_calls: int) -
     spec = v.cloud_spec(dg, cs, agent_name(stack_name), max_calls)
     if stack_name == "offline":  # the sample's own whisper and piper (and llm_for's)
         del spec["stt"], spec["tts"]
-    spec["scaling"]["executor"] = executor
+    spec["scaling"]["executor"] = MODES[executor][0]
     # The first callers wait, silent, while the others arrive (a minute or more at 8 calls).
     spec["silenceTimeoutSeconds"] = 3600
     return spec
@@ -209,6 +270,9 @@ async def main(args: argparse.Namespace) -> int:
     cores = facts["cores"] or 1
     if cores < 2:
         print("capacity.py needs 2 cores: one for the worker, one for the rest", file=sys.stderr)
+        return 1
+    if args.profile and (why := _profile.why_not()):
+        print(f"--profile: {why}", file=sys.stderr)
         return 1
     worker_cpus, support = {cores - 1}, list(range(cores - 1))
     os.sched_setaffinity(0, set(support))
@@ -293,16 +357,35 @@ def report(facts: dict[str, Any], runs: list[Run], load_end: tuple[float, float,
                 f" {f(r.throttled_s, '.1f')} | {f(100 * r.support_busy)} % |"
                 f" {'yes' if r.holds(run.baseline_p95) else 'no ' + r.error[:60]} |"
             )
+    profiles = [
+        (f"{run.stack} `{run.executor}`", run.profiled.profile)
+        for run in runs
+        if run.profiled is not None and run.profiled.profile is not None
+    ]
+    if profiles:
+        lines += [
+            "",
+            "Where the worker's CPU went at the most calls held (`--profile`: a further round, "
+            "not counted above). `perf` samples every thread of the worker's cgroup, native or "
+            "Python; `py-spy` samples the Python stacks holding the GIL (non-blocking), by the "
+            "running function (self time).",
+            "",
+            *_profile.report(profiles),
+        ]
     return "\n".join(lines) + "\n"
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stacks", nargs="+", default=["cloud"], choices=["cloud", "offline"])
-    p.add_argument("--executors", nargs="+", default=["process", "thread"])
+    p.add_argument("--executors", nargs="+", default=list(MODES), choices=list(MODES))
     p.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 6, 8])
     p.add_argument("--turns", type=int, default=20, help="turns per level at least (3 per call)")
     p.add_argument("--write-docs", action="store_true", help="write docs/benchmarks.md")
+    p.add_argument(
+        "--profile", action="store_true", help="profile the worker at the most calls held"
+    )
+    p.add_argument("--profile-dir", default="/tmp/kubevox-capacity-profiles")
     return p.parse_args()
 
 

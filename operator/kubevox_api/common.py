@@ -116,12 +116,14 @@ class ResourceList(KubeModel):
 class ResourceRequirements(KubeModel):
     """CPU and memory for each worker pod (corev1.ResourceRequirements)."""
 
-    requests: ResourceList = Field(default_factory=lambda: ResourceList(cpu="1", memory="2Gi"))
-    """Resources reserved for the pod; the scheduler places it where they are free."""
-    limits: ResourceList = Field(default_factory=lambda: ResourceList(memory="4Gi"))
+    requests: ResourceList = Field(default_factory=ResourceList)
+    """Resources reserved for the pod; the scheduler places it where they are free. Unset
+    amounts are sized for the agent's calls (see resources)."""
+    limits: ResourceList = Field(default_factory=ResourceList)
     """Upper bounds. A memory limit protects the node, and a worker whose working set reaches
     90 % of it takes no new call (the next one could get the pod killed, with every call in
-    it); a CPU limit throttles audio and is best left unset for real-time workloads."""
+    it); a CPU limit throttles audio and is best left unset for real-time workloads. An unset
+    memory limit is sized for the agent's calls (see resources)."""
 
 
 class Toleration(KubeModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field, StringConstraints
 
+from . import sizing
 from .base import KubeModel, Rule
 from .common import (
     AGENT_NAME_MAX,
@@ -24,7 +25,7 @@ from .languages import TEXT_LANGUAGES, primary_language
 from .phrases import PHRASES_RULE, Phrases
 from .voiceagent_analysis import AnalysisSpec
 from .voiceagent_events import CallEvents, call_event_secret_refs
-from .voiceagent_providers import LLMEndpoint, LLMSpec, STTSpec, TTSSpec
+from .voiceagent_providers import LOCAL_PROVIDERS, LLMEndpoint, LLMSpec, STTSpec, TTSSpec
 from .voiceagent_recording import RecordingSpec
 from .voiceagent_rollout import RolloutSpec
 from .voiceagent_scaling import Scaling
@@ -223,8 +224,9 @@ class VoiceAgentSpec(KubeModel):
     "Mme", "Frau", "السيد"), in English, French, Spanish, German and Arabic whatever
     ``language``; capitalised words only, except in Arabic. A name said alone, or written all in
     lowercase, is not recognised. Empty: nothing is masked."""
-    resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
-    """CPU and memory of each worker pod."""
+    resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements, description=sizing.describe()
+    )
     image: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
     """Worker image; defaults to the operator's runtime image of the same version."""
     pod: PodOptions = Field(default_factory=PodOptions)
@@ -312,6 +314,17 @@ class VoiceAgentSpec(KubeModel):
             field_path=".tools.transfer",
         ),
     )
+
+    @property
+    def local_models(self) -> bool:
+        """A provider runs its model in the worker pods (whisper, local, piper)."""
+        return any(p.provider in LOCAL_PROVIDERS for p in (self.stt, self.llm, self.tts))
+
+    def pod_size(self) -> sizing.PodSize:
+        """The resources that hold scaling.maxCallsPerPod calls (sizing.py)."""
+        return sizing.pod_size(
+            self.local_models, self.scaling.executor, self.scaling.max_calls_per_pod
+        )
 
     @property
     def analysis_llm(self) -> LLMEndpoint | None:

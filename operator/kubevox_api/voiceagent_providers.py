@@ -19,6 +19,10 @@ ProviderOptions = Annotated[
 """Extra provider settings passed to the provider's client as keyword arguments."""
 
 
+LOCAL_PROVIDERS = frozenset({"whisper", "local", "piper"})
+"""Providers whose model runs inside the worker pod (its CPU and memory, sizing.py)."""
+
+
 class ProviderBase(KubeModel):
     """Fields every speech or language provider has."""
 

@@ -88,3 +88,7 @@ class Events:
             self.event(body, "Normal", good, r_new[2])
         elif r_new[0] == "False" and r_old[0] == "True":
             self.event(body, "Warning", "NotReady", f"{r_new[1]}: {r_new[2]}")
+        # Pods too small for their calls: said once for each new shortfall.
+        f_old, f_new = cond(old, "ResourcesFit"), cond(new, "ResourcesFit")
+        if f_new[0] == "False" and f_new != f_old:
+            self.event(body, "Warning", f_new[1], f_new[2])

@@ -20,6 +20,7 @@ from .builders.common import child_name
 from .builders.network import EgressSettings, agent_egress, recordings_policy_name
 from .builders.recording import expiry_name
 from .builders.revision import REVISION_KIND, build_revision, revision_name
+from .builders.sizing import resources_fit, worker_resources
 from .builders.web import web_name, web_policy_name
 from .events import Events
 from .invalid_spec import report_invalid_spec
@@ -283,6 +284,7 @@ class VoiceAgentReconciler:
                 pods=pods,
                 telephony=telephony,
                 scales_to_zero=agent.spec.scaling.scales_to_zero,
+                resources_fit=resources_fit(agent, worker_resources(agent)),
                 waiting_calls=self.waiting_calls(ns, name),
                 notices=[
                     *agent_notices(agent),

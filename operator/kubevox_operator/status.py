@@ -221,6 +221,8 @@ class AgentObservation:
     """status.revisions, newest first."""
     rollout: Obj | None = None
     """status.rollout (rollout.py), None when no canary ever ran."""
+    resources_fit: tuple[bool, str, str] | None = None
+    """The ResourcesFit condition (builders/sizing.py): the pods hold maxCallsPerPod calls."""
 
 
 def _serving(o: AgentObservation, roll: Rollout) -> tuple[bool, str, str] | None:
@@ -325,6 +327,8 @@ def agent_status(o: AgentObservation) -> Obj:
         "activeCalls": active_calls(o.pods),
         "configHash": o.config_hash,
     }
+    if o.resources_fit is not None:
+        status["conditions"].append(condition(prev, "ResourcesFit", *o.resources_fit, o.generation))
     if o.waiting_calls is not None:
         status["waitingCalls"] = o.waiting_calls
     if o.tests is not None:

@@ -48,7 +48,7 @@ def test_defaults_fill_in() -> None:
     assert agent.spec.scaling.autoscaler == "hpa"
     assert agent.spec.scaling.max_calls_per_pod >= agent.spec.scaling.target_calls_per_pod
     assert agent.spec.turn_detection.mode == "model"
-    assert agent.spec.resources.requests.cpu == "1"
+    assert agent.spec.resources.requests.cpu is None  # sized by the operator (sizing.py)
     ns = agent.metadata.get("namespace") or "default"
     assert agent.effective_agent_name == f"{ns}.case"  # unique across namespaces
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from kubevox_api import AgentRuntimeConfig
+from kubernetes.utils.quantity import parse_quantity
+from kubevox_api import AgentRuntimeConfig, VoiceAgent
 from kubevox_api.contract import ACTIVE_CALLS_ANNOTATION, CONFIG_HASH_ANNOTATION
+from kubevox_operator.builders.sizing import worker_resources
 
 from tests.support.kube import (
     Kubectl,
@@ -19,6 +21,7 @@ from tests.support.objects import secrets, voice_agent
 from tests.support.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster
+SELECTOR = "kubevox.dev/voiceagent"
 
 KINDS = (
     "configmap/{n}-config",
@@ -299,3 +302,51 @@ def test_missing_secret_degrades_then_recovers_once_created(
         r for r in operator.log_records() if "exception" in r and namespace in r.get("message", "")
     ]
     assert not tracebacks, tracebacks[:1]
+
+
+def test_worker_pods_are_sized_for_their_calls_and_a_shortfall_is_reported(
+    kubectl: Kubectl, namespace: str
+):
+    """Unset resources are sized for maxCallsPerPod (issue 20): the ReplicaSet controller's
+    pods carry them, so the API server took them as valid; an agent whose memory limit holds
+    fewer calls says so in ResourcesFit and a Warning Event, and its pods still run."""
+    kubectl.apply(secrets(namespace))
+    kubectl.apply(voice_agent("ava", namespace))
+    kubectl.apply(voice_agent("tiny", namespace, resources={"limits": {"memory": "1Gi"}}))
+    for name in ("ava", "tiny"):
+        (pod,) = wait_for(
+            f"{name}'s pod", lambda n=name: kubectl.list("pods", namespace, f"{SELECTOR}={n}")
+        )
+        agent = VoiceAgent.model_validate(kubectl.get("voiceagent", name, namespace))
+        assert quantities(pod["spec"]["containers"][0]["resources"]) == quantities(
+            worker_resources(agent)
+        )
+    ava = wait_for(
+        "ResourcesFit",
+        lambda: condition(kubectl.get("voiceagent", "ava", namespace), "ResourcesFit"),
+    )
+    assert (ava["status"], ava["reason"]) == ("True", "ResourcesHoldMaxCalls")
+    tiny = wait_for(
+        "tiny's ResourcesFit",
+        lambda: condition(kubectl.get("voiceagent", "tiny", namespace), "ResourcesFit"),
+    )
+    assert (tiny["status"], tiny["reason"]) == ("False", "ResourcesBelowMaxCalls")
+    assert tiny["message"].startswith("spec.resources.limits.memory 1Gi hold ")
+    warnings = wait_for(
+        "the Warning Event",
+        lambda: [
+            e
+            for e in json.loads(kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
+            if e["involvedObject"]["name"] == "tiny" and e["reason"] == "ResourcesBelowMaxCalls"
+        ],
+    )
+    assert warnings[0]["type"] == "Warning"
+    assert warnings[0]["message"] == tiny["message"]
+
+
+def quantities(resources: dict) -> dict:
+    """Amounts as numbers: the API server writes them back in its own form (1024Mi as 1Gi)."""
+    return {
+        kind: {name: parse_quantity(q) for name, q in amounts.items()}
+        for kind, amounts in resources.items()
+    }

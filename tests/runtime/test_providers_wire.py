@@ -13,6 +13,7 @@ from livekit import rtc
 from livekit.agents import llm as lk_llm
 from livekit.agents import utils
 
+from agent_runtime import endpoint_llm
 from agent_runtime.errors import ConfigError
 from agent_runtime.providers import (
     LLM_PROVIDERS,
@@ -119,6 +120,41 @@ async def test_openai_chat_carries_model_key_and_sampling() -> None:
         assert req.body["max_completion_tokens"] == 64
         assert req.body["stream"] is True
         assert req.body["messages"][-1] == {"role": "user", "content": "When do you open?"}
+
+
+async def test_every_endpoint_uses_the_process_tls_context_and_closes_its_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One CA bundle read per process, not one per call (issue 20); the client made for the
+    endpoint is closed with it."""
+    made: list[object] = []
+    real = endpoint_llm.httpx.create_ssl_context
+
+    def counted(*args: object, **kwargs: object) -> object:
+        made.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    monkeypatch.setattr(endpoint_llm.httpx, "create_ssl_context", counted)
+    endpoint_llm.tls_context.cache_clear()
+    async with OpenAIServer(default=Reply(text="Nine.")) as oa:
+        cfg = make_config({"llm": {"provider": "openai", "model": "m", "baseURL": oa.base_url}})
+        llms = [
+            build_llm(cfg.spec.llm, BuildContext(language="en"), env={"OPENAI_API_KEY": "k"})
+            for _ in range(3)
+        ]
+        for llm in llms:  # each still talks to its endpoint
+            ctx = lk_llm.ChatContext()
+            ctx.add_message(role="user", content="When?")
+            async with llm.chat(chat_ctx=ctx) as stream:
+                async for _ in stream:
+                    pass
+        assert len(oa.chat_requests) == 3
+        assert len(made) == 1
+        for llm in llms:
+            assert isinstance(llm, EndpointLLM)
+            await llm.aclose()
+            assert llm._client.is_closed()
+    endpoint_llm.tls_context.cache_clear()
 
 
 async def test_openai_falls_back_to_provider_variable() -> None:

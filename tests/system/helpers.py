@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 import aiohttp
-from kubevox_api import contract
+from kubernetes.utils.quantity import parse_quantity
+from kubevox_api import VoiceAgent, contract
 from kubevox_devenv import install as installmod
 
 from agent_runtime.caller import CallOptions, SimulatedCall
@@ -20,6 +21,18 @@ PHARMACY = "When does the pharmacy open on Saturdays?"
 WORKER_LOAD = "kubevox_worker_load"  # agent_runtime.metrics
 SITE = "https://www.clinic.example"
 """The site whose pages may start calls at the sample's web gateway (spec.web)."""
+
+
+def check_sized_by_the_operator(agent: dict[str, Any], pod: dict[str, Any]) -> None:
+    """The worker's memory limit is the operator's, sized for the sample's calls (issue 20):
+    the calls of the system tests run under it. The CPU request is the one this 2-core node
+    fits, below the sizing: ResourcesFit says so."""
+    size = VoiceAgent.model_validate(agent).spec.pod_size()
+    limit = pod["spec"]["containers"][0]["resources"]["limits"]["memory"]
+    assert parse_quantity(limit) == parse_quantity(size.memory_limit)
+    fit = condition(agent, "ResourcesFit")
+    assert (fit["status"], fit["reason"]) == ("False", "ResourcesBelowMaxCalls")
+    assert fit["message"].startswith("spec.resources.requests.cpu 200m hold ")
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ from .helpers import (
     PHARMACY,
     SITE,
     caller_options,
+    check_sized_by_the_operator,
     condition,
     gateway_confinement,
     gateway_objects_left,
@@ -76,6 +77,7 @@ def test_the_sample_turns_ready_with_its_pods(system: System, namespace: str) ->
         system.kubectl("get", "pods", "-n", namespace, "-l", WORKER_LABEL, "-o=json")
     )["items"]
     assert [p["status"]["phase"] for p in pods] == ["Running"]
+    check_sized_by_the_operator(agent, pods[0])
 
     # Ready follows the pod's readiness probe, which livekit-agents answers before the worker
     # has registered; a call placed before registration is never dispatched.

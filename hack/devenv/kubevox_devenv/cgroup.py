@@ -85,6 +85,10 @@ class PodCgroup:
     def working_set_mib(self) -> float:
         return working_set_mib(self.dirs["memory"])
 
+    def pids(self) -> list[int]:
+        """The processes in the group now (a pod's worker and its job processes)."""
+        return [int(p) for p in (self.dirs["cpuacct"] / "cgroup.procs").read_text().split()]
+
     def remove(self) -> None:
         """Once its processes have exited (an rmdir of a group with members fails)."""
         for d in self._distinct():

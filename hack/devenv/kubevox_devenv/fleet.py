@@ -28,13 +28,10 @@ def sample_for_this_node(sample: Path = SAMPLE) -> str:
     agent["spec"]["scaling"].update(
         autoscaler="keda", maxReplicas=3, scaleDownStabilizationSeconds=15
     )
-    # The limit holds two offline calls with room to spare: a worker whose working set nears
-    # its limit takes no new call (agent_runtime/load.py), and one offline call in a process of
-    # its own costs about 550 MiB (docs/benchmarks.md).
-    agent["spec"]["resources"] = {
-        "requests": {"cpu": "200m", "memory": "1Gi"},
-        "limits": {"memory": "4Gi"},
-    }
+    # Requests that let three workers fit; the memory limit is left to the operator, which
+    # sizes it for the sample's maxCallsPerPod (kubevox_api/sizing.py): a worker whose working
+    # set nears it takes no new call, so the node's calls prove the sizing holds them.
+    agent["spec"]["resources"] = {"requests": {"cpu": "200m", "memory": "1Gi"}}
     agent["spec"]["drainTimeoutSeconds"] = 300
     # The demo's and the system tests' held calls stay silent while the fleet scales and rolls
     # (minutes): the default silence timeout (30 s) would hang up on them.

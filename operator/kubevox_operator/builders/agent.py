@@ -33,6 +33,7 @@ from .common import (
     secret_env,
 )
 from .recording import expiry_cronjob, storage_key_env
+from .sizing import worker_resources
 from .web import build_web_children
 
 # Fields of the spec that never reach the worker process, or reach the pod template directly:
@@ -228,11 +229,6 @@ def _probe(period: int, failures: int) -> Obj:
         "failureThreshold": failures,
         "timeoutSeconds": 3,
     }
-
-
-def worker_resources(agent: VoiceAgent) -> Obj:
-    res = agent.spec.resources.to_k8s()
-    return {k: v for k, v in res.items() if v}
 
 
 def worker_deployment(

@@ -22,7 +22,7 @@ from kubevox_api.runtime_config import (
 )
 from kubevox_api.voiceagenttest import VoiceAgentTest, suites_hash
 
-from .agent import config_document, worker_env, worker_resources, worker_service_account
+from .agent import config_document, worker_env, worker_service_account
 from .common import (
     IGNORE_DISRUPTION,
     Obj,
@@ -39,6 +39,7 @@ from .common import (
     restricted_pod_security,
     secret_env,
 )
+from .sizing import worker_resources
 
 NOT_FOR_TESTS = frozenset({LIVEKIT_API_KEY_ENV, LIVEKIT_API_SECRET_ENV, "PROMETHEUS_MULTIPROC_DIR"})
 """Worker environment a text-mode run does not need or must not have: it joins no LiveKit room,
