@@ -18,9 +18,9 @@ from livekit.plugins import openai
 
 @functools.cache
 def tls_context() -> ssl.SSLContext:
-    """One per process, made in prewarm: each HTTP client would otherwise read the CA bundle
-    again, about 25 ms of CPU with the GIL held at every call's start (livekit's loop monitor
-    saw 100-200 ms stalls there on a busy core)."""
+    """One per process, made in prewarm (the openai provider's): each HTTP client would
+    otherwise read the CA bundle again, about 25 ms of CPU with the GIL held at every call's
+    start (livekit's loop monitor saw 100-200 ms stalls there on a busy core)."""
     return httpx.create_ssl_context()
 
 

@@ -67,7 +67,8 @@ class Provider(Generic[SpecT, PluginT]):
     """The plugin class; its signature tells which ``options`` keys are valid."""
     key_required: Callable[[SpecT], bool] = lambda _spec: False
     prewarm: Callable[[], object] | None = None
-    """Loads what the provider needs once per process (offline models), before any call."""
+    """Makes what the provider needs once per process (offline models, a TLS context), before
+    any call."""
 
 
 def _opts(spec: STTSpec | LLMEndpoint | TTSSpec) -> dict[str, Any]:
@@ -163,7 +164,9 @@ STT_PROVIDERS: dict[str, Provider[STTSpec, stt.STT[Any]]] = {
 }
 LLM_PROVIDERS: dict[str, Provider[LLMEndpoint, llm.LLM[Any]]] = {
     # A self-hosted OpenAI-compatible server (baseURL) may run without a key.
-    "openai": Provider(_openai_llm, openai.LLM, key_required=lambda s: s.base_url is None),
+    "openai": Provider(
+        _openai_llm, openai.LLM, key_required=lambda s: s.base_url is None, prewarm=tls_context
+    ),
     "local": Provider(_local_llm, LocalLLM, prewarm=load_local_model),
 }
 TTS_PROVIDERS: dict[str, Provider[TTSSpec, tts.TTS[Any]]] = {
@@ -185,7 +188,6 @@ def prewarm_providers(config: AgentRuntimeConfig, *, speech: bool = True) -> Non
     for load in loaders:
         if load is not None:
             load()
-    tls_context()
 
 
 # --- credentials and checks ----------------------------------------------------------------

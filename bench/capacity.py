@@ -45,6 +45,7 @@ import psutil
 from kubevox_devenv.cgroup import PodCgroup
 
 from agent_runtime.worker import PRELOAD_ENV
+from tests.support.voice import AVAILABLE, UNAVAILABLE
 
 TITLE = "Capacity: calls per core, CPU and memory per call"
 
@@ -120,7 +121,7 @@ async def available(worker: Any, within: float = 60.0) -> None:
     it): LiveKit offers a call once, to the workers available at that moment."""
     for _ in range(int(within * 2)):
         log = worker.log.read_text()
-        if log.rfind("marking as unavailable") <= log.rfind("marking as available"):
+        if log.rfind(UNAVAILABLE) <= log.rfind(AVAILABLE):
             return
         await asyncio.sleep(0.5)
 

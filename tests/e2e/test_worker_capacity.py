@@ -27,14 +27,11 @@ from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
 from agent_runtime.load import MEMORY_FULL
 from tests.support.servers.openai_server import OpenAIServer
-from tests.support.voice import call_options, stand_in_worker
+from tests.support.voice import AVAILABLE, UNAVAILABLE, call_options, stand_in_worker
 from tests.support.waits import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.voice]
 
-UNAVAILABLE = "worker is at full capacity, marking as unavailable"
-AVAILABLE = "worker is below capacity, marking as available"
-"""livekit-agents' logs of the status it sends LiveKit."""
 _LOAD = re.compile(r"^kubevox_worker_load\{[^}]*\} ([0-9.e+-]+)$", re.M)
 
 

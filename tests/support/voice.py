@@ -37,6 +37,10 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "manifests" / "samples" / "offline-agent.yaml"
 _FENCE = re.compile(r"<(reference-data-[0-9a-f]+)>\n(.*?)\n</\1>", re.S)
 CALLER_SAID = "The caller said: "
+UNAVAILABLE = "worker is at full capacity, marking as unavailable"
+AVAILABLE = "worker is below capacity, marking as available"
+"""livekit-agents' logs of the status it sends LiveKit (which offers a call only to workers
+available at that moment)."""
 
 
 def grounded_turn(body: dict[str, Any]) -> tuple[str, list[str]]:
