@@ -63,6 +63,8 @@ JOB_MODULES = (
     # livekit's forkserver, shared copy-on-write by every job process, instead of imported and
     # held privately by each.
     __name__,
+    # The knowledge bases' embedding models, loaded there once for all job processes.
+    "agent_runtime.shared_models",
     # What the openai SDK imports on a call's first request, on that call's loop (100-150 ms each).
     "openai.lib.streaming.chat",
     "openai.pagination",

@@ -320,12 +320,15 @@ class OpenAIEmbedder:
         await self._client.close()
 
 
-def make_embedder(spec: Embedding, api_key: str | None = None) -> Embedder:
-    """The embedder a KnowledgeBase's ``spec.embedding`` asks for."""
+def make_embedder(
+    spec: Embedding, api_key: str | None = None, *, threads: int | None = None
+) -> Embedder:
+    """The embedder a KnowledgeBase's ``spec.embedding`` asks for; ``threads``: the threads a
+    local model may use (its default otherwise)."""
     if spec.provider == "local":
         if spec.model == LOCAL_STATIC_EMBEDDING_MODEL:
             return StaticEmbedder()
         if spec.model == LOCAL_MULTILINGUAL_EMBEDDING_MODEL:
-            return MultilingualEmbedder()
-        return LocalEmbedder()
+            return MultilingualEmbedder(threads)
+        return LocalEmbedder(threads)
     return OpenAIEmbedder(api_key, spec.model, spec.dimensions, spec.base_url)

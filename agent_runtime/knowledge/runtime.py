@@ -27,22 +27,29 @@ from .retriever import Retriever
 _embedders: dict[str, Embedder] = {}
 
 
-def _embedder(kb: ResolvedKnowledgeBase, env: Mapping[str, str]) -> Embedder:
+def _embedder(
+    kb: ResolvedKnowledgeBase, env: Mapping[str, str], threads: int | None = None
+) -> Embedder:
     key_envs = [kb.embedding_api_key_env] if kb.embedding_api_key_env else []
     key = next((env[e] for e in [*key_envs, *API_KEY_ENVS] if env.get(e)), None)
     spec_key = kb.embedding.model_dump_json()
     embedder = _embedders.get(spec_key)
     if embedder is None:
-        embedder = _embedders[spec_key] = make_embedder(kb.embedding, key)
+        embedder = _embedders[spec_key] = make_embedder(kb.embedding, key, threads=threads)
     return embedder
 
 
-def prewarm_embedders(kbs: list[ResolvedKnowledgeBase], env: Mapping[str, str]) -> None:
-    """Load the local embedding model (static matrix, multilingual encoder) before the first
-    call: a caller's first question must not wait for it (retrieval has a one-second budget per
-    turn)."""
+def prewarm_embedders(
+    kbs: list[ResolvedKnowledgeBase], env: Mapping[str, str], *, threads: int | None = None
+) -> None:
+    """Load the local embedding models (static matrix, MiniLM, multilingual encoder) before the
+    first call: a caller's first question must not wait for one (retrieval has a one-second
+    budget per turn). A model already loaded, in this process or before it was forked, is kept.
+
+    ``threads``: for a model loaded in a process that others are forked from, 1 (ONNX Runtime's
+    thread pool does not survive a fork)."""
     for kb in kbs:
-        embedder = _embedder(kb, env)
+        embedder = _embedder(kb, env, threads)
         if isinstance(embedder, LocalEmbedder | StaticEmbedder | MultilingualEmbedder):
             embedder.encode(["warm-up"])
 

@@ -15,10 +15,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import psutil
 import pytest
 from kubevox_devenv.procs import free_port
 from livekit.protocol import agent
 
+from tests.support.calls import CLINIC_KB
 from tests.support.runtime import make_config
 from tests.support.servers.livekit_server import LiveKitStandIn
 
@@ -45,7 +47,7 @@ def startable_env(tmp: Path) -> dict[str, str]:
     )
 
 
-def write_config(tmp: Path, url: str) -> Path:
+def write_config(tmp: Path, url: str, **extra: object) -> Path:
     cfg = make_config(
         {
             "livekit": {"url": url, "credentialsSecretRef": {"name": "lk"}},
@@ -60,7 +62,8 @@ def write_config(tmp: Path, url: str) -> Path:
             "turnDetection": {"mode": "vad"},
             "scaling": {"maxCallsPerPod": 2, "targetCallsPerPod": 1},
             "drainTimeoutSeconds": 120,
-        }
+        },
+        **extra,
     )
     path = tmp / "agent.json"
     path.write_text(json.dumps(cfg.to_k8s()))
@@ -87,6 +90,32 @@ async def run_cli(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process
         # forkserver outliving the worker would hold the pipes, and `wait()` waits for them.
         start_new_session=True,
     )
+
+
+class WorkerLog:
+    """livekit's JSON log of a worker under test, read from its stdout as it comes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        self.records: list[dict[str, object]] = []
+        self._reader = asyncio.create_task(self._read(proc.stdout))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            if line.startswith(b"{"):
+                self.records.append(json.loads(line))
+
+    def count(self, message: str) -> int:
+        return sum(1 for r in self.records if r["message"] == message)
+
+    def initialized(self) -> int:
+        """Job processes ready for a call (prewarm done)."""
+        failed = [r for r in self.records if r["message"] == "error initializing process"]
+        assert not failed, failed[0]
+        return self.count("process initialized")
+
+    def close(self) -> None:
+        self._reader.cancel()
 
 
 async def kill_worker(proc: asyncio.subprocess.Process) -> None:
@@ -280,23 +309,12 @@ async def test_job_processes_started_after_a_configmap_update_still_start(
     # would refuse the call this test needs (the load's CPU part is test_register_load's).
     env = startable_env(tmp_path) | {"KUBEVOX_CPU_LOAD_WEIGHT": "0"}
     proc = await run_cli("start", "--config", config_path, *ports, env=env)
-    assert proc.stdout is not None  # livekit's JSON log
-    logged: list[dict[str, object]] = []
-
-    async def read_log(stream: asyncio.StreamReader) -> None:
-        async for line in stream:
-            if line.startswith(b"{"):
-                logged.append(json.loads(line))
-
-    def initialized() -> int:
-        return sum(1 for r in logged if r["message"] == "process initialized")
-
-    reader = asyncio.create_task(read_log(proc.stdout))
+    log = WorkerLog(proc)
     try:
         idle = int(min(2, os.cpu_count() or 1))  # the worker's idle processes (maxCallsPerPod 2)
         async with asyncio.timeout(60):
             await livekit.registered.wait()
-            while initialized() < idle:  # noqa: ASYNC110
+            while log.initialized() < idle:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)  # another process's log
         kubelet_update(volume, "agent.json", config.replace("front desk", "front office"))
 
@@ -311,10 +329,36 @@ async def test_job_processes_started_after_a_configmap_update_still_start(
                     break
                 await asyncio.sleep(1)
         async with asyncio.timeout(60):
-            while initialized() <= idle:
-                failed = [r for r in logged if r["message"] == "error initializing process"]
-                assert not failed, failed[0]
+            while log.initialized() <= idle:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
     finally:
         await kill_worker(proc)
-        reader.cancel()
+        log.close()
+
+
+@pytest.mark.voice
+async def test_job_processes_share_the_embedding_model_loaded_once(
+    livekit: LiveKitStandIn, tmp_path: Path
+) -> None:
+    """The knowledge base's local embedding model is loaded once, in livekit's forkserver,
+    before any job process is forked from it (``agent_runtime.shared_models``): each job
+    process's prewarm finds it loaded, and holds no private copy. Measured here: a warm job
+    process's private memory (USS) is 12 MiB; 184 MiB when it loads the model itself, as it did
+    before."""
+    path = write_config(tmp_path, livekit.ws_url, knowledgeBases=CLINIC_KB)
+    ports = ("--health-port", str(free_port()), "--metrics-port", str(free_port()))
+    proc = await run_cli("start", "--config", str(path), *ports, env=startable_env(tmp_path))
+    log = WorkerLog(proc)
+    try:
+        async with asyncio.timeout(90):
+            while log.initialized() < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)  # another process's log
+        # The forkserver is the worker's child, the job processes it forked its children.
+        forkserver = [c for c in psutil.Process(proc.pid).children() if c.children()]
+        jobs = [job for server in forkserver for job in server.children()]
+        assert len(jobs) >= 2, jobs
+        private_mib = [job.memory_full_info().uss / 2**20 for job in jobs]
+        assert max(private_mib) < 100, private_mib
+    finally:
+        await kill_worker(proc)
+        log.close()
