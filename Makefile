@@ -77,7 +77,7 @@ fmt: $(STAMP) ## Format and fix what ruff can
 
 .PHONY: test
 test: $(STAMP) controlplane node livekit tools ## Run every test, against the real local components
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest --durations=40 $(PYTEST_ARGS)
 
 .PHONY: cluster-up
 cluster-up: $(STAMP) controlplane ## Start the local control plane and, where possible, a node (.kubevox/kubeconfig)

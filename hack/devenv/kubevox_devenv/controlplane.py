@@ -182,7 +182,7 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        wait_for("etcd", lambda: _http_ok(f"{client}/health"), 60, proc.alive)
+        wait_for("etcd", lambda: _http_ok(f"{client}/health"), 60, proc.alive, proc.log_tail)
 
     def _apiserver(
         self, pki: LocalPKI, serving: tuple[Path, Path], sa_key: Path, sa_pub: Path
@@ -221,6 +221,7 @@ class ControlPlane:
             lambda: _http_ok(f"{self.server}/readyz", context, pki.dir / "admin"),
             120,
             proc.alive,
+            proc.log_tail,
         )
 
     def _node_flags(self, pki: LocalPKI) -> list[str]:
@@ -282,6 +283,7 @@ class ControlPlane:
             ),
             120,
             proc.alive,
+            proc.log_tail,
         )
 
     def write_kubeconfig(

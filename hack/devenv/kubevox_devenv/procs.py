@@ -49,13 +49,18 @@ def free_port() -> int:
 
 
 def wait_for(
-    what: str, ready: Callable[[], bool], timeout: float, alive: Callable[[], bool]
+    what: str,
+    ready: Callable[[], bool],
+    timeout: float,
+    alive: Callable[[], bool],
+    log_tail: Callable[[], str] = str,
 ) -> None:
-    """Poll ``ready`` until it is true; fail early, naming ``what``, if the process died."""
+    """Poll ``ready`` until it is true; fail early, naming ``what`` and quoting the end of its
+    log, if the process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():
-            raise RuntimeError(f"{what} exited while starting")
+            raise RuntimeError(f"{what} exited while starting:\n{log_tail()}")
         with contextlib.suppress(Exception):
             if ready():
                 return
