@@ -3,8 +3,8 @@
 suite as a Job pod for each configuration it applies, and reads the pod's report into the suite's
 status, the agent's status.tests, its Tested condition, its revisions and an Event; Argo CD's
 health check of the suite follows. A bad change
-(the grounding guard disabled: SmolLM2 then invents hours and answers what the clinic's facts do
-not cover) fails both cases; `kubevox-agent rollback` puts the last configuration whose tests
+(the grounding guard disabled: SmolLM2 then answers what the clinic's facts do not cover, and
+mostly invents the hours) fails; `kubevox-agent rollback` puts the last configuration whose tests
 passed back, which is tested again and passes.
 
 The agent runs in its own namespace with minReplicas 0: no worker is needed to test it."""
@@ -122,18 +122,24 @@ def test_each_configuration_is_tested_by_a_job_pod_and_a_bad_change_fails(
     agent = finished_tests(system, ns, after=good)
     bad = agent["status"]["configHash"]
     tests = agent["status"]["tests"]
-    assert (tests["phase"], tests["failed"], set(tests["failing"])) == ("Failed", 2, CASES), tests
+    # Without the guard SmolLM2 always answers the question the facts do not cover; it invents
+    # the weekday hours on most runs, not all (one CI run of 2026-12-02 got them right).
+    failing = set(tests["failing"])
+    assert tests["phase"] == "Failed", tests
+    assert "offline-smoke/out-of-scope" in failing <= CASES, tests
+    assert tests["failed"] == len(failing), tests
     tested = condition(agent, "Tested")
     assert (tested["status"], tested["reason"]) == ("False", "TestsFailed")
     suite_obj = system.get("voiceagenttest", "offline-smoke", ns)
     assert argo_cd_health(suite_obj) == {
         "status": "Degraded",
-        "message": f"2 of 2 cases failed on configuration {bad}",
+        "message": f"{len(failing)} of 2 cases failed on configuration {bad}",
     }
     suite = suite_obj["status"]
     reasons = {c["name"]: " ".join(c["reasons"]) for c in suite["cases"]}
     assert "refuses: the reply is not the agent's refusal" in reasons["out-of-scope"], reasons
-    assert "groundedIn" in reasons["weekday-hours"] or "contains" in reasons["weekday-hours"]
+    if "offline-smoke/weekday-hours" in failing:
+        assert "groundedIn" in reasons["weekday-hours"] or "contains" in reasons["weekday-hours"]
     assert [(r["configHash"], r.get("tests")) for r in agent["status"]["revisions"]] == [
         (bad, "Failed"),
         (good, "Passed"),
