@@ -9,7 +9,8 @@ what each pool took at each step is printed (docs/testing-agents.md has it). The
 placed one at a time: each takes a job process whose replacement loads its models, and the
 2-core node also runs both pools and the conversation tests' Job.
 
-1. The bad change (the grounding guard disabled: SmolLM2 then answers what the facts do not cover; tests fail)
+1. The bad change (the grounding guard disabled: SmolLM2 then answers what the facts do not
+   cover)
    starts at 25 %; its tests fail and the canary is aborted on its own: it never serves a room
    outside the first step's share, then none at all; the agent is Degraded (CanaryAborted), an
    Event says why, and Argo CD's health check shows Degraded.
