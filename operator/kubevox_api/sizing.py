@@ -51,13 +51,15 @@ class Footprint:
 
 
 FOOTPRINTS: dict[tuple[Stack, Executor], Footprint] = {
-    # bench/capacity.py --stacks cloud offline, 2026-12-02 (docs/benchmarks.md, "Capacity"):
-    # the least-squares line of each run's working set and CPU over its levels, raised to pass
-    # over every point. With ``thread`` and cloud providers the working set did not grow with the
-    # calls (below what the measure resolves): 16 MiB per call is a margin, not a measure.
-    ("cloud", "process"): Footprint(410, 230, 0, 0.11, 0.11),
-    ("cloud", "thread"): Footprint(545, 0, 16, 0.10, 0.08),
-    ("offline", "process"): Footprint(200, 640, 0, 0.13, 0.30),
+    # bench/capacity.py --stacks cloud offline, 2026-12-02 07:45 (docs/benchmarks.md,
+    # "Capacity"): the least-squares line of each run's working set and CPU over its levels,
+    # raised to pass over every point. With ``thread`` and cloud providers the working set did
+    # not grow with the calls (below what the measure resolves): 16 MiB per call is a margin,
+    # not a measure. A job process's 58 MiB (cloud) is its call's own: its libraries and the
+    # knowledge base's embedding model are shared from livekit's forkserver.
+    ("cloud", "process"): Footprint(515, 58, 0, 0.09, 0.12),
+    ("cloud", "thread"): Footprint(545, 0, 16, 0.09, 0.10),
+    ("offline", "process"): Footprint(360, 440, 0, 0.16, 0.29),
     ("offline", "thread"): Footprint(860, 0, 120, 0.22, 0.22),
 }
 """``offline`` is any agent with a local provider (whisper, local, piper): their models and
