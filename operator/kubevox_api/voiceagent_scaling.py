@@ -39,11 +39,13 @@ class Scaling(KubeModel):
     """How long call volume must stay low before pods are removed."""
     executor: Literal["process", "thread"] = "process"
     """How a worker pod runs its calls (livekit-agents' job executor). ``process``: each call
-    in a process of its own, started ahead of the call; a call that crashes ends alone, but
-    every call carries its own interpreter, libraries and models. ``thread``: the calls run
-    as threads of the worker's one process and share what it has loaded, so each call costs
-    less memory and CPU (docs/benchmarks.md, "Capacity"); a call that crashes the process
-    ends every call of the pod."""
+    in a process of its own, forked ahead of the call from one that holds the libraries and
+    the knowledge bases' embedding models (shared by all, copy-on-write); a call that crashes
+    ends alone, but each process loads the local speech and language models (whisper,
+    ``local``, piper) itself. ``thread``: the calls run as threads of the worker's one process
+    and share everything it has loaded, so each call costs less memory and CPU
+    (docs/benchmarks.md, "Capacity"); a call that crashes the process ends every call of the
+    pod."""
 
     @property
     def scales_to_zero(self) -> bool:
