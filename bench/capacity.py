@@ -19,9 +19,14 @@ and asks its question turn after turn; latency is measured on the audio (bench/_
 At each level the calls are started one after the other, then talk at once (staggered); the
 level "holds" while every turn is answered and p95 stays within 10 % of one call's.
 
+``--cpus 0.5`` gives the worker half a core: where the callers' side cannot load a whole core
+with calls (2 cores: one for the worker, one for everything else), the calls held on half a
+core, doubled, are a lower bound of the calls per core (the worker's fixed CPU weighs twice as
+much on half a core). Its results go to a section of their own.
+
     sudo .venv/bin/python bench/capacity.py [--stacks cloud offline]
-        [--executors process-unshared process thread] [--levels 1 2 4 6 8] [--profile]
-        [--write-docs]
+        [--executors process-unshared process thread] [--levels 1 2 4 6 8] [--cpus 1]
+        [--profile] [--write-docs]
 """
 
 from __future__ import annotations
@@ -205,7 +210,7 @@ async def measure(
     cores: tuple[set[int], list[int]],
 ) -> Run:
     worker_cpus, support = cores
-    cgroup = PodCgroup(f"kubevox-bench-{stack_name}-{executor}", 1.0, worker_cpus)
+    cgroup = PodCgroup(f"kubevox-bench-{stack_name}-{executor}", args.cpus, worker_cpus)
     worker = stack.worker(cfg, worker_cpus, launcher=cgroup.launcher(), **MODES[executor][1])
     run = Run(stack_name, executor)
     try:
@@ -289,8 +294,8 @@ async def main(args: argparse.Namespace) -> int:
                     )
                     runs.append(run)
                     if args.write_docs:  # after each run: a long bench stopped keeps its part
-                        v.write_section(TITLE, report(facts, runs, os.getloadavg()))
-    print(report(facts, runs, os.getloadavg()))
+                        v.write_section(title(args.cpus), report(facts, runs, args.cpus))
+    print(report(facts, runs, args.cpus))
     return 0
 
 
@@ -318,7 +323,13 @@ def calls_held(run: Run) -> int:
     return held
 
 
-def report(facts: dict[str, Any], runs: list[Run], load_end: tuple[float, float, float]) -> str:
+def title(cpus: float) -> str:
+    return TITLE if cpus == 1 else f"{TITLE}: the worker on {cpus:g} of a core"
+
+
+def report(facts: dict[str, Any], runs: list[Run], cpus: float) -> str:
+    load_end = os.getloadavg()
+
     def f(x: float, fmt: str = ".0f") -> str:
         return "n/a" if math.isnan(x) else format(x, fmt)
 
@@ -327,19 +338,22 @@ def report(facts: dict[str, Any], runs: list[Run], load_end: tuple[float, float,
         f" ({facts['cpu']}); load average {v.fmt_load(facts['load_start'])} at the start,"
         f" {v.fmt_load(load_end)} at the end.",
         "",
-        "The worker runs in cgroups of its own with a CFS quota of one core, pinned to the last "
-        "core, as kubelet confines a pod with `limits.cpu: 1`; its CPU and working set are read "
+        f"The worker runs in cgroups of its own with a CFS quota of {cpus:g} core, pinned to "
+        f"the last core, as kubelet confines a pod with `limits.cpu: {cpus:g}`; its CPU and "
+        "working set are read "
         "from those cgroups. LiveKit, Redis, the stand-ins and the callers share the other "
         "cores (`callers' cores`: how busy they were; near 100 % the callers, not the worker, "
         "add latency). Latency is voice-to-voice on the callers' audio; a level holds while "
         "every turn is answered and p95 stays within 10 % of one call's.",
         "",
-        "| stack | executor | calls held | idle MiB | MiB per further call |",
-        "|---|---|---|---|---|",
+        "| stack | executor | calls held | calls per core (at least) | idle MiB |"
+        " MiB per further call |",
+        "|---|---|---|---|---|---|",
     ]
     for run in runs:
         lines.append(
-            f"| {run.stack} | `{run.executor}` | **{calls_held(run)}** | {f(run.idle_mib)} |"
+            f"| {run.stack} | `{run.executor}` | **{calls_held(run)}** |"
+            f" {f(calls_held(run) / cpus, 'g')} | {f(run.idle_mib)} |"
             f" **{f(per_call_mib(run))}** |"
         )
     lines += [
@@ -382,6 +396,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--executors", nargs="+", default=list(MODES), choices=list(MODES))
     p.add_argument("--levels", nargs="+", type=int, default=[1, 2, 4, 6, 8])
     p.add_argument("--turns", type=int, default=20, help="turns per level at least (3 per call)")
+    p.add_argument(
+        "--cpus", type=float, default=1.0, help="the worker's CPU quota in cores (limits.cpu)"
+    )
     p.add_argument("--write-docs", action="store_true", help="write docs/benchmarks.md")
     p.add_argument(
         "--profile", action="store_true", help="profile the worker at the most calls held"
