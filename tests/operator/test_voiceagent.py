@@ -312,7 +312,7 @@ def test_worker_pods_are_sized_for_their_calls_and_a_shortfall_is_reported(
     fewer calls says so in ResourcesFit and a Warning Event, and its pods still run."""
     kubectl.apply(secrets(namespace))
     kubectl.apply(voice_agent("ava", namespace))
-    kubectl.apply(voice_agent("tiny", namespace, resources={"limits": {"memory": "1Gi"}}))
+    kubectl.apply(voice_agent("tiny", namespace, resources={"limits": {"memory": "512Mi"}}))
     for name in ("ava", "tiny"):
         (pod,) = wait_for(
             f"{name}'s pod", lambda n=name: kubectl.list("pods", namespace, f"{SELECTOR}={n}")
@@ -331,7 +331,7 @@ def test_worker_pods_are_sized_for_their_calls_and_a_shortfall_is_reported(
         lambda: condition(kubectl.get("voiceagent", "tiny", namespace), "ResourcesFit"),
     )
     assert (tiny["status"], tiny["reason"]) == ("False", "ResourcesBelowMaxCalls")
-    assert tiny["message"].startswith("spec.resources.limits.memory 1Gi hold ")
+    assert tiny["message"].startswith("spec.resources.limits.memory 512Mi hold ")
     warnings = wait_for(
         "the Warning Event",
         lambda: [
