@@ -91,20 +91,21 @@ def report(facts: dict[str, Any], runs: list[Run], cpus: float) -> str:
         "",
         f"The worker runs in cgroups of its own with a CFS quota of {cpus:g} core, pinned to "
         f"the last core, as kubelet confines a pod with `limits.cpu: {cpus:g}`; its CPU and "
-        "working set are read "
-        "from those cgroups. LiveKit, Redis, the stand-ins and the callers share the other "
-        "cores (`callers' cores`: how busy they were; near 100 % the callers, not the worker, "
-        "add latency). Latency is voice-to-voice on the callers' audio; a level holds while "
-        "every turn is answered and p95 stays within 10 % of one call's.",
+        "working set are read from those cgroups. LiveKit, Redis, the stand-ins and the "
+        "callers share the other cores (`callers' cores`: how busy they were; near 100 % the "
+        "callers, not the worker, add latency). Latency is voice-to-voice on the callers' "
+        "audio; a level holds while every turn is answered and p95 stays within 10 % of one "
+        "call's.",
         "",
         "| stack | executor | calls held | calls per core (at least) | idle MiB |"
         " MiB per further call |",
         "|---|---|---|---|---|---|",
     ]
     for run in runs:
+        held = calls_held(run)
         lines.append(
-            f"| {run.stack} | `{run.executor}` | **{calls_held(run)}** |"
-            f" {f(calls_held(run) / cpus, 'g')} | {f(run.idle_mib)} |"
+            f"| {run.stack} | `{run.executor}` | **{held}** | {f(held / cpus, 'g')} |"
+            f" {f(run.idle_mib)} |"
             f" **{f(per_call_mib(run))}** |"
         )
     lines += [

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 import pytest
+from kubevox_api.sizing import WARM_JOBS
 from kubevox_devenv.procs import free_port
 from livekit.protocol import agent
 
@@ -47,6 +48,11 @@ def startable_env(tmp: Path) -> dict[str, str]:
     )
 
 
+MAX_CALLS = 2
+WARM = min(MAX_CALLS, WARM_JOBS)
+"""Job processes the worker keeps started for the next calls, whatever the machine's cores."""
+
+
 def write_config(tmp: Path, url: str, **extra: object) -> Path:
     cfg = make_config(
         {
@@ -60,7 +66,7 @@ def write_config(tmp: Path, url: str, **extra: object) -> Path:
                 "credentials": {"secretKeyRef": {"name": "c", "key": "k"}},
             },
             "turnDetection": {"mode": "vad"},
-            "scaling": {"maxCallsPerPod": 2, "targetCallsPerPod": 1},
+            "scaling": {"maxCallsPerPod": MAX_CALLS, "targetCallsPerPod": 1},
             "drainTimeoutSeconds": 120,
         },
         **extra,
@@ -311,10 +317,9 @@ async def test_job_processes_started_after_a_configmap_update_still_start(
     proc = await run_cli("start", "--config", config_path, *ports, env=env)
     log = WorkerLog(proc)
     try:
-        idle = int(min(2, os.cpu_count() or 1))  # the worker's idle processes (maxCallsPerPod 2)
         async with asyncio.timeout(60):
             await livekit.registered.wait()
-            while log.initialized() < idle:  # noqa: ASYNC110
+            while log.initialized() < WARM:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)  # another process's log
         kubelet_update(volume, "agent.json", config.replace("front desk", "front office"))
 
@@ -329,7 +334,7 @@ async def test_job_processes_started_after_a_configmap_update_still_start(
                     break
                 await asyncio.sleep(1)
         async with asyncio.timeout(60):
-            while log.initialized() <= idle:  # noqa: ASYNC110
+            while log.initialized() <= WARM:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
     finally:
         await kill_worker(proc)
@@ -351,12 +356,12 @@ async def test_job_processes_share_the_embedding_model_loaded_once(
     log = WorkerLog(proc)
     try:
         async with asyncio.timeout(90):
-            while log.initialized() < 2:  # noqa: ASYNC110
+            while log.initialized() < WARM:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)  # another process's log
         # The forkserver is the worker's child, the job processes it forked its children.
         forkserver = [c for c in psutil.Process(proc.pid).children() if c.children()]
         jobs = [job for server in forkserver for job in server.children()]
-        assert len(jobs) >= 2, jobs
+        assert len(jobs) >= WARM, jobs
         private_mib = [job.memory_full_info().uss / 2**20 for job in jobs]
         assert max(private_mib) < 100, private_mib
     finally:
