@@ -74,11 +74,28 @@ def calls_held(run: Run) -> int:
     return held
 
 
-def title(cpus: float) -> str:
-    return TITLE if cpus == 1 else f"{TITLE}: the worker on {cpus:g} of a core"
+def title(cpus: float, node: bool = False) -> str:
+    where = [f"on {cpus:g} of a core"] if cpus != 1 else []
+    where += ["a pod of the node"] if node else []
+    return f"{TITLE}: the worker {', '.join(where)}" if where else TITLE
 
 
-def report(facts: dict[str, Any], runs: list[Run], cpus: float) -> str:
+CONFINED = {
+    False: (
+        "The worker runs in cgroups of its own with a CFS quota of {cpus:g} core, pinned to "
+        "the last core, as kubelet confines a pod with `limits.cpu: {cpus:g}`; its CPU and "
+        "working set are read from those cgroups."
+    ),
+    True: (
+        "The worker is a pod of a real node (`--node`): the Deployment the operator's builders "
+        "make for the VoiceAgent, Guaranteed with `cpu: {cpus:g}`, on a kubelet whose static CPU "
+        "manager gives it cores of its own when it asks whole ones; its CPU and working set are "
+        "read from the cgroups kubelet made for the pod (the pod's pause container included)."
+    ),
+}
+
+
+def report(facts: dict[str, Any], runs: list[Run], cpus: float, node: bool = False) -> str:
     load_end = os.getloadavg()
 
     def f(x: float, fmt: str = ".0f") -> str:
@@ -89,9 +106,7 @@ def report(facts: dict[str, Any], runs: list[Run], cpus: float) -> str:
         f" ({facts['cpu']}); load average {v.fmt_load(facts['load_start'])} at the start,"
         f" {v.fmt_load(load_end)} at the end.",
         "",
-        f"The worker runs in cgroups of its own with a CFS quota of {cpus:g} core, pinned to "
-        f"the last core, as kubelet confines a pod with `limits.cpu: {cpus:g}`; its CPU and "
-        "working set are read from those cgroups. LiveKit, Redis, the stand-ins and the "
+        CONFINED[node].format(cpus=cpus) + " LiveKit, Redis, the stand-ins and the "
         "callers share the other cores (`callers' cores`: how busy they were; near 100 % the "
         "callers, not the worker, add latency). Latency is voice-to-voice on the callers' "
         "audio; a level holds while every turn is answered and p95 stays within 10 % of one "

@@ -1,10 +1,9 @@
 """Shared pieces of the voice benchmarks (bench/voice_latency.py, bench/runtime_overhead.py).
 
-Everything is real except the cloud providers: a livekit-server on 127.0.0.1, Redis with search
-holding the sample KnowledgeBase, `kubevox-agent start` workers, and the simulated caller that
-measures voice-to-voice latency on the audio (end of its speech → first reply audio frame).
-The cloud providers are the wire-protocol stand-ins of tests/support/servers/ with fixed,
-known latencies.
+All real but the cloud providers: a livekit-server on 127.0.0.1 (or the node's address), Redis
+with search holding the sample KnowledgeBase, `kubevox-agent start` workers, and the simulated
+caller that measures voice-to-voice latency on the audio (end of its speech → first reply audio
+frame). The cloud providers are the stand-ins of tests/support/servers/, of fixed latencies.
 """
 
 from __future__ import annotations
@@ -244,6 +243,7 @@ class Stack:
 
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kubevox-bench-")))
     support_cpus: set[int] | None = None
+    host: str = "127.0.0.1"  # where Redis and LiveKit serve (the node's address, for its pods)
     redis: RedisSearchServer | None = None
     livekit: LiveKitServer | None = None
     kb: KnowledgeBase | None = None
@@ -251,8 +251,8 @@ class Stack:
 
     def __enter__(self) -> Stack:
         with pinned(self.support_cpus):
-            self.redis = RedisSearchServer().__enter__()
-            self.livekit = LiveKitServer(workdir=self.workdir / "livekit").start()
+            self.redis = RedisSearchServer(host=self.host).__enter__()
+            self.livekit = LiveKitServer(workdir=self.workdir / "livekit", host=self.host).start()
         self.kb = self._ingest()
         return self
 
@@ -333,13 +333,15 @@ def cloud_spec(
 
 
 @contextlib.asynccontextmanager
-async def cloud_stand_ins() -> AsyncIterator[tuple[DeepgramServer, OpenAIServer, CartesiaServer]]:
-    """The cloud providers' stand-ins, with the fixed latencies above."""
-    async with (
-        DeepgramServer(final_delay=STT_FINAL_S, transcripts=[QUESTION]) as dg,
-        OpenAIServer("stand-in", default=Reply(text=REPLY, first_token_delay=LLM_TTFT_S)) as llm,
-        CartesiaServer(first_byte_delay=TTS_TTFB_S) as cs,
-    ):
+async def cloud_stand_ins(
+    host: str = "127.0.0.1",
+) -> AsyncIterator[tuple[DeepgramServer, OpenAIServer, CartesiaServer]]:
+    """The cloud providers' stand-ins, with the fixed latencies above, serving on ``host``."""
+    dg = DeepgramServer(final_delay=STT_FINAL_S, transcripts=[QUESTION])
+    llm = OpenAIServer("stand-in", default=Reply(text=REPLY, first_token_delay=LLM_TTFT_S))
+    cs = CartesiaServer(first_byte_delay=TTS_TTFB_S)
+    dg.host = llm.host = cs.host = host
+    async with dg, llm, cs:
         yield dg, llm, cs
 
 
@@ -393,7 +395,3 @@ DEGRADED = 1.10  # p95 more than 10 % over one call's: a level of concurrent cal
 def holds(s: dict[str, Any], error: str, baseline_p95: float) -> bool:
     """A level (its :func:`summary`): no error, every turn answered, p95 within DEGRADED."""
     return not error and s["replied"] == s["turns"] and s["p95"] <= DEGRADED * baseline_p95
-
-
-def now() -> float:
-    return time.monotonic()

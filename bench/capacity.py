@@ -24,9 +24,14 @@ with calls (2 cores: one for the worker, one for everything else), the calls hel
 core, doubled, are a lower bound of the calls per core (the worker's fixed CPU weighs twice as
 much on half a core). Its results go to a section of their own.
 
+``--node`` runs the worker as a pod of a fresh local node instead (bench/_node_worker.py):
+the operator's Deployment for the agent, Guaranteed, given a core of its own by kubelet's
+static CPU manager, measured from the cgroups kubelet made for it. Its results go to a section
+of their own too.
+
     sudo .venv/bin/python bench/capacity.py [--stacks cloud offline]
         [--executors process-unshared process thread] [--levels 1 2 4 6 8] [--cpus 1]
-        [--profile] [--write-docs]
+        [--profile | --node] [--write-docs]
 """
 
 from __future__ import annotations
@@ -38,19 +43,23 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _node_worker
 import _profile
 import _voice as v
 import psutil
 from _capacity_report import Level, Run, calls_held, report, title
-from kubevox_devenv.cgroup import PodCgroup
+from kubevox_devenv import node as nodemod
+from kubevox_devenv.cgroup import Cgroups, PodCgroup
 
 from agent_runtime.worker import PRELOAD_ENV
-from tests.support.voice import AVAILABLE, UNAVAILABLE
+from tests.support.voice import AVAILABLE, UNAVAILABLE, sample_agent
 
 MODES: dict[str, tuple[str, dict[str, str]]] = {
     # Before issue 20: each job process imports the call's modules itself.
@@ -65,7 +74,7 @@ MODES: dict[str, tuple[str, dict[str, str]]] = {
 class MemoryWatch:
     """The cgroup's working set sampled every ``period`` while the calls are live."""
 
-    def __init__(self, cgroup: PodCgroup, period: float = 0.5) -> None:
+    def __init__(self, cgroup: Cgroups, period: float = 0.5) -> None:
         self.cgroup, self.period, self.peak = cgroup, period, 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -93,7 +102,7 @@ async def available(worker: Any, within: float = 60.0) -> None:
         await asyncio.sleep(0.5)
 
 
-async def quiet(cgroup: PodCgroup, below: float = 0.05, within: float = 120.0) -> None:
+async def quiet(cgroup: Cgroups, below: float = 0.05, within: float = 120.0) -> None:
     """Wait until the worker is idle: the previous level's job processes have exited and the
     warm ones it starts in their place are ready. A call arriving meanwhile meets a worker that
     answers LiveKit's job request too late, and LiveKit does not offer it again."""
@@ -108,7 +117,7 @@ async def quiet(cgroup: PodCgroup, below: float = 0.05, within: float = 120.0) -
 async def level(
     stack: v.Stack,
     worker: Any,
-    cgroup: PodCgroup,
+    cgroup: Cgroups,
     agent: str,
     n: int,
     turns: int,
@@ -163,19 +172,40 @@ async def level(
     return result
 
 
+WorkerStart = Callable[[], contextlib.AbstractContextManager[tuple[Any, Cgroups]]]
+"""Starts a run's worker, yields it and its cgroups, stops it on exit."""
+
+
+def host_worker(
+    stack: v.Stack, cfg: Path, name: str, env: dict[str, str], cpus: float, cores: set[int]
+) -> WorkerStart:
+    """A worker process on the host, in cgroups made as kubelet would (PodCgroup)."""
+
+    @contextlib.contextmanager
+    def start() -> Iterator[tuple[Any, Cgroups]]:
+        cgroup = PodCgroup(name, cpus, cores)
+        try:
+            worker = stack.worker(cfg, cores, launcher=cgroup.launcher(), **env)
+            try:
+                yield worker, cgroup
+            finally:
+                worker.stop()
+        finally:
+            cgroup.remove()
+
+    return start
+
+
 async def measure(
     stack: v.Stack,
     stack_name: str,
     executor: str,
-    cfg: Path,
+    start_worker: WorkerStart,
     args: argparse.Namespace,
-    cores: tuple[set[int], list[int]],
+    support: list[int],
 ) -> Run:
-    worker_cpus, support = cores
-    cgroup = PodCgroup(f"kubevox-bench-{stack_name}-{executor}", args.cpus, worker_cpus)
-    worker = stack.worker(cfg, worker_cpus, launcher=cgroup.launcher(), **MODES[executor][1])
     run = Run(stack_name, executor)
-    try:
+    with start_worker() as (worker, cgroup):
         await asyncio.sleep(10)  # the idle job processes (or threads) have loaded their models
         run.idle_mib = cgroup.working_set_mib()
         print(f"{stack_name}/{executor}: idle {run.idle_mib:.0f} MiB", flush=True)
@@ -204,9 +234,6 @@ async def measure(
                 f"{stack_name}/{executor} profiled at {held} calls: {out} {run.profiled.error}",
                 flush=True,
             )
-    finally:
-        worker.stop()
-        cgroup.remove()
     return run
 
 
@@ -242,22 +269,42 @@ async def main(args: argparse.Namespace) -> int:
     if args.profile and (why := _profile.why_not()):
         print(f"--profile: {why}", file=sys.stderr)
         return 1
+    if args.node and (why := nodemod.why_not()):
+        print(f"--node: this machine cannot run a node: {why}", file=sys.stderr)
+        return 1
     worker_cpus, support = {cores - 1}, list(range(cores - 1))
-    os.sched_setaffinity(0, set(support))
+    os.sched_setaffinity(0, set(support))  # what starts here inherits it: the node too
     runs: list[Run] = []
-    with v.Stack(support_cpus=set(support)) as stack:
-        async with v.cloud_stand_ins() as (dg, llm, cs):
+    with contextlib.ExitStack() as on_exit:
+        node = on_exit.enter_context(_node_worker.cluster(set(support))) if args.node else None
+        host = node.host if node else "127.0.0.1"
+        stack = on_exit.enter_context(v.Stack(support_cpus=set(support), host=host))
+        async with v.cloud_stand_ins(host) as (dg, llm, cs):
+            assert stack.livekit is not None
+            assert stack.redis is not None
+            assert stack.kb is not None
+            if node is not None:
+                node.kube.apply(_node_worker.secrets(stack.livekit, stack.redis.url))
             for stack_name in args.stacks:
                 for executor in args.executors:
                     spec = spec_for(stack_name, executor, dg.url, cs.url, max(args.levels))
-                    cfg = stack.config(llm_for(stack_name, llm.base_url), **spec)
-                    run = await measure(
-                        stack, stack_name, executor, cfg, args, (worker_cpus, support)
-                    )
+                    lm = llm_for(stack_name, llm.base_url)
+                    env = MODES[executor][1]
+                    if node is None:
+                        name = f"kubevox-bench-{stack_name}-{executor}"
+                        cfg = stack.config(lm, **spec)
+                        start = host_worker(stack, cfg, name, env, args.cpus, worker_cpus)
+                    else:
+                        spec |= _node_worker.pod_spec_fields(stack.livekit, args.cpus)
+                        agent = sample_agent(_node_worker.with_credentials(lm), **spec)
+                        env = env | {"KUBEVOX_CPU_LOAD_WEIGHT": "0"}  # as the host's worker
+                        start = partial(node.worker, agent, stack.kb, env, set(support))
+                    run = await measure(stack, stack_name, executor, start, args, support)
                     runs.append(run)
                     if args.write_docs:  # after each run: a long bench stopped keeps its part
-                        v.write_section(title(args.cpus), report(facts, runs, args.cpus))
-    print(report(facts, runs, args.cpus))
+                        section = title(args.cpus, args.node)
+                        v.write_section(section, report(facts, runs, args.cpus, args.node))
+    print(report(facts, runs, args.cpus, args.node))
     return 0
 
 
@@ -275,7 +322,15 @@ def parse_args() -> argparse.Namespace:
         "--profile", action="store_true", help="profile the worker at the most calls held"
     )
     p.add_argument("--profile-dir", default="/tmp/kubevox-capacity-profiles")
-    return p.parse_args()
+    p.add_argument(
+        "--node",
+        action="store_true",
+        help="the worker as a pod of a fresh local node (its cgroups, its own cores)",
+    )
+    args = p.parse_args()
+    if args.node and args.profile:
+        p.error("--profile profiles a worker process of the host: not with --node")
+    return args
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import contextlib
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ async def concurrency(
                     raise RuntimeError(f"call {c.identity} was not answered ({n} calls)")
                 if cpus:
                     v.pin_tree(pid, cpus)
-            cpu0, t0 = v.tree_cpu_seconds(pid), v.now()
+            cpu0, t0 = v.tree_cpu_seconds(pid), time.monotonic()
             # Staggered, as independent callers would be.
             period = 4.0
             await asyncio.gather(
@@ -125,7 +126,7 @@ async def concurrency(
                     for i, c in enumerate(calls)
                 )
             )
-            cpu1, t1 = v.tree_cpu_seconds(pid), v.now()
+            cpu1, t1 = v.tree_cpu_seconds(pid), time.monotonic()
         except Exception as e:  # a call not answered: the worker is past its capacity
             error = f"{type(e).__name__}: {e}"
         finally:

@@ -20,3 +20,16 @@ def test_a_process_that_dies_while_starting_is_named_with_its_logs_end(tmp_path:
         proc.stop()
     assert str(failed.value).startswith("etcd exited while starting:")
     assert "bind: address already in use" in str(failed.value)
+
+
+def test_a_process_that_never_gets_ready_is_named_with_its_logs_end(tmp_path: Path) -> None:
+    script = "echo 'waiting for the lease'; sleep 30"
+    proc = ManagedProcess("kube-controller-manager", ["sh", "-c", script], tmp_path / "kcm.log")
+    proc.start()
+    try:
+        with pytest.raises(TimeoutError) as failed:
+            wait_for("kube-controller-manager", lambda: False, 1, proc.alive, proc.log_tail)
+    finally:
+        proc.stop()
+    assert str(failed.value).startswith("kube-controller-manager not ready after 1s")
+    assert "waiting for the lease" in str(failed.value)

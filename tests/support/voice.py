@@ -71,16 +71,22 @@ def answer_from_context(
     return Reply(text=answer or unknown)
 
 
-def write_config(
-    directory: Path, kb: KnowledgeBase, llm: dict[str, Any], sample: Path = SAMPLE, **spec: Any
-) -> Path:
-    """The runtime config the operator would render for a sample agent (the offline one)."""
+def sample_agent(llm: dict[str, Any], sample: Path = SAMPLE, **spec: Any) -> VoiceAgent:
+    """A sample agent (the offline one) in namespace e2e, its language model ``llm`` and
+    ``spec`` over the sample's."""
     agent_doc, _ = sample_docs(sample)
     agent_doc = copy.deepcopy(agent_doc)
     agent_doc["metadata"]["namespace"] = "e2e"
     agent_doc["spec"]["llm"] = llm
     agent_doc["spec"].update(spec)
-    agent = VoiceAgent.model_validate(agent_doc)
+    return VoiceAgent.model_validate(agent_doc)
+
+
+def write_config(
+    directory: Path, kb: KnowledgeBase, llm: dict[str, Any], sample: Path = SAMPLE, **spec: Any
+) -> Path:
+    """The runtime config the operator would render for a sample agent (:func:`sample_agent`)."""
+    agent = sample_agent(llm, sample, **spec)
     config = render_runtime_config(agent, {kb.metadata["name"]: kb})
     path = directory / f"{agent.effective_agent_name}-{len(list(directory.iterdir()))}.json"
     path.write_text(config.model_dump_json(by_alias=True))

@@ -34,19 +34,56 @@ def why_not() -> str | None:
     return None
 
 
-class PodCgroup:
-    """cpu, cpuacct, cpuset and memory cgroups named ``name``: ``cpus`` cores of CPU time at
-    most (as a pod's ``limits.cpu``; None: no quota), on the cores ``cpuset`` (None: all)."""
+class Cgroups:
+    """The cpu, cpuacct, cpuset and memory cgroups at ``path`` (relative to each controller's
+    mount), read as kubelet reads a pod's."""
 
     CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory")
     """Mounted apart on these machines; where cpu and cpuacct share a mount, both names are
     links to it."""
 
+    def __init__(self, path: str) -> None:
+        self.name = path
+        self.dirs = {c: ROOT / c / path for c in self.CONTROLLERS}
+
+    def _distinct(self) -> list[Path]:
+        return list({d.resolve(): d for d in self.dirs.values()}.values())
+
+    def cpu_seconds(self) -> float:
+        return int((self.dirs["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+
+    def throttled_seconds(self) -> float:
+        """Time the CFS quota held the group's runnable threads back."""
+        stat = (self.dirs["cpu"] / "cpu.stat").read_text().split()
+        return int(dict(zip(stat[::2], stat[1::2], strict=True))["throttled_time"]) / 1e9
+
+    def working_set_mib(self) -> float:
+        return working_set_mib(self.dirs["memory"])
+
+    def pids(self) -> list[int]:
+        """The processes in the group and its children now (a pod's worker and its job
+        processes; a kubelet pod's processes are in its containers' groups)."""
+        top = self.dirs["cpuacct"]
+        return [int(p) for f in top.rglob("cgroup.procs") for p in f.read_text().split()]
+
+
+def kubelet_pod(uid: str) -> Cgroups:
+    """The cgroups kubelet made for the pod ``uid`` (cgroupfs driver: ``kubepods/pod<uid>``
+    for a Guaranteed pod, under ``burstable/`` or ``besteffort/`` otherwise)."""
+    top = ROOT / "cpuacct" / "kubepods"
+    (found,) = [p for p in top.rglob(f"pod{uid}") if p.is_dir()]
+    return Cgroups(str(found.relative_to(ROOT / "cpuacct")))
+
+
+class PodCgroup(Cgroups):
+    """cpu, cpuacct, cpuset and memory cgroups named ``name``, made here: ``cpus`` cores of
+    CPU time at most (as a pod's ``limits.cpu``; None: no quota), on the cores ``cpuset``
+    (None: all)."""
+
     def __init__(
         self, name: str, cpus: float | None = None, cpuset: set[int] | None = None
     ) -> None:
-        self.name = name
-        self.dirs = {c: ROOT / c / name for c in self.CONTROLLERS}
+        super().__init__(name)
         for d in self._distinct():
             d.mkdir(exist_ok=True)
         if cpus is not None:
@@ -66,28 +103,10 @@ class PodCgroup:
         procs = [str(d / "cgroup.procs") for d in self._distinct()]
         return [sys.executable, "-m", __name__, *procs, "--"]
 
-    def _distinct(self) -> list[Path]:
-        return list({d.resolve(): d for d in self.dirs.values()}.values())
-
     def limit_memory(self, limit: int | None) -> None:
         """A memory limit in bytes, as a pod's ``limits.memory`` (None: none)."""
         value = str(limit) if limit is not None else "-1"
         (self.dirs["memory"] / "memory.limit_in_bytes").write_text(value)
-
-    def cpu_seconds(self) -> float:
-        return int((self.dirs["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
-
-    def throttled_seconds(self) -> float:
-        """Time the CFS quota held the group's runnable threads back."""
-        stat = (self.dirs["cpu"] / "cpu.stat").read_text().split()
-        return int(dict(zip(stat[::2], stat[1::2], strict=True))["throttled_time"]) / 1e9
-
-    def working_set_mib(self) -> float:
-        return working_set_mib(self.dirs["memory"])
-
-    def pids(self) -> list[int]:
-        """The processes in the group now (a pod's worker and its job processes)."""
-        return [int(p) for p in (self.dirs["cpuacct"] / "cgroup.procs").read_text().split()]
 
     def remove(self) -> None:
         """Once its processes have exited (an rmdir of a group with members fails)."""

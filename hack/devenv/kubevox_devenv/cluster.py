@@ -25,10 +25,12 @@ from .controlplane import ControlPlane, binaries, install_crds
 from .procs import cmdline, is_alive, stop_process_group
 
 
-def start_cluster(directory: Path, detached: bool) -> tuple[ControlPlane, nodemod.Node]:
-    """The node's network, a control plane on the node's address, then the node itself; on
-    failure everything started is stopped again."""
-    node = nodemod.Node(directory / "node", detached=detached)  # builds first, runs nothing
+def start_cluster(
+    directory: Path, detached: bool, exclusive_cpus: bool = False
+) -> tuple[ControlPlane, nodemod.Node]:
+    """The node's network, a control plane on the node's address, then the node itself
+    (``exclusive_cpus``: node.Node's); on failure everything started is stopped again."""
+    node = nodemod.Node(directory / "node", detached, exclusive_cpus)  # builds, runs nothing
     plane = ControlPlane(directory / "controlplane", detached=detached, address=nodenet.NODE_IP)
     try:
         (directory / "node").mkdir(parents=True, exist_ok=True)
@@ -49,11 +51,13 @@ def stop_cluster(plane: ControlPlane, node: nodemod.Node) -> None:
 
 
 @contextlib.contextmanager
-def temporary_cluster(prefix: str = "kubevox-node-") -> Iterator[tuple[ControlPlane, nodemod.Node]]:
+def temporary_cluster(
+    prefix: str = "kubevox-node-", exclusive_cpus: bool = False
+) -> Iterator[tuple[ControlPlane, nodemod.Node]]:
     """A control plane and its node in a fresh directory, torn down afterwards (the logs are
     copied to KUBEVOX_TEST_KEEP's directory when it is set)."""
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
-    plane, node = start_cluster(workdir, detached=False)
+    plane, node = start_cluster(workdir, detached=False, exclusive_cpus=exclusive_cpus)
     try:
         yield plane, node
     finally:

@@ -2,7 +2,9 @@
 
 The server is built once from its Go module (hack/livekit/build.sh). Every port is free and on
 loopback; clients are handed no public STUN server; ICE uses the loopback candidate. With a
-Redis URL, the server also answers its SIP API (trunks, dispatch rules).
+Redis URL, the server also answers its SIP API (trunks, dispatch rules). With ``host`` (the
+node's address, nodenet.NODE_IP), it serves and sends media there instead, for pods of the
+local node and host processes alike.
 
     python -m kubevox_devenv.livekit           # run one in the foreground, print its URL and keys
 """
@@ -42,30 +44,31 @@ class LiveKitServer:
     port: int = field(default_factory=free_port)
     rtc_tcp_port: int = field(default_factory=free_port)
     rtc_udp_port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
     process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def config(self) -> dict[str, object]:
         rtc: dict[str, object] = {
             "tcp_port": self.rtc_tcp_port,
             "udp_port": self.rtc_udp_port,
             "use_external_ip": False,
-            "node_ip": "127.0.0.1",
-            "enable_loopback_candidate": True,
+            "node_ip": self.host,
+            "enable_loopback_candidate": self.host == "127.0.0.1",
             # Clients would otherwise be handed public STUN servers they cannot reach.
-            "stun_servers": [f"127.0.0.1:{self.rtc_udp_port}"],
-            "ips": {"includes": ["127.0.0.1/32"]},
+            "stun_servers": [f"{self.host}:{self.rtc_udp_port}"],
+            "ips": {"includes": [f"{self.host}/32"]},
         }
         config: dict[str, object] = {
             "port": self.port,
-            "bind_addresses": ["127.0.0.1"],
+            "bind_addresses": [self.host],
             "rtc": rtc,
             "keys": {self.api_key: self.api_secret},
             "logging": {"level": "info", "json": True},
@@ -88,11 +91,10 @@ class LiveKitServer:
         )
         self.process.start()
         try:
-            wait_for("livekit-server", self._ready, 60, self.process.alive)
+            wait_for("livekit-server", self._ready, 60, self.process.alive, self.process.log_tail)
         except BaseException:
-            tail = self.process.log_tail()
             self.stop()
-            raise RuntimeError(f"livekit-server did not start:\n{tail}") from None
+            raise
         return self
 
     def _ready(self) -> bool:

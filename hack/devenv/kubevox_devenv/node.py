@@ -100,10 +100,13 @@ class Node:
     """One node, ``NODE_NAME``, its state under ``workdir``, joining a control plane started
     with the node's address (nodenet.NODE_IP) once nodenet.up made that address."""
 
-    def __init__(self, workdir: Path, detached: bool = False) -> None:
-        """Builds (first time) and caches the binaries and images; nothing runs yet."""
+    def __init__(self, workdir: Path, detached: bool = False, exclusive_cpus: bool = False) -> None:
+        """Builds (first time) and caches the binaries and images; nothing runs yet.
+        ``exclusive_cpus``: nodeconfig.kubelet_config's (cores of their own for Guaranteed
+        pods)."""
         self.dir = workdir.resolve()
         self.detached = detached
+        self.exclusive_cpus = exclusive_cpus
         self.bin = binaries()
         self.socket = self.dir / "containerd" / "containerd.sock"
         self.snapshotter = "overlayfs"  # or "native" where overlayfs cannot mount (start)
@@ -163,10 +166,7 @@ class Node:
         proc = ManagedProcess(name, argv, log, env=env, detached=self.detached)
         proc.start()
         self.processes.append(proc)
-        try:
-            wait_for(name, ready, timeout, proc.alive)
-        except (RuntimeError, TimeoutError) as e:
-            raise RuntimeError(f"{e}; its log ends:\n{proc.log_tail()}") from e
+        wait_for(name, ready, timeout, proc.alive, proc.log_tail)
 
     def ctr(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return _run("ctr", "--address", str(self.socket), "--namespace", NAMESPACE, *args,
@@ -217,6 +217,7 @@ class Node:
                     healthz_port=self.ports["kubelet-healthz"],
                     serving=serving,
                     client_ca=self.pki.ca_cert,
+                    exclusive_cpus=self.exclusive_cpus,
                 )
             )
         )
@@ -275,20 +276,18 @@ class Node:
     def _wait_ready(self, timeout: float = 120) -> None:
         kubelet = next(p for p in self.processes if p.name == "kubelet")
         jsonpath = '{.status.conditions[?(@.type=="Ready")].status}'
-        try:
-            wait_for(
-                f"node {NODE_NAME} Ready",
-                lambda: (
-                    self.plane.kubectl_run(
-                        "get", "node", NODE_NAME, f"-o=jsonpath={jsonpath}"
-                    ).stdout.strip()
-                    == "True"
-                ),
-                timeout,
-                kubelet.alive,
-            )
-        except (RuntimeError, TimeoutError) as e:
-            raise RuntimeError(f"{e}; kubelet's log ends:\n{kubelet.log_tail()}") from e
+        wait_for(
+            f"node {NODE_NAME} Ready (kubelet)",
+            lambda: (
+                self.plane.kubectl_run(
+                    "get", "node", NODE_NAME, f"-o=jsonpath={jsonpath}"
+                ).stdout.strip()
+                == "True"
+            ),
+            timeout,
+            kubelet.alive,
+            kubelet.log_tail,
+        )
 
     def _coredns(self, timeout: float = 120) -> None:
         manifest = COREDNS_MANIFEST.read_text().replace("COREDNS_IMAGE", self.coredns.ref)

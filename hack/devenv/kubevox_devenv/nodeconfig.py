@@ -24,10 +24,16 @@ def kubelet_config(
     healthz_port: int,
     serving: tuple[Path, Path],
     client_ca: Path,
+    exclusive_cpus: bool = False,
 ) -> dict[str, Any]:
     """kubelet's configuration: serving on the node's address with ``serving`` (certificate,
-    key), clients checked against ``client_ca``, containerd at ``socket``."""
-    return {
+    key), clients checked against ``client_ca``, containerd at ``socket``.
+
+    ``exclusive_cpus``: kubelet's static CPU manager, which gives a Guaranteed pod asking whole
+    cores cores of its own (the capacity bench pins its worker pod so), never the first one,
+    which it keeps for itself and every other pod; otherwise the default policy, every pod on
+    every core."""
+    config = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "cgroupDriver": "cgroupfs",  # cgroup v1 here, and no systemd to delegate to
@@ -69,6 +75,11 @@ def kubelet_config(
         # install's rollout.settleSeconds follows), where a default kubelet takes a minute.
         "syncFrequency": "10s",
     }
+    if exclusive_cpus:
+        # The policy needs some CPU reserved: 100m keeps core 0 out of the exclusive ones and
+        # takes only 100m off the allocatable (reservedSystemCPUs would take the whole core).
+        config |= {"cpuManagerPolicy": "static", "systemReserved": {"cpu": "100m"}}
+    return config
 
 
 def kube_proxy_config(kubeconfig: Path, healthz: str, metrics_port: int) -> dict[str, Any]:

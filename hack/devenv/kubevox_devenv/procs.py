@@ -55,8 +55,8 @@ def wait_for(
     alive: Callable[[], bool],
     log_tail: Callable[[], str] = str,
 ) -> None:
-    """Poll ``ready`` until it is true; fail early, naming ``what`` and quoting the end of its
-    log, if the process died."""
+    """Poll ``ready`` until it is true; fail naming ``what`` and quoting the end of its log
+    (``log_tail``): early if the process died, or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():
@@ -65,7 +65,10 @@ def wait_for(
             if ready():
                 return
         time.sleep(0.1)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+    tail = log_tail()
+    raise TimeoutError(
+        f"{what} not ready after {timeout:.0f}s" + (f"; its log ends:\n{tail}" if tail else "")
+    )
 
 
 async def eventually(what: str, probe: Callable[[], Awaitable[T | None]], within: float) -> T:

@@ -70,8 +70,12 @@ def _send(port: int, command: bytes, timeout: float = 0.5) -> bytes:
 class RedisSearchServer:
     """One valkey-server with RediSearch loaded; ``start``/``stop``/``restart`` or ``with``."""
 
-    def __init__(self, port: int | None = None, data_dir: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, data_dir: Path | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        """``host``: an address to serve on besides 127.0.0.1 (the node's, for its pods)."""
         self.port = port or free_port()
+        self.host = host
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="kubevox-redis-"))
         self._proc: subprocess.Popen[bytes] | None = None
@@ -79,7 +83,7 @@ class RedisSearchServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -95,8 +99,9 @@ class RedisSearchServer:
         args = [
             str(server_binary()),
             "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--protected-mode", "yes",
+            "--bind", *sorted({"127.0.0.1", self.host}),
+            # Protected mode refuses every other address of a server without a password.
+            "--protected-mode", "yes" if self.host == "127.0.0.1" else "no",
             "--dir", str(self.data_dir),
             "--save", "",
             "--appendonly", "no",

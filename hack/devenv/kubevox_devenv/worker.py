@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,12 @@ from .procs import ManagedProcess, free_port, wait_for
 
 _REGISTERED = re.compile(r"^kubevox_worker_registered\{[^}]*\} 1\.0$", re.M)
 _ACTIVE = re.compile(r"^kubevox_active_calls\{[^}]*\} ([0-9.]+)$", re.M)
+
+
+def active_calls_in(metrics: str) -> int:
+    """The calls a worker says it holds (its kubevox_active_calls, Prometheus text)."""
+    match = _ACTIVE.search(metrics)
+    return int(float(match.group(1))) if match else 0
 
 
 def call_records(log_lines: Iterable[str]) -> list[dict[str, Any]]:
@@ -69,12 +76,14 @@ class AgentWorker:
         env = {**os.environ, **self.env}
         self.process = ManagedProcess("kubevox-agent", argv, self.log, env=env)
         self.process.start()
+        tail = partial(self.process.log_tail, 20)
         try:
-            wait_for("kubevox-agent worker", self.registered, timeout, self.process.alive)
+            wait_for(
+                "kubevox-agent (registered)", self.registered, timeout, self.process.alive, tail
+            )
         except BaseException:
-            tail = self.process.log_tail(20)
             self.stop()
-            raise RuntimeError(f"worker did not register with LiveKit:\n{tail}") from None
+            raise
         return self
 
     def metrics(self) -> str:
@@ -86,8 +95,7 @@ class AgentWorker:
         return bool(_REGISTERED.search(self.metrics()))
 
     def active_calls(self) -> int:
-        match = _ACTIVE.search(self.metrics())
-        return int(float(match.group(1))) if match else 0
+        return active_calls_in(self.metrics())
 
     def terminate(self) -> None:
         """SIGTERM, as the kubelet sends on a rollout: the worker drains."""

@@ -1,4 +1,5 @@
-"""A tiny aiohttp server on 127.0.0.1 with a random port, started and stopped by tests."""
+"""A tiny aiohttp server on 127.0.0.1 with a random port, started and stopped by tests (on
+``host`` when set before start: the node's address, for its pods)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from aiohttp import web
 
 
 class LocalServer:
+    host = "127.0.0.1"
+
     def __init__(self) -> None:
         self.app = web.Application()
         self._runner: web.AppRunner | None = None
@@ -15,12 +18,12 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> Self:
         self._runner = web.AppRunner(self.app, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         server = site._server
         assert server is not None
