@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from kubevox_devenv.cluster import temporary_cluster
 from kubevox_devenv.install import Kube, secret, worker_registered
 from kubevox_devenv.livekit import LiveKitServer
 from kubevox_devenv.nodenet import NODE_IP
-from kubevox_devenv.worker import active_calls_in
+from kubevox_devenv.worker import active_calls_in, scrape
 from kubevox_operator.builders.agent import OperatorDefaults, build_agent_children
 from kubevox_operator.builders.common import agent_name, child_name
 
@@ -145,13 +144,8 @@ class PodWorker:
         (found,) = self.pod_logs.glob(f"{NAMESPACE}_*_{self.uid}/agent/0.log")
         return found
 
-    def metrics(self) -> str:
-        url = f"http://{self.ip}:{METRICS_PORT}/metrics"
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return str(resp.read().decode())
-
     def active_calls(self) -> int:
-        return active_calls_in(self.metrics())
+        return active_calls_in(scrape(self.ip, METRICS_PORT))
 
     def cgroups(self) -> Cgroups:
         return kubelet_pod(self.uid)

@@ -19,7 +19,6 @@ import os
 import secrets
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from . import images as imagesmod
 from .controlplane import REPO, SERVICE_CIDR
 from .nodenet import POD_CIDR
 from .procs import built
+from .worker import registered_in, scrape
 
 if TYPE_CHECKING:
     from agent_runtime.caller import CallOptions
@@ -226,13 +226,7 @@ def worker_registered(pod_ip: str) -> bool:
     """The worker pod at ``pod_ip`` says it is registered with LiveKit (its
     kubevox_worker_registered metric, read from the host). Its readiness probe answers before
     that, and a call placed before registration is never dispatched to it."""
-    url = f"http://{pod_ip}:{METRICS_PORT}/metrics"
-    with urllib.request.urlopen(url, timeout=2) as resp:
-        text = resp.read().decode()
-    return any(
-        line.startswith("kubevox_worker_registered{") and line.endswith(" 1.0")
-        for line in text.splitlines()
-    )
+    return registered_in(scrape(pod_ip, METRICS_PORT))
 
 
 def helm() -> Path:

@@ -20,6 +20,17 @@ _REGISTERED = re.compile(r"^kubevox_worker_registered\{[^}]*\} 1\.0$", re.M)
 _ACTIVE = re.compile(r"^kubevox_active_calls\{[^}]*\} ([0-9.]+)$", re.M)
 
 
+def scrape(host: str, port: int) -> str:
+    """A worker's /metrics (Prometheus text), a process on the host or a pod."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=2) as resp:
+        return str(resp.read().decode())
+
+
+def registered_in(metrics: str) -> bool:
+    """The worker says it is registered with LiveKit (its kubevox_worker_registered)."""
+    return bool(_REGISTERED.search(metrics))
+
+
 def active_calls_in(metrics: str) -> int:
     """The calls a worker says it holds (its kubevox_active_calls, Prometheus text)."""
     match = _ACTIVE.search(metrics)
@@ -87,12 +98,10 @@ class AgentWorker:
         return self
 
     def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return str(resp.read().decode())
+        return scrape("127.0.0.1", self.metrics_port)
 
     def registered(self) -> bool:
-        return bool(_REGISTERED.search(self.metrics()))
+        return registered_in(self.metrics())
 
     def active_calls(self) -> int:
         return active_calls_in(self.metrics())
