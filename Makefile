@@ -37,6 +37,10 @@ node: ## Build (once) and cache the local node's programs: kubelet, kube-schedul
 	@bash hack/tools/build-promtool.sh prometheus >/dev/null
 	@bash hack/node/build-keda.sh >/dev/null
 
+.PHONY: builds
+builds: ## Build (once) and cache every program make test runs, side by side (hack/build-all.sh)
+	@bash hack/build-all.sh
+
 .PHONY: livekit
 livekit: ## Build (once) and cache livekit-server
 	@bash hack/livekit/build.sh >/dev/null
@@ -76,7 +80,7 @@ fmt: $(STAMP) ## Format and fix what ruff can
 	@$(VENV)/bin/ruff check --fix .
 
 .PHONY: test
-test: $(STAMP) controlplane node livekit tools ## Run every test, against the real local components
+test: $(STAMP) builds ## Run every test, against the real local components
 	@$(PY) -m pytest --durations=40 $(PYTEST_ARGS)
 
 .PHONY: cluster-up
