@@ -7,15 +7,23 @@ import json
 import re
 from typing import Any
 
-from livekit.agents import llm
+from livekit.agents import NOT_GIVEN, llm
 
 _OBJECT = re.compile(r"\{.*\}", re.S)
 
 
-async def ask(model: llm.LLM[Any], chat_ctx: llm.ChatContext) -> str:
-    """The model's whole reply to ``chat_ctx`` (its streamed text, joined)."""
+async def ask(
+    model: llm.LLM[Any],
+    chat_ctx: llm.ChatContext,
+    response_format: dict[str, Any] | None = None,
+) -> str:
+    """The model's whole reply to ``chat_ctx`` (its streamed text, joined); with
+    ``response_format``, an OpenAI ``response_format`` object, sent as the request's own."""
     parts = []
-    async with model.chat(chat_ctx=chat_ctx) as stream:
+    # livekit's own response_format takes a pydantic type only: a schema built from the
+    # agent's declaration goes as the request's extra field, as OpenAI reads it.
+    extra = {"response_format": response_format} if response_format else NOT_GIVEN
+    async with model.chat(chat_ctx=chat_ctx, extra_kwargs=extra) as stream:
         async for chunk in stream:
             if chunk.delta and chunk.delta.content:
                 parts.append(chunk.delta.content)

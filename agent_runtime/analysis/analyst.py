@@ -30,7 +30,7 @@ from ..call_events.sinks import EventConsumer
 from ..errors import ConfigError
 from ..model_reply import ask, json_object
 from ..providers import BuildContext, build_llm_endpoint
-from .request import instructions, result, transcript_text
+from .request import instructions, response_format, result, transcript_text
 
 log = logging.getLogger("kubevox.analysis")
 
@@ -59,7 +59,7 @@ class CallAnalyst:
         timeout = self.spec.timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                text = await ask(self.model, ctx)
+                text = await ask(self.model, ctx, response_format(self.spec))
         except TimeoutError:
             return {"error": f"the language model gave no analysis within {timeout:g} s"}
         except Exception as e:  # the provider's own error, reported in the event

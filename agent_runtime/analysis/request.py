@@ -1,6 +1,7 @@
 """What the language model is asked about a finished call, and what of its answer is kept: one
-request for every part the agent declares (``spec.analysis``), one JSON object back, each part
-checked against its declaration. A value that does not match is reported, never repaired or
+request for every part the agent declares (``spec.analysis``), one JSON object back (its JSON
+schema sent as the request's structured-output format), each part checked against its
+declaration. A value that does not match is reported, never repaired or
 invented: a field of the wrong type or outside its enum is ``missing``, like one the
 conversation did not give. Pure."""
 
@@ -42,6 +43,51 @@ def instructions(spec: AnalysisSpec) -> str:
         " Reply with one JSON object and nothing else, with these keys:\n"
         f"{parts}\nWrite the text in the language of the conversation."
     )
+
+
+def response_format(spec: AnalysisSpec) -> dict[str, Any]:
+    """The reply's JSON schema as an OpenAI ``response_format`` (structured outputs, strict):
+    OpenAI holds its reply to the schema, and llama.cpp-based servers (the local model, vLLM,
+    Ollama) turn it into a grammar, so even a small model answers with the object asked for,
+    not prose. Strict mode wants every key required and no other: a value the conversation
+    does not give is ``null``, which ``result`` reports missing."""
+    properties: dict[str, Any] = {}
+    if spec.summary is not None:
+        properties["summary"] = {"type": "string"}
+    if spec.structured_data is not None:
+        fields = {f.name: _field_schema(f) for f in spec.structured_data.fields}
+        properties["structuredData"] = _strict_object(fields)
+    if spec.success_evaluation is not None:
+        properties["success"] = _strict_object(
+            {"verdict": {"type": "string", "enum": ["pass", "fail"]}, "reason": {"type": "string"}}
+        )
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "call_analysis",
+            "strict": True,
+            "schema": _strict_object(properties),
+        },
+    }
+
+
+def _strict_object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _field_schema(field: DataField) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": [field.type, "null"],  # the declared types are JSON Schema's names
+        "description": field.description.strip(),
+    }
+    if field.enum:
+        schema["enum"] = [*field.enum, None]
+    return schema
 
 
 def _describe(field: DataField) -> str:

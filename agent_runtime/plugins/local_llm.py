@@ -27,6 +27,7 @@ from livekit.agents import (
 )
 from livekit.agents.llm import ChatContext, Tool, ToolChoice
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents.utils import is_given
 
 from ..reference_data import KNOWLEDGE_PASSAGES, KNOWLEDGE_QUESTION, fence, neutralise
 from .condense import condense
@@ -163,16 +164,27 @@ class LocalLLM(llm.LLM[Literal["metrics_collected", "error"]]):
         tool_choice: NotGivenOr[ToolChoice] = NOT_GIVEN,
         extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
     ) -> LocalLLMStream:
-        # A 135M model cannot call tools reliably: it is offered none.
-        return LocalLLMStream(self, chat_ctx=chat_ctx, tools=[], conn_options=conn_options)
+        # A 135M model cannot call tools reliably: it is offered none. Of the request's extra
+        # fields, llama.cpp reads response_format (a JSON schema becomes a grammar).
+        extra = extra_kwargs if is_given(extra_kwargs) else {}
+        return LocalLLMStream(
+            self,
+            chat_ctx=chat_ctx,
+            tools=[],
+            conn_options=conn_options,
+            response_format=extra.get("response_format"),
+        )
 
-    def request(self, chat_ctx: ChatContext) -> dict[str, Any]:
+    def request(
+        self, chat_ctx: ChatContext, response_format: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         chat_ctx, passages = _take_knowledge(chat_ctx)
         messages, _ = chat_ctx.to_provider_format("openai")
         messages = _one_system_message([_text_only(m) for m in messages])
         if passages:
             messages = _with_excerpts(messages, passages, self._context_budget, self._language)
-        return _completion(messages, self._max_tokens, self._temperature)
+        request = _completion(messages, self._max_tokens, self._temperature)
+        return request | ({"response_format": response_format} if response_format else {})
 
 
 def _completion(
@@ -290,9 +302,21 @@ def prime_prompt_cache(
 
 
 class LocalLLMStream(llm.LLMStream):
+    def __init__(
+        self,
+        model: LocalLLM,
+        *,
+        chat_ctx: ChatContext,
+        tools: list[Tool],
+        conn_options: APIConnectOptions,
+        response_format: dict[str, Any] | None = None,
+    ) -> None:
+        self._response_format = response_format  # before the base class schedules _run
+        super().__init__(model, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)
+
     async def _run(self) -> None:
         assert isinstance(self._llm, LocalLLM)
-        request = self._llm.request(self._chat_ctx)
+        request = self._llm.request(self._chat_ctx, self._response_format)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         stop = threading.Event()

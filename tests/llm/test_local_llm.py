@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from kubevox_api.voiceagent_analysis import AnalysisSpec
 from livekit.agents import llm
 
+from agent_runtime.analysis.request import response_format
+from agent_runtime.model_reply import ask
 from agent_runtime.plugins.local_llm import LocalLLM, load_local_model
 
 pytestmark = pytest.mark.voice
@@ -180,3 +184,30 @@ def test_a_typed_chat_template_token_reaches_llama_cpp_as_text() -> None:
     ctx = llm.ChatContext()
     ctx.add_message(role="user", content=typed)
     assert prompt_tokens(LocalLLM(max_tokens=1).request(ctx)) > as_text
+
+
+async def test_a_response_format_holds_the_reply_to_its_json_schema() -> None:
+    # Asked for prose-free JSON in words alone, this model writes prose (docs/benchmarks.md,
+    # call analysis); the analysis's schema as response_format becomes llama.cpp's grammar.
+    spec = AnalysisSpec.model_validate(
+        {
+            "structuredData": {
+                "fields": [
+                    {"name": "day", "description": "the day asked about",
+                     "enum": ["saturday", "sunday"]},
+                    {"name": "urgent", "type": "boolean", "description": "whether it is urgent"},
+                ]
+            },
+            "successEvaluation": {"rubric": "The caller got the opening hours."},
+        }
+    )  # fmt: skip
+    load_local_model()
+    ctx = _chat("When does the pharmacy open on Saturday?")
+    text = await ask(LocalLLM(temperature=0, max_tokens=120), ctx, response_format(spec))
+    reply = json.loads(text)  # the whole reply is the object: no prose around it
+    assert set(reply) == {"structuredData", "success"}
+    assert set(reply["structuredData"]) == {"day", "urgent"}
+    assert reply["structuredData"]["day"] in ("saturday", "sunday", None)
+    assert reply["structuredData"]["urgent"] in (True, False, None)
+    assert reply["success"]["verdict"] in ("pass", "fail")
+    assert "response_format" not in LocalLLM().request(ctx)  # only when asked

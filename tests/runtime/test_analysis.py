@@ -25,6 +25,7 @@ from kubevox_devenv.redis import RedisSearchServer
 
 from agent_runtime import analysis
 from agent_runtime.analysis import ANALYSIS_CONSUMER
+from agent_runtime.analysis.request import response_format
 from agent_runtime.call_events import from_config, outbox_key
 from agent_runtime.call_events.delivery import Delivery
 from tests.knowledge.helpers import cli
@@ -163,6 +164,8 @@ async def test_a_call_is_analysed_into_a_call_analyzed_event_from_a_transcript_n
     assert "The caller got the pharmacy's hours." in system
     assert "caller: I need my insulin refilled, my name is [name]." in user
     assert request.headers["Authorization"] == "Bearer sk-analysis"
+    # ...and the reply's schema as the request's structured-output format, as OpenAI reads it.
+    assert request.body["response_format"] == response_format(config.spec.analysis)
 
     # A second pass (another worker, or this one again) analyses nothing twice.
     await _deliver(agent.delivery(config, consumer="pod-b"))

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 from kubevox_api.voiceagent_analysis import AnalysisSpec
 
-from agent_runtime.analysis.request import SUMMARY_MAX_CHARS, instructions, result
+from agent_runtime.analysis.request import (
+    SUMMARY_MAX_CHARS,
+    instructions,
+    response_format,
+    result,
+)
 
 SPEC = AnalysisSpec.model_validate(
     {
@@ -40,6 +45,31 @@ def test_the_request_names_every_declared_part_and_field() -> None:
     only_summary = AnalysisSpec.model_validate({"summary": {}})
     assert '"structuredData"' not in instructions(only_summary)
     assert '"success"' not in instructions(only_summary)
+
+
+def test_the_reply_s_schema_holds_each_part_to_its_declaration_and_allows_null() -> None:
+    fmt = response_format(SPEC)
+    assert fmt["type"] == "json_schema"
+    assert fmt["json_schema"]["strict"] is True
+    schema = fmt["json_schema"]["schema"]
+    # Strict structured outputs: every key required, no other key, at every level.
+    assert schema["required"] == ["summary", "structuredData", "success"]
+    assert schema["additionalProperties"] is False
+    data = schema["properties"]["structuredData"]
+    assert data["required"] == ["reason", "patientName", "age", "balance", "urgent"]
+    assert data["additionalProperties"] is False
+    fields = data["properties"]
+    assert fields["reason"]["type"] == ["string", "null"]
+    assert fields["reason"]["enum"] == ["appointment", "prescription", "billing", "other", None]
+    assert fields["age"] == {"type": ["integer", "null"], "description": "the patient's age"}
+    assert fields["balance"]["type"] == ["number", "null"]
+    assert fields["urgent"]["type"] == ["boolean", "null"]
+    assert "enum" not in fields["patientName"]
+    verdict = schema["properties"]["success"]
+    assert verdict["properties"]["verdict"]["enum"] == ["pass", "fail"]
+    assert verdict["required"] == ["verdict", "reason"]
+    only_summary = response_format(AnalysisSpec.model_validate({"summary": {}}))
+    assert only_summary["json_schema"]["schema"]["required"] == ["summary"]
 
 
 def test_a_good_reply_is_kept_as_declared() -> None:
