@@ -1,5 +1,5 @@
-"""Asking a language model for a whole reply, and reading a JSON object out of it: what the
-conversation tests' judge and the calls' analysis share."""
+"""Asking a language model for a whole reply held to a JSON schema, and reading the object out
+of it: what the conversation tests' judge and the calls' analysis share."""
 
 from __future__ import annotations
 
@@ -10,6 +10,31 @@ from typing import Any
 from livekit.agents import NOT_GIVEN, llm
 
 _OBJECT = re.compile(r"\{.*\}", re.S)
+
+
+def json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` as an OpenAI ``response_format`` (structured outputs, strict): OpenAI holds
+    its reply to it, and llama.cpp-based servers (the local model, vLLM, Ollama) turn it into a
+    grammar, so even a small model answers with the object asked for, not prose."""
+    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
+
+
+def strict_object(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object schema as strict mode wants it: every key required, no other key (a value
+    that may be absent is typed with ``null``)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+VERDICT_SCHEMA = strict_object(
+    {"verdict": {"type": "string", "enum": ["pass", "fail"]}, "reason": {"type": "string"}}
+)
+"""A verdict against a rubric, with its one-sentence reason: the judge's, and the analysis's
+success evaluation."""
 
 
 async def ask(

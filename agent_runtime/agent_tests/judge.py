@@ -1,6 +1,7 @@
 """The language model that judges a conversation against a case's rubric.
 
-The judge answers with a JSON verdict and a one-sentence reason. Anything else — no answer in
+The judge answers with a JSON verdict and a one-sentence reason (the request holds its reply to
+that schema). Anything else — no answer in
 time, an error, text that is not a verdict — fails the case with what happened: a rubric is
 never passed by default.
 """
@@ -19,9 +20,10 @@ from kubevox_api.voiceagenttest import VoiceAgentTestSpec
 from livekit.agents import llm
 
 from ..errors import ConfigError
-from ..model_reply import ask, json_object
+from ..model_reply import VERDICT_SCHEMA, ask, json_object, json_schema_format
 from ..providers import BuildContext, build_llm_endpoint
 
+REPLY_FORMAT = json_schema_format("verdict", VERDICT_SCHEMA)
 INSTRUCTIONS = (
     "You judge a conversation between a caller and a voice agent against a rubric. Read the "
     "transcript, decide whether the agent's side of it meets the rubric, and reply with one "
@@ -61,7 +63,7 @@ class Judge:
             content=f"Rubric:\n{rubric}\n\nTranscript:\n{transcript_text(transcript)}",
         )
         try:
-            text = await asyncio.wait_for(ask(self._model, ctx), self._timeout)
+            text = await asyncio.wait_for(ask(self._model, ctx, REPLY_FORMAT), self._timeout)
         except TimeoutError:
             return Verdict(False, f"the judge did not answer within {self._timeout:g} s")
         except Exception as e:  # the provider's own error, reported in the case's result

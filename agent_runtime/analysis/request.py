@@ -13,6 +13,8 @@ from typing import Any
 
 from kubevox_api.voiceagent_analysis import AnalysisSpec, DataField
 
+from ..model_reply import VERDICT_SCHEMA, json_schema_format, strict_object
+
 SUMMARY_MAX_CHARS = 2000
 SPEAKERS = {"user": "caller", "assistant": "agent"}
 
@@ -46,38 +48,18 @@ def instructions(spec: AnalysisSpec) -> str:
 
 
 def response_format(spec: AnalysisSpec) -> dict[str, Any]:
-    """The reply's JSON schema as an OpenAI ``response_format`` (structured outputs, strict):
-    OpenAI holds its reply to the schema, and llama.cpp-based servers (the local model, vLLM,
-    Ollama) turn it into a grammar, so even a small model answers with the object asked for,
-    not prose. Strict mode wants every key required and no other: a value the conversation
-    does not give is ``null``, which ``result`` reports missing."""
+    """The reply's JSON schema, as the request's structured-output format: one key per
+    declared part, a data field ``null`` where the conversation does not give it (which
+    ``result`` reports missing)."""
     properties: dict[str, Any] = {}
     if spec.summary is not None:
         properties["summary"] = {"type": "string"}
     if spec.structured_data is not None:
         fields = {f.name: _field_schema(f) for f in spec.structured_data.fields}
-        properties["structuredData"] = _strict_object(fields)
+        properties["structuredData"] = strict_object(fields)
     if spec.success_evaluation is not None:
-        properties["success"] = _strict_object(
-            {"verdict": {"type": "string", "enum": ["pass", "fail"]}, "reason": {"type": "string"}}
-        )
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": "call_analysis",
-            "strict": True,
-            "schema": _strict_object(properties),
-        },
-    }
-
-
-def _strict_object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
+        properties["success"] = VERDICT_SCHEMA
+    return json_schema_format("call_analysis", strict_object(properties))
 
 
 def _field_schema(field: DataField) -> dict[str, Any]:

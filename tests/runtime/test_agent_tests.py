@@ -247,6 +247,9 @@ async def test_a_suite_runs_against_the_real_agent(llm: OpenAIServer, judge: Ope
     asked = judge.chat_requests[0].body["messages"]
     assert asked[0]["role"] == "system"
     assert "JSON" in asked[0]["content"]
+    verdict = judge.chat_requests[0].body["response_format"]["json_schema"]
+    assert verdict["strict"] is True
+    assert verdict["schema"]["properties"]["verdict"]["enum"] == ["pass", "fail"]
     assert "The agent gives the weekday hours." in asked[1]["content"]
     assert f"caller: When are you open Monday to Friday?\nagent: {HOURS}" in asked[1]["content"]
     assert len(judge.chat_requests) == 2  # one verdict per rubric, none for hangs-up
