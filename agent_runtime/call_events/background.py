@@ -1,4 +1,5 @@
-"""The worker's delivery of its agent's outbox, in a thread of the worker's parent process.
+"""The worker's delivery of its agent's outbox (and of its spooled recordings), in a thread of
+the worker's parent process.
 
 livekit's production loop owns the parent's event loop (``_run_worker``), so the delivery runs
 its own loop in a daemon thread. On the way out (drained, or stopped) it is asked to stop and
@@ -11,21 +12,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-
-from .delivery import Delivery
+from typing import Protocol
 
 log = logging.getLogger("kubevox.call_events")
 
 FLUSH_SECONDS = 5.0
 
 
+class Deliverer(Protocol):
+    """A delivery loop: runs until ``stop`` is set, then is closed."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class DeliveryThread:
-    def __init__(self, delivery: Delivery) -> None:
+    def __init__(self, delivery: Deliverer) -> None:
         self.delivery = delivery
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="call-events", daemon=True)
+        name = type(delivery).__name__
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -41,7 +50,7 @@ class DeliveryThread:
         try:
             await self.delivery.run(self._stop)
         except Exception:
-            log.exception("the call events' delivery stopped")
+            log.exception("a delivery stopped", extra={"delivery": type(self.delivery).__name__})
         finally:
             await self.delivery.aclose()
 

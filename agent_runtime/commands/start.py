@@ -12,6 +12,7 @@ import functools
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from livekit.agents.cli.cli import _run_worker
     from prometheus_client import start_http_server
 
-    from .. import analysis, metrics, worker
+    from .. import analysis, metrics, recording, worker
     from ..call_events.background import DeliveryThread
     from ..callrecord import worker_name
 
@@ -127,9 +128,11 @@ def run(args: argparse.Namespace) -> int:
     # Call events (spec.callEvents): this worker also takes its agent's outbox to the sinks,
     # and analyses the calls in it (spec.analysis).
     delivery = analysis.build_delivery(config, os.environ, consumer=worker_name())
-    deliveries = DeliveryThread(delivery) if delivery is not None else None
-    if deliveries is not None:
-        deliveries.start()
+    # Recordings (spec.recording) whose upload failed at their call's end wait in the spool.
+    spooled = recording.spool_uploads(config, os.environ)
+    deliveries = [DeliveryThread(d) for d in (delivery, spooled) if d is not None]
+    for thread in deliveries:
+        thread.start()
     # If livekit's shutdown hangs once the calls are over, leave anyway (drained_exit.py).
     leave = functools.partial(_leave, own, deliveries)
     DrainedExit(lambda: server.draining, lambda: worker.active_calls(server)).watch(leave)
@@ -144,12 +147,12 @@ def _remove(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _leave(own: Path, deliveries: DeliveryThread | None = None) -> None:
+def _leave(own: Path, deliveries: Sequence[DeliveryThread] = ()) -> None:
     """Remove the worker's own files, then exit 0 without the interpreter's finalization: a
     drained pod was seen exiting 139 (SIGSEGV) after its last call, which reads as a failed
-    drain. The call events' delivery gets a few seconds first (its last calls' events; what it
-    leaves, another worker takes)."""
-    if deliveries is not None:
-        deliveries.stop()
+    drain. The deliveries get a few seconds first: the call events' (its last calls' events;
+    what it leaves, another worker takes) and the spooled recordings' (a last try)."""
+    for thread in deliveries:
+        thread.stop()
     _remove(own)
     exit_without_finalizing(0)

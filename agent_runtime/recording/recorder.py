@@ -1,6 +1,7 @@
 """One call's recording: livekit-agents' own RecorderIO (both sides in one stereo Ogg Opus file,
 the caller left, the agent as played right; its encoder runs in a thread of its own) joined to
-the call only once the call is to be recorded, and uploaded when the call ends.
+the call only once the call is to be recorded, and uploaded when the call ends (or, if the
+storage is away then, from the worker's spool: spool.py).
 
 Nothing before consent is kept: RecorderIO holds every frame it is given until it starts, so it
 is attached at the moment recording starts, not at the call's start. The upload runs in the
@@ -26,6 +27,7 @@ from livekit.agents.voice.recorder_io import RecorderIO
 from .. import metrics
 from ..callrecord import CallRecord
 from .consent import Consent, ConsentQuestion
+from .spool import Spool, Spooled, spool_dir
 from .storage import RecordingStore
 
 log = logging.getLogger("kubevox.recording")
@@ -48,12 +50,14 @@ class CallRecording:
         record: CallRecord,
         store: RecordingStore,
         directory: Path | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.spec = spec
         self.language = language
         self.record = record
         self.store = store
         self._dir = directory or Path(tempfile.gettempdir())
+        self.spool = spool or Spool(spool_dir(record.namespace, record.agent))
         self._recorder: RecorderIO | None = None
         self._path: Path | None = None
         self._name: str | None = None
@@ -67,7 +71,8 @@ class CallRecording:
         if spec is None:
             return None
         store = RecordingStore(spec.storage, config.namespace, config.name, env)
-        return cls(spec, config.spec.language, record, store)
+        spool = Spool(spool_dir(config.namespace, config.name, env))
+        return cls(spec, config.spec.language, record, store, spool=spool)
 
     def ask(self) -> ConsentQuestion:
         """Opens the question the notice asks (``consent: required``)."""
@@ -113,28 +118,39 @@ class CallRecording:
         self._recorder = recorder
 
     async def finish(self) -> None:
-        """Closes the file and uploads it (the job's shutdown); the file is removed either way."""
+        """Closes the file and uploads it (the job's shutdown). A failed upload leaves the file
+        in the worker's spool, which the worker uploads again (spool.py)."""
         if self._recorder is None or self._path is None or self._name is None:
             return
         labels = (self.record.agent, self.record.namespace)
+        upload = Spooled(self._name, self.record.call_id, self.record.caller_number)
         try:
             await self._recorder.aclose()
             await asyncio.to_thread(
-                self.store.upload,
-                self._path,
-                self._name,
-                self.record.call_id,
-                self.record.caller_number,
+                self.store.upload, self._path, upload.name, upload.call_id, upload.caller_number
             )
-            metrics.recording_uploads.labels(*labels, "uploaded").inc()
-            log.info("recording uploaded", extra={"call_id": self.record.call_id})
         except Exception as e:
             metrics.recording_uploads.labels(*labels, "failed").inc()
             # The error's text, not the request: MinIO's errors carry no credentials.
             log.error(
-                "recording upload failed",
+                "recording upload failed: kept in the spool for another try",
                 extra={"call_id": self.record.call_id, "object": self._name, "error": str(e)},
             )
-        finally:
+            self._keep(upload)
+            return
+        metrics.recording_uploads.labels(*labels, "uploaded").inc()
+        log.info("recording uploaded", extra={"call_id": self.record.call_id})
+        with contextlib.suppress(OSError):
+            self._path.unlink()
+
+    def _keep(self, upload: Spooled) -> None:
+        assert self._path is not None
+        try:
+            self.spool.keep(self._path, upload)
+        except OSError as e:  # nothing to keep (the recorder never wrote it), or no room
+            log.error(
+                "recording lost: not kept in the spool",
+                extra={"call_id": upload.call_id, "error": str(e)},
+            )
             with contextlib.suppress(OSError):
                 self._path.unlink()

@@ -5,7 +5,9 @@ recording goes to a real S3-compatible server (S3Proxy) with the agent's key pai
 A caller who says yes is recorded, both sides: the object is a stereo Ogg Opus file whose left
 channel has the caller's voice and right channel the agent's. A caller who says no is not, and
 nothing is uploaded. A phone keypad's consent key (DTMF through LiveKit) agrees as a yes does.
-The record says which, and the answer never reaches the language model."""
+The record says which, and the answer never reaches the language model. A recording the storage
+refuses at the call's end (the server down) waits in the worker's spool and reaches the bucket
+once the server is back."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from kubevox_devenv.worker import AgentWorker, call_records
 
 from agent_runtime.caller import SimulatedCall
 from agent_runtime.caller.audio import synthesize
+from agent_runtime.recording.spool import SPOOL_ENV
 from tests.support.recordings import channel_levels, stored
 from tests.support.servers.openai_server import OpenAIServer
 from tests.support.voice import call_options, start_worker, write_config
@@ -62,6 +65,7 @@ def worker(
     keys = {
         STORAGE_ACCESS_KEY_ENV: s3_server.access_key,
         STORAGE_SECRET_KEY_ENV: s3_server.secret_key,
+        SPOOL_ENV: str(workdir / "spool"),
     }
     w = start_worker(workdir, config, livekit, redis_server, **keys)
     yield w
@@ -147,3 +151,31 @@ async def test_the_consent_key_on_a_keypad_agrees(
     assert (record["recording"]["consent"], record["recording"]["consent_by"]) == ("given", "dtmf")
     channels, _ = channel_levels(await _stored(s3_server, record["recording"]["object"]))
     assert channels == 2
+
+
+async def test_a_recording_the_storage_refused_reaches_it_once_back(
+    worker: AgentWorker, livekit: LiveKitServer, s3_server: S3Server
+) -> None:
+    call = SimulatedCall(call_options(livekit, AGENT_NAME), index=4)
+    try:
+        await call.start()  # the notice
+        await call.turn(synthesize("Yes, that's fine."))
+        s3_server.stop()  # the storage goes away before the call ends
+        await call.hang_up()
+        record = await _record_of(worker, call.room_name)
+        name = record["recording"]["object"]
+        assert name, record["recording"]
+
+        def spooled() -> bool:
+            return "kept in the spool" in worker.log.read_text() and name in worker.log.read_text()
+
+        await until("the refused upload, spooled", spooled, 90)
+    finally:
+        s3_server.start()
+    channels, _ = channel_levels(await _stored(s3_server, name, within=120))
+    assert channels == 2
+    await until(
+        "the spool's upload logged",
+        lambda: "spooled recording uploaded" in worker.log.read_text(),
+        30,
+    )
