@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) and cache every program `make test` runs, in three chains side by side: one go
-# build leaves cores idle while it downloads its modules and while it links.
+# build leaves cores idle while it downloads its modules and while it links. On 2 cores that
+# gains nothing measurable (the builds are bound by the CPU: README, "Measured times").
 #
 # Each chain runs its steps in order, so that a step reuses what the one before it compiled
 # (the node's Kubernetes binaries the control plane's packages, promtool Prometheus'); across
