@@ -11,7 +11,7 @@ from kubevox_api import AgentRuntimeConfig
 
 from .consent import Consent, ConsentQuestion, answer_of
 from .recorder import CallRecording
-from .spool import Spool, SpoolUploads, spool_dir
+from .spool import Spool, SpoolUploads, agent_storage
 from .storage import RecordingStore
 
 __all__ = [
@@ -33,6 +33,5 @@ def spool_uploads(
     spec = config.spec.recording
     if spec is None:
         return None
-    store = RecordingStore(spec.storage, config.namespace, config.name, env)
-    spool = Spool(spool_dir(config.namespace, config.name, env))
+    store, spool = agent_storage(spec.storage, config.namespace, config.name, env)
     return SpoolUploads(spool, store, (config.name, config.namespace))

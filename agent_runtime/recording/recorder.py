@@ -27,7 +27,7 @@ from livekit.agents.voice.recorder_io import RecorderIO
 from .. import metrics
 from ..callrecord import CallRecord
 from .consent import Consent, ConsentQuestion
-from .spool import Spool, Spooled, spool_dir
+from .spool import Spool, Spooled, agent_storage, spool_dir
 from .storage import RecordingStore
 
 log = logging.getLogger("kubevox.recording")
@@ -70,8 +70,7 @@ class CallRecording:
         spec = config.spec.recording
         if spec is None:
             return None
-        store = RecordingStore(spec.storage, config.namespace, config.name, env)
-        spool = Spool(spool_dir(config.namespace, config.name, env))
+        store, spool = agent_storage(spec.storage, config.namespace, config.name, env)
         return cls(spec, config.spec.language, record, store, spool=spool)
 
     def ask(self) -> ConsentQuestion:

@@ -21,10 +21,14 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import metrics
 from ..call_events.delivery import Backoff
 from .storage import RecordingStore
+
+if TYPE_CHECKING:
+    from kubevox_api.voiceagent_recording import RecordingStorage
 
 log = logging.getLogger("kubevox.recording")
 
@@ -51,6 +55,14 @@ class Spooled:
 def spool_dir(namespace: str, agent: str, env: Mapping[str, str] = os.environ) -> Path:
     root = Path(env.get(SPOOL_ENV) or Path(tempfile.gettempdir()) / "kubevox-recordings")
     return root / namespace / agent
+
+
+def agent_storage(
+    storage: RecordingStorage, namespace: str, agent: str, env: Mapping[str, str]
+) -> tuple[RecordingStore, Spool]:
+    """An agent's bucket and its spool: where its calls' jobs put recordings, and where the
+    worker's parent takes them from."""
+    return RecordingStore(storage, namespace, agent, env), Spool(spool_dir(namespace, agent, env))
 
 
 class Spool:

@@ -18,9 +18,12 @@ from kubevox_api.voiceagent_recording import (
 )
 from kubevox_devenv.s3 import S3Server
 
-from agent_runtime.recording.spool import Spool, Spooled, SpoolUploads, spool_dir
+from agent_runtime.callrecord import CallRecord
+from agent_runtime.recording import CallRecording, spool_uploads
+from agent_runtime.recording.spool import SPOOL_ENV, Spool, Spooled, SpoolUploads, spool_dir
 from agent_runtime.recording.storage import CALL_ID_META, RecordingStore
 from tests.support.recordings import stored
+from tests.support.runtime import make_config
 from tests.support.waits import until
 
 BUCKET = "spooled"
@@ -121,3 +124,30 @@ async def test_what_the_storage_never_took_is_tried_at_exit_and_named(
     left = [r for r in caplog.records if r.getMessage() == "recording left in the spool"]
     assert [getattr(r, "call_id", None) for r in left] == ["c-left"]
     assert spool.pending()  # still there for the next start of a worker on this volume
+
+
+def test_a_call_s_job_and_the_worker_s_parent_share_the_agent_s_spool(tmp_path: Path) -> None:
+    storage = {
+        "endpoint": "http://127.0.0.1:9",
+        "bucket": BUCKET,
+        "accessKeyRef": {"name": "s3", "key": "access"},
+        "secretKeyRef": {"name": "s3", "key": "secret"},
+    }
+    recording = {"notice": "This call may be recorded.", "storage": storage}
+    config = make_config({"recording": recording}, name="front-desk")
+    env = {
+        STORAGE_ACCESS_KEY_ENV: "access",
+        STORAGE_SECRET_KEY_ENV: "secret",
+        SPOOL_ENV: str(tmp_path),
+    }
+    record = CallRecord.of(config, "c1", "room-1", "abc")
+    job = CallRecording.of(config, record, env)
+    parent = spool_uploads(config, env)
+    assert job is not None
+    assert parent is not None
+    assert job.spool.directory == parent.spool.directory == tmp_path / "clinic" / "front-desk"
+    assert job.store.prefix == parent.store.prefix
+    assert parent.labels == ("front-desk", "clinic")
+    unrecorded = make_config(name="front-desk")
+    assert spool_uploads(unrecorded, env) is None
+    assert CallRecording.of(unrecorded, record, env) is None
