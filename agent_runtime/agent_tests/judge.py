@@ -1,9 +1,8 @@
 """The language model that judges a conversation against a case's rubric.
 
 The judge answers with a JSON verdict and a one-sentence reason (the request holds its reply to
-that schema). Anything else — no answer in
-time, an error, text that is not a verdict — fails the case with what happened: a rubric is
-never passed by default.
+that schema). Anything else — no answer in time, an error, text that is not a verdict — fails
+the case with what happened: a rubric is never passed by default.
 """
 
 from __future__ import annotations

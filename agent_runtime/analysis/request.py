@@ -1,9 +1,9 @@
 """What the language model is asked about a finished call, and what of its answer is kept: one
 request for every part the agent declares (``spec.analysis``), one JSON object back (its JSON
 schema sent as the request's structured-output format), each part checked against its
-declaration. A value that does not match is reported, never repaired or
-invented: a field of the wrong type or outside its enum is ``missing``, like one the
-conversation did not give. Pure."""
+declaration. A value that does not match is reported, never repaired or invented: a field of
+the wrong type or outside its enum is ``missing``, like one the conversation did not give.
+Pure."""
 
 from __future__ import annotations
 
